@@ -1,0 +1,1 @@
+"""chute's workflow steps: one package per step (handler -> domain -> adapters)."""

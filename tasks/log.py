@@ -1,0 +1,38 @@
+"""The one place that owns chute's logger: JSON lines, static lowercase messages, keyword fields.
+
+The execution name is the correlation id: handlers and the Batch entrypoint call
+``bind(execution=...)`` once per invocation.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+_logger: Logger | None = None
+
+
+def get_logger() -> Logger:
+    global _logger
+    if _logger is None:
+        _logger = Logger(service="chute", level=logging.INFO)
+    return _logger
+
+
+def bind(**fields: Any) -> None:
+    """Attach fields (e.g. ``execution``) to every following log line of this invocation."""
+    get_logger().append_keys(**fields)
+
+
+def info(message: str, **fields: Any) -> None:
+    get_logger().info(message, extra=fields)
+
+
+def warning(message: str, **fields: Any) -> None:
+    get_logger().warning(message, extra=fields)
+
+
+def error(message: str, **fields: Any) -> None:
+    get_logger().error(message, extra=fields)

@@ -1,0 +1,56 @@
+"""Names shared by the tasks, the embedded runtime (chute/) and the CDK app (infra/).
+
+Everything that must be spelled the same on both sides lives here: environment variable names
+read by the settings, the placeholder keys of ``workflows/pipeline.asl.json`` and the handler
+paths of the functions.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- environment variables read by tasks.settings -------------------------------------------
+ENV_STATE_MACHINE_ARN: Final = "CHUTE_STATE_MACHINE_ARN"
+ENV_STAGING_BUCKET: Final = "CHUTE_STAGING_BUCKET"
+ENV_OUTPUT_BUCKET: Final = "CHUTE_OUTPUT_BUCKET"
+ENV_ARCHIVE_BUCKET: Final = "CHUTE_ARCHIVE_BUCKET"
+ENV_QUARANTINE_BUCKET: Final = "CHUTE_QUARANTINE_BUCKET"
+ENV_SUFFIXES: Final = "CHUTE_SUFFIXES"
+ENV_PREFIX: Final = "CHUTE_PREFIX"
+ENV_MAX_FILE_BYTES: Final = "CHUTE_MAX_FILE_BYTES"
+ENV_PART_SIZE_BYTES: Final = "CHUTE_PART_SIZE_BYTES"
+ENV_LOG_LEVEL: Final = "CHUTE_LOG_LEVEL"
+
+# Set by the state machine on the Batch job (container overrides), read by batch/.
+ENV_JOB_FILE: Final = "CHUTE_JOB_FILE"
+ENV_JOB_TARGET: Final = "CHUTE_JOB_TARGET"
+ENV_JOB_EXECUTION: Final = "CHUTE_JOB_EXECUTION"
+
+# --- functions: logical name -> Lambda handler path -----------------------------------------
+HANDLERS: Final[dict[str, str]] = {
+    "trigger": "tasks.trigger.handler.handler",
+    "validate": "tasks.validate.handler.handler",
+    "convert": "tasks.convert.handler.handler",
+    "archive": "tasks.archive.handler.handler",
+    "quarantine": "tasks.quarantine.handler.handler",
+}
+
+# --- the Batch job's container command (the Dockerfile's CMD is exactly this) ------------------
+BATCH_COMMAND: Final[tuple[str, ...]] = ("python", "-m", "batch")
+
+# --- placeholders in workflows/pipeline.asl.json ---------------------------------------------
+PLACEHOLDERS: Final[tuple[str, ...]] = (
+    "ValidateFunctionArn",
+    "ConvertFunctionArn",
+    "ArchiveFunctionArn",
+    "QuarantineFunctionArn",
+    "BatchJobQueueArn",
+    "BatchJobDefinitionArn",
+    "LargeFileThresholdBytes",
+    "BatchTimeoutSeconds",
+)
+
+DEFAULT_SUFFIXES: Final[tuple[str, ...]] = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+DEFAULT_LARGE_FILE_THRESHOLD_BYTES: Final = 256 * 1024 * 1024
+DEFAULT_MAX_FILE_BYTES: Final = 50 * 1024**3
+DEFAULT_BATCH_TIMEOUT_SECONDS: Final = 4 * 3600

@@ -1,0 +1,110 @@
+"""Typed settings, one object per deployable, built once at cold start from an injected mapping.
+
+Nothing reads ``os.environ`` at import: handlers call ``X.from_mapping(os.environ)`` on their first
+invocation, tests and the embedded runtime pass plain dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tasks import names
+
+
+class SettingsError(ValueError):
+    """A required setting is missing or malformed."""
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"setting {name} is required")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"setting {name} must be an integer, got {raw!r}") from exc
+    if value <= 0:
+        raise SettingsError(f"setting {name} must be positive, got {value}")
+    return value
+
+
+def _suffixes(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get(names.ENV_SUFFIXES, "").strip()
+    if not raw:
+        return names.DEFAULT_SUFFIXES
+    items = tuple(s.strip().lower() for s in raw.split(",") if s.strip())
+    return tuple(s if s.startswith(".") else f".{s}" for s in items)
+
+
+@dataclass(frozen=True)
+class TriggerSettings:
+    state_machine_arn: str
+    suffixes: tuple[str, ...] = names.DEFAULT_SUFFIXES
+    prefix: str = ""
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> TriggerSettings:
+        return cls(
+            state_machine_arn=_required(env, names.ENV_STATE_MACHINE_ARN),
+            suffixes=_suffixes(env),
+            prefix=env.get(names.ENV_PREFIX, ""),
+        )
+
+
+@dataclass(frozen=True)
+class ValidateSettings:
+    output_bucket: str
+    suffixes: tuple[str, ...] = names.DEFAULT_SUFFIXES
+    max_file_bytes: int = names.DEFAULT_MAX_FILE_BYTES
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> ValidateSettings:
+        return cls(
+            output_bucket=_required(env, names.ENV_OUTPUT_BUCKET),
+            suffixes=_suffixes(env),
+            max_file_bytes=_int(env, names.ENV_MAX_FILE_BYTES, names.DEFAULT_MAX_FILE_BYTES),
+        )
+
+
+DEFAULT_PART_SIZE_BYTES = 8 * 1024 * 1024
+MIN_PART_SIZE_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
+
+
+@dataclass(frozen=True)
+class ConvertSettings:
+    part_size_bytes: int = DEFAULT_PART_SIZE_BYTES
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> ConvertSettings:
+        part = _int(env, names.ENV_PART_SIZE_BYTES, DEFAULT_PART_SIZE_BYTES)
+        if part < MIN_PART_SIZE_BYTES:
+            raise SettingsError(
+                f"setting {names.ENV_PART_SIZE_BYTES} must be at least {MIN_PART_SIZE_BYTES}"
+            )
+        return cls(part_size_bytes=part)
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    archive_bucket: str
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> ArchiveSettings:
+        return cls(archive_bucket=_required(env, names.ENV_ARCHIVE_BUCKET))
+
+
+@dataclass(frozen=True)
+class QuarantineSettings:
+    quarantine_bucket: str
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> QuarantineSettings:
+        return cls(quarantine_bucket=_required(env, names.ENV_QUARANTINE_BUCKET))
