@@ -54,3 +54,22 @@ DEFAULT_SUFFIXES: Final[tuple[str, ...]] = (".csv", ".tsv", ".csv.gz", ".tsv.gz"
 DEFAULT_LARGE_FILE_THRESHOLD_BYTES: Final = 256 * 1024 * 1024
 DEFAULT_MAX_FILE_BYTES: Final = 50 * 1024**3
 DEFAULT_BATCH_TIMEOUT_SECONDS: Final = 4 * 3600
+
+# --- which settings each function receives (the CDK app and the embedded runtime both use this) -
+FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
+    "trigger": (ENV_STATE_MACHINE_ARN, ENV_SUFFIXES, ENV_PREFIX),
+    "validate": (ENV_OUTPUT_BUCKET, ENV_SUFFIXES, ENV_MAX_FILE_BYTES),
+    "convert": (ENV_PART_SIZE_BYTES,),
+    "archive": (ENV_ARCHIVE_BUCKET,),
+    "quarantine": (ENV_QUARANTINE_BUCKET,),
+}
+
+# --- the Batch job definition's retry strategy: retry only transient exits (EX_TEMPFAIL = 75);
+# the explicit catch-all EXIT matters, unmatched failures would otherwise be retried.
+BATCH_RETRY_STRATEGY: Final[dict[str, object]] = {
+    "attempts": 3,
+    "evaluateOnExit": [
+        {"onExitCode": "75", "action": "RETRY"},
+        {"onExitCode": "*", "action": "EXIT"},
+    ],
+}

@@ -1,0 +1,225 @@
+"""The ``chute`` command line. Commands are thin: parsing and presentation over chute.run and
+chute.embedded. Exit codes: 0 ok, 1 a file did not reach its expected outcome, 2 bad usage or
+input, 3 the embedded runtime could not start, 4 timed out waiting."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from chute.embedded import DEFAULT_PORT, EmbeddedAws, EmbeddedError, LocalSettings, Resources
+from chute.executions import QUARANTINED, SUCCEEDED
+from chute.run import FileResult, RunError, RunOptions, collect_files, run_files
+from tasks import names
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RUNTIME, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="chute: validate, convert and archive files through a Step Functions pipeline, "
+    "on AWS or on an embedded local AWS.",
+)
+console = Console()
+err = Console(stderr=True)
+
+_STYLE = {SUCCEEDED: "green", QUARANTINED: "yellow", "RUNNING": "cyan"}
+
+
+def _location(result: FileResult) -> str:
+    ex = result.execution
+    if ex is None:
+        return ""
+    if ex.outcome == SUCCEEDED and ex.output:
+        target = ex.output.get("output", {})
+        where = f"s3://{target.get('bucket')}/{target.get('key')}"
+        return f"{where} -> {result.downloaded}" if result.downloaded else where
+    if ex.error:
+        return ex.error
+    return ex.current_state or ""
+
+
+def _table(results: list[FileResult], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("key", "route", "status", "duration", "output / error"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        ex = r.execution
+        status = r.outcome
+        style = _STYLE.get(status, "red")
+        if r.expected_quarantine and status == QUARANTINED:
+            status = "QUARANTINED (expected)"
+        duration = f"{ex.duration_seconds:.1f}s" if ex and ex.duration_seconds is not None else ""
+        table.add_row(
+            r.key,
+            (ex.route if ex else None) or "-",
+            f"[{style}]{status}[/]",
+            duration,
+            _location(r),
+        )
+    return table
+
+
+def _as_json(results: list[FileResult]) -> str:
+    rows: list[dict[str, Any]] = []
+    for r in results:
+        ex = r.execution
+        rows.append(
+            {
+                "key": r.key,
+                "execution": ex.name if ex else None,
+                "route": ex.route if ex else None,
+                "outcome": r.outcome,
+                "expected": r.ok,
+                "durationSeconds": ex.duration_seconds if ex else None,
+                "error": ex.error if ex else None,
+                "output": (ex.output or {}).get("output") if ex else None,
+                "downloaded": str(r.downloaded) if r.downloaded else None,
+            }
+        )
+    return json.dumps(rows, indent=2, default=str)
+
+
+@app.command()
+def run(
+    paths: Annotated[list[str], typer.Argument(help="Files or directories to process.")],
+    out: Annotated[Path, typer.Option(help="Where outputs are downloaded.")] = Path("chute-out"),
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(help="Use a running endpoint (e.g. `chute up`) instead of starting one."),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port of the embedded endpoint.")] = DEFAULT_PORT,
+    large_threshold: Annotated[
+        int | None,
+        typer.Option(help="Files of at least this many bytes go to AWS Batch (embedded only)."),
+    ] = None,
+    expect_quarantine: Annotated[
+        list[str] | None,
+        typer.Option(help="Glob of keys expected to be quarantined (counts as success)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for all executions.")] = 900,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> None:
+    """Upload files to staging, follow every execution to its end, download the outputs."""
+    try:
+        files = collect_files(paths)
+    except RunError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    options = RunOptions(
+        paths=paths, out_dir=out, expect_quarantine=expect_quarantine or [], timeout_seconds=timeout
+    )
+    runtime: EmbeddedAws | None = None
+    if endpoint_url is None:
+        settings = LocalSettings(port=port)
+        if large_threshold is not None:
+            settings.large_file_threshold_bytes = large_threshold
+        runtime = EmbeddedAws(settings)
+        try:
+            runtime.start()
+        except EmbeddedError as exc:
+            runtime.stop()
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(EXIT_RUNTIME) from exc
+        clients = runtime
+        resources = runtime.resources
+    else:
+        if large_threshold is not None:
+            err.print("[red]error:[/] --large-threshold only applies to the embedded runtime")
+            raise typer.Exit(EXIT_USAGE)
+        clients = EmbeddedAws(LocalSettings())
+        clients.endpoint_url = endpoint_url
+        resources = Resources(prefix="chute", region=clients.settings.region)
+    try:
+        results, finished = _run_with_display(clients, resources, options, files, as_json)
+    finally:
+        if runtime is not None:
+            runtime.stop()
+    if as_json:
+        console.print_json(_as_json(results))
+    else:
+        console.print(_table(results, "chute run"))
+        if runtime is not None:
+            console.print(f"logs: {runtime.log_dir}")
+    if not finished:
+        err.print(f"[red]timed out[/] after {timeout:.0f}s waiting for executions")
+        raise typer.Exit(EXIT_TIMEOUT)
+    raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
+
+
+def _run_with_display(
+    clients: EmbeddedAws,
+    resources: Resources,
+    options: RunOptions,
+    files: list[Any],
+    quiet: bool,
+) -> tuple[list[FileResult], bool]:
+    s3 = clients.client("s3")
+    sfn = clients.client("stepfunctions")
+    common = {
+        "s3": s3,
+        "sfn": sfn,
+        "staging_bucket": resources.staging_bucket,
+        "state_machine_arn": resources.state_machine_arn,
+        "options": options,
+        "files": files,
+    }
+    if quiet or not console.is_terminal:
+        return run_files(**common)
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+        return run_files(
+            **common, on_progress=lambda rs: live.update(_table(rs, "chute run (running)"))
+        )
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="Port to serve the AWS endpoint on.")] = DEFAULT_PORT,
+    large_threshold: Annotated[
+        int, typer.Option(help="Files of at least this many bytes go to AWS Batch.")
+    ] = names.DEFAULT_LARGE_FILE_THRESHOLD_BYTES,
+) -> None:
+    """Serve the embedded local AWS with the pipeline deployed, until Ctrl-C."""
+    runtime = EmbeddedAws(LocalSettings(port=port, large_file_threshold_bytes=large_threshold))
+    try:
+        runtime.start()
+    except EmbeddedError as exc:
+        runtime.stop()
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_RUNTIME) from exc
+    r = runtime.resources
+    console.print(f"chute embedded AWS on [bold]{runtime.endpoint_url}[/] (Ctrl-C to stop)")
+    console.print(f"  staging bucket  s3://{r.staging_bucket}")
+    console.print(f"  output bucket   s3://{r.output_bucket}")
+    console.print(f"  archive bucket  s3://{r.archive_bucket}")
+    console.print(f"  quarantine      s3://{r.quarantine_bucket}")
+    console.print(f"  state machine   {r.state_machine_arn}")
+    console.print(f"  logs            {runtime.log_dir}")
+    console.print(
+        f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE s3://{r.staging_bucket}/"
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.stop()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

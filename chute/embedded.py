@@ -1,0 +1,428 @@
+"""The embedded local AWS: an in-process AWS endpoint (moto's server with its Amazon States
+Language interpreter) on 127.0.0.1, holding the same resources the CDK stack deploys, with the
+project's own handlers executing Lambda tasks and its own container command executing Batch jobs.
+
+This module and its helpers (moto_fixes, lambda_workers, batch_jobs, event_source) are the one
+place where running locally differs from running on AWS.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from chute import moto_fixes
+from chute.batch_jobs import LocalBatch
+from chute.event_source import SqsEventSource
+from chute.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
+from tasks import names
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW_FILE = REPO_ROOT / "workflows" / "pipeline.asl.json"
+ACCOUNT_ID = "123456789012"  # moto's default account
+DEFAULT_PORT = 4566
+DEFAULT_REGION = "us-east-1"
+FUNCTION_TIMEOUTS = {"trigger": 60, "validate": 60, "convert": 900, "archive": 300, "quarantine": 120}
+BATCH_ATTEMPT_SECONDS = 4 * 3600
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded runtime could not start."""
+
+
+class PortInUse(EmbeddedError):
+    pass
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Names and ARNs of the pipeline's resources (the same set the CDK stack outputs)."""
+
+    prefix: str
+    region: str
+    account: str = ACCOUNT_ID
+
+    def bucket(self, role: str) -> str:
+        return f"{self.prefix}-{role}"
+
+    @property
+    def staging_bucket(self) -> str:
+        return self.bucket("staging")
+
+    @property
+    def output_bucket(self) -> str:
+        return self.bucket("output")
+
+    @property
+    def archive_bucket(self) -> str:
+        return self.bucket("archive")
+
+    @property
+    def quarantine_bucket(self) -> str:
+        return self.bucket("quarantine")
+
+    @property
+    def queue_name(self) -> str:
+        return f"{self.prefix}-staging-events"
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.prefix}-staging-events-dlq"
+
+    def function_name(self, step: str) -> str:
+        return f"{self.prefix}-{step}"
+
+    def function_arn(self, step: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name(step)}"
+
+    @property
+    def state_machine_name(self) -> str:
+        return f"{self.prefix}-pipeline"
+
+    @property
+    def state_machine_arn(self) -> str:
+        return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{self.state_machine_name}"
+
+    @property
+    def job_queue(self) -> str:
+        return f"{self.prefix}-convert"
+
+    @property
+    def job_definition(self) -> str:
+        return f"{self.prefix}-convert"
+
+    @property
+    def role_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:role/{self.prefix}-local"
+
+
+def load_definition(substitutions: dict[str, str]) -> str:
+    """The workflow file with its ${Placeholders} filled (what CFN DefinitionSubstitutions does)."""
+    text = WORKFLOW_FILE.read_text(encoding="utf-8")
+    for key, value in substitutions.items():
+        text = text.replace("${" + key + "}", value)
+    return text
+
+
+@dataclass
+class LocalSettings:
+    port: int = DEFAULT_PORT
+    host: str = "127.0.0.1"
+    region: str = DEFAULT_REGION
+    prefix: str = "chute"
+    large_file_threshold_bytes: int = names.DEFAULT_LARGE_FILE_THRESHOLD_BYTES
+    batch_timeout_seconds: int = names.DEFAULT_BATCH_TIMEOUT_SECONDS
+    time_scale: float = 1.0
+    state_dir: Path = field(default_factory=lambda: Path(".chute"))
+    suffixes: tuple[str, ...] = names.DEFAULT_SUFFIXES
+    max_receive_count: int = 3
+    visibility_timeout_seconds: int = 30
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(
+                f"port {port} on {host} is already in use; pick another with --port"
+            ) from exc
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedAws:
+    """Start with ``with EmbeddedAws(settings) as aws: ...`` (or start()/stop())."""
+
+    def __init__(self, settings: LocalSettings | None = None) -> None:
+        self.settings = settings or LocalSettings()
+        self.resources = Resources(prefix=self.settings.prefix, region=self.settings.region)
+        self.endpoint_url = f"http://{self.settings.host}:{self.settings.port}"
+        self.log_dir = self.settings.state_dir / "logs"
+        self._server: Any = None
+        self._workers: LambdaWorkers | None = None
+        self._batch: LocalBatch | None = None
+        self._event_source: SqsEventSource | None = None
+        self._faults: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self._faults_lock = threading.Lock()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> EmbeddedAws:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> EmbeddedAws:
+        from moto.core.config import default_user_config
+        from moto.moto_api import state_manager
+        from moto.server import ThreadedMotoServer
+
+        check_port_free(self.settings.host, self.settings.port)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.log_dir / "batch").mkdir(exist_ok=True)
+        # The ASL interpreter calls back into the server on localhost:$MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(self.settings.port)
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        default_user_config["batch"] = {"use_docker": False}
+        # Jobs change status only when our runner says so (not on every DescribeJobs).
+        state_manager.set_transition("batch::job", {"progression": "manual", "times": 10**9})
+
+        self._workers = LambdaWorkers(log_dir=self.log_dir)
+        self._batch = LocalBatch(
+            base_env=self._process_env(), log_dir=self.log_dir / "batch", cwd=REPO_ROOT
+        )
+        moto_fixes.HOOKS.lambda_executor = self._invoke_lambda
+        moto_fixes.HOOKS.batch_executor = self._batch.submit
+        moto_fixes.HOOKS.time_scale = self.settings.time_scale
+        moto_fixes.apply_all()
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
+        self._server = ThreadedMotoServer(
+            ip_address=self.settings.host, port=self.settings.port, verbose=False
+        )
+        self._server.start()
+        self._create_resources()
+        self._event_source = SqsEventSource(
+            sqs=self.client("sqs"),
+            lambda_client=self.client("lambda"),
+            queue_url=self.queue_url(),
+            queue_arn=self._queue_arn(self.resources.queue_name),
+            function_name=self.resources.function_name("trigger"),
+            region=self.settings.region,
+        )
+        self._event_source.start()
+        return self
+
+    def stop(self) -> None:
+        if self._event_source:
+            self._event_source.stop()
+        if self._batch:
+            self._batch.close()
+        if self._workers:
+            self._workers.close()
+        if self._server:
+            self._server.stop()
+            self._server = None
+        moto_fixes.HOOKS.lambda_executor = None
+        moto_fixes.HOOKS.batch_executor = None
+        moto_fixes.revert_all()
+
+    # --- clients ------------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint_url,
+            region_name=self.settings.region,
+            aws_access_key_id="chute",
+            aws_secret_access_key="chute",
+            config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        )
+
+    def queue_url(self, name: str | None = None) -> str:
+        resp = self.client("sqs").get_queue_url(QueueName=name or self.resources.queue_name)
+        return str(resp["QueueUrl"])
+
+    def _queue_arn(self, name: str) -> str:
+        return f"arn:aws:sqs:{self.settings.region}:{ACCOUNT_ID}:{name}"
+
+    def _process_env(self) -> dict[str, str]:
+        """What a Lambda worker or Batch process sees besides its own settings."""
+        env = {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "chute",
+            "AWS_SECRET_ACCESS_KEY": "chute",
+            "AWS_DEFAULT_REGION": self.settings.region,
+            "AWS_REGION": self.settings.region,
+            "PYTHONUNBUFFERED": "1",
+        }
+        for name in ("PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        return env
+
+    # --- fault injection (for tests and demos of Retry) ---------------------------------------
+    def inject_fault(self, step: str, error_type: str, message: str = "", times: int = 1) -> None:
+        """The next ``times`` invocations of ``step`` fail with ``error_type`` without running
+        the handler, exactly as a raised exception of that class would be reported."""
+        with self._faults_lock:
+            self._faults[self.resources.function_name(step)].extend(
+                [(error_type, message or f"injected {error_type}")] * times
+            )
+
+    def _take_fault(self, function_name: str) -> tuple[str, str] | None:
+        with self._faults_lock:
+            queue = self._faults.get(function_name)
+            return queue.pop(0) if queue else None
+
+    # --- hooks --------------------------------------------------------------------------------
+    def _invoke_lambda(self, fn: Any, event: Any) -> tuple[str, bool, str]:
+        assert self._workers is not None
+        fault = self._take_fault(fn.function_name)
+        if fault is not None:
+            error = {"errorType": fault[0], "errorMessage": fault[1]}
+            return json.dumps(error), True, ""
+        env = {
+            **self._process_env(),
+            **{str(k): str(v) for k, v in (fn.environment_vars or {}).items()},
+            "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+        }
+        spec = FunctionSpec(
+            name=fn.function_name,
+            handler=fn.handler,
+            environment=env,
+            timeout_seconds=float(fn.timeout),
+            memory_mb=int(fn.memory_size),
+        )
+        result: InvokeResult = self._workers.invoke(spec, event)
+        return result.payload, result.errored, result.logs
+
+    # --- resources ----------------------------------------------------------------------------
+    def _create_resources(self) -> None:
+        r = self.resources
+        s3 = self.client("s3")
+        for bucket in (r.staging_bucket, r.output_bucket, r.archive_bucket, r.quarantine_bucket):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(
+            Bucket=r.staging_bucket, VersioningConfiguration={"Status": "Enabled"}
+        )
+
+        sqs = self.client("sqs")
+        dlq_url = sqs.create_queue(QueueName=r.dlq_name)["QueueUrl"]
+        dlq_arn = self._queue_arn(r.dlq_name)
+        sqs.create_queue(
+            QueueName=r.queue_name,
+            Attributes={
+                "VisibilityTimeout": str(self.settings.visibility_timeout_seconds),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self.settings.max_receive_count}
+                ),
+            },
+        )
+        del dlq_url
+        s3.put_bucket_notification_configuration(
+            Bucket=r.staging_bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "Id": "staging-object-created",
+                        "QueueArn": self._queue_arn(r.queue_name),
+                        "Events": ["s3:ObjectCreated:*"],
+                    }
+                ]
+            },
+        )
+
+        iam = self.client("iam")
+        iam.create_role(
+            RoleName=f"{r.prefix}-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )
+        values = {
+            names.ENV_STATE_MACHINE_ARN: r.state_machine_arn,
+            names.ENV_STAGING_BUCKET: r.staging_bucket,
+            names.ENV_OUTPUT_BUCKET: r.output_bucket,
+            names.ENV_ARCHIVE_BUCKET: r.archive_bucket,
+            names.ENV_QUARANTINE_BUCKET: r.quarantine_bucket,
+            names.ENV_SUFFIXES: ",".join(self.settings.suffixes),
+            names.ENV_PREFIX: "",
+            names.ENV_MAX_FILE_BYTES: str(names.DEFAULT_MAX_FILE_BYTES),
+            names.ENV_PART_SIZE_BYTES: str(8 * 1024 * 1024),
+        }
+        lam = self.client("lambda")
+        for step in ("validate", "convert", "archive", "quarantine"):
+            self._create_function(lam, step, values)
+        self._create_batch(values)
+        sfn = self.client("stepfunctions")
+        sfn.create_state_machine(
+            name=r.state_machine_name,
+            definition=load_definition(self.substitutions()),
+            roleArn=r.role_arn,
+            type="STANDARD",
+        )
+        self._create_function(lam, "trigger", values)
+
+    def substitutions(self) -> dict[str, str]:
+        r = self.resources
+        return {
+            "ValidateFunctionArn": r.function_arn("validate"),
+            "ConvertFunctionArn": r.function_arn("convert"),
+            "ArchiveFunctionArn": r.function_arn("archive"),
+            "QuarantineFunctionArn": r.function_arn("quarantine"),
+            "BatchJobQueueArn": (
+                f"arn:aws:batch:{r.region}:{r.account}:job-queue/{r.job_queue}"
+            ),
+            "BatchJobDefinitionArn": (
+                f"arn:aws:batch:{r.region}:{r.account}:job-definition/{r.job_definition}:1"
+            ),
+            "LargeFileThresholdBytes": str(self.settings.large_file_threshold_bytes),
+            "BatchTimeoutSeconds": str(self.settings.batch_timeout_seconds),
+        }
+
+    def _create_function(self, lam: Any, step: str, values: dict[str, str]) -> None:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as archive:
+            archive.writestr("README.txt", "code runs from the chute project (embedded runtime)")
+        env = {name: values[name] for name in names.FUNCTION_SETTINGS[step]}
+        lam.create_function(
+            FunctionName=self.resources.function_name(step),
+            Runtime=f"python{sys.version_info.major}.{sys.version_info.minor}",
+            Role=self.resources.role_arn,
+            Handler=names.HANDLERS[step],
+            Code={"ZipFile": buf.getvalue()},
+            Timeout=FUNCTION_TIMEOUTS[step],
+            MemorySize=1024 if step == "convert" else 256,
+            Environment={"Variables": env},
+        )
+
+    def _create_batch(self, values: dict[str, str]) -> None:
+        r = self.resources
+        batch = self.client("batch")
+        env_arn = batch.create_compute_environment(
+            computeEnvironmentName=f"{r.prefix}-local",
+            type="UNMANAGED",
+            state="ENABLED",
+            serviceRole=r.role_arn,
+        )["computeEnvironmentArn"]
+        batch.create_job_queue(
+            jobQueueName=r.job_queue,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env_arn}],
+        )
+        env = [{"name": n, "value": values[n]} for n in names.FUNCTION_SETTINGS["convert"]]
+        batch.register_job_definition(
+            jobDefinitionName=r.job_definition,
+            type="container",
+            containerProperties={
+                "image": "chute-batch:local",
+                "command": list(names.BATCH_COMMAND),
+                "environment": env,
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "2"},
+                    {"type": "MEMORY", "value": "4096"},
+                ],
+            },
+            retryStrategy=names.BATCH_RETRY_STRATEGY,
+            timeout={"attemptDurationSeconds": BATCH_ATTEMPT_SECONDS},
+        )
