@@ -61,6 +61,12 @@ class LocalBatch:
         self._processes: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._faults: list[int] = []
+
+    def inject_exit(self, exit_code: int, times: int = 1) -> None:
+        """The next ``times`` attempts end with ``exit_code`` without running the command."""
+        with self._lock:
+            self._faults.extend([exit_code] * times)
 
     def submit(self, job: Any) -> None:
         thread = threading.Thread(target=self._run, args=(job,), daemon=True, name=job.job_id)
@@ -96,6 +102,12 @@ class LocalBatch:
     def _attempt(
         self, command: list[str], env: dict[str, str], timeout: int | None, log_path: Path
     ) -> tuple[int, str]:
+        with self._lock:
+            fault = self._faults.pop(0) if self._faults else None
+        if fault is not None:
+            with log_path.open("ab") as log:
+                log.write(f"injected exit code {fault}\n".encode())
+            return fault, "Essential container in task exited"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 command, env=env, cwd=self._cwd, stdout=log, stderr=subprocess.STDOUT

@@ -269,6 +269,11 @@ class EmbeddedAws:
                 [(error_type, message or f"injected {error_type}")] * times
             )
 
+    def inject_batch_exit(self, exit_code: int, times: int = 1) -> None:
+        """The next ``times`` Batch job attempts end with ``exit_code``."""
+        assert self._batch is not None
+        self._batch.inject_exit(exit_code, times)
+
     def _take_fault(self, function_name: str) -> tuple[str, str] | None:
         with self._faults_lock:
             queue = self._faults.get(function_name)

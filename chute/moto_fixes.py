@@ -17,6 +17,8 @@ Fixes:
   s3-multipart-put-event    CompleteMultipartUpload also emits ObjectCreated:Put
   s3-event-fields           events lack sequencer/versionId and encode '/' in keys as %2F
   sfn-unnamed-execution     StartExecution without a name yields the name "None"
+  sfn-fail-states-error     a Fail state whose ErrorPath yields a States.* name (e.g. a Batch
+                            States.TaskFailed passed on) ends in States.Runtime instead
   sfn-batch-casing-request  batch:submitJob(.sync) passes ASL casing (JobName) to botocore: the
                             request fails with States.Runtime 'JobName' (getmoto/moto#10076)
   sfn-batch-casing-response the .sync result and failure cause keep botocore casing (jobId,
@@ -46,6 +48,11 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (  # noqa: E501
     StateTaskServiceBatch,
 )
+from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+    StatesErrorName,
+)
+from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 LambdaExecutor = Callable[[LambdaFunction, Any], tuple[str, bool, str]]
@@ -174,6 +181,18 @@ def _sfn_named_execution(original: Any) -> Any:
     return start_execution
 
 
+def _fail_error_name(original: Any) -> Any:
+    def error_name(value: str | None) -> ErrorName:
+        if value is not None and value.startswith("States."):
+            try:
+                return StatesErrorName.from_name(value)
+            except ValueError:
+                return ErrorName(error_name=value)
+        return original(value)  # type: ignore[no-any-return]
+
+    return error_name
+
+
 _BATCH_MODEL: Any = None
 
 
@@ -266,6 +285,13 @@ FIXES: dict[str, Fix] = {
             StepFunctionsParserBackend,
             "start_execution",
             _sfn_named_execution,
+        ),
+        Fix(
+            "sfn-fail-states-error",
+            "Fail with an ErrorPath yielding States.* ends in States.Runtime",
+            state_fail,
+            "CustomErrorName",
+            _fail_error_name,
         ),
         Fix(
             "sfn-batch-casing-request",

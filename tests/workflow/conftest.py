@@ -1,0 +1,96 @@
+"""One embedded runtime for the workflow tests (starting it takes about a second).
+
+Retry waits are scaled down (time_scale) and the queue's visibility timeout is short, so nothing
+sleeps for real retry intervals; waits are bounded polls.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chute.embedded import EmbeddedAws, LocalSettings, free_port
+from chute.executions import ExecutionView, list_arns, view
+
+LARGE_THRESHOLD = 2048  # bytes: files of at least this size take the Batch route
+
+
+class Pipeline:
+    def __init__(self, aws: EmbeddedAws) -> None:
+        self.aws = aws
+        self.r = aws.resources
+        self.s3 = aws.client("s3")
+        self.sfn = aws.client("stepfunctions")
+        self.sqs = aws.client("sqs")
+
+    def put(self, key: str, body: bytes) -> str:
+        self.s3.put_object(Bucket=self.r.staging_bucket, Key=key, Body=body)
+        return str(self.s3.head_object(Bucket=self.r.staging_bucket, Key=key)["ETag"].strip('"'))
+
+    def executions_for(self, key: str) -> list[ExecutionView]:
+        found = []
+        for item in list_arns(self.sfn, self.r.state_machine_arn):
+            current = view(self.sfn, item["executionArn"])
+            if current.key == key:
+                found.append(current)
+        return found
+
+    def wait_for(self, key: str, timeout: float = 60) -> ExecutionView:
+        """The finished execution of ``key`` (bounded poll)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = [e for e in self.executions_for(key) if e.status != "RUNNING"]
+            if done:
+                return done[0]
+            time.sleep(0.2)
+        raise AssertionError(f"no finished execution for {key!r} within {timeout}s")
+
+    def history(self, arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+            events.extend(page["events"])
+        return events
+
+    def keys(self, bucket: str) -> list[str]:
+        resp = self.s3.list_objects_v2(Bucket=bucket)
+        return sorted(o["Key"] for o in resp.get("Contents", []))
+
+    def read(self, bucket: str, key: str) -> bytes:
+        return bytes(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def jsonl(self, bucket: str, key: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.read(bucket, key).decode().splitlines()]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
+    settings = LocalSettings(
+        port=free_port(),
+        large_file_threshold_bytes=LARGE_THRESHOLD,
+        time_scale=0.001,
+        state_dir=Path(tmp_path_factory.mktemp("chute")),
+        visibility_timeout_seconds=1,
+        max_receive_count=2,
+    )
+    with EmbeddedAws(settings) as aws:
+        yield aws
+
+
+@pytest.fixture
+def pipeline(embedded: EmbeddedAws) -> Pipeline:
+    return Pipeline(embedded)
