@@ -21,8 +21,8 @@ Fixes:
                             States.TaskFailed passed on) ends in States.Runtime instead
   sfn-batch-casing-request  batch:submitJob(.sync) passes ASL casing (JobName) to botocore: the
                             request fails with States.Runtime 'JobName' (getmoto/moto#10076)
-  sfn-batch-casing-response the .sync result and failure cause keep botocore casing (jobId,
-                            container.exitCode) where AWS gives JobId, Container.ExitCode
+  sfn-batch-casing-response results keep botocore casing (jobId, container.exitCode) where AWS
+                            gives JobId, Container.ExitCode; .sync then fails on 'JobId'
 """
 
 from __future__ import annotations
