@@ -35,7 +35,13 @@ WORKFLOW_FILE = REPO_ROOT / "workflows" / "pipeline.asl.json"
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_PORT = 4566
 DEFAULT_REGION = "us-east-1"
-FUNCTION_TIMEOUTS = {"trigger": 60, "validate": 60, "convert": 900, "archive": 300, "quarantine": 120}
+FUNCTION_TIMEOUTS = {
+    "trigger": 60,
+    "validate": 60,
+    "convert": 900,
+    "archive": 300,
+    "quarantine": 120,
+}
 BATCH_ATTEMPT_SECONDS = 4 * 3600
 
 
@@ -230,7 +236,7 @@ class EmbeddedAws:
     # --- clients ------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
         return boto3.client(
-            service,  # type: ignore[call-overload]
+            service,
             endpoint_url=self.endpoint_url,
             region_name=self.settings.region,
             aws_access_key_id="chute",
@@ -320,7 +326,10 @@ class EmbeddedAws:
             Attributes={
                 "VisibilityTimeout": str(self.settings.visibility_timeout_seconds),
                 "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self.settings.max_receive_count}
+                    {
+                        "deadLetterTargetArn": dlq_arn,
+                        "maxReceiveCount": self.settings.max_receive_count,
+                    }
                 ),
             },
         )
@@ -374,9 +383,7 @@ class EmbeddedAws:
             "ConvertFunctionArn": r.function_arn("convert"),
             "ArchiveFunctionArn": r.function_arn("archive"),
             "QuarantineFunctionArn": r.function_arn("quarantine"),
-            "BatchJobQueueArn": (
-                f"arn:aws:batch:{r.region}:{r.account}:job-queue/{r.job_queue}"
-            ),
+            "BatchJobQueueArn": (f"arn:aws:batch:{r.region}:{r.account}:job-queue/{r.job_queue}"),
             "BatchJobDefinitionArn": (
                 f"arn:aws:batch:{r.region}:{r.account}:job-definition/{r.job_definition}:1"
             ),

@@ -67,7 +67,13 @@ def view(sfn: Any, arn: str) -> ExecutionView:
         for e in _history(sfn, arn)
         if "stateEnteredEventDetails" in e
     ]
-    route = "batch" if "ConvertInBatch" in entered else "lambda" if "ConvertInLambda" in entered else None
+    route = (
+        "batch"
+        if "ConvertInBatch" in entered
+        else "lambda"
+        if "ConvertInLambda" in entered
+        else None
+    )
     status = desc["status"]
     if status == "SUCCEEDED":
         outcome = SUCCEEDED

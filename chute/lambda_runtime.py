@@ -25,7 +25,9 @@ class Context:
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
         self.aws_request_id = request_id
-        self.invoked_function_arn = f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
+        )
         self.log_group_name = f"/aws/lambda/{self.function_name}"
         self.log_stream_name = "local"
         self._deadline_ms = deadline_ms

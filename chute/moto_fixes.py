@@ -38,19 +38,18 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import botocore.session
-
 from moto.awslambda.models import LambdaFunction
 from moto.batch.models import Job
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.s3 import notifications as s3_notifications
 from moto.s3.models import S3Backend
-from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (  # noqa: E501
-    StateTaskServiceBatch,
-)
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
     StatesErrorName,
+)
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (  # noqa: E501
+    StateTaskServiceBatch,
 )
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
@@ -197,7 +196,8 @@ _BATCH_MODEL: Any = None
 
 
 def _batch_operation(action: str) -> Any:
-    """The botocore operation model for an ASL action ("submitJob") or boto name ("describe_jobs")."""
+    """The botocore operation model for an ASL action ("submitJob") or a boto name
+    ("describe_jobs")."""
     global _BATCH_MODEL
     if _BATCH_MODEL is None:
         _BATCH_MODEL = botocore.session.get_session().get_service_model("batch")

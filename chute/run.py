@@ -63,7 +63,8 @@ def collect_files(paths: Iterable[str | Path]) -> list[LocalFile]:
             found = sorted(
                 p
                 for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
                 raise RunError(f"{raw}: directory has no files")
@@ -174,7 +175,9 @@ def run_files(
     known = {e["executionArn"] for e in list_arns(sfn, state_machine_arn)}
     uploaded = upload(s3, staging_bucket, files)
     results = [
-        FileResult(u, expected_quarantine=expected_quarantine(u.file.key, options.expect_quarantine))
+        FileResult(
+            u, expected_quarantine=expected_quarantine(u.file.key, options.expect_quarantine)
+        )
         for u in uploaded
     ]
     finished = wait_for_executions(

@@ -7,17 +7,31 @@ The execution name is the correlation id: handlers and the Batch entrypoint call
 from __future__ import annotations
 
 import logging
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 from aws_lambda_powertools import Logger
 
 _logger: Logger | None = None
 
 
+class _CurrentStdout(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is now (it is swapped by test capture and the local
+    runtime), not the stream that existed when the logger was built."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def get_logger() -> Logger:
     global _logger
     if _logger is None:
-        _logger = Logger(service="chute", level=logging.INFO)
+        _logger = Logger(service="chute", level=logging.INFO, logger_handler=_CurrentStdout())
     return _logger
 
 

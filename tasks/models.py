@@ -143,7 +143,9 @@ class Plan:
     @classmethod
     def from_dict(cls, data: Any) -> Plan:
         data = _mapping(data, "plan")
-        return cls(file=FileSpec.from_dict(data.get("file")), target=Target.from_dict(data.get("target")))
+        return cls(
+            file=FileSpec.from_dict(data.get("file")), target=Target.from_dict(data.get("target"))
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file.to_dict(), "target": self.target.to_dict()}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -51,7 +51,6 @@ def translate(exc: Exception, *, what: str) -> Exception:
             return SourceChanged(f"{what}: object changed since the event ({code})")
         if code in _TRANSIENT:
             return StorageUnavailable(f"{what}: S3 answered {code}")
-        return exc
     if isinstance(exc, BotoCoreError):
         return StorageUnavailable(f"{what}: {type(exc).__name__}")
     return exc
@@ -114,7 +113,7 @@ class S3Store:
                 Key=ref.key,
                 Range=f"bytes=0-{length - 1}",
                 **_version_args(ref),
-                **({"IfMatch": ref.etag} if ref.etag else {}),
+                **({"IfMatch": f'"{_strip_etag(ref.etag)}"'} if ref.etag else {}),
             )
             data: bytes = resp["Body"].read()
         except Exception as exc:
@@ -128,7 +127,7 @@ class S3Store:
                 Bucket=ref.bucket,
                 Key=ref.key,
                 **_version_args(ref),
-                **({"IfMatch": ref.etag} if ref.etag else {}),
+                **({"IfMatch": f'"{_strip_etag(ref.etag)}"'} if ref.etag else {}),
             )
         except Exception as exc:
             raise translate(exc, what=f"s3://{ref.bucket}/{ref.key}") from exc
@@ -148,14 +147,23 @@ class S3Store:
             raise
         writer.complete()
 
-    def copy(self, src: ObjectRef, dst_bucket: str, dst_key: str) -> None:
-        """Managed copy (multipart above the threshold, so objects over 5 GB work)."""
+    def copy(
+        self, src: ObjectRef, dst_bucket: str, dst_key: str, *, if_match: str | None = None
+    ) -> None:
+        """Managed copy (multipart above the threshold, so objects over 5 GB work).
+
+        ``if_match``: copy only while the source still has this eTag (else SourceChanged). Sent
+        quoted, as HTTP wants it: the managed copy checks it with a HeadObject too, and moto's
+        HeadObject only matches the quoted form.
+        """
         source: dict[str, str] = {"Bucket": src.bucket, "Key": src.key, **_version_args(src)}
+        extra = {"CopySourceIfMatch": f'"{_strip_etag(if_match)}"'} if if_match else None
         try:
             self._client.copy(
                 source,
                 dst_bucket,
                 dst_key,
+                ExtraArgs=extra,
                 Config=TransferConfig(multipart_threshold=64 * 1024 * 1024),
             )
         except Exception as exc:
@@ -251,10 +259,8 @@ class MultipartWriter:
     def abort(self) -> None:
         if self._upload_id is None:
             return
-        try:
+        # If the abort fails too, the bucket's lifecycle rule removes the parts after a day.
+        with suppress(ClientError, BotoCoreError):
             self._client.abort_multipart_upload(
                 Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
             )
-        except (ClientError, BotoCoreError):
-            # The staging bucket's lifecycle rule aborts incomplete uploads after a day.
-            pass

@@ -10,11 +10,13 @@ import json
 
 from tests.workflow.conftest import LARGE_THRESHOLD, Pipeline, wait_until
 
-SMALL_CSV = b"id,name,city\n1,Ann,Oslo\n2,\"Smith, Bob\",Z\xc3\xbcrich\n"
+SMALL_CSV = b'id,name,city\n1,Ann,Oslo\n2,"Smith, Bob",Z\xc3\xbcrich\n'
 
 
 def _entered(history: list[dict]) -> list[str]:
-    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    return [
+        e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e
+    ]
 
 
 def _task_failures(history: list[dict]) -> list[str]:
@@ -38,7 +40,11 @@ def test_small_file_takes_the_lambda_route_and_is_archived(pipeline: Pipeline) -
     assert pipeline.read(pipeline.r.archive_bucket, key) == SMALL_CSV
     assert key not in pipeline.keys(pipeline.r.staging_bucket)
     assert ex.output is not None
-    assert ex.output["output"] == {"bucket": pipeline.r.output_bucket, "key": out_key, "format": "jsonl"}
+    assert ex.output["output"] == {
+        "bucket": pipeline.r.output_bucket,
+        "key": out_key,
+        "format": "jsonl",
+    }
 
 
 def test_large_file_takes_the_batch_route(pipeline: Pipeline) -> None:
@@ -236,6 +242,7 @@ def _queue_empty(pipeline: Pipeline, embedded) -> bool:
         QueueUrl=embedded.queue_url(),
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
-    return attrs["ApproximateNumberOfMessages"] == "0" and attrs[
-        "ApproximateNumberOfMessagesNotVisible"
-    ] == "0"
+    return (
+        attrs["ApproximateNumberOfMessages"] == "0"
+        and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+    )

@@ -1,0 +1,133 @@
+"""The Batch container's entrypoint: convert one large file with the same code as the Lambda.
+
+The container command is ``python -m batch`` (``tasks.names.BATCH_COMMAND``). The job's
+parameters come from the environment the state machine sets (container overrides):
+
+    CHUTE_JOB_FILE        FileSpec JSON (the validated source and how to read it)
+    CHUTE_JOB_TARGET      Target JSON (where the JSON Lines go)
+    CHUTE_JOB_EXECUTION   the execution name (the correlation id of every log line)
+    CHUTE_PART_SIZE_BYTES and the convert function's other settings
+
+A Batch failure reaches the workflow only as ``States.TaskFailed`` with the DescribeJobs JSON
+as cause, so the outcome is told by the exit code (the job definition's
+``retryStrategy.evaluateOnExit`` retries only ``EXIT_TEMPFAIL``). On failure one JSON line
+``{"error": <class name>, "cause": <message>, "exitCode": <code>}`` goes to stderr.
+
+Exit codes (sysexits.h values; the same table is in docs/CONTRACTS.md):
+
+    code  constant       meaning                                     workflow
+    ----  -------------  ------------------------------------------  ---------------------------
+       0  EXIT_OK        converted                                   Archive
+      64  EXIT_USAGE     bad job parameters or settings (EX_USAGE)   Fail, file stays in staging
+      65  EXIT_DATAERR   the file is bad: a PermanentError           Quarantine
+      66  EXIT_NOINPUT   source gone or changed: a StaleEventError   Fail, nothing moved
+      70  EXIT_SOFTWARE  unexpected error (EX_SOFTWARE)              Fail, file stays in staging
+      75  EXIT_TEMPFAIL  a TransientError (EX_TEMPFAIL)              Batch retries, then Fail
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from tasks import log, names
+from tasks.adapters.s3 import S3Store
+from tasks.convert.domain import convert
+from tasks.errors import PermanentError, StaleEventError, TransientError
+from tasks.models import FileSpec, ModelError, Plan, Target
+from tasks.settings import ConvertSettings, SettingsError
+
+EXIT_OK: Final = 0
+"""Converted: the target object is written."""
+EXIT_USAGE: Final = 64
+"""Bad job parameters: missing or malformed CHUTE_JOB_* variables, bad settings, unknown args."""
+EXIT_DATAERR: Final = 65
+"""The file is bad (a PermanentError): quarantine it."""
+EXIT_NOINPUT: Final = 66
+"""The source is gone or changed (a StaleEventError): nothing to do."""
+EXIT_SOFTWARE: Final = 70
+"""An unexpected exception: a bug or a misconfiguration (e.g. access denied)."""
+EXIT_TEMPFAIL: Final = 75
+"""A TransientError (throttling, 5xx, network): worth retrying the job."""
+
+USAGE = f"""\
+usage: python -m batch [--help]
+
+Convert one file for the chute pipeline (the AWS Batch job). Parameters come from the environment:
+  {names.ENV_JOB_FILE:<22}  FileSpec JSON
+  {names.ENV_JOB_TARGET:<22}  Target JSON
+  {names.ENV_JOB_EXECUTION:<22}  execution name (log correlation id)
+  {names.ENV_PART_SIZE_BYTES:<22}  multipart part size in bytes (optional)
+
+exit codes: {EXIT_OK} converted, {EXIT_USAGE} bad parameters, {EXIT_DATAERR} bad file,
+  {EXIT_NOINPUT} source gone or changed, {EXIT_SOFTWARE} unexpected error, {EXIT_TEMPFAIL} transient
+"""
+
+
+class UsageError(Exception):
+    """The job was started with missing or malformed parameters."""
+
+
+def _json_param(environ: Mapping[str, str], name: str) -> Any:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        raise UsageError(f"{name} is required")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{name} is not valid JSON: {exc}") from exc
+
+
+def _job(environ: Mapping[str, str]) -> tuple[Plan, str, ConvertSettings]:
+    execution = environ.get(names.ENV_JOB_EXECUTION, "").strip()
+    if not execution:
+        raise UsageError(f"{names.ENV_JOB_EXECUTION} is required")
+    plan = Plan(
+        file=FileSpec.from_dict(_json_param(environ, names.ENV_JOB_FILE)),
+        target=Target.from_dict(_json_param(environ, names.ENV_JOB_TARGET)),
+    )
+    return plan, execution, ConvertSettings.from_mapping(environ)
+
+
+def _exit_code(exc: Exception) -> int:
+    if isinstance(exc, UsageError | ModelError | SettingsError):
+        return EXIT_USAGE
+    if isinstance(exc, PermanentError):
+        return EXIT_DATAERR
+    if isinstance(exc, StaleEventError):
+        return EXIT_NOINPUT
+    if isinstance(exc, TransientError):
+        return EXIT_TEMPFAIL
+    return EXIT_SOFTWARE
+
+
+def _fail(exc: Exception) -> int:
+    code = _exit_code(exc)
+    name = type(exc).__name__
+    if code == EXIT_SOFTWARE:
+        log.get_logger().exception("batch job crashed", error=name, exit_code=code)
+    else:
+        log.error("batch job failed", error=name, cause=str(exc), exit_code=code)
+    report = {"error": name, "cause": str(exc), "exitCode": code}
+    print(json.dumps(report, ensure_ascii=False), file=sys.stderr, flush=True)
+    return code
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str], *, store: S3Store | None = None) -> int:
+    """Run the job described by ``environ``; return the process exit code (see EXIT_*)."""
+    args = list(argv)
+    if args in (["--help"], ["-h"]):
+        print(USAGE, end="")
+        return EXIT_OK
+    try:
+        if args:
+            raise UsageError(f"unexpected arguments: {' '.join(args)}")
+        plan, execution, settings = _job(environ)
+        log.bind(execution=execution)
+        output = convert(plan, store or S3Store(), settings)
+    except Exception as exc:
+        return _fail(exc)
+    log.info("batch job finished", rows=output.rows, bytes=output.bytes)
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""Archive: move a converted original from staging to the archive bucket."""

@@ -1,0 +1,29 @@
+"""Lambda entry point of the Archive step: ``{"file", "execution"}`` -> archived ObjectRef."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from tasks import log
+from tasks.adapters.s3 import S3Store
+from tasks.archive.domain import archive
+from tasks.models import FileSpec
+from tasks.settings import ArchiveSettings
+
+
+@functools.cache
+def _settings() -> ArchiveSettings:
+    return ArchiveSettings.from_mapping(os.environ)
+
+
+@functools.cache
+def _store() -> S3Store:
+    return S3Store()
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    log.bind(execution=event.get("execution"))
+    file = FileSpec.from_dict(event.get("file"))
+    return archive(file, _store(), _settings()).to_dict()

@@ -1,0 +1,29 @@
+"""Lambda adapter of the convert step: ``{"plan": Plan, "execution": str}`` -> Output dict."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from tasks import log
+from tasks.adapters.s3 import S3Store
+from tasks.convert.domain import convert
+from tasks.models import Plan
+from tasks.settings import ConvertSettings
+
+
+@functools.cache
+def settings() -> ConvertSettings:
+    return ConvertSettings.from_mapping(os.environ)
+
+
+@functools.cache
+def store() -> S3Store:
+    return S3Store()
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    log.bind(execution=event.get("execution"))
+    plan = Plan.from_dict(event.get("plan"))
+    return convert(plan, store(), settings()).to_dict()

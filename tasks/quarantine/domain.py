@@ -1,0 +1,166 @@
+"""Move a rejected original to the quarantine bucket (same key) with ``<key>.error.json`` beside it.
+
+Order: copy, write the report, delete the original, so a crash at any point leaves the file in at
+least one place and running the step again completes the move. The step never fails because the
+file is gone: the report is still written and says so.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from tasks import log
+from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
+from tasks.models import ObjectRef
+from tasks.settings import QuarantineSettings
+
+if TYPE_CHECKING:
+    from tasks.adapters.s3 import Head
+
+REPORT_SUFFIX = ".error.json"
+MAX_CAUSE_BYTES = 32 * 1024
+MAX_MESSAGE_BYTES = 4 * 1024
+
+FileStatus = Literal["quarantined", "not_found", "changed"]
+
+_NOTES: dict[FileStatus, str] = {
+    "quarantined": "the original is stored beside this report",
+    "not_found": "the original was not found in staging nor in quarantine",
+    "changed": "staging now holds a different object under this key; it was left in place",
+}
+
+
+class Store(Protocol):
+    def head(self, ref: ObjectRef) -> Head: ...
+
+    def exists(self, bucket: str, key: str) -> Head | None: ...
+
+    def copy(
+        self, src: ObjectRef, dst_bucket: str, dst_key: str, *, if_match: str | None = None
+    ) -> None: ...
+
+    def delete(self, ref: ObjectRef) -> None: ...
+
+    def put_json(self, bucket: str, key: str, document: dict[str, Any]) -> None: ...
+
+
+def quarantine(
+    source: ObjectRef,
+    error_name: str,
+    cause: str,
+    failed_state: str,
+    execution: str,
+    store: Store,
+    settings: QuarantineSettings,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """Quarantine ``source`` and report why; returns ``{"bucket", "key", "reportKey"}``."""
+    bucket = settings.quarantine_bucket
+    report_key = source.key + REPORT_SUFFIX
+    status, copied = _copy(source, store, bucket)
+    report = build_report(
+        source=source,
+        status=status,
+        error_name=error_name,
+        cause=cause,
+        failed_state=failed_state,
+        execution=execution,
+        bucket=bucket,
+        now=now or datetime.now(UTC),
+    )
+    store.put_json(bucket, report_key, report)
+    if copied:
+        store.delete(source)
+    log.warning(
+        "file quarantined",
+        status=status,
+        error=error_name,
+        failed_state=failed_state,
+        bucket=bucket,
+        key=source.key,
+    )
+    return {"bucket": bucket, "key": source.key, "reportKey": report_key}
+
+
+def _copy(source: ObjectRef, store: Store, bucket: str) -> tuple[FileStatus, bool]:
+    """Copy the original into quarantine if it is still in staging.
+
+    Returns the file's status and whether the original was copied now (and must be deleted).
+    """
+    announced = (source.etag or "").strip('"')
+    try:
+        head = store.head(source)
+        if announced and announced != head.etag:
+            return "changed", False
+        store.copy(source, bucket, source.key, if_match=head.etag or None)
+    except SourceChanged:
+        return "changed", False
+    except SourceMissing:
+        # Gone from staging: moved by an earlier attempt of this step, or deleted by someone.
+        return ("quarantined" if store.exists(bucket, source.key) else "not_found"), False
+    copied = store.exists(bucket, source.key)
+    if copied is None or copied.size != head.size:
+        found = "nothing" if copied is None else f"{copied.size} bytes"
+        raise StorageUnavailable(
+            f"copy to s3://{bucket}/{source.key}: expected {head.size} bytes, found {found}"
+        )
+    return "quarantined", True
+
+
+def build_report(
+    *,
+    source: ObjectRef,
+    status: FileStatus,
+    error_name: str,
+    cause: str,
+    failed_state: str,
+    execution: str,
+    bucket: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The ``<key>.error.json`` document: why the file was rejected and where it is."""
+    cause_text, cause_truncated = truncate_utf8(cause, MAX_CAUSE_BYTES)
+    report: dict[str, Any] = {
+        "error": error_name,
+        "message": None,
+        "cause": cause_text,
+        "causeTruncated": cause_truncated,
+        "causeBytes": len(cause.encode("utf-8")),
+        "failedState": failed_state,
+        "execution": execution,
+        "time": now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "source": source.to_dict(),
+        "file": {
+            "status": status,
+            "note": _NOTES[status],
+            "bucket": bucket if status == "quarantined" else None,
+            "key": source.key if status == "quarantined" else None,
+        },
+    }
+    message = lambda_error_message(cause)
+    if message is not None:
+        report["message"] = truncate_utf8(message, MAX_MESSAGE_BYTES)[0]
+    return report
+
+
+def lambda_error_message(cause: str) -> str | None:
+    """The ``errorMessage`` of a Lambda error cause (a JSON document), if that's what it is."""
+    if not cause.startswith("{"):
+        return None
+    try:
+        document = json.loads(cause)
+    except ValueError:
+        return None  # e.g. a cause that was already truncated upstream
+    message = document.get("errorMessage") if isinstance(document, dict) else None
+    return message if isinstance(message, str) else None
+
+
+def truncate_utf8(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` cut to at most ``limit`` UTF-8 bytes (never inside a character), and whether it
+    was cut."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text, False
+    return data[:limit].decode("utf-8", errors="ignore"), True

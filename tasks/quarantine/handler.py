@@ -1,0 +1,39 @@
+"""Lambda entry point of the Quarantine step (reached from every Catch of a permanent error)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from tasks import log
+from tasks.adapters.s3 import S3Store
+from tasks.models import ObjectRef
+from tasks.quarantine.domain import quarantine
+from tasks.settings import QuarantineSettings
+
+
+@functools.cache
+def _settings() -> QuarantineSettings:
+    return QuarantineSettings.from_mapping(os.environ)
+
+
+@functools.cache
+def _store() -> S3Store:
+    return S3Store()
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    execution = str(event.get("execution") or "")
+    log.bind(execution=execution)
+    error = event.get("error")
+    error = error if isinstance(error, dict) else {}
+    return quarantine(
+        ObjectRef.from_dict(event.get("source")),
+        error_name=str(error.get("Error") or "Unknown"),
+        cause=str(error.get("Cause") or ""),
+        failed_state=str(event.get("failedState") or "unknown"),
+        execution=execution,
+        store=_store(),
+        settings=_settings(),
+    )

@@ -1,0 +1,1 @@
+"""Trigger: S3 events delivered through SQS -> one idempotently named execution per object."""

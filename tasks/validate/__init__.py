@@ -1,0 +1,1 @@
+"""Validate: cheap structural checks on the staged object, and the plan for the conversion."""

@@ -1,0 +1,203 @@
+"""Archive: copy the original to the archive bucket, check the copy, delete it from staging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tasks.adapters.s3 import S3Store
+from tasks.archive import handler as archive_handler
+from tasks.archive.domain import archive
+from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
+from tasks.models import FileSpec, ObjectRef
+from tasks.settings import ArchiveSettings
+
+STAGING = "chute-staging"
+ARCHIVE = "chute-archive"
+SETTINGS = ArchiveSettings(archive_bucket=ARCHIVE)
+KEYS = [
+    "incoming/orders.csv",
+    "incoming/monthly report (2024).csv",
+    "incoming/a+b=c.tsv",
+    "incoming/100% done.csv.gz",
+    "incoming/déjà vu/DATA.CSV",
+]
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=STAGING)
+        client.create_bucket(Bucket=ARCHIVE)
+        yield client
+
+
+@pytest.fixture
+def store(s3: Any) -> S3Store:
+    return S3Store()
+
+
+def stage(s3: Any, key: str, body: bytes = b"id,name\n1,alice\n") -> FileSpec:
+    """Stage an object; the FileSpec Validate would have produced for it."""
+    resp = s3.put_object(Bucket=STAGING, Key=key, Body=body)
+    ref = ObjectRef(
+        bucket=STAGING,
+        key=key,
+        size=len(body),
+        etag=resp["ETag"].strip('"'),
+        version_id=resp.get("VersionId"),
+    )
+    return FileSpec(ref=ref, format="csv", compression="none")
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_archive_moves_the_original(s3: Any, store: S3Store, key: str) -> None:
+    # GIVEN a converted file in staging
+    file = stage(s3, key)
+
+    # WHEN archived
+    archived = archive(file, store, SETTINGS)
+
+    # THEN it is in the archive bucket under the same key, byte for byte, and gone from staging
+    assert archived == ObjectRef(bucket=ARCHIVE, key=key, size=file.ref.size, etag=file.ref.etag)
+    body = s3.get_object(Bucket=ARCHIVE, Key=key)["Body"].read()
+    assert body == b"id,name\n1,alice\n"
+    assert keys(s3, STAGING) == []
+
+
+def test_archive_accepts_a_plain_object_ref(s3: Any, store: S3Store) -> None:
+    file = stage(s3, "incoming/x.csv")
+    assert archive(file.ref, store, SETTINGS).bucket == ARCHIVE
+    assert keys(s3, ARCHIVE) == ["incoming/x.csv"]
+
+
+def test_archive_twice_returns_the_archived_object(s3: Any, store: S3Store) -> None:
+    # GIVEN a file that was archived, but the step is run again (retry after a lost response)
+    file = stage(s3, "incoming/x.csv")
+    first = archive(file, store, SETTINGS)
+
+    # WHEN archived again  THEN the same archived object, no error
+    assert archive(file, store, SETTINGS) == first
+    assert keys(s3, ARCHIVE) == ["incoming/x.csv"]
+
+
+def test_archive_of_a_file_gone_everywhere_is_source_missing(s3: Any, store: S3Store) -> None:
+    file = stage(s3, "incoming/x.csv")
+    s3.delete_object(Bucket=STAGING, Key="incoming/x.csv")
+
+    with pytest.raises(SourceMissing) as caught:
+        archive(file, store, SETTINGS)
+    assert str(caught.value) == (
+        f"s3://{STAGING}/incoming/x.csv: not in staging, and"
+        f" s3://{ARCHIVE}/incoming/x.csv does not hold {file.ref.size} bytes"
+    )
+
+
+def test_an_archived_object_of_another_size_does_not_count(s3: Any, store: S3Store) -> None:
+    # GIVEN the original gone, and an older, different file under the key in the archive
+    file = stage(s3, "incoming/x.csv")
+    s3.delete_object(Bucket=STAGING, Key="incoming/x.csv")
+    s3.put_object(Bucket=ARCHIVE, Key="incoming/x.csv", Body=b"older")
+
+    with pytest.raises(SourceMissing):
+        archive(file, store, SETTINGS)
+
+
+def test_a_replaced_original_is_left_alone(s3: Any, store: S3Store) -> None:
+    # GIVEN the converted file was overwritten in staging by a new upload
+    file = stage(s3, "incoming/x.csv")
+    s3.put_object(Bucket=STAGING, Key="incoming/x.csv", Body=b"a,b\nnew upload\n")
+
+    # WHEN archived  THEN SourceChanged, and the new upload stays in staging, unarchived
+    with pytest.raises(SourceChanged):
+        archive(file, store, SETTINGS)
+    assert keys(s3, STAGING) == ["incoming/x.csv"]
+    assert keys(s3, ARCHIVE) == []
+
+
+def test_versioned_staging_moves_exactly_that_version(s3: Any, store: S3Store) -> None:
+    # GIVEN a versioned staging bucket holding two versions of the key
+    s3.put_bucket_versioning(Bucket=STAGING, VersioningConfiguration={"Status": "Enabled"})
+    old = stage(s3, "incoming/x.csv", b"a\n1\n")
+    new = stage(s3, "incoming/x.csv", b"a\n1\n2\n")
+    assert old.ref.version_id and new.ref.version_id
+
+    # WHEN the older version is archived
+    archived = archive(old, store, SETTINGS)
+
+    # THEN the archive holds that version's bytes and only that version left staging
+    assert s3.get_object(Bucket=ARCHIVE, Key="incoming/x.csv")["Body"].read() == b"a\n1\n"
+    assert archived.size == 4
+    versions = s3.list_object_versions(Bucket=STAGING)["Versions"]
+    assert [v["VersionId"] for v in versions] == [new.ref.version_id]
+
+
+class NoCopyStore(S3Store):
+    """A store whose copy silently does nothing (a lost write)."""
+
+    def copy(
+        self, src: ObjectRef, dst_bucket: str, dst_key: str, *, if_match: str | None = None
+    ) -> None:
+        return None
+
+
+def test_an_unverified_copy_keeps_the_original(s3: Any) -> None:
+    # GIVEN a copy that did not land
+    file = stage(s3, "incoming/x.csv")
+
+    # WHEN archived  THEN a transient error (retried) and the original is still in staging
+    with pytest.raises(StorageUnavailable) as caught:
+        archive(file, NoCopyStore(), SETTINGS)
+    assert str(caught.value) == (
+        f"copy to s3://{ARCHIVE}/incoming/x.csv: expected {file.ref.size} bytes, found nothing"
+    )
+    assert keys(s3, STAGING) == ["incoming/x.csv"]
+
+
+def test_archive_above_the_multipart_copy_threshold(s3: Any, store: S3Store) -> None:
+    # GIVEN an object larger than the managed copy's multipart threshold (64 MiB)
+    body = b"x" * (65 * 1024 * 1024)
+    file = stage(s3, "incoming/big.csv", body)
+
+    # WHEN archived  THEN the multipart copy arrives whole (its eTag is a multipart one)
+    archived = archive(file, store, SETTINGS)
+    assert archived.size == len(body)
+    assert archived.etag and archived.etag.endswith("-9")
+    assert keys(s3, STAGING) == []
+
+
+# --- handler ------------------------------------------------------------------------------------
+@pytest.fixture
+def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("CHUTE_ARCHIVE_BUCKET", ARCHIVE)
+    archive_handler._settings.cache_clear()
+    archive_handler._store.cache_clear()
+    yield
+    archive_handler._settings.cache_clear()
+    archive_handler._store.cache_clear()
+
+
+def test_handler_returns_the_archived_ref(s3: Any, env: None) -> None:
+    # GIVEN the state machine's input to Archive
+    file = stage(s3, "incoming/déjà vu/DATA.CSV")
+    event = {"file": file.to_dict(), "execution": "DATA-CSV-0123"}
+
+    # WHEN the handler runs  THEN it returns the archived ObjectRef as a dict
+    assert archive_handler.handler(event, None) == {
+        "bucket": ARCHIVE,
+        "key": "incoming/déjà vu/DATA.CSV",
+        "size": file.ref.size,
+        "eTag": file.ref.etag,
+    }

@@ -1,0 +1,296 @@
+"""The Batch container's entrypoint: main(argv, environ) -> exit code, per docs/CONTRACTS.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from batch import entrypoint
+from batch.entrypoint import (
+    EXIT_DATAERR,
+    EXIT_NOINPUT,
+    EXIT_OK,
+    EXIT_SOFTWARE,
+    EXIT_TEMPFAIL,
+    EXIT_USAGE,
+    main,
+)
+from tasks import names
+from tasks.adapters.s3 import S3Store
+from tasks.models import FileSpec, ObjectRef, Target
+
+STAGING = "chute-staging"
+OUTPUT = "chute-output"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=STAGING)
+        client.create_bucket(Bucket=OUTPUT)
+        yield client
+
+
+def job_environ(client: Any, key: str, body: bytes | None, **extra: str) -> dict[str, str]:
+    """Upload ``body`` (unless None) and return the environment the state machine would set."""
+    etag = "0123456789abcdef0123456789abcdef"
+    size = 0
+    if body is not None:
+        client.put_object(Bucket=STAGING, Key=key, Body=body)
+        head = client.head_object(Bucket=STAGING, Key=key)
+        etag, size = head["ETag"].strip('"'), head["ContentLength"]
+    file = FileSpec(
+        ref=ObjectRef(bucket=STAGING, key=key, size=size, etag=etag),
+        format="csv",
+        compression="none",
+    )
+    target = Target(bucket=OUTPUT, key=f"{key}.jsonl")
+    return {
+        names.ENV_JOB_FILE: json.dumps(file.to_dict()),
+        names.ENV_JOB_TARGET: json.dumps(target.to_dict()),
+        names.ENV_JOB_EXECUTION: "exec-batch-1",
+        **extra,
+    }
+
+
+def stderr_report(captured: str) -> dict[str, Any]:
+    lines = captured.strip().splitlines()
+    assert len(lines) == 1, captured
+    report: dict[str, Any] = json.loads(lines[0])
+    return report
+
+
+def output_keys(client: Any) -> list[str]:
+    return [o["Key"] for o in client.list_objects_v2(Bucket=OUTPUT).get("Contents", [])]
+
+
+def test_exit_codes_match_the_contract() -> None:
+    # The values are part of the workflow's contract (docs/CONTRACTS.md, evaluateOnExit).
+    assert (EXIT_OK, EXIT_USAGE, EXIT_DATAERR, EXIT_NOINPUT, EXIT_SOFTWARE, EXIT_TEMPFAIL) == (
+        0,
+        64,
+        65,
+        66,
+        70,
+        75,
+    )
+    contract = (REPO / "docs" / "CONTRACTS.md").read_text()
+    for code in (0, 64, 65, 66, 70, 75):
+        assert f"| {code} |" in contract
+
+
+def test_success_writes_the_target_and_exits_0(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a CSV in staging and the job's environment
+    environ = job_environ(s3, "in/big file ü.csv", b"id,name\n1,a\n2,b\n")
+    # WHEN the container runs
+    code = main([], environ, store=S3Store(s3))
+    # THEN it exits 0, wrote the JSON Lines target, and said nothing on stderr
+    assert code == EXIT_OK
+    body = s3.get_object(Bucket=OUTPUT, Key="in/big file ü.csv.jsonl")["Body"].read()
+    assert body == b'{"id":"1","name":"a"}\n{"id":"2","name":"b"}\n'
+    assert capsys.readouterr().err == ""
+
+
+def test_help_prints_usage_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"], {}) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m batch")
+    assert names.ENV_JOB_FILE in out
+
+
+def test_unknown_argument_exits_64(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--fast"], {}) == EXIT_USAGE
+    assert stderr_report(capsys.readouterr().err) == {
+        "error": "UsageError",
+        "cause": "unexpected arguments: --fast",
+        "exitCode": 64,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "cause"),
+    [
+        ({names.ENV_JOB_FILE: ""}, "UsageError", "CHUTE_JOB_FILE is required"),
+        ({names.ENV_JOB_TARGET: ""}, "UsageError", "CHUTE_JOB_TARGET is required"),
+        ({names.ENV_JOB_EXECUTION: ""}, "UsageError", "CHUTE_JOB_EXECUTION is required"),
+        ({names.ENV_JOB_FILE: "{not json"}, "UsageError", "CHUTE_JOB_FILE is not valid JSON"),
+        ({names.ENV_JOB_TARGET: '"a string"'}, "ModelError", "target must be an object"),
+        (
+            {names.ENV_JOB_FILE: json.dumps({"bucket": STAGING, "key": "k", "size": 1})},
+            "ModelError",
+            "unknown input format",
+        ),
+        ({names.ENV_PART_SIZE_BYTES: "1024"}, "SettingsError", "must be at least"),
+        ({names.ENV_PART_SIZE_BYTES: "lots"}, "SettingsError", "must be an integer"),
+    ],
+)
+def test_bad_job_parameters_exit_64(
+    s3: Any,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, str],
+    error: str,
+    cause: str,
+) -> None:
+    # GIVEN a valid job environment with one parameter missing or malformed
+    environ = {**job_environ(s3, "in/a.csv", b"a\n1\n"), **change}
+    # WHEN the container runs
+    code = main([], environ, store=S3Store(s3))
+    # THEN EX_USAGE, one JSON line on stderr naming the problem, and nothing written
+    assert code == EXIT_USAGE
+    report = stderr_report(capsys.readouterr().err)
+    assert report["error"] == error
+    assert cause in report["cause"]
+    assert report["exitCode"] == 64
+    assert output_keys(s3) == []
+
+
+def test_bad_file_exits_65(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a file with a ragged row
+    environ = job_environ(s3, "in/bad.csv", b"a,b\n1,2\n3\n")
+    # WHEN the container runs
+    code = main([], environ, store=S3Store(s3))
+    # THEN EX_DATAERR with the PermanentError's class name and message, and no output
+    assert code == EXIT_DATAERR
+    assert stderr_report(capsys.readouterr().err) == {
+        "error": "MalformedContent",
+        "cause": "row 3 (line 3): expected 2 fields as in the header, found 1",
+        "exitCode": 65,
+    }
+    assert output_keys(s3) == []
+
+
+def test_missing_source_exits_66(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a job for an object that is no longer in staging
+    environ = job_environ(s3, "in/gone.csv", None)
+    # WHEN the container runs THEN EX_NOINPUT (a StaleEventError)
+    assert main([], environ, store=S3Store(s3)) == EXIT_NOINPUT
+    report = stderr_report(capsys.readouterr().err)
+    assert (report["error"], report["exitCode"]) == ("SourceMissing", 66)
+
+
+def test_changed_source_exits_66(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a job whose object was overwritten after validation
+    environ = job_environ(s3, "in/changed.csv", b"a\n1\n")
+    s3.put_object(Bucket=STAGING, Key="in/changed.csv", Body=b"a\n2\n")
+    # WHEN the container runs THEN EX_NOINPUT (SourceChanged)
+    assert main([], environ, store=S3Store(s3)) == EXIT_NOINPUT
+    report = stderr_report(capsys.readouterr().err)
+    assert (report["error"], report["exitCode"]) == ("SourceChanged", 66)
+    assert output_keys(s3) == []
+
+
+def test_unexpected_exception_exits_70(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a store that fails in a way nobody planned for
+    class BrokenStore(S3Store):
+        def open_stream(self, ref: ObjectRef) -> Any:
+            raise RuntimeError("bug in the store")
+
+    environ = job_environ(s3, "in/a.csv", b"a\n1\n")
+    # WHEN the container runs THEN EX_SOFTWARE with the original class name
+    assert main([], environ, store=BrokenStore(s3)) == EXIT_SOFTWARE
+    assert stderr_report(capsys.readouterr().err) == {
+        "error": "RuntimeError",
+        "cause": "bug in the store",
+        "exitCode": 70,
+    }
+
+
+def test_access_denied_is_unexpected_not_transient(
+    s3: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN S3 refusing the read (a misconfiguration: retrying won't help)
+    environ = job_environ(s3, "in/a.csv", b"a\n1\n")
+    fail_get_object(s3, status=403, code="AccessDenied")
+    # WHEN the container runs THEN EX_SOFTWARE
+    assert main([], environ, store=S3Store(s3)) == EXIT_SOFTWARE
+    report = stderr_report(capsys.readouterr().err)
+    assert (report["error"], report["exitCode"]) == ("AccessDenied", 70)
+
+
+def fail_get_object(client: Any, *, status: int, code: str) -> None:
+    """Make every GetObject answer with an S3 error, as the service would."""
+
+    def respond(**_: Any) -> tuple[Any, dict[str, Any]]:
+        http = SimpleNamespace(status_code=status, headers={})
+        return http, {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {}}
+
+    client.meta.events.register("before-call.s3.GetObject", respond)
+
+
+def test_throttling_exits_75(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN S3 answering SlowDown
+    environ = job_environ(s3, "in/a.csv", b"a\n1\n")
+    fail_get_object(s3, status=503, code="SlowDown")
+    # WHEN the container runs THEN EX_TEMPFAIL (a TransientError), so Batch retries the job
+    assert main([], environ, store=S3Store(s3)) == EXIT_TEMPFAIL
+    report = stderr_report(capsys.readouterr().err)
+    assert report["error"] == "StorageUnavailable"
+    assert "SlowDown" in report["cause"]
+    assert report["exitCode"] == 75
+
+
+def test_store_is_built_by_default_when_not_injected(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN no injected store: main builds S3Store() (here on moto through the mocked boto3)
+    environ = job_environ(s3, "in/default.csv", b"k\nv\n")
+    built: list[S3Store] = []
+    real = entrypoint.S3Store
+
+    def build() -> S3Store:
+        built.append(real())
+        return built[-1]
+
+    monkeypatch.setattr(entrypoint, "S3Store", build)
+    # WHEN the container runs THEN it converts with that store
+    assert main([], environ) == EXIT_OK
+    assert len(built) == 1
+    assert output_keys(s3) == ["in/default.csv.jsonl"]
+
+
+def run_module(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batch", *args],
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_python_dash_m_batch_is_the_container_command() -> None:
+    # GIVEN the exact container command from tasks.names, with no job parameters
+    assert names.BATCH_COMMAND == ("python", "-m", "batch")
+    # WHEN run as a process
+    result = run_module(env={})
+    # THEN the process exit status is the code main returned, with one JSON line on stderr
+    assert result.returncode == EXIT_USAGE
+    assert stderr_report(result.stderr) == {
+        "error": "UsageError",
+        "cause": "CHUTE_JOB_EXECUTION is required",
+        "exitCode": 64,
+    }
+    assert run_module("--help", env={}).returncode == EXIT_OK

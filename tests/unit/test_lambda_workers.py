@@ -1,0 +1,70 @@
+"""The local Lambda runtime: warm processes, isolation, error types, enforced timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chute.lambda_workers import FunctionSpec, LambdaWorkers
+
+BASE_ENV = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(Path(__file__).parents[2])}
+
+
+def spec(handler: str, name: str = "fn", timeout: float = 10, **env: str) -> FunctionSpec:
+    return FunctionSpec(
+        name=name,
+        handler=f"tests.fixtures.handlers.{handler}",
+        environment={**BASE_ENV, "AWS_LAMBDA_FUNCTION_NAME": name, **env},
+        timeout_seconds=timeout,
+    )
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[LambdaWorkers]:
+    pool = LambdaWorkers(log_dir=tmp_path)
+    yield pool
+    pool.close()
+
+
+def test_result_comes_back_and_process_stays_warm(workers: LambdaWorkers) -> None:
+    first = workers.invoke(spec("echo"), {"a": 1})
+    second = workers.invoke(spec("echo"), {"a": 2})
+    assert not first.errored
+    assert json.loads(first.payload)["event"] == {"a": 1}
+    assert json.loads(first.payload)["function"] == "fn"
+    assert json.loads(first.payload)["pid"] == json.loads(second.payload)["pid"]
+
+
+def test_exception_is_reported_with_its_class_name(workers: LambdaWorkers) -> None:
+    result = workers.invoke(spec("fail"), {"message": "bad row 3"})
+    assert result.errored
+    error = json.loads(result.payload)
+    assert error["errorType"] == "CustomProblem"
+    assert error["errorMessage"] == "bad row 3"
+
+
+def test_functions_do_not_share_environment(workers: LambdaWorkers) -> None:
+    a = workers.invoke(spec("env", name="a", SETTING="for-a"), {"name": "SETTING"})
+    b = workers.invoke(spec("env", name="b"), {"name": "SETTING"})
+    assert json.loads(a.payload) == {"value": "for-a"}
+    assert json.loads(b.payload) == {"value": None}
+
+
+def test_timeout_kills_the_invocation_and_the_next_one_gets_a_fresh_process(
+    workers: LambdaWorkers,
+) -> None:
+    result = workers.invoke(spec("slow", timeout=0.5), {"seconds": 30})
+    assert result.errored
+    assert json.loads(result.payload)["errorType"] == "Sandbox.Timedout"
+    again = workers.invoke(spec("slow", timeout=5), {"seconds": 0})
+    assert json.loads(again.payload) == {"slept": 0}
+
+
+def test_a_crashing_process_is_reported_not_hung(workers: LambdaWorkers) -> None:
+    result = workers.invoke(spec("crash"), {})
+    assert result.errored
+    assert json.loads(result.payload)["errorType"] == "Runtime.ExitError"

@@ -1,0 +1,268 @@
+"""Quarantine: move a rejected original aside with a <key>.error.json report; never crash."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tasks.adapters.s3 import S3Store
+from tasks.models import ObjectRef
+from tasks.quarantine import handler as quarantine_handler
+from tasks.quarantine.domain import MAX_CAUSE_BYTES, quarantine, truncate_utf8
+from tasks.settings import QuarantineSettings
+
+STAGING = "chute-staging"
+QUARANTINE = "chute-quarantine"
+SETTINGS = QuarantineSettings(quarantine_bucket=QUARANTINE)
+NOW = datetime(2024, 3, 14, 9, 26, 53, 589000, tzinfo=UTC)
+BODY = b"id;name\n1;alice\n"
+KEYS = [
+    "incoming/orders.csv",
+    "incoming/monthly report (2024).csv",
+    "incoming/a+b=c.tsv",
+    "incoming/100% done.csv.gz",
+    "incoming/déjà vu/DATA.CSV",
+]
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=STAGING)
+        client.create_bucket(Bucket=QUARANTINE)
+        yield client
+
+
+@pytest.fixture
+def store(s3: Any) -> S3Store:
+    return S3Store()
+
+
+def stage(s3: Any, key: str, body: bytes = BODY) -> ObjectRef:
+    """Stage an object; the ObjectRef the trigger would have announced for it."""
+    resp = s3.put_object(Bucket=STAGING, Key=key, Body=body)
+    return ObjectRef(
+        bucket=STAGING,
+        key=key,
+        size=len(body),
+        etag=resp["ETag"].strip('"'),
+        sequencer="0065F1A2B3C4D5E6F7",
+    )
+
+
+def run(store: S3Store, source: ObjectRef, cause: str = "duplicate column names") -> dict[str, str]:
+    return quarantine(
+        source,
+        "InvalidFile",
+        cause,
+        "Validate",
+        "orders-csv-0123",
+        store,
+        SETTINGS,
+        now=NOW,
+    )
+
+
+def report(s3: Any, key: str) -> dict[str, Any]:
+    body = s3.get_object(Bucket=QUARANTINE, Key=f"{key}.error.json")["Body"].read()
+    document: dict[str, Any] = json.loads(body)
+    return document
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_quarantine_moves_the_original_and_writes_a_report(
+    s3: Any, store: S3Store, key: str
+) -> None:
+    # GIVEN a rejected file in staging
+    source = stage(s3, key)
+
+    # WHEN quarantined
+    result = run(store, source)
+
+    # THEN the original sits in quarantine under its key, beside its report, and left staging
+    assert result == {"bucket": QUARANTINE, "key": key, "reportKey": f"{key}.error.json"}
+    assert s3.get_object(Bucket=QUARANTINE, Key=key)["Body"].read() == BODY
+    assert keys(s3, QUARANTINE) == sorted([key, f"{key}.error.json"])
+    assert keys(s3, STAGING) == []
+    assert report(s3, key) == {
+        "error": "InvalidFile",
+        "message": None,
+        "cause": "duplicate column names",
+        "causeTruncated": False,
+        "causeBytes": 22,
+        "failedState": "Validate",
+        "execution": "orders-csv-0123",
+        "time": "2024-03-14T09:26:53.589Z",
+        "source": source.to_dict(),
+        "file": {
+            "status": "quarantined",
+            "note": "the original is stored beside this report",
+            "bucket": QUARANTINE,
+            "key": key,
+        },
+    }
+
+
+def test_the_report_is_json_content(s3: Any, store: S3Store) -> None:
+    run(store, stage(s3, "incoming/x.csv"))
+    head = s3.head_object(Bucket=QUARANTINE, Key="incoming/x.csv.error.json")
+    assert head["ContentType"] == "application/json"
+
+
+def test_quarantine_twice_rewrites_the_report_only(s3: Any, store: S3Store) -> None:
+    # GIVEN a file already quarantined (the step is retried after a lost response)
+    source = stage(s3, "incoming/x.csv")
+    first = run(store, source)
+
+    # WHEN quarantined again
+    second = run(store, source, cause="second attempt")
+
+    # THEN same answer, the copy is intact and the report is rewritten
+    assert second == first
+    assert s3.get_object(Bucket=QUARANTINE, Key="incoming/x.csv")["Body"].read() == BODY
+    assert report(s3, "incoming/x.csv")["cause"] == "second attempt"
+    assert report(s3, "incoming/x.csv")["file"]["status"] == "quarantined"
+
+
+def test_a_file_gone_everywhere_still_gets_a_report(s3: Any, store: S3Store) -> None:
+    # GIVEN the original vanished and was never copied
+    source = ObjectRef(bucket=STAGING, key="incoming/gone.csv", size=3, etag="abc")
+
+    # WHEN quarantined  THEN no crash, and the report says the file was not found
+    result = run(store, source)
+
+    assert result["reportKey"] == "incoming/gone.csv.error.json"
+    assert keys(s3, QUARANTINE) == ["incoming/gone.csv.error.json"]
+    assert report(s3, "incoming/gone.csv")["file"] == {
+        "status": "not_found",
+        "note": "the original was not found in staging nor in quarantine",
+        "bucket": None,
+        "key": None,
+    }
+
+
+def test_a_replaced_original_is_left_in_staging(s3: Any, store: S3Store) -> None:
+    # GIVEN the rejected upload was overwritten by a new one before quarantine ran
+    source = stage(s3, "incoming/x.csv")
+    s3.put_object(Bucket=STAGING, Key="incoming/x.csv", Body=b"a,b\nfixed\n")
+
+    # WHEN quarantined  THEN the new upload is untouched and the report says why
+    run(store, source)
+
+    assert s3.get_object(Bucket=STAGING, Key="incoming/x.csv")["Body"].read() == b"a,b\nfixed\n"
+    assert keys(s3, QUARANTINE) == ["incoming/x.csv.error.json"]
+    assert report(s3, "incoming/x.csv")["file"]["status"] == "changed"
+
+
+def test_a_huge_cause_is_truncated(s3: Any, store: S3Store) -> None:
+    # GIVEN a 1 MB cause
+    cause = "é" * 500_000
+
+    run(store, stage(s3, "incoming/x.csv"), cause=cause)
+
+    # THEN the report keeps 32 KiB of it, says so, and stays valid UTF-8 JSON
+    document = report(s3, "incoming/x.csv")
+    assert document["causeTruncated"] is True
+    assert document["causeBytes"] == 1_000_000
+    assert document["cause"] == "é" * (MAX_CAUSE_BYTES // 2)
+
+
+def test_the_message_of_a_lambda_error_cause_is_extracted(s3: Any, store: S3Store) -> None:
+    cause = json.dumps(
+        {
+            "errorMessage": "s3://chute-staging/incoming/x.csv: the file is empty (0 bytes)",
+            "errorType": "InvalidFile",
+            "requestId": "1b2c",
+            "stackTrace": ['  File "/var/task/tasks/validate/domain.py", line 42\n'],
+        }
+    )
+    run(store, stage(s3, "incoming/x.csv"), cause=cause)
+
+    document = report(s3, "incoming/x.csv")
+    assert document["message"] == "s3://chute-staging/incoming/x.csv: the file is empty (0 bytes)"
+    assert document["cause"] == cause
+
+
+def test_the_time_is_utc(s3: Any, store: S3Store) -> None:
+    local = datetime(2024, 3, 14, 11, 26, 53, tzinfo=timezone(timedelta(hours=2)))
+    quarantine(stage(s3, "incoming/x.csv"), "E", "c", "S", "x", store, SETTINGS, now=local)
+    assert report(s3, "incoming/x.csv")["time"] == "2024-03-14T09:26:53.000Z"
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("abc", 3, ("abc", False)),
+        ("abcd", 3, ("abc", True)),
+        ("aé", 2, ("a", True)),  # never half a character
+        ("€€", 5, ("€", True)),
+    ],
+)
+def test_truncate_utf8(text: str, limit: int, expected: tuple[str, bool]) -> None:
+    assert truncate_utf8(text, limit) == expected
+
+
+# --- handler ------------------------------------------------------------------------------------
+@pytest.fixture
+def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("CHUTE_QUARANTINE_BUCKET", QUARANTINE)
+    quarantine_handler._settings.cache_clear()
+    quarantine_handler._store.cache_clear()
+    yield
+    quarantine_handler._settings.cache_clear()
+    quarantine_handler._store.cache_clear()
+
+
+def test_handler_takes_the_catch_output(s3: Any, env: None) -> None:
+    # GIVEN the state machine's input to Quarantine after a Catch
+    source = stage(s3, "incoming/déjà vu/DATA.CSV")
+    event = {
+        "source": source.to_dict(),
+        "error": {"Error": "UnsupportedFormat", "Cause": '{"errorMessage": "bad suffix"}'},
+        "failedState": "Validate",
+        "execution": "DATA-CSV-0123",
+    }
+
+    # WHEN the handler runs
+    result = quarantine_handler.handler(event, None)
+
+    # THEN the documented shape comes back and the report carries the error
+    assert result == {
+        "bucket": QUARANTINE,
+        "key": "incoming/déjà vu/DATA.CSV",
+        "reportKey": "incoming/déjà vu/DATA.CSV.error.json",
+    }
+    document = report(s3, "incoming/déjà vu/DATA.CSV")
+    assert (document["error"], document["message"], document["execution"]) == (
+        "UnsupportedFormat",
+        "bad suffix",
+        "DATA-CSV-0123",
+    )
+
+
+def test_handler_tolerates_an_error_without_cause(s3: Any, env: None) -> None:
+    source = stage(s3, "incoming/x.csv")
+    event = {"source": source.to_dict(), "error": {"Error": "States.Timeout"}, "execution": "x"}
+
+    quarantine_handler.handler(event, None)
+
+    document = report(s3, "incoming/x.csv")
+    assert (document["error"], document["cause"], document["failedState"]) == (
+        "States.Timeout",
+        "",
+        "unknown",
+    )
