@@ -5,7 +5,9 @@ input, 3 the embedded runtime could not start, 4 timed out waiting."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +30,8 @@ app = typer.Typer(
     help="chute: validate, convert and archive files through a Step Functions pipeline, "
     "on AWS or on an embedded local AWS.",
 )
-console = Console()
+# Tables for people; when output is piped (CI, make), don't squeeze them into 80 columns.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140)
 err = Console(stderr=True)
 
 _STYLE = {SUCCEEDED: "green", QUARANTINED: "yellow", "RUNNING": "cyan"}
