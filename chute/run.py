@@ -42,7 +42,7 @@ class FileResult:
 
     @property
     def outcome(self) -> str:
-        return self.execution.outcome if self.execution else "NOT_STARTED"
+        return self.execution.outcome if self.execution else "WAITING"
 
     @property
     def ok(self) -> bool:

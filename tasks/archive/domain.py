@@ -1,67 +1,53 @@
 """Move the original of a converted file from staging to the archive bucket (same key).
 
-Copy (managed, so > 5 GB works), check the copy, then delete the original: at every point of a
-crash the file exists in at least one place, and running the step again finishes the move.
+The move itself (copy, check the copy, delete; finishing an interrupted move when run again) is
+:func:`tasks.moves.move`. The policy here: an original missing from staging counts as archived
+only when the archive holds its size, and every other way it was not moved is an error.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from tasks import log
-from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
+from tasks import log, moves
+from tasks.errors import SourceChanged, SourceMissing
 from tasks.models import FileSpec, ObjectRef
+from tasks.moves import Store
 from tasks.settings import ArchiveSettings
 
 if TYPE_CHECKING:
     from tasks.adapters.s3 import Head
 
 
-class Store(Protocol):
-    def head(self, ref: ObjectRef) -> Head: ...
-
-    def exists(self, bucket: str, key: str) -> Head | None: ...
-
-    def copy(
-        self, src: ObjectRef, dst_bucket: str, dst_key: str, *, if_match: str | None = None
-    ) -> None: ...
-
-    def delete(self, ref: ObjectRef) -> None: ...
-
-
 def archive(file: FileSpec | ObjectRef, store: Store, settings: ArchiveSettings) -> ObjectRef:
     """Where the original now lives (the archive bucket, same key).
 
     Raises SourceMissing when the original is neither in staging nor (with the expected size) in
-    the archive, and SourceChanged when staging holds another object than the one converted.
+    the archive, SourceChanged when staging holds another object than the one converted, and
+    StorageUnavailable when the copy does not check out (the original is kept).
     """
     source = file.ref if isinstance(file, FileSpec) else file
     where = f"s3://{source.bucket}/{source.key}"
     bucket = settings.archive_bucket
-    try:
-        head = store.head(source)
-    except SourceMissing:
-        done = store.exists(bucket, source.key)
-        if done is not None and done.size == source.size:
-            log.info("already archived", bucket=bucket, key=source.key)
-            return _ref(bucket, source.key, done)
+    result = moves.move(source, bucket, store)
+    if result.outcome == "changed":
+        expected = (source.etag or "").strip('"')
+        if result.staged is None:
+            raise SourceChanged(f"{where}: staging no longer holds the object that was converted")
+        raise SourceChanged(
+            f"{where}: eTag is now {result.staged.etag}, the converted file had {expected}"
+        )
+    archived = result.head
+    if archived is None or (result.outcome == "already_moved" and archived.size != source.size):
         raise SourceMissing(
             f"{where}: not in staging, and s3://{bucket}/{source.key} does not hold"
             f" {source.size} bytes"
-        ) from None
-    expected = (source.etag or "").strip('"')
-    if expected and expected != head.etag:
-        raise SourceChanged(f"{where}: eTag is now {head.etag}, the converted file had {expected}")
-    store.copy(source, bucket, source.key, if_match=head.etag or None)
-    copied = store.exists(bucket, source.key)
-    if copied is None or copied.size != head.size:
-        found = "nothing" if copied is None else f"{copied.size} bytes"
-        raise StorageUnavailable(
-            f"copy to s3://{bucket}/{source.key}: expected {head.size} bytes, found {found}"
         )
-    store.delete(source)
-    log.info("archived", bucket=bucket, key=source.key, size=copied.size)
-    return _ref(bucket, source.key, copied)
+    if result.outcome == "already_moved":
+        log.info("already archived", bucket=bucket, key=source.key)
+    else:
+        log.info("archived", bucket=bucket, key=source.key, size=archived.size)
+    return _ref(bucket, source.key, archived)
 
 
 def _ref(bucket: str, key: str, head: Head) -> ObjectRef:

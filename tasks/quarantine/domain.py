@@ -1,23 +1,21 @@
 """Move a rejected original to the quarantine bucket (same key) with ``<key>.error.json`` beside it.
 
-Order: copy, write the report, delete the original, so a crash at any point leaves the file in at
-least one place and running the step again completes the move. The step never fails because the
-file is gone: the report is still written and says so.
+Order: copy, write the report, delete the original (:func:`tasks.moves.move` writing the report
+before its delete), so a crash at any point leaves the file in at least one place and running the
+step again completes the move. The step never fails because the file is gone or was replaced: the
+report is still written and says so.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from tasks import log
-from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
+from tasks import log, moves
 from tasks.models import ObjectRef
+from tasks.moves import MoveOutcome, MoveResult
 from tasks.settings import QuarantineSettings
-
-if TYPE_CHECKING:
-    from tasks.adapters.s3 import Head
 
 REPORT_SUFFIX = ".error.json"
 MAX_CAUSE_BYTES = 32 * 1024
@@ -32,17 +30,15 @@ _NOTES: dict[FileStatus, str] = {
 }
 
 
-class Store(Protocol):
-    def head(self, ref: ObjectRef) -> Head: ...
+_STATUS: dict[MoveOutcome, FileStatus] = {
+    "moved": "quarantined",
+    "already_moved": "quarantined",  # by an earlier attempt of this step
+    "not_found": "not_found",
+    "changed": "changed",
+}
 
-    def exists(self, bucket: str, key: str) -> Head | None: ...
 
-    def copy(
-        self, src: ObjectRef, dst_bucket: str, dst_key: str, *, if_match: str | None = None
-    ) -> None: ...
-
-    def delete(self, ref: ObjectRef) -> None: ...
-
+class Store(moves.Store, Protocol):
     def put_json(self, bucket: str, key: str, document: dict[str, Any]) -> None: ...
 
 
@@ -59,54 +55,30 @@ def quarantine(
     """Quarantine ``source`` and report why; returns ``{"bucket", "key", "reportKey"}``."""
     bucket = settings.quarantine_bucket
     report_key = source.key + REPORT_SUFFIX
-    status, copied = _copy(source, store, bucket)
-    report = build_report(
-        source=source,
-        status=status,
-        error_name=error_name,
-        cause=cause,
-        failed_state=failed_state,
-        execution=execution,
-        bucket=bucket,
-        now=now or datetime.now(UTC),
-    )
-    store.put_json(bucket, report_key, report)
-    if copied:
-        store.delete(source)
+
+    def write_report(result: MoveResult) -> None:
+        report = build_report(
+            source=source,
+            status=_STATUS[result.outcome],
+            error_name=error_name,
+            cause=cause,
+            failed_state=failed_state,
+            execution=execution,
+            bucket=bucket,
+            now=now or datetime.now(UTC),
+        )
+        store.put_json(bucket, report_key, report)
+
+    result = moves.move(source, bucket, store, before_delete=write_report)
     log.warning(
         "file quarantined",
-        status=status,
+        status=_STATUS[result.outcome],
         error=error_name,
         failed_state=failed_state,
         bucket=bucket,
         key=source.key,
     )
     return {"bucket": bucket, "key": source.key, "reportKey": report_key}
-
-
-def _copy(source: ObjectRef, store: Store, bucket: str) -> tuple[FileStatus, bool]:
-    """Copy the original into quarantine if it is still in staging.
-
-    Returns the file's status and whether the original was copied now (and must be deleted).
-    """
-    announced = (source.etag or "").strip('"')
-    try:
-        head = store.head(source)
-        if announced and announced != head.etag:
-            return "changed", False
-        store.copy(source, bucket, source.key, if_match=head.etag or None)
-    except SourceChanged:
-        return "changed", False
-    except SourceMissing:
-        # Gone from staging: moved by an earlier attempt of this step, or deleted by someone.
-        return ("quarantined" if store.exists(bucket, source.key) else "not_found"), False
-    copied = store.exists(bucket, source.key)
-    if copied is None or copied.size != head.size:
-        found = "nothing" if copied is None else f"{copied.size} bytes"
-        raise StorageUnavailable(
-            f"copy to s3://{bucket}/{source.key}: expected {head.size} bytes, found {found}"
-        )
-    return "quarantined", True
 
 
 def build_report(

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from tasks.adapters.s3 import S3Store
 from tasks.archive import handler as archive_handler
@@ -15,47 +13,14 @@ from tasks.archive.domain import archive
 from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
 from tasks.models import FileSpec, ObjectRef
 from tasks.settings import ArchiveSettings
+from tests.unit.conftest import ARCHIVE, KEYS, STAGING, fresh, put
 
-STAGING = "chute-staging"
-ARCHIVE = "chute-archive"
 SETTINGS = ArchiveSettings(archive_bucket=ARCHIVE)
-KEYS = [
-    "incoming/orders.csv",
-    "incoming/monthly report (2024).csv",
-    "incoming/a+b=c.tsv",
-    "incoming/100% done.csv.gz",
-    "incoming/déjà vu/DATA.CSV",
-]
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=STAGING)
-        client.create_bucket(Bucket=ARCHIVE)
-        yield client
-
-
-@pytest.fixture
-def store(s3: Any) -> S3Store:
-    return S3Store()
 
 
 def stage(s3: Any, key: str, body: bytes = b"id,name\n1,alice\n") -> FileSpec:
     """Stage an object; the FileSpec Validate would have produced for it."""
-    resp = s3.put_object(Bucket=STAGING, Key=key, Body=body)
-    ref = ObjectRef(
-        bucket=STAGING,
-        key=key,
-        size=len(body),
-        etag=resp["ETag"].strip('"'),
-        version_id=resp.get("VersionId"),
-    )
-    return FileSpec(ref=ref, format="csv", compression="none")
+    return FileSpec(ref=put(s3, key, body), format="csv", compression="none")
 
 
 def keys(s3: Any, bucket: str) -> list[str]:
@@ -166,6 +131,24 @@ def test_an_unverified_copy_keeps_the_original(s3: Any) -> None:
     assert keys(s3, STAGING) == ["incoming/x.csv"]
 
 
+class RacedCopyStore(S3Store):
+    """A store whose copy finds the original replaced since it was checked (if_match fails)."""
+
+    def copy(
+        self, src: ObjectRef, dst_bucket: str, dst_key: str, *, if_match: str | None = None
+    ) -> None:
+        raise SourceChanged(f"copy s3://{src.bucket}/{src.key}: object changed since the event")
+
+
+def test_an_original_replaced_during_the_copy_is_left_alone(s3: Any) -> None:
+    file = stage(s3, "incoming/x.csv")
+
+    with pytest.raises(SourceChanged):
+        archive(file, RacedCopyStore(), SETTINGS)
+    assert keys(s3, STAGING) == ["incoming/x.csv"]
+    assert keys(s3, ARCHIVE) == []
+
+
 def test_archive_above_the_multipart_copy_threshold(s3: Any, store: S3Store) -> None:
     # GIVEN an object larger than the managed copy's multipart threshold (64 MiB)
     body = b"x" * (65 * 1024 * 1024)
@@ -182,11 +165,8 @@ def test_archive_above_the_multipart_copy_threshold(s3: Any, store: S3Store) -> 
 @pytest.fixture
 def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CHUTE_ARCHIVE_BUCKET", ARCHIVE)
-    archive_handler._settings.cache_clear()
-    archive_handler._store.cache_clear()
-    yield
-    archive_handler._settings.cache_clear()
-    archive_handler._store.cache_clear()
+    with fresh(archive_handler._settings, archive_handler._store):
+        yield
 
 
 def test_handler_returns_the_archived_ref(s3: Any, env: None) -> None:

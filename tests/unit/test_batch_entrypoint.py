@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from batch import entrypoint
 from batch.entrypoint import (
@@ -27,29 +24,9 @@ from batch.entrypoint import (
 from tasks import names
 from tasks.adapters.s3 import S3Store
 from tasks.models import FileSpec, ObjectRef, Target
+from tests.unit.conftest import OUTPUT, STAGING
 
-STAGING = "chute-staging"
-OUTPUT = "chute-output"
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=STAGING)
-        client.create_bucket(Bucket=OUTPUT)
-        yield client
 
 
 def job_environ(client: Any, key: str, body: bytes | None, **extra: str) -> dict[str, str]:

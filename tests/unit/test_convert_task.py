@@ -9,10 +9,8 @@ import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO, cast
 
-import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError
-from moto import mock_aws
 
 from tasks import names
 from tasks.adapters.s3 import S3Store
@@ -21,38 +19,15 @@ from tasks.convert.domain import convert
 from tasks.errors import MalformedContent, SourceChanged, SourceMissing, StorageUnavailable
 from tasks.models import Compression, FileSpec, InputFormat, ModelError, ObjectRef, Plan, Target
 from tasks.settings import MIN_PART_SIZE_BYTES, ConvertSettings, SettingsError
+from tests.unit.conftest import OUTPUT, STAGING, fresh
 
-STAGING = "chute-staging"
-OUTPUT = "chute-output"
 SMALL_PARTS = ConvertSettings(part_size_bytes=MIN_PART_SIZE_BYTES)  # 5 MiB, S3's minimum
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=STAGING)
-        client.create_bucket(Bucket=OUTPUT)
-        yield client
 
 
 @pytest.fixture(autouse=True)
 def fresh_handler_caches() -> Iterator[None]:
-    handler_module.settings.cache_clear()
-    handler_module.store.cache_clear()
-    yield
-    handler_module.settings.cache_clear()
-    handler_module.store.cache_clear()
+    with fresh(handler_module.settings, handler_module.store):
+        yield
 
 
 def upload(

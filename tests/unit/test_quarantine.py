@@ -7,57 +7,23 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from tasks.adapters.s3 import S3Store
 from tasks.models import ObjectRef
 from tasks.quarantine import handler as quarantine_handler
 from tasks.quarantine.domain import MAX_CAUSE_BYTES, quarantine, truncate_utf8
 from tasks.settings import QuarantineSettings
+from tests.unit.conftest import KEYS, QUARANTINE, STAGING, fresh, put
 
-STAGING = "chute-staging"
-QUARANTINE = "chute-quarantine"
 SETTINGS = QuarantineSettings(quarantine_bucket=QUARANTINE)
 NOW = datetime(2024, 3, 14, 9, 26, 53, 589000, tzinfo=UTC)
 BODY = b"id;name\n1;alice\n"
-KEYS = [
-    "incoming/orders.csv",
-    "incoming/monthly report (2024).csv",
-    "incoming/a+b=c.tsv",
-    "incoming/100% done.csv.gz",
-    "incoming/déjà vu/DATA.CSV",
-]
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=STAGING)
-        client.create_bucket(Bucket=QUARANTINE)
-        yield client
-
-
-@pytest.fixture
-def store(s3: Any) -> S3Store:
-    return S3Store()
 
 
 def stage(s3: Any, key: str, body: bytes = BODY) -> ObjectRef:
     """Stage an object; the ObjectRef the trigger would have announced for it."""
-    resp = s3.put_object(Bucket=STAGING, Key=key, Body=body)
-    return ObjectRef(
-        bucket=STAGING,
-        key=key,
-        size=len(body),
-        etag=resp["ETag"].strip('"'),
-        sequencer="0065F1A2B3C4D5E6F7",
-    )
+    return put(s3, key, body)
 
 
 def run(store: S3Store, source: ObjectRef, cause: str = "duplicate column names") -> dict[str, str]:
@@ -220,11 +186,8 @@ def test_truncate_utf8(text: str, limit: int, expected: tuple[str, bool]) -> Non
 @pytest.fixture
 def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CHUTE_QUARANTINE_BUCKET", QUARANTINE)
-    quarantine_handler._settings.cache_clear()
-    quarantine_handler._store.cache_clear()
-    yield
-    quarantine_handler._settings.cache_clear()
-    quarantine_handler._store.cache_clear()
+    with fresh(quarantine_handler._settings, quarantine_handler._store):
+        yield
 
 
 def test_handler_takes_the_catch_output(s3: Any, env: None) -> None:

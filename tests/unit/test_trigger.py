@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from tasks import log
 from tasks.adapters.sfn import ExecutionStarter
@@ -279,15 +278,6 @@ def test_a_record_without_message_id_fails_the_whole_invocation() -> None:
 
 
 # --- the handler against a real (moto) state machine --------------------------------------------
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield
-
-
 @pytest.fixture
 def sfn(aws: None) -> Any:
     return boto3.client("stepfunctions")

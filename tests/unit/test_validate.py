@@ -7,9 +7,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from tasks.adapters.s3 import S3Store
 from tasks.errors import InvalidFile, SourceChanged, SourceMissing, UnsupportedFormat
@@ -17,22 +15,9 @@ from tasks.models import FileSpec, ObjectRef, Plan, Target
 from tasks.settings import ValidateSettings
 from tasks.validate import handler as validate_handler
 from tasks.validate.domain import PREFIX_BYTES, validate
+from tests.unit.conftest import OUTPUT, STAGING, fresh, put
 
-STAGING = "chute-staging"
-OUTPUT = "chute-output"
 SETTINGS = ValidateSettings(output_bucket=OUTPUT)
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=STAGING)
-        client.create_bucket(Bucket=OUTPUT)
-        yield client
 
 
 class SpyStore(S3Store):
@@ -53,19 +38,6 @@ class SpyStore(S3Store):
 @pytest.fixture
 def store(s3: Any) -> SpyStore:
     return SpyStore()
-
-
-def put(s3: Any, key: str, body: bytes) -> ObjectRef:
-    """Stage an object; the ObjectRef an S3 event would announce for it."""
-    resp = s3.put_object(Bucket=STAGING, Key=key, Body=body)
-    return ObjectRef(
-        bucket=STAGING,
-        key=key,
-        size=len(body),
-        etag=resp["ETag"].strip('"'),
-        version_id=resp.get("VersionId"),
-        sequencer="0065F1A2B3C4D5E6F7",
-    )
 
 
 def invalid(store: S3Store, source: ObjectRef, settings: ValidateSettings = SETTINGS) -> str:
@@ -337,11 +309,8 @@ def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CHUTE_OUTPUT_BUCKET", OUTPUT)
     monkeypatch.delenv("CHUTE_SUFFIXES", raising=False)
     monkeypatch.delenv("CHUTE_MAX_FILE_BYTES", raising=False)
-    validate_handler._settings.cache_clear()
-    validate_handler._store.cache_clear()
-    yield
-    validate_handler._settings.cache_clear()
-    validate_handler._store.cache_clear()
+    with fresh(validate_handler._settings, validate_handler._store):
+        yield
 
 
 def test_handler_returns_the_plan_dict(s3: Any, env: None) -> None:
