@@ -95,6 +95,14 @@ class Resources:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name(step)}"
 
     @property
+    def completion_topic_name(self) -> str:
+        return f"{self.prefix}-completions"
+
+    @property
+    def completion_topic_arn(self) -> str:
+        return f"arn:aws:sns:{self.region}:{self.account}:{self.completion_topic_name}"
+
+    @property
     def state_machine_name(self) -> str:
         return f"{self.prefix}-pipeline"
 
@@ -367,6 +375,7 @@ class EmbeddedAws:
         for step in ("validate", "convert", "archive", "quarantine"):
             self._create_function(lam, step, values)
         self._create_batch(values)
+        self.client("sns").create_topic(Name=r.completion_topic_name)
         sfn = self.client("stepfunctions")
         sfn.create_state_machine(
             name=r.state_machine_name,
@@ -389,6 +398,7 @@ class EmbeddedAws:
             ),
             "LargeFileThresholdBytes": str(self.settings.large_file_threshold_bytes),
             "BatchTimeoutSeconds": str(self.settings.batch_timeout_seconds),
+            "CompletionTopicArn": r.completion_topic_arn,
         }
 
     def _create_function(self, lam: Any, step: str, values: dict[str, str]) -> None:

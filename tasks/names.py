@@ -48,6 +48,7 @@ PLACEHOLDERS: Final[tuple[str, ...]] = (
     "BatchJobDefinitionArn",
     "LargeFileThresholdBytes",
     "BatchTimeoutSeconds",
+    "CompletionTopicArn",
 )
 
 DEFAULT_SUFFIXES: Final[tuple[str, ...]] = (".csv", ".tsv", ".csv.gz", ".tsv.gz")

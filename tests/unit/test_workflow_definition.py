@@ -82,7 +82,8 @@ def test_work_states_catch_permanent_errors_into_quarantine() -> None:
     for name in ("Validate", "ConvertInLambda"):
         (rule,) = [c for c in STATES[name]["Catch"] if set(c["ErrorEquals"]) == permanent]
         assert STATES[rule["Next"]]["Next"] == "Quarantine"
-    assert STATES["Quarantine"]["Next"] == "Rejected"
+    assert STATES["Quarantine"]["Next"] == "SummarizeRejection"
+    assert STATES["NotifyRejected"]["Next"] == "Rejected"
     assert STATES["Rejected"]["ErrorPath"] == "$.error.Error"
 
 

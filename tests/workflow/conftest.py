@@ -17,6 +17,7 @@ import pytest
 from chute.embedded import EmbeddedAws, LocalSettings, free_port
 from chute.executions import ExecutionView, list_arns, view
 
+_RECEIVED: list[dict[str, Any]] = []
 LARGE_THRESHOLD = 2048  # bytes: files of at least this size take the Batch route
 
 
@@ -49,6 +50,21 @@ class Pipeline:
                 return done[0]
             time.sleep(0.2)
         raise AssertionError(f"no finished execution for {key!r} within {timeout}s")
+
+    def completions(self) -> list[dict[str, Any]]:
+        """Every completion message received so far (kept, so tests can look for their own)."""
+        url = self.aws.queue_url(COMPLETIONS_QUEUE)
+        while True:
+            resp = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+            messages = resp.get("Messages", [])
+            if not messages:
+                return _RECEIVED
+            for m in messages:
+                _RECEIVED.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    def completion_for(self, key: str) -> list[dict[str, Any]]:
+        return [c for c in self.completions() if c["source"]["key"] == key]
 
     def history(self, arn: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
@@ -88,7 +104,26 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
         max_receive_count=2,
     )
     with EmbeddedAws(settings) as aws:
+        _subscribe_completions(aws)
         yield aws
+
+
+COMPLETIONS_QUEUE = "test-completions"
+
+
+def _subscribe_completions(aws: EmbeddedAws) -> None:
+    """Downstream consumer of completion messages: an SQS queue subscribed to the topic."""
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName=COMPLETIONS_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    aws.client("sns").subscribe(
+        TopicArn=aws.resources.completion_topic_arn,
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
 
 
 @pytest.fixture

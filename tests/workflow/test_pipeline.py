@@ -45,6 +45,12 @@ def test_small_file_takes_the_lambda_route_and_is_archived(pipeline: Pipeline) -
         "key": out_key,
         "format": "jsonl",
     }
+    # AND one completion message tells downstream consumers where the output is
+    (message,) = wait_until(lambda: pipeline.completion_for(key), what="completion message")
+    assert message["status"] == "SUCCEEDED"
+    assert message["execution"] == ex.name
+    assert message["output"] == ex.output["output"]
+    assert message["archive"]["bucket"] == pipeline.r.archive_bucket
 
 
 def test_large_file_takes_the_batch_route(pipeline: Pipeline) -> None:
@@ -82,6 +88,13 @@ def test_invalid_file_is_quarantined_with_a_report(pipeline: Pipeline) -> None:
     assert report["error"] == "MalformedContent"
     assert report["failedState"] == "ConvertInLambda"
     assert report["execution"] == ex.name
+    # AND the completion message names the error and the quarantine location
+    (message,) = wait_until(lambda: pipeline.completion_for(key), what="completion message")
+    assert message["status"] == "QUARANTINED"
+    assert message["error"] == "MalformedContent"
+    assert message["failedState"] == "ConvertInLambda"
+    assert message["quarantine"]["bucket"] == pipeline.r.quarantine_bucket
+    assert message["quarantine"]["reportKey"] == key + ".error.json"
     assert key not in pipeline.keys(pipeline.r.staging_bucket)
     # permanent errors are never retried
     assert _task_failures(pipeline.history(ex.arn)).count("MalformedContent") == 1
@@ -109,8 +122,13 @@ def test_transient_error_is_retried_then_succeeds(pipeline: Pipeline, embedded) 
     history = pipeline.history(ex.arn)
     assert _task_failures(history) == ["StorageUnavailable"]
     assert _entered(history).count("ConvertInLambda") == 1
-    scheduled = [e for e in history if e["type"] == "TaskScheduled"]
-    assert len(scheduled) == 4  # validate, convert x2, archive
+    convert_calls = [
+        e
+        for e in history
+        if e["type"] == "TaskScheduled"
+        and "chute-convert" in e["taskScheduledEventDetails"]["parameters"]
+    ]
+    assert len(convert_calls) == 2
 
 
 def test_transient_errors_exhausted_leave_the_file_in_staging(pipeline: Pipeline, embedded) -> None:
@@ -125,6 +143,8 @@ def test_transient_errors_exhausted_leave_the_file_in_staging(pipeline: Pipeline
     assert _task_failures(pipeline.history(ex.arn)).count("StorageUnavailable") == 5
     assert key in pipeline.keys(pipeline.r.staging_bucket)
     assert key not in pipeline.keys(pipeline.r.quarantine_bucket)
+    # no completion message: the file isn't done, it waits for a rerun
+    assert pipeline.completion_for(key) == []
 
 
 def test_batch_transient_exit_is_retried_by_batch_then_fails_without_quarantine(
