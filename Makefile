@@ -2,37 +2,57 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+NODE_STAMP := node_modules/.installed-stamp
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test lint typecheck unit workflow clean
+.PHONY: install run test lint typecheck unit infra workflow synth clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-
-$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
-	touch $(STAMP)
 
-install: $(STAMP)
+# What `chute run` needs: the tasks, the CLI and the embedded runtime.
+$(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[local]"
+	touch $@
+
+# Everything for development and CI: + CDK, cdk-nag, cfn-lint, pytest, ruff, mypy.
+$(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(RUN_STAMP) $@
+
+# Node tools: asl-validator (a check in `make test`) and the CDK CLI (`npx cdk deploy`).
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+install: $(DEV_STAMP) $(NODE_STAMP)
 
 # The main job: the bundled samples through the real state machine on the embedded local AWS.
 # The demo lowers the Batch threshold so one sample takes the Batch route; broken.csv is
 # expected to be quarantined.
-run: install
+run: $(RUN_STAMP)
 	$(BIN)/chute run samples --large-threshold 100000 --expect-quarantine broken.csv
 
+# Synthesize the CloudFormation template offline (no account, no Docker, no CDK CLI).
+synth: install
+	$(BIN)/python infra/app.py cdk.out
+	@echo "template: cdk.out/Chute.template.json"
+
 lint: install
-	$(BIN)/ruff check chute tasks batch tests
-	$(BIN)/ruff format --check chute tasks batch tests
+	$(BIN)/ruff check chute tasks batch infra tests
+	$(BIN)/ruff format --check chute tasks batch infra tests
 
 typecheck: install
 	$(BIN)/mypy
 
-# Unit tests use moto's in-process mock; workflow and CLI tests run the embedded server.
-# They are separate pytest processes because mock_aws resets the backends the server shares.
+# Unit and infra tests use moto's in-process mock or no AWS at all; workflow and CLI tests run
+# the embedded server. They are separate pytest processes because mock_aws resets the
+# backends the server shares.
 unit: install
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/unit tests/infra -q
 
 workflow: install
 	$(BIN)/pytest tests/workflow tests/e2e -q
@@ -40,4 +60,4 @@ workflow: install
 test: lint typecheck unit workflow
 
 clean:
-	rm -rf $(VENV) .chute chute-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .chute chute-out cdk.out .pytest_cache .mypy_cache .ruff_cache

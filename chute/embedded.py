@@ -35,14 +35,6 @@ WORKFLOW_FILE = REPO_ROOT / "workflows" / "pipeline.asl.json"
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_PORT = 4566
 DEFAULT_REGION = "us-east-1"
-FUNCTION_TIMEOUTS = {
-    "trigger": 60,
-    "validate": 60,
-    "convert": 900,
-    "archive": 300,
-    "quarantine": 120,
-}
-BATCH_ATTEMPT_SECONDS = 4 * 3600
 
 
 class EmbeddedError(RuntimeError):
@@ -397,7 +389,9 @@ class EmbeddedAws:
                 f"arn:aws:batch:{r.region}:{r.account}:job-definition/{r.job_definition}:1"
             ),
             "LargeFileThresholdBytes": str(self.settings.large_file_threshold_bytes),
-            "BatchTimeoutSeconds": str(self.settings.batch_timeout_seconds),
+            "BatchTimeoutSeconds": str(
+                names.batch_task_timeout_seconds(self.settings.batch_timeout_seconds)
+            ),
             "CompletionTopicArn": r.completion_topic_arn,
         }
 
@@ -412,8 +406,8 @@ class EmbeddedAws:
             Role=self.resources.role_arn,
             Handler=names.HANDLERS[step],
             Code={"ZipFile": buf.getvalue()},
-            Timeout=FUNCTION_TIMEOUTS[step],
-            MemorySize=1024 if step == "convert" else 256,
+            Timeout=names.FUNCTION_TIMEOUT_SECONDS[step],
+            MemorySize=names.FUNCTION_MEMORY_MB[step],
             Environment={"Variables": env},
         )
 
@@ -446,5 +440,5 @@ class EmbeddedAws:
                 ],
             },
             retryStrategy=names.BATCH_RETRY_STRATEGY,
-            timeout={"attemptDurationSeconds": BATCH_ATTEMPT_SECONDS},
+            timeout={"attemptDurationSeconds": self.settings.batch_timeout_seconds},
         )

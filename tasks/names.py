@@ -56,6 +56,22 @@ DEFAULT_LARGE_FILE_THRESHOLD_BYTES: Final = 256 * 1024 * 1024
 DEFAULT_MAX_FILE_BYTES: Final = 50 * 1024**3
 DEFAULT_BATCH_TIMEOUT_SECONDS: Final = 4 * 3600
 
+# --- function sizing (the CDK app and the embedded runtime both use this) ---------------------
+FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
+    "trigger": 60,
+    "validate": 60,
+    "convert": 900,
+    "archive": 300,
+    "quarantine": 120,
+}
+FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
+    "trigger": 256,
+    "validate": 256,
+    "convert": 1769,  # one full vCPU: conversion is CPU-bound
+    "archive": 256,
+    "quarantine": 256,
+}
+
 # --- which settings each function receives (the CDK app and the embedded runtime both use this) -
 FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
     "trigger": (ENV_STATE_MACHINE_ARN, ENV_SUFFIXES, ENV_PREFIX),
@@ -74,3 +90,19 @@ BATCH_RETRY_STRATEGY: Final[dict[str, object]] = {
         {"onExitCode": "*", "action": "EXIT"},
     ],
 }
+
+
+def batch_task_timeout_seconds(attempt_seconds: int) -> int:
+    """The workflow's timeout for the whole Batch task: every attempt the retry strategy allows,
+    plus 10 minutes for queueing and container start."""
+    attempts = int(str(BATCH_RETRY_STRATEGY["attempts"]))
+    return attempts * attempt_seconds + 600
+
+
+# --- custom metrics: CloudWatch Embedded Metric Format, printed by tasks.metrics ----------------
+# The dashboard must ask for exactly these dimensions: a metric is namespace + name + dimensions.
+METRICS_NAMESPACE: Final = "chute"
+METRICS_DIMENSIONS: Final[dict[str, str]] = {"service": "chute"}
+METRIC_FILES_PROCESSED: Final = "FilesProcessed"  # Count: one per original archived (both routes)
+METRIC_BYTES_PROCESSED: Final = "BytesProcessed"  # Bytes: the archived original's size
+METRIC_FILES_QUARANTINED: Final = "FilesQuarantined"  # Count: one per original quarantined

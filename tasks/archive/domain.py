@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tasks import log, moves
+from tasks import log, metrics, moves
 from tasks.errors import SourceChanged, SourceMissing
 from tasks.models import FileSpec, ObjectRef
 from tasks.moves import Store
@@ -44,9 +44,11 @@ def archive(file: FileSpec | ObjectRef, store: Store, settings: ArchiveSettings)
             f" {source.size} bytes"
         )
     if result.outcome == "already_moved":
+        # moved (and counted) by an earlier attempt whose response was lost
         log.info("already archived", bucket=bucket, key=source.key)
     else:
         log.info("archived", bucket=bucket, key=source.key, size=archived.size)
+        metrics.file_processed(archived.size)
     return _ref(bucket, source.key, archived)
 
 

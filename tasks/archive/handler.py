@@ -6,7 +6,7 @@ import functools
 import os
 from typing import Any
 
-from tasks import log
+from tasks import log, metrics
 from tasks.adapters.s3 import S3Store
 from tasks.archive.domain import archive
 from tasks.models import FileSpec
@@ -24,6 +24,10 @@ def _store() -> S3Store:
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    log.bind(execution=event.get("execution"))
+    execution = event.get("execution")
+    log.bind(execution=execution)
     file = FileSpec.from_dict(event.get("file"))
-    return archive(file, _store(), _settings()).to_dict()
+    try:
+        return archive(file, _store(), _settings()).to_dict()
+    finally:
+        metrics.flush(execution)

@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from tasks import log, moves
+from tasks import log, metrics, moves
 from tasks.models import ObjectRef
 from tasks.moves import MoveOutcome, MoveResult
 from tasks.settings import QuarantineSettings
@@ -70,6 +70,8 @@ def quarantine(
         store.put_json(bucket, report_key, report)
 
     result = moves.move(source, bucket, store, before_delete=write_report)
+    if result.outcome == "moved":  # not "already_moved": an earlier attempt counted that one
+        metrics.file_quarantined()
     log.warning(
         "file quarantined",
         status=_STATUS[result.outcome],

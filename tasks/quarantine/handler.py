@@ -6,7 +6,7 @@ import functools
 import os
 from typing import Any
 
-from tasks import log
+from tasks import log, metrics
 from tasks.adapters.s3 import S3Store
 from tasks.models import ObjectRef
 from tasks.quarantine.domain import quarantine
@@ -28,12 +28,15 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     log.bind(execution=execution)
     error = event.get("error")
     error = error if isinstance(error, dict) else {}
-    return quarantine(
-        ObjectRef.from_dict(event.get("source")),
-        error_name=str(error.get("Error") or "Unknown"),
-        cause=str(error.get("Cause") or ""),
-        failed_state=str(event.get("failedState") or "unknown"),
-        execution=execution,
-        store=_store(),
-        settings=_settings(),
-    )
+    try:
+        return quarantine(
+            ObjectRef.from_dict(event.get("source")),
+            error_name=str(error.get("Error") or "Unknown"),
+            cause=str(error.get("Cause") or ""),
+            failed_state=str(event.get("failedState") or "unknown"),
+            execution=execution,
+            store=_store(),
+            settings=_settings(),
+        )
+    finally:
+        metrics.flush(execution)

@@ -1,0 +1,39 @@
+# One image for the AWS Batch job and every Lambda function (built by the CDK app's
+# DockerImageAsset; tests/infra/test_dockerfile.py checks this file, as Docker can't run here).
+#   Batch:  runs the default CMD below (the job definition sets the same command).
+#   Lambda: the function's image config sets entrypoint ["python", "-m", "awslambdaric"]
+#           and cmd [<handler path>], e.g. ["tasks.validate.handler.handler"].
+
+# Exact tag; pin the digest too (@sha256:...) once it can be resolved.
+FROM public.ecr.aws/docker/library/python:3.11.14-slim-bookworm
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+# Only what the tasks and the Batch entrypoint need: no CLI, no embedded runtime, no tests
+# (.dockerignore keeps everything else out of the build context).
+WORKDIR /tmp/chute-src
+COPY pyproject.toml constraints.txt README.md ./
+COPY tasks/ tasks/
+COPY batch/ batch/
+
+# The project's runtime dependencies plus the Lambda Runtime Interface Client (extra "lambda"),
+# all locked by constraints.txt. The sources are installed into site-packages, then removed.
+RUN pip install -c constraints.txt ".[lambda]" \
+    && cd / && rm -rf /tmp/chute-src
+
+# Run as a fixed, unprivileged uid. Installed files stay root-owned and world-readable, so the
+# code also runs under whatever uid a platform picks; the user owns nothing in the image.
+RUN useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin chute
+# Made before USER, so root owns it: an empty directory the user can't write to (`python -m`
+# puts the working directory first on sys.path).
+WORKDIR /opt/chute
+USER 10001:10001
+
+# The Batch job's command, exactly tasks.names.BATCH_COMMAND. CMD, not ENTRYPOINT: a Batch job
+# definition can override the command but not the entrypoint (Lambda overrides both).
+CMD ["python", "-m", "batch"]

@@ -1,0 +1,94 @@
+"""The four buckets (and the bucket that receives their access logs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+
+class Storage(Construct):
+    """staging (versioned; uploads land here), output, archive (colder over time), quarantine."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        archive_transition_days: int,
+        archive_expiration_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        common: dict[str, Any] = {
+            "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+            "encryption": s3.BucketEncryption.S3_MANAGED,
+            "enforce_ssl": True,
+            "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            "removal_policy": RemovalPolicy.RETAIN,
+        }
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            **common,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
+        )
+
+        def logged(prefix: str) -> dict[str, Any]:
+            return {
+                **common,
+                "server_access_logs_bucket": self.access_logs,
+                "server_access_logs_prefix": f"{prefix}/",
+            }
+
+        self.staging = s3.Bucket(
+            self,
+            "Staging",
+            **logged("staging"),
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="abort-incomplete-uploads",
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                ),
+                s3.LifecycleRule(
+                    id="expire-old-versions",
+                    noncurrent_version_expiration=Duration.days(30),
+                ),
+            ],
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.PUT, s3.HttpMethods.POST],
+                    allowed_origins=["*"],
+                    allowed_headers=["*"],
+                    exposed_headers=["ETag"],
+                    max_age=3000,
+                )
+            ],
+        )
+        self.output = s3.Bucket(
+            self,
+            "Output",
+            **logged("output"),
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="abort-incomplete-uploads",
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+        )
+        archive_rule = s3.LifecycleRule(
+            id="colder-over-time",
+            transitions=[
+                s3.Transition(
+                    storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                    transition_after=Duration.days(archive_transition_days),
+                )
+            ],
+            expiration=Duration.days(archive_expiration_days) if archive_expiration_days else None,
+        )
+        self.archive = s3.Bucket(
+            self, "Archive", **logged("archive"), versioned=True, lifecycle_rules=[archive_rule]
+        )
+        self.quarantine = s3.Bucket(self, "Quarantine", **logged("quarantine"))

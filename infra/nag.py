@@ -1,0 +1,113 @@
+"""cdk-nag AwsSolutions findings that were reviewed and accepted.
+
+Each acknowledgment is attached to the construct it concerns and names the exact finding
+(rule + the wildcard it accepts), with the reason. Anything else fails synthesis
+(tests/infra/test_nag.py). Finding IDs embed CloudFormation logical IDs; they are computed from
+the constructs here, never written by hand.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
+from aws_cdk import aws_s3 as s3
+from constructs import IConstruct
+
+if TYPE_CHECKING:
+    from infra.stack import ChuteStack
+
+XRAY = (
+    "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no resource-level "
+    "permissions"
+)
+IAM4_BASIC = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+
+
+def _finding(rule: str, detail: str) -> str:
+    return f"AwsSolutions::AwsSolutions-{rule}[{detail}]"
+
+
+def _objects(bucket: s3.IBucket) -> str:
+    element = bucket.node.default_child
+    assert isinstance(element, CfnElement)
+    logical_id = Stack.of(bucket).get_logical_id(element)
+    return f"Resource::<{logical_id}.Arn>/*"
+
+
+def accept(construct: IConstruct, reason: str, rule: str, *details: str) -> None:
+    Validations.of(construct).acknowledge(
+        *[Acknowledgment(id=_finding(rule, d), reason=reason) for d in details]
+    )
+
+
+def suppress_reviewed_findings(stack: ChuteStack) -> None:
+    s = stack.storage
+    buckets_of = {
+        "trigger": (),
+        "validate": (s.staging,),
+        "convert": (s.staging, s.output),
+        "archive": (s.staging, s.archive),
+        "quarantine": (s.staging, s.quarantine),
+    }
+    for step, task in stack.steps.items():
+        accept(task.role, XRAY, "IAM5", "Resource::*")
+        if buckets_of[step]:
+            accept(
+                task.role,
+                f"the {step} step works on objects named after uploaded files, so the resource "
+                "is the bucket's objects; the actions are the exact ones it calls",
+                "IAM5",
+                *[_objects(b) for b in buckets_of[step]],
+            )
+    accept(
+        stack.conversion.job_role,
+        "the Batch job reads the staged file and writes its output, both named after the "
+        "uploaded file; exact actions only",
+        "IAM5",
+        _objects(s.staging),
+        _objects(s.output),
+    )
+    accept(
+        stack.conversion.container,
+        "ecr:GetAuthorizationToken (image pull by the task execution role) supports no "
+        "resource-level permissions",
+        "IAM5",
+        "Resource::*",
+    )
+    accept(
+        stack.workflow.state_machine,
+        "batch:DescribeJobs has no resource-level permissions and TerminateJob targets job ids "
+        "known only at run time (both used by submitJob.sync); Step Functions' log delivery "
+        "actions (logs:*LogDelivery, DescribeResourcePolicies, PutResourcePolicy, "
+        "DescribeLogGroups) must use '*'; " + XRAY,
+        "IAM5",
+        "Resource::*",
+    )
+    machine = stack.workflow.state_machine
+    accept(
+        stack.operators,
+        "operators act on any execution (one per file, named at run time) and on any uploaded "
+        "or quarantined object; batch:DescribeJobs and cloudwatch:GetMetricData have no "
+        "resource-level permissions",
+        "IAM5",
+        "Resource::*",
+        "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+        f"<{stack.get_logical_id(_cfn(machine))}.Name>:*",
+        *[_objects(b) for b in (s.staging, s.output, s.archive, s.quarantine)],
+    )
+    for child in stack.node.children:
+        if child.node.id.startswith("BucketNotificationsHandler"):
+            accept(
+                child,
+                "aws-cdk-lib's own singleton function that writes the staging bucket's "
+                "notification configuration at deploy time; its role is not configurable",
+                "IAM4",
+                IAM4_BASIC,
+            )
+
+
+def _cfn(construct: IConstruct) -> CfnElement:
+    element = construct.node.default_child
+    assert isinstance(element, CfnElement)
+    return element

@@ -1,0 +1,324 @@
+"""ChuteStack: the whole pipeline in one stack of purpose-named constructs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Aws, CfnOutput, Stack, Tags
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from infra.components.access import DELETE, READ, WRITE, allow_objects
+from infra.components.conversion import BatchConversion
+from infra.components.functions import TaskFunction
+from infra.components.ingest import Ingest
+from infra.components.observability import Observability
+from infra.components.storage import Storage
+from infra.components.workflow import Workflow
+from infra.config import ChuteProps
+from tasks import names
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TASK_STEPS = ("validate", "convert", "archive", "quarantine")
+
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def retention(days: int) -> logs.RetentionDays:
+    if days not in _RETENTION:
+        raise ValueError(f"log retention of {days} days: choose one of {sorted(_RETENTION)}")
+    return _RETENTION[days]
+
+
+class ChuteStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, props: ChuteProps, **kw: object):
+        super().__init__(scope, construct_id, **kw)  # type: ignore[arg-type]
+        self.props = props
+        keep = retention(props.log_retention_days)
+        Tags.of(self).add("project", "chute")
+        for key, value in props.extra_tags.items():
+            Tags.of(self).add(key, value)
+
+        self.storage = Storage(
+            self,
+            "Storage",
+            archive_transition_days=props.archive_transition_days,
+            archive_expiration_days=props.archive_expiration_days,
+        )
+        self.key = kms.Key(
+            self,
+            "TopicKey",
+            description="chute: encrypts the completion and alert topics",
+            enable_key_rotation=True,
+        )
+        self.completions = sns.Topic(
+            self,
+            "Completions",
+            display_name="chute: one message per finished file",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        # One image for every function and the Batch job (built by `cdk deploy`, not by synth).
+        self.image = ecr_assets.DockerImageAsset(
+            self, "Image", directory=str(REPO_ROOT), platform=ecr_assets.Platform.LINUX_AMD64
+        )
+
+        s = self.storage
+        settings = {
+            names.ENV_OUTPUT_BUCKET: s.output.bucket_name,
+            names.ENV_ARCHIVE_BUCKET: s.archive.bucket_name,
+            names.ENV_QUARANTINE_BUCKET: s.quarantine.bucket_name,
+            names.ENV_SUFFIXES: ",".join(props.suffixes),
+            names.ENV_PREFIX: props.key_prefix,
+            names.ENV_MAX_FILE_BYTES: str(props.max_file_bytes),
+            names.ENV_PART_SIZE_BYTES: str(8 * 1024 * 1024),
+        }
+        self.steps = {
+            step: TaskFunction(
+                self,
+                f"{step.capitalize()}Step",
+                step=step,
+                image=self.image,
+                settings=settings,
+                log_retention=keep,
+            )
+            for step in TASK_STEPS
+        }
+        self.functions = {step: task.function for step, task in self.steps.items()}
+        fn = self.functions
+        allow_objects(fn["validate"], s.staging, READ)
+        allow_objects(fn["convert"], s.staging, READ)
+        allow_objects(fn["convert"], s.output, WRITE)
+        for step, bucket in (("archive", s.archive), ("quarantine", s.quarantine)):
+            allow_objects(fn[step], s.staging, READ, DELETE)
+            allow_objects(fn[step], bucket, READ, WRITE)
+
+        self.vpc = self._vpc(props)
+        self.conversion = BatchConversion(
+            self,
+            "BatchConversion",
+            image=self.image,
+            settings=settings,
+            vpc=self.vpc,
+            vcpu=props.batch_vcpu,
+            memory_mib=props.batch_memory_mib,
+            attempt_timeout_seconds=props.batch_timeout_seconds,
+            log_retention=keep,
+        )
+        allow_objects(self.conversion.job_role, s.staging, READ)
+        allow_objects(self.conversion.job_role, s.output, WRITE)
+
+        self.workflow = Workflow(
+            self, "Workflow", substitutions=self.substitutions(), log_retention=keep
+        )
+        machine = self.workflow.state_machine
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[fn[step].function_arn for step in TASK_STEPS],
+            )
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[self.completions.topic_arn])
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn]
+            )
+        )
+        self._allow_batch_sync(machine.role)
+
+        self.ingest = Ingest(self, "Ingest", staging=s.staging, key_prefix=props.key_prefix)
+        self.steps["trigger"] = TaskFunction(
+            self,
+            "TriggerStep",
+            step="trigger",
+            image=self.image,
+            settings={**settings, names.ENV_STATE_MACHINE_ARN: machine.state_machine_arn},
+            log_retention=keep,
+        )
+        self.trigger = self.functions["trigger"] = self.steps["trigger"].function
+        machine.grant_start_execution(self.trigger)
+        self.ingest.connect(self.trigger, max_concurrency=props.trigger_max_concurrency)
+
+        self.operators = self._operators_policy()
+        # Last: it watches everything above.
+        self.observability = Observability(
+            self,
+            "Observability",
+            state_machine=machine,
+            functions=self.functions,
+            dead_letter_queue=self.ingest.dlq,
+            events_queue=self.ingest.queue,
+            key=self.key,
+            alert_email=props.alert_email,
+            no_success_hours=props.no_success_alarm_hours,
+        )
+        self._outputs()
+
+    # --- pieces -------------------------------------------------------------------------------
+    def substitutions(self) -> dict[str, str]:
+        """Values for every ${Placeholder} of the workflow file (keys: names.PLACEHOLDERS)."""
+        return {
+            "ValidateFunctionArn": self.functions["validate"].function_arn,
+            "ConvertFunctionArn": self.functions["convert"].function_arn,
+            "ArchiveFunctionArn": self.functions["archive"].function_arn,
+            "QuarantineFunctionArn": self.functions["quarantine"].function_arn,
+            "BatchJobQueueArn": self.conversion.queue.job_queue_arn,
+            "BatchJobDefinitionArn": self.conversion.job_definition.job_definition_arn,
+            "LargeFileThresholdBytes": str(self.props.large_file_threshold_bytes),
+            "BatchTimeoutSeconds": str(
+                names.batch_task_timeout_seconds(self.props.batch_timeout_seconds)
+            ),
+            "CompletionTopicArn": self.completions.topic_arn,
+        }
+
+    def _vpc(self, props: ChuteProps) -> ec2.IVpc:
+        if props.vpc_id:
+            return ec2.Vpc.from_lookup(self, "Vpc", vpc_id=props.vpc_id)
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC)
+            ],
+        )
+        vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                logs.LogGroup(self, "FlowLogs", retention=retention(props.log_retention_days))
+            ),
+            traffic_type=ec2.FlowLogTrafficType.REJECT,
+        )
+        vpc.add_gateway_endpoint("S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3)
+        return vpc
+
+    def _allow_batch_sync(self, role: iam.IRole) -> None:
+        """What `batch:submitJob.sync` needs: submit/describe/terminate, and the managed
+        EventBridge rule Step Functions uses to learn when the job ends."""
+        c = self.conversion
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["batch:SubmitJob"],
+                resources=[c.queue.job_queue_arn, c.job_definition.job_definition_arn],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["batch:DescribeJobs", "batch:TerminateJob"], resources=["*"]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/"
+                    "StepFunctionsGetEventsForBatchJobsRule"
+                ],
+            )
+        )
+
+    def _operators_policy(self) -> iam.ManagedPolicy:
+        """For the people who run chute: monitor, upload, rerun (redrive), requeue."""
+        s = self.storage
+        machine = self.workflow.state_machine
+        executions = (
+            f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:"
+            f"{machine.state_machine_name}:*"
+        )
+        policy = iam.ManagedPolicy(
+            self,
+            "OperatorsPolicy",
+            description="chute operators: monitor executions, upload, rerun and requeue files",
+            statements=[
+                iam.PolicyStatement(
+                    actions=[
+                        "states:DescribeStateMachine",
+                        "states:ListExecutions",
+                        "states:StartExecution",
+                    ],
+                    resources=[machine.state_machine_arn],
+                ),
+                iam.PolicyStatement(
+                    actions=[
+                        "states:DescribeExecution",
+                        "states:GetExecutionHistory",
+                        "states:RedriveExecution",
+                        "states:StopExecution",
+                    ],
+                    resources=[executions],
+                ),
+                iam.PolicyStatement(
+                    # neither supports resource-level permissions
+                    actions=["batch:DescribeJobs", "cloudwatch:GetMetricData"],
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:FilterLogEvents", "logs:GetLogEvents"],
+                    resources=[g.log_group_arn for g in self.log_groups()],
+                ),
+                iam.PolicyStatement(
+                    actions=["cloudformation:DescribeStacks"], resources=[self.stack_id]
+                ),
+            ],
+        )
+        allow_objects(policy, s.staging, READ, WRITE)  # upload, requeue
+        allow_objects(policy, s.output, READ)
+        allow_objects(policy, s.archive, READ)
+        allow_objects(policy, s.quarantine, READ, DELETE)  # requeue moves files out
+        return policy
+
+    def log_groups(self) -> list[logs.ILogGroup]:
+        return [
+            *(task.log_group for task in self.steps.values()),
+            self.conversion.log_group,
+            self.workflow.log_group,
+        ]
+
+    def _outputs(self) -> None:
+        s = self.storage
+        machine = self.workflow.state_machine
+        region = Aws.REGION
+        values = {
+            "StagingBucket": s.staging.bucket_name,
+            "OutputBucket": s.output.bucket_name,
+            "ArchiveBucket": s.archive.bucket_name,
+            "QuarantineBucket": s.quarantine.bucket_name,
+            "StateMachineArn": machine.state_machine_arn,
+            "CompletionTopicArn": self.completions.topic_arn,
+            "DeadLetterQueueUrl": self.ingest.dlq.queue_url,
+            "OperatorsPolicyArn": self.operators.managed_policy_arn,
+            "StateMachineConsoleUrl": (
+                f"https://{region}.console.aws.amazon.com/states/home?region={region}"
+                f"#/statemachines/view/{machine.state_machine_arn}"
+            ),
+            "AlertTopicArn": self.observability.alert_topic.topic_arn,
+            "DashboardConsoleUrl": (
+                f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+                f"#dashboards/dashboard/{self.observability.dashboard_name}"
+            ),
+        }
+        for name, value in values.items():
+            CfnOutput(self, name, value=value)

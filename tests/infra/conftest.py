@@ -1,0 +1,47 @@
+"""Synthesize the stack once for all infra tests (offline: no account, no Docker)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from aws_cdk import assertions
+
+from infra.app import STACK_NAME, build
+from infra.stack import ChuteStack
+
+
+class Synth:
+    def __init__(self, outdir: Path) -> None:
+        self.app = build(str(outdir), context={"chute:alert_email": "ops@example.com"})
+        self.assembly = self.app.synth()
+        stack = self.app.node.find_child(STACK_NAME)
+        assert isinstance(stack, ChuteStack)
+        self.stack = stack
+        self.template = assertions.Template.from_stack(stack)
+        self.json: dict[str, Any] = self.template.to_json()
+        self.template_path = outdir / f"{STACK_NAME}.template.json"
+        self.outdir = outdir
+
+    def resources(self, typ: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.json["Resources"].items() if v["Type"] == typ}
+
+    def one(self, typ: str) -> dict[str, Any]:
+        found = list(self.resources(typ).values())
+        assert len(found) == 1, f"{len(found)} {typ}"
+        return found[0]["Properties"]
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return Synth(tmp_path_factory.mktemp("cdk.out"))
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,260 @@
+"""The properties of the synthesized stack that matter (never hashed logical IDs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import assertions
+
+from chute.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings
+from tasks import names
+from tests.infra.conftest import Synth, dumps
+
+Match = assertions.Match
+
+
+def _statements(synth: Synth, role_fragment: str) -> list[dict[str, Any]]:
+    """Every policy statement attached to roles whose logical id contains the fragment."""
+    found = []
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        roles = dumps(policy["Properties"].get("Roles", []))
+        if role_fragment in roles:
+            found.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return found
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    actions: set[str] = set()
+    for st in statements:
+        value = st["Action"]
+        actions.update([value] if isinstance(value, str) else value)
+    return actions
+
+
+# --- storage ------------------------------------------------------------------------------------
+def test_every_bucket_is_private_encrypted_and_tls_only(synth: Synth) -> None:
+    buckets = synth.resources("AWS::S3::Bucket")
+    assert len(buckets) == 5  # staging, output, archive, quarantine, access logs
+    for props in (b["Properties"] for b in buckets.values()):
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    policies = synth.resources("AWS::S3::BucketPolicy").values()
+    tls_only = [
+        p
+        for p in policies
+        if '"aws:SecureTransport": "false"'
+        in dumps(p["Properties"]["PolicyDocument"]).replace(
+            '"aws:SecureTransport":"false"', '"aws:SecureTransport": "false"'
+        )
+    ]
+    assert len(tls_only) == 5
+
+
+def test_data_buckets_log_access(synth: Synth) -> None:
+    logged = [
+        b
+        for b in synth.resources("AWS::S3::Bucket").values()
+        if "LoggingConfiguration" in b["Properties"]
+    ]
+    assert len(logged) == 4
+
+
+def test_staging_is_versioned_aborts_uploads_and_allows_browser_uploads(synth: Synth) -> None:
+    synth.template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}
+                        )
+                    ]
+                )
+            },
+            "CorsConfiguration": {
+                "CorsRules": [
+                    Match.object_like(
+                        {"AllowedMethods": ["PUT", "POST"], "ExposedHeaders": ["ETag"]}
+                    )
+                ]
+            },
+        },
+    )
+
+
+def test_archive_moves_to_colder_storage(synth: Synth) -> None:
+    days = synth.stack.props.archive_transition_days
+    synth.template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Transitions": [
+                                    {
+                                        "StorageClass": "GLACIER_IR",
+                                        "TransitionInDays": days,
+                                    }
+                                ]
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+# --- ingest -------------------------------------------------------------------------------------
+def test_staging_events_go_to_a_queue_with_a_dead_letter_queue(synth: Synth) -> None:
+    queues = synth.resources("AWS::SQS::Queue")
+    assert len(queues) == 2
+    with_redrive = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    assert len(with_redrive) == 1
+    assert with_redrive[0]["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 5
+    notifications = synth.one("Custom::S3BucketNotifications")
+    config = notifications["NotificationConfiguration"]["QueueConfigurations"]
+    assert [c["Events"] for c in config] == [["s3:ObjectCreated:*"]]
+
+
+def test_trigger_reads_the_queue_with_partial_batch_responses_and_a_concurrency_cap(
+    synth: Synth,
+) -> None:
+    mapping = synth.one("AWS::Lambda::EventSourceMapping")
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 10
+    assert mapping["ScalingConfig"] == {
+        "MaximumConcurrency": synth.stack.props.trigger_max_concurrency
+    }
+
+
+# --- functions ----------------------------------------------------------------------------------
+def test_functions_run_the_project_handlers_with_their_own_settings(synth: Synth) -> None:
+    functions = [f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()]
+    by_handler = {
+        f["ImageConfig"]["Command"][0]: f for f in functions if f.get("PackageType") == "Image"
+    }
+    assert set(by_handler) == set(names.HANDLERS.values())
+    for step, handler in names.HANDLERS.items():
+        fn = by_handler[handler]
+        assert fn["ImageConfig"]["EntryPoint"] == ["python", "-m", "awslambdaric"]
+        assert fn["Timeout"] == names.FUNCTION_TIMEOUT_SECONDS[step]
+        assert fn["MemorySize"] == names.FUNCTION_MEMORY_MB[step]
+        assert fn["TracingConfig"] == {"Mode": "Active"}
+        assert set(fn["Environment"]["Variables"]) == set(names.FUNCTION_SETTINGS[step])
+
+
+# --- batch --------------------------------------------------------------------------------------
+def test_batch_job_runs_the_container_command_with_retry_by_exit_code(synth: Synth) -> None:
+    job = synth.one("AWS::Batch::JobDefinition")
+    assert job["PlatformCapabilities"] == ["FARGATE"]
+    assert job["ContainerProperties"]["Command"] == list(names.BATCH_COMMAND)
+    assert job["Timeout"] == {"AttemptDurationSeconds": synth.stack.props.batch_timeout_seconds}
+    expected = names.BATCH_RETRY_STRATEGY
+    assert job["RetryStrategy"] == {
+        "Attempts": expected["attempts"],
+        "EvaluateOnExit": [
+            {"Action": r["action"], "OnExitCode": r["onExitCode"]}
+            for r in expected["evaluateOnExit"]  # type: ignore[attr-defined]
+        ],
+    }
+    assert job["RetryStrategy"]["EvaluateOnExit"][-1] == {"Action": "EXIT", "OnExitCode": "*"}
+    compute = synth.one("AWS::Batch::ComputeEnvironment")
+    assert compute["ComputeResources"]["Type"] == "FARGATE"
+
+
+# --- workflow -----------------------------------------------------------------------------------
+def test_state_machine_is_the_workflow_file_inline_standard_logged_and_traced(
+    synth: Synth,
+) -> None:
+    machine = synth.one("AWS::StepFunctions::StateMachine")
+    assert machine["StateMachineType"] == "STANDARD"
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+    assert json.loads(machine["DefinitionString"]) == json.loads(WORKFLOW_FILE.read_text())
+    assert set(machine["DefinitionSubstitutions"]) == set(names.PLACEHOLDERS)
+
+
+def test_cdk_and_the_embedded_runtime_fill_the_same_placeholders(synth: Synth) -> None:
+    embedded = EmbeddedAws(LocalSettings(state_dir=Path("/nonexistent")))
+    assert (
+        set(synth.stack.substitutions()) == set(embedded.substitutions()) == set(names.PLACEHOLDERS)
+    )
+
+
+# --- permissions --------------------------------------------------------------------------------
+def test_state_machine_may_invoke_steps_run_batch_sync_and_publish(synth: Synth) -> None:
+    actions = _actions(_statements(synth, "StateMachineRole"))
+    assert {"lambda:InvokeFunction", "batch:SubmitJob", "batch:DescribeJobs"} <= actions
+    assert {"events:PutRule", "events:PutTargets", "events:DescribeRule", "sns:Publish"} <= actions
+    assert not any(a.startswith("s3:") for a in actions)
+
+
+def _s3_access(synth: Synth, role_fragment: str) -> dict[str, set[str]]:
+    """bucket logical-id prefix ("Staging", "Output", ...) -> S3 actions the role has on it."""
+    access: dict[str, set[str]] = {}
+    for st in _statements(synth, role_fragment):
+        actions = {a for a in _actions([st]) if a.startswith("s3:")}
+        if not actions:
+            continue
+        for bucket in ("Staging", "Output", "Archive", "Quarantine"):
+            if f"Storage{bucket}" in dumps(st["Resource"]):
+                access.setdefault(bucket, set()).update(actions)
+    return access
+
+
+READ = {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+WRITE = {"s3:PutObject", "s3:AbortMultipartUpload"}
+DELETE = {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+
+
+def test_each_function_gets_only_what_it_uses(synth: Synth) -> None:
+    assert "states:StartExecution" in _actions(_statements(synth, "TriggerStep"))
+    assert _s3_access(synth, "TriggerStep") == {}
+    assert _s3_access(synth, "ValidateStep") == {"Staging": READ}
+    assert _s3_access(synth, "ConvertStep") == {"Staging": READ, "Output": WRITE}
+    assert _s3_access(synth, "ArchiveStep") == {
+        "Staging": READ | DELETE,
+        "Archive": READ | WRITE,
+    }
+    assert _s3_access(synth, "QuarantineStep") == {
+        "Staging": READ | DELETE,
+        "Quarantine": READ | WRITE,
+    }
+    assert _s3_access(synth, "JobRole") == {"Staging": READ, "Output": WRITE}
+
+
+def test_operators_policy_allows_monitoring_and_redrive(synth: Synth) -> None:
+    policy = synth.one("AWS::IAM::ManagedPolicy")
+    actions = _actions(policy["PolicyDocument"]["Statement"])
+    assert {
+        "states:ListExecutions",
+        "states:DescribeExecution",
+        "states:GetExecutionHistory",
+        "states:RedriveExecution",
+    } <= actions
+
+
+# --- outputs ------------------------------------------------------------------------------------
+def test_outputs_locate_every_resource_operators_need(synth: Synth) -> None:
+    outputs = set(synth.json["Outputs"])
+    assert {
+        "StagingBucket",
+        "OutputBucket",
+        "ArchiveBucket",
+        "QuarantineBucket",
+        "StateMachineArn",
+        "StateMachineConsoleUrl",
+        "CompletionTopicArn",
+    } <= outputs
