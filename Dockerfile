@@ -29,9 +29,10 @@ RUN pip install -c constraints.txt ".[lambda]" \
 # code also runs under whatever uid a platform picks; the user owns nothing in the image.
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin chute
-# Made before USER, so root owns it: an empty directory the user can't write to (`python -m`
-# puts the working directory first on sys.path).
+# Made before USER, so root owns it: a directory the user can't write to (`python -m` puts the
+# working directory first on sys.path) holding only the data contracts (CHUTE_CONTRACTS_FILE).
 WORKDIR /opt/chute
+COPY contracts/ contracts/
 USER 10001:10001
 
 # The Batch job's command, exactly tasks.names.BATCH_COMMAND. CMD, not ENTRYPOINT: a Batch job

@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from tasks import log, names
 from tasks.adapters.s3 import S3Store
+from tasks.contracts import ContractConfigError, load_contracts
 from tasks.convert.domain import convert
 from tasks.errors import PermanentError, StaleEventError, TransientError
 from tasks.models import FileSpec, ModelError, Plan, Target
@@ -92,7 +93,7 @@ def _job(environ: Mapping[str, str]) -> tuple[Plan, str, ConvertSettings]:
 
 
 def _exit_code(exc: Exception) -> int:
-    if isinstance(exc, UsageError | ModelError | SettingsError):
+    if isinstance(exc, UsageError | ModelError | SettingsError | ContractConfigError):
         return EXIT_USAGE
     if isinstance(exc, PermanentError):
         return EXIT_DATAERR
@@ -126,7 +127,8 @@ def main(argv: Sequence[str], environ: Mapping[str, str], *, store: S3Store | No
             raise UsageError(f"unexpected arguments: {' '.join(args)}")
         plan, execution, settings = _job(environ)
         log.bind(execution=execution)
-        output = convert(plan, store or S3Store(), settings)
+        contracts = load_contracts(settings.contracts_file) if settings.contracts_file else None
+        output = convert(plan, store or S3Store(), settings, contracts)
     except Exception as exc:
         return _fail(exc)
     log.info("batch job finished", rows=output.rows, bytes=output.bytes)

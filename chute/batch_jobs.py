@@ -15,8 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from moto.batch.utils import JobStatus
-
 
 def resolve_command(command: list[str]) -> list[str]:
     """The container runs ``python``; locally that is this interpreter (the project's venv)."""
@@ -74,6 +72,8 @@ class LocalBatch:
         thread.start()
 
     def _run(self, job: Any) -> None:
+        from moto.batch.utils import JobStatus
+
         props = job.job_definition.container_properties or {}
         command = resolve_command(list(job.container_overrides.get("command") or props["command"]))
         strategy = job.job_definition.retry_strategy

@@ -43,8 +43,9 @@ def _location(result: FileResult) -> str:
         return ""
     if ex.outcome == SUCCEEDED and ex.output:
         target = ex.output.get("output", {})
-        where = f"s3://{target.get('bucket')}/{target.get('key')}"
-        return f"{where} -> {result.downloaded}" if result.downloaded else where
+        formats = "|".join(target.get("formats", []))
+        where = f"s3://{target.get('bucket')}/{target.get('key')}.{{{formats}}}"
+        return f"{where} -> {result.downloaded[0].parent}" if result.downloaded else where
     if ex.error:
         return ex.error
     return ex.current_state or ""
@@ -85,7 +86,7 @@ def _as_json(results: list[FileResult]) -> str:
                 "durationSeconds": ex.duration_seconds if ex else None,
                 "error": ex.error if ex else None,
                 "output": (ex.output or {}).get("output") if ex else None,
-                "downloaded": str(r.downloaded) if r.downloaded else None,
+                "downloaded": [str(p) for p in r.downloaded],
             }
         )
     return json.dumps(rows, indent=2, default=str)
@@ -218,6 +219,46 @@ def up(
         pass
     finally:
         runtime.stop()
+
+
+@app.command()
+def convert(
+    source: Annotated[
+        Path, typer.Argument(help="Input file (CSV/TSV/..., optionally .gz/.zst/.bz2).")
+    ],
+    out: Annotated[Path, typer.Argument(help="Output file (.jsonl or .parquet).")],
+    to: Annotated[str | None, typer.Option(help="Output format: jsonl or parquet.")] = None,
+    contract: Annotated[
+        str | None, typer.Option(help="Type and check with this data contract.")
+    ] = None,
+    contracts: Annotated[
+        Path | None, typer.Option(help="Contracts file (default: contracts/contracts.toml).")
+    ] = None,
+    delimiter: Annotated[
+        str | None, typer.Option(help="Field delimiter (default: sniffed from the header).")
+    ] = None,
+) -> None:
+    """Convert a local file with the same engine the pipeline runs (no AWS)."""
+    from chute.local_convert import ConvertUsageError, convert_file
+    from tasks.contracts import ContractConfigError
+    from tasks.errors import PermanentError
+
+    try:
+        done = convert_file(
+            source, out, to=to, contract=contract, contracts_path=contracts, delimiter=delimiter
+        )
+    except (ConvertUsageError, ContractConfigError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    except PermanentError as exc:
+        err.print(f"[red]{type(exc).__name__}:[/] {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    r = done.result
+    rate = done.input_bytes / 1e6 / done.seconds if done.seconds else 0.0
+    err.print(
+        f"{r.rows} rows -> {done.output} in {done.seconds:.2f}s ({rate:.0f} MB/s)"
+        + (f"; {r.rejected_rows} rejected -> {done.rejected}" if done.rejected else "")
+    )
 
 
 def main() -> None:

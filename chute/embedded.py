@@ -24,7 +24,6 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from chute import moto_fixes
 from chute.batch_jobs import LocalBatch
 from chute.event_source import SqsEventSource
 from chute.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
@@ -32,6 +31,7 @@ from tasks import names
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW_FILE = REPO_ROOT / "workflows" / "pipeline.asl.json"
+CONTRACTS_FILE = REPO_ROOT / "contracts" / "contracts.toml"
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_PORT = 4566
 DEFAULT_REGION = "us-east-1"
@@ -182,6 +182,8 @@ class EmbeddedAws:
         from moto.moto_api import state_manager
         from moto.server import ThreadedMotoServer
 
+        from chute import moto_fixes
+
         check_port_free(self.settings.host, self.settings.port)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.log_dir / "batch").mkdir(exist_ok=True)
@@ -220,6 +222,8 @@ class EmbeddedAws:
         return self
 
     def stop(self) -> None:
+        from chute import moto_fixes  # imports moto: only when the runtime was used
+
         if self._event_source:
             self._event_source.stop()
         if self._batch:
@@ -362,6 +366,8 @@ class EmbeddedAws:
             names.ENV_PREFIX: "",
             names.ENV_MAX_FILE_BYTES: str(names.DEFAULT_MAX_FILE_BYTES),
             names.ENV_PART_SIZE_BYTES: str(8 * 1024 * 1024),
+            names.ENV_CONTRACTS_FILE: str(CONTRACTS_FILE),
+            names.ENV_OUTPUT_FORMATS: names.DEFAULT_OUTPUT_FORMATS,
         }
         lam = self.client("lambda")
         for step in ("validate", "convert", "archive", "quarantine"):

@@ -33,7 +33,7 @@ class Uploaded:
 class FileResult:
     uploaded: Uploaded
     execution: ExecutionView | None = None
-    downloaded: Path | None = None
+    downloaded: list[Path] = field(default_factory=list)
     expected_quarantine: bool = False
 
     @property
@@ -138,15 +138,17 @@ def wait_for_executions(
 
 
 def download_outputs(s3: Any, results: list[FileResult], out_dir: Path) -> None:
+    """Every output object of each succeeded file (one per format) into ``out_dir``."""
     for result in results:
         output = (result.execution.output or {}) if result.execution else {}
         target = output.get("output") if isinstance(output, dict) else None
         if not target:
             continue
-        destination = out_dir / target["key"]
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(target["bucket"], target["key"], str(destination))
-        result.downloaded = destination
+        for key in target.get("keys", {}).values():
+            destination = out_dir / key
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(target["bucket"], key, str(destination))
+            result.downloaded.append(destination)
 
 
 @dataclass

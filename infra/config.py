@@ -17,6 +17,8 @@ class ChuteProps:
     # Routing and limits.
     large_file_threshold_bytes: int = names.DEFAULT_LARGE_FILE_THRESHOLD_BYTES
     max_file_bytes: int = names.DEFAULT_MAX_FILE_BYTES
+    # Outputs for files no data contract matches (contracts/contracts.toml names their own).
+    output_formats: tuple[str, ...] = tuple(names.DEFAULT_OUTPUT_FORMATS.split(","))
     batch_timeout_seconds: int = names.DEFAULT_BATCH_TIMEOUT_SECONDS
     batch_vcpu: float = 2
     batch_memory_mib: int = 4096

@@ -45,6 +45,10 @@ class MalformedContent(PermanentError):
     """The content can't be converted: broken compression, undecodable bytes, bad rows."""
 
 
+class ContractViolation(PermanentError):
+    """The file breaks its data contract (header, types, values); details in the message."""
+
+
 # --- transient ------------------------------------------------------------------------------
 class StorageUnavailable(TransientError):
     """S3 throttled, answered 5xx, or the connection failed."""

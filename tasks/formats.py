@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from tasks.errors import UnsupportedFormat
-from tasks.models import Compression, InputFormat
+from tasks.models import Compression
 
-_COMPRESSIONS: dict[str, Compression] = {".gz": "gzip"}
-_FORMATS: dict[str, InputFormat] = {".csv": "csv", ".tsv": "tsv"}
+COMPRESSION_EXTENSIONS: dict[str, Compression] = {".gz": "gzip", ".zst": "zstd", ".bz2": "bz2"}
+# Data extensions and their delimiter (None: sniffed from the header line).
+DATA_EXTENSIONS: dict[str, str | None] = {".csv": None, ".txt": None, ".tsv": "\t", ".psv": "|"}
 
 
 def matches_suffix(key: str, suffixes: tuple[str, ...]) -> bool:
@@ -19,30 +20,28 @@ def is_folder_marker(key: str) -> bool:
     return key.endswith("/")
 
 
-def detect(key: str) -> tuple[InputFormat, Compression]:
-    """Format and compression from the key's extensions, or UnsupportedFormat."""
-    name = key.rsplit("/", 1)[-1].lower()
-    compression: Compression = "none"
-    for ext, comp in _COMPRESSIONS.items():
-        if name.endswith(ext):
-            compression = comp
-            name = name[: -len(ext)]
-            break
-    for ext, fmt in _FORMATS.items():
+def split_compression(key: str) -> tuple[str, Compression]:
+    lowered = key.lower()
+    for ext, kind in COMPRESSION_EXTENSIONS.items():
+        if lowered.endswith(ext):
+            return key[: -len(ext)], kind
+    return key, "none"
+
+
+def detect(key: str) -> tuple[Compression, str | None]:
+    """Compression and delimiter (None: sniff) from the key's extensions, or UnsupportedFormat."""
+    base, compression = split_compression(key)
+    name = base.rsplit("/", 1)[-1].lower()
+    for ext, delimiter in DATA_EXTENSIONS.items():
         if name.endswith(ext) and len(name) > len(ext):
-            return fmt, compression
+            return compression, delimiter
     raise UnsupportedFormat(
-        f"{key!r}: expected one of {', '.join(sorted(_FORMATS))}"
-        f" optionally compressed with {', '.join(sorted(_COMPRESSIONS))}"
+        f"{key!r}: expected one of {', '.join(sorted(DATA_EXTENSIONS))}"
+        f" optionally compressed with {', '.join(sorted(COMPRESSION_EXTENSIONS))}"
     )
 
 
-def output_key(key: str, output_format: str = "jsonl") -> str:
-    """``in/orders.csv.gz`` -> ``in/orders.csv.jsonl``: the input kind stays visible, no collisions
-    between ``x.csv`` and ``x.tsv``."""
-    base = key
-    for ext in _COMPRESSIONS:
-        if base.lower().endswith(ext):
-            base = base[: -len(ext)]
-            break
-    return f"{base}.{output_format}"
+def output_base(key: str) -> str:
+    """``in/orders.csv.gz`` -> ``in/orders.csv``: outputs are ``<base>.jsonl``/``.parquet``; the
+    input kind stays visible and ``x.csv``/``x.tsv`` don't collide."""
+    return split_compression(key)[0]

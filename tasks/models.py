@@ -14,9 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Compression = Literal["gzip", "none"]
-InputFormat = Literal["csv", "tsv"]
-OutputFormat = Literal["jsonl"]
+Compression = Literal["gzip", "zstd", "bz2", "none"]
+OutputFormat = Literal["jsonl", "parquet"]
+COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd", "bz2", "none")
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jsonl", "parquet")
+DELIMITERS = (",", "\t", "|", ";")
 
 
 class ModelError(ValueError):
@@ -88,49 +90,69 @@ class ObjectRef:
 
 @dataclass(frozen=True)
 class FileSpec:
-    """A validated object and how to read it."""
+    """A validated object and how to read it (``delimiter`` None: sniffed from the header)."""
 
     ref: ObjectRef
-    format: InputFormat
-    compression: Compression
-
-    @property
-    def delimiter(self) -> str:
-        return "\t" if self.format == "tsv" else ","
+    compression: Compression = "none"
+    delimiter: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> FileSpec:
         data = _mapping(data, "file")
-        fmt = data.get("format")
-        compression = data.get("compression")
-        if fmt not in ("csv", "tsv"):
-            raise ModelError(f"unknown input format {fmt!r}")
-        if compression not in ("gzip", "none"):
+        compression = data.get("compression", "none")
+        if compression not in COMPRESSIONS:
             raise ModelError(f"unknown compression {compression!r}")
-        return cls(ref=ObjectRef.from_dict(data), format=fmt, compression=compression)
+        delimiter = data.get("delimiter")
+        if delimiter is not None and delimiter not in DELIMITERS:
+            raise ModelError(f"unsupported delimiter {delimiter!r}")
+        return cls(ref=ObjectRef.from_dict(data), compression=compression, delimiter=delimiter)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.ref.to_dict(), "format": self.format, "compression": self.compression}
+        return {**self.ref.to_dict(), "compression": self.compression, "delimiter": self.delimiter}
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where a conversion writes."""
+    """Where a conversion writes: ``<key>.<format>`` for each format (and
+    ``<key>.rejected.jsonl`` for rows a contract drops), under the contract named, if any."""
 
     bucket: str
     key: str
-    format: OutputFormat = "jsonl"
+    formats: tuple[OutputFormat, ...] = ("jsonl",)
+    contract: str | None = None
+
+    def object_key(self, output_format: OutputFormat) -> str:
+        return f"{self.key}.{output_format}"
+
+    @property
+    def rejected_key(self) -> str:
+        return f"{self.key}.rejected.jsonl"
 
     @classmethod
     def from_dict(cls, data: Any) -> Target:
         data = _mapping(data, "target")
-        fmt = data.get("format", "jsonl")
-        if fmt != "jsonl":
-            raise ModelError(f"unknown output format {fmt!r}")
-        return cls(bucket=_str(data, "bucket"), key=_str(data, "key"), format=fmt)
+        formats = data.get("formats", ["jsonl"])
+        if (
+            not isinstance(formats, list)
+            or not formats
+            or any(f not in OUTPUT_FORMATS for f in formats)
+        ):
+            raise ModelError(f"formats must be a non-empty list of {OUTPUT_FORMATS}")
+        return cls(
+            bucket=_str(data, "bucket"),
+            key=_str(data, "key"),
+            formats=tuple(formats),
+            contract=_opt_str(data, "contract"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "key": self.key, "format": self.format}
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "formats": list(self.formats),
+            "contract": self.contract,
+            "keys": {f: self.object_key(f) for f in self.formats},
+        }
 
 
 @dataclass(frozen=True)
@@ -156,16 +178,18 @@ class Output:
     """What a conversion wrote."""
 
     bucket: str
-    key: str
-    format: OutputFormat
+    keys: dict[str, str]
     rows: int
-    bytes: int
+    rejected_rows: int = 0
+    bytes: dict[str, int] | None = None
+    rejected_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "bucket": self.bucket,
-            "key": self.key,
-            "format": self.format,
+            "keys": self.keys,
             "rows": self.rows,
-            "bytes": self.bytes,
+            "rejectedRows": self.rejected_rows,
+            "bytes": self.bytes or {},
+            "rejectedKey": self.rejected_key,
         }

@@ -19,6 +19,8 @@ ENV_SUFFIXES: Final = "CHUTE_SUFFIXES"
 ENV_PREFIX: Final = "CHUTE_PREFIX"
 ENV_MAX_FILE_BYTES: Final = "CHUTE_MAX_FILE_BYTES"
 ENV_PART_SIZE_BYTES: Final = "CHUTE_PART_SIZE_BYTES"
+ENV_CONTRACTS_FILE: Final = "CHUTE_CONTRACTS_FILE"
+ENV_OUTPUT_FORMATS: Final = "CHUTE_OUTPUT_FORMATS"
 ENV_LOG_LEVEL: Final = "CHUTE_LOG_LEVEL"
 
 # Set by the state machine on the Batch job (container overrides), read by batch/.
@@ -51,9 +53,15 @@ PLACEHOLDERS: Final[tuple[str, ...]] = (
     "CompletionTopicArn",
 )
 
-DEFAULT_SUFFIXES: Final[tuple[str, ...]] = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+DEFAULT_SUFFIXES: Final[tuple[str, ...]] = tuple(
+    f"{data}{compression}"
+    for data in (".csv", ".tsv", ".txt", ".psv")
+    for compression in ("", ".gz", ".zst", ".bz2")
+)
 DEFAULT_LARGE_FILE_THRESHOLD_BYTES: Final = 256 * 1024 * 1024
 DEFAULT_MAX_FILE_BYTES: Final = 50 * 1024**3
+DEFAULT_OUTPUT_FORMATS: Final = "jsonl,parquet"  # for files no data contract matches
+CONTRACTS_FILE_IN_IMAGE: Final = "/opt/chute/contracts/contracts.toml"
 DEFAULT_BATCH_TIMEOUT_SECONDS: Final = 4 * 3600
 
 # --- function sizing (the CDK app and the embedded runtime both use this) ---------------------
@@ -75,8 +83,14 @@ FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
 # --- which settings each function receives (the CDK app and the embedded runtime both use this) -
 FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
     "trigger": (ENV_STATE_MACHINE_ARN, ENV_SUFFIXES, ENV_PREFIX),
-    "validate": (ENV_OUTPUT_BUCKET, ENV_SUFFIXES, ENV_MAX_FILE_BYTES),
-    "convert": (ENV_PART_SIZE_BYTES,),
+    "validate": (
+        ENV_OUTPUT_BUCKET,
+        ENV_SUFFIXES,
+        ENV_MAX_FILE_BYTES,
+        ENV_CONTRACTS_FILE,
+        ENV_OUTPUT_FORMATS,
+    ),
+    "convert": (ENV_PART_SIZE_BYTES, ENV_CONTRACTS_FILE),
     "archive": (ENV_ARCHIVE_BUCKET,),
     "quarantine": (ENV_QUARANTINE_BUCKET,),
 }

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from tasks import names
+from tasks.models import OUTPUT_FORMATS, OutputFormat
 
 
 class SettingsError(ValueError):
@@ -59,11 +61,60 @@ class TriggerSettings:
         )
 
 
+def _contracts_file(env: Mapping[str, str]) -> Path | None:
+    """The data contracts file, which must exist (None: no contracts, every file is text)."""
+    raw = env.get(names.ENV_CONTRACTS_FILE, "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise SettingsError(
+            f"setting {names.ENV_CONTRACTS_FILE} names the data contracts file {raw!r},"
+            f" which {what} (working directory: {Path.cwd()})"
+        )
+    return path
+
+
+_UNSET_OUTPUT_FORMATS: tuple[OutputFormat, ...] = tuple(
+    f for f in OUTPUT_FORMATS if f in names.DEFAULT_OUTPUT_FORMATS.split(",")
+)
+"""When the setting is absent. Deployments set it (the CDK app and the embedded runtime pass
+``names.DEFAULT_OUTPUT_FORMATS`` unless told otherwise)."""
+
+
+def _output_formats(env: Mapping[str, str]) -> tuple[OutputFormat, ...]:
+    """Comma-separated output formats of files that match no contract, in order, no repeats."""
+    raw = env.get(names.ENV_OUTPUT_FORMATS, "").strip()
+    if not raw:
+        return _UNSET_OUTPUT_FORMATS
+    chosen: list[OutputFormat] = []
+    for item in (s.strip().lower() for s in raw.split(",")):
+        if not item:
+            continue
+        known = next((f for f in OUTPUT_FORMATS if f == item), None)
+        if known is None:
+            raise SettingsError(
+                f"setting {names.ENV_OUTPUT_FORMATS}: unknown output format {item!r}"
+                f" (use {', '.join(OUTPUT_FORMATS)}, comma-separated)"
+            )
+        if known in chosen:
+            raise SettingsError(f"setting {names.ENV_OUTPUT_FORMATS} lists {item!r} twice")
+        chosen.append(known)
+    if not chosen:
+        raise SettingsError(f"setting {names.ENV_OUTPUT_FORMATS} names no output format: {raw!r}")
+    return tuple(chosen)
+
+
 @dataclass(frozen=True)
 class ValidateSettings:
     output_bucket: str
     suffixes: tuple[str, ...] = names.DEFAULT_SUFFIXES
     max_file_bytes: int = names.DEFAULT_MAX_FILE_BYTES
+    contracts_file: Path | None = None
+    """Data contracts (TOML); None: no contracts, every file is converted as text."""
+    output_formats: tuple[OutputFormat, ...] = _UNSET_OUTPUT_FORMATS
+    """What files that match no contract are converted to (a contract names its own)."""
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> ValidateSettings:
@@ -71,6 +122,8 @@ class ValidateSettings:
             output_bucket=_required(env, names.ENV_OUTPUT_BUCKET),
             suffixes=_suffixes(env),
             max_file_bytes=_int(env, names.ENV_MAX_FILE_BYTES, names.DEFAULT_MAX_FILE_BYTES),
+            contracts_file=_contracts_file(env),
+            output_formats=_output_formats(env),
         )
 
 
@@ -81,6 +134,8 @@ MIN_PART_SIZE_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the las
 @dataclass(frozen=True)
 class ConvertSettings:
     part_size_bytes: int = DEFAULT_PART_SIZE_BYTES
+    contracts_file: Path | None = None
+    """Data contracts named by plans (Target.contract); None: text mode only."""
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> ConvertSettings:
@@ -89,7 +144,7 @@ class ConvertSettings:
             raise SettingsError(
                 f"setting {names.ENV_PART_SIZE_BYTES} must be at least {MIN_PART_SIZE_BYTES}"
             )
-        return cls(part_size_bytes=part)
+        return cls(part_size_bytes=part, contracts_file=_contracts_file(env))
 
 
 @dataclass(frozen=True)

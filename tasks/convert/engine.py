@@ -1,118 +1,259 @@
-"""The conversion engine: CSV/TSV (optionally gzip) in, JSON Lines out, streamed.
+"""The conversion engine: delimited text in (any of gzip/zstd/bz2/none), JSON Lines and/or
+Parquet out, streamed in bounded memory, both cores busy.
 
-Pure (no AWS): it reads a binary stream and hands output blocks to a sink, so the same code runs
-in Lambda, in the Batch container and in tests. Memory does not depend on the file's size: input
-is decoded in chunks and output is handed over in blocks of about ``BLOCK_BYTES``.
+    source ─▶ decompress ─▶ header + delimiter ─▶ record-aligned chunks (chunker.py)
+           ─▶ [2 workers] parse (polars, all columns as text) ─▶ check ─▶ contract/typing
+           ─▶ [in order] JSON Lines bytes / Parquet row groups ─▶ sinks
 
-Text mode keeps every value exactly as written (an empty field is ``""``, never ``null``; no type
-inference), header names are the keys, in header order.
+The fast path parses each chunk with polars. Every chunk is checked cheaply (the number of
+delimiters outside quoted values must equal rows * (columns - 1)); a chunk that fails the check
+or that polars rejects (broken quoting, bytes that aren't UTF-8) is parsed again by the precise
+path (stdlib csv) only to find and name the exact row. Text mode keeps every value exactly as
+written (an empty field is "", never null); typed mode casts per the data contract.
 
-Rows are numbered the way people count lines in a spreadsheet: the header is row 1, the first
-data row is row 2; fully empty lines are skipped and not counted. Error messages also give the
-physical line where the row starts (they differ when quoted fields contain newlines).
-
-This function is the seam a faster engine (polars/pyarrow, Parquet, data contracts) replaces.
+Rows are numbered as people count lines in a spreadsheet: the header is row 1; fully empty
+lines are skipped and not counted.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import gzip
 import io
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, BinaryIO, cast
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Literal, cast
 
-import orjson
-from isal import igzip, isal_zlib
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from zstandard import ZstdError
 
+from tasks.convert import chunker, dialect
+from tasks.convert.compression import Compression, open_decompressed
 from tasks.errors import MalformedContent
-from tasks.models import FileSpec
 
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+OutputFormat = Literal["jsonl", "parquet"]
+Sink = Callable[[bytes], object]
 
-BLOCK_BYTES = 1024 * 1024
-"""Output is handed to the sink in blocks of about this size."""
-
-READ_BYTES = 256 * 1024
-"""Read size for uncompressed sources (gzip sources use isal's own buffering)."""
-
-MAX_FIELD_CHARS = 16 * 1024 * 1024
-"""Longest field accepted; also what bounds memory when a quote is never closed."""
-
-# Every way a broken gzip stream shows itself (isal's igzip mirrors the stdlib gzip module).
-# Deliberately not OSError in general: a network error while reading the source (botocore's
-# ReadTimeoutError is an OSError) is not a bad file and must keep its own type.
-_ISAL_ERROR = cast("type[Exception]", isal_zlib.error)  # its stub declares an instance
-_GZIP_ERRORS = (igzip.BadGzipFile, EOFError, _ISAL_ERROR)
+CHUNK_BYTES = 4 * 1024 * 1024
+"""Input bytes per chunk: with two workers and two chunks queued, memory stays ~10x this."""
+WORKERS = 2
+BOM = codecs.BOM_UTF8
+_WANT_JSONL_IN_WORKER = True
+_FIELD_LIMIT = 2**31 - 1
+"""For the precise path's csv module: no limit of its own (records are bounded by the chunker)."""
 
 
-class _Reader(io.RawIOBase):
-    """Any object with ``read(n)`` as a raw stream, so io's buffering and decoding can sit on it."""
+@dataclass(frozen=True)
+class EngineOptions:
+    outputs: tuple[OutputFormat, ...] = ("jsonl",)
+    delimiter: str | None = None  # None: sniffed from the header line
+    quote: str = '"'
+    compression: Compression | None = None  # None: from the magic bytes
+    chunk_bytes: int = CHUNK_BYTES
+    workers: int = WORKERS
+    parquet_compression: str = "zstd"
+    max_record_bytes: int = chunker.MAX_RECORD_BYTES
+    # Typed mode: a callable that turns one text chunk into (typed frame, rejected rows frame or
+    # None), raising a PermanentError when the file must be rejected. None: text mode.
+    typing: ChunkTyping | None = None
 
-    def __init__(self, source: BinaryIO) -> None:
-        self._source = source
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._source.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-
-def _binary(source: BinaryIO, spec: FileSpec) -> io.BufferedReader | gzip.GzipFile:
-    if spec.compression == "gzip":
-        return igzip.IGzipFile(fileobj=source, mode="rb")  # type: ignore[no-untyped-call]
-    return io.BufferedReader(_Reader(source), buffer_size=READ_BYTES)
+    def __post_init__(self) -> None:
+        # A read of 0 bytes means the end of the stream: the rest would be silently dropped.
+        if self.chunk_bytes < 1 or self.workers < 1 or self.max_record_bytes < 1:
+            raise ValueError("chunk_bytes, workers and max_record_bytes must be at least 1")
 
 
-class _Rows:
-    """Parsed records with their row number and starting line; empty lines skipped."""
-
-    def __init__(self, text: io.TextIOWrapper, delimiter: str) -> None:
-        self._reader = csv.reader(text, delimiter=delimiter, strict=True)
-        self.row = 0  # number of the last record returned (header = 1)
-        self.line = 0  # physical line where that record starts
-
-    def where(self) -> str:
-        return f"row {self.row} (line {self.line})"
-
-    def __iter__(self) -> Iterator[list[str]]:
-        reader = self._reader
-        while True:
-            start = reader.line_num + 1
-            try:
-                record = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise MalformedContent(
-                    f"row {self.row + 1} (line {start}): cannot parse: {exc}"
-                ) from exc
-            except _GZIP_ERRORS as exc:
-                raise MalformedContent(
-                    f"corrupt or truncated gzip data near row {self.row + 1}: {exc}"
-                ) from exc
-            if not record:
-                continue
-            self.row += 1
-            self.line = start
-            yield record
+@dataclass
+class EngineResult:
+    rows: int = 0  # rows written
+    rejected_rows: int = 0
+    columns: list[str] = field(default_factory=list)
+    delimiter: str = ","
+    compression: Compression = "none"
 
 
-def _header(rows: _Rows, iterator: Iterator[list[str]]) -> list[str]:
-    header = next(iterator, None)
-    if header is None:
+class ChunkTyping:
+    """Typed mode's hook into the engine (a data contract, or inferred types)."""
+
+    def start(self, header: list[str]) -> pa.Schema:
+        """Check the header; the output schema."""
+        raise NotImplementedError
+
+    def apply(
+        self, chunk: pl.DataFrame, first_row: int
+    ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+        """Typed rows to write, and rejected rows (original text) if any. May raise."""
+        raise NotImplementedError
+
+
+class _RowError(Exception):
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index  # record index within the chunk
+        self.message = message
+
+
+@dataclass
+class _Parsed:
+    frame: pl.DataFrame
+    jsonl: bytes | None = None
+    error: _RowError | None = None
+
+
+def convert_stream(
+    source: BinaryIO,
+    options: EngineOptions,
+    sinks: Mapping[OutputFormat, Sink],
+    rejected_sink: Sink | None = None,
+) -> EngineResult:
+    """Convert ``source`` to every format in ``options.outputs`` (each written to its sink).
+
+    Raises MalformedContent (a PermanentError) for content that can't be converted; the sinks
+    may have received part of the output by then (the caller discards it).
+    """
+    stream, compression = open_decompressed(source, options.compression)
+    try:
+        header_bytes, rest = chunker.first_record(stream, quote=options.quote.encode())
+    except (chunker.UnterminatedQuote, OSError, EOFError, ZstdError) as exc:
+        error = _content_error(exc, "the header")
+        if error is exc:  # e.g. a network error: keeps its type for the caller to classify
+            raise
+        raise error from exc
+    if header_bytes.startswith(BOM):
+        header_bytes = header_bytes[len(BOM) :]
+    if not header_bytes.strip():
         raise MalformedContent("no header: the file has no content")
+    delimiter = options.delimiter or dialect.sniff(header_bytes, quote=options.quote.encode())
+    header = _parse_header(header_bytes, delimiter, options.quote)
+    result = EngineResult(columns=header, delimiter=delimiter, compression=compression)
+    schema = (
+        options.typing.start(header)
+        if options.typing
+        else pa.schema([pa.field(name, pa.string()) for name in header])
+    )
+    writers = _Writers(options.outputs, sinks, schema, options.parquet_compression)
+    parse = _Parser(
+        header,
+        delimiter,
+        options.quote,
+        want_jsonl=_WANT_JSONL_IN_WORKER and "jsonl" in options.outputs and not options.typing,
+    )
+    try:
+        _convert_chunks(rest, stream, options, parse, writers, result, rejected_sink)
+    except BaseException:
+        writers.discard()
+        raise
+    writers.close()
+    return result
+
+
+def _convert_chunks(
+    rest: bytes,
+    stream: BinaryIO,
+    options: EngineOptions,
+    parse: _Parser,
+    writers: _Writers,
+    result: EngineResult,
+    rejected_sink: Sink | None,
+) -> None:
+    with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="convert") as pool:
+        pending: deque[Future[_Parsed]] = deque()
+        chunks = _chunks(
+            rest, stream, options.chunk_bytes, options.quote.encode(), options.max_record_bytes
+        )
+        data_rows = 0  # data rows read so far (before the chunk being handled)
+
+        def drain_one() -> None:
+            nonlocal data_rows
+            parsed = pending.popleft().result()
+            if parsed.error is not None:
+                row = data_rows + parsed.error.index + 2
+                raise MalformedContent(f"row {row}: {parsed.error.message}")
+            frame, jsonl = parsed.frame, parsed.jsonl
+            if options.typing:
+                frame, rejected = options.typing.apply(frame, data_rows + 2)
+                if rejected is not None and rejected.height:
+                    result.rejected_rows += rejected.height
+                    if rejected_sink is not None:
+                        rejected_sink(_ndjson(rejected))
+            data_rows += parsed.frame.height
+            writers.write(frame, jsonl)
+            result.rows += frame.height
+
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(parse, chunk))
+                if len(pending) > options.workers:
+                    drain_one()
+        except (chunker.UnterminatedQuote, chunker.RecordTooLong) as exc:
+            while pending:  # a bad row before it is reported first
+                drain_one()
+            # The record at fault is the one after every row read (see chunker.records).
+            raise MalformedContent(f"row {data_rows + 2}: cannot parse: {exc}") from exc
+        while pending:
+            drain_one()
+
+
+def _chunks(
+    rest: bytes, stream: BinaryIO, size: int, quote: bytes, max_record: int
+) -> Iterator[bytes]:
+    source = cast(BinaryIO, _Prefixed(rest, stream))
+    try:
+        yield from chunker.records(source, size, quote, max_record=max_record)
+    except (OSError, EOFError, ZstdError) as exc:
+        error = _content_error(exc, "the data")
+        if error is exc:  # e.g. a network error: keeps its type for the caller to classify
+            raise
+        raise error from exc
+
+
+def _content_error(exc: BaseException, where: str) -> Exception:
+    """Decompression failures are bad files; other OSErrors (network) keep their type."""
+    name = type(exc).__name__
+    if name in {"BadGzipFile", "ZstdError", "error"} or isinstance(exc, EOFError):
+        return MalformedContent(f"corrupt or truncated compressed data in {where}: {exc}")
+    if isinstance(exc, OSError) and "Invalid data stream" in str(exc):  # bz2
+        return MalformedContent(f"corrupt compressed data in {where}: {exc}")
+    if isinstance(exc, chunker.UnterminatedQuote):
+        return MalformedContent(f"cannot parse {where}: {exc}")
+    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+class _Prefixed(io.RawIOBase):
+    """The bytes already read past the header, then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = -1 if size is None else size
+        if self._head:
+            if 0 <= size <= len(self._head):  # at most ``size`` bytes, as a read must return
+                head, self._head = self._head[:size], self._head[size:]
+                return head
+            head, self._head = self._head, b""
+            return head + self._rest.read(size - len(head) if size > 0 else -1)
+        return self._rest.read(size)
+
+
+def _parse_header(raw: bytes, delimiter: str, quote: str) -> list[str]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedContent("header (row 1): not valid UTF-8") from exc
+    try:
+        header = next(csv.reader([text], delimiter=delimiter, quotechar=quote, strict=True))
+    except csv.Error as exc:
+        raise MalformedContent(f"header (row 1): cannot parse: {exc}") from exc
     seen: dict[str, int] = {}
     for index, name in enumerate(header, start=1):
         if not name:
             raise MalformedContent(f"header (row 1): column {index} has an empty name")
-        if not _is_utf8(name):
-            raise MalformedContent(f"header (row 1): column {index} is not valid UTF-8")
         if name in seen:
             raise MalformedContent(
                 f"header (row 1): duplicate column name {name!r} (columns {seen[name]} and {index})"
@@ -121,52 +262,171 @@ def _header(rows: _Rows, iterator: Iterator[list[str]]) -> list[str]:
     return header
 
 
-def _is_utf8(text: str) -> bool:
-    # Undecodable bytes arrive as lone surrogates (errors="surrogateescape").
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+class _Parser:
+    """Parses one chunk of whole records into a frame of text columns (a worker's job)."""
 
+    def __init__(self, header: list[str], delimiter: str, quote: str, *, want_jsonl: bool) -> None:
+        self.header = header
+        self.delimiter = delimiter
+        self.quote = quote
+        self.want_jsonl = want_jsonl
+        self.schema = dict.fromkeys(header, pl.String)
 
-def convert_stream(source: BinaryIO, spec: FileSpec, sink: Callable[[bytes], None]) -> int:
-    """Convert ``source`` (read as ``spec`` says) to JSON Lines handed to ``sink``; return the
-    number of data rows written.
+    def __call__(self, chunk: bytes) -> _Parsed:
+        frame = self._fast(chunk)
+        if frame is None:
+            try:
+                frame = self._precise(chunk)
+            except _RowError as error:
+                return _Parsed(pl.DataFrame(schema=self.schema), error=error)
+        jsonl = _ndjson(frame) if self.want_jsonl else None
+        return _Parsed(frame, jsonl)
 
-    Raises MalformedContent (a PermanentError) for content that can't be converted: corrupt or
-    truncated gzip, bytes that aren't UTF-8, unparseable quoting, a row whose field count differs
-    from the header's, an empty file, an empty or duplicate header name. ``sink`` may have
-    received part of the output by then: the caller discards it (the S3 writer aborts).
-    """
-    if csv.field_size_limit() < MAX_FIELD_CHARS:  # process-wide; the stdlib default is 128 KiB
-        csv.field_size_limit(MAX_FIELD_CHARS)
-    # utf-8-sig drops a leading BOM; surrogateescape defers invalid bytes to the row that holds
-    # them, so the error names the exact row instead of the chunk being decoded.
-    text = io.TextIOWrapper(
-        _binary(source, spec), encoding="utf-8-sig", errors="surrogateescape", newline=""
-    )
-    rows = _Rows(text, spec.delimiter)
-    iterator = iter(rows)
-    header = _header(rows, iterator)
-    width = len(header)
-    dumps = orjson.dumps
-    option = orjson.OPT_APPEND_NEWLINE
-    block = bytearray()
-    count = 0
-    for record in iterator:
-        if len(record) != width:
-            raise MalformedContent(
-                f"{rows.where()}: expected {width} fields as in the header, found {len(record)}"
-            )
+    def _fast(self, chunk: bytes) -> pl.DataFrame | None:
         try:
-            block += dumps(dict(zip(header, record, strict=True)), option=option)
-        except orjson.JSONEncodeError as exc:
-            raise MalformedContent(f"{rows.where()}: not valid UTF-8") from exc
-        count += 1
-        if len(block) >= BLOCK_BYTES:
-            sink(bytes(block))
-            block.clear()
-    if block:
-        sink(bytes(block))
-    return count
+            frame = pl.read_csv(
+                chunk,
+                has_header=False,
+                new_columns=self.header,
+                schema=self.schema,
+                separator=self.delimiter,
+                quote_char=self.quote,
+                infer_schema=False,
+                empty_string_is_null=False,
+                missing_columns="insert",
+            )
+        except Exception:  # polars reports bad rows only by byte offset: go find the row
+            return None
+        if frame.width != len(self.header) or frame.null_count().sum_horizontal()[0]:
+            return None
+        # Where polars and the precise path would disagree, the precise path decides (so the
+        # result never depends on how the file was cut into chunks): a CR that doesn't end a
+        # line (polars keeps it as data), and in a one-column file the empty values (a blank
+        # line, skipped, reads like an empty field).
+        if chunk.count(b"\r") != chunk.count(b"\r\n"):
+            return None
+        if frame.width == 1 and frame.height and (frame.get_column(self.header[0]) == "").any():
+            return None
+        # Ragged rows and blank lines: polars pads short rows; the delimiters outside quoted
+        # values must be exactly rows x (columns - 1).
+        outside = chunk.count(self.delimiter.encode()) - sum(
+            frame.select(
+                pl.col(name).str.count_matches(self.delimiter, literal=True).sum()
+                for name in self.header
+            ).row(0)
+        )
+        if outside != frame.height * (len(self.header) - 1):
+            return None
+        return frame
+
+    def _precise(self, chunk: bytes) -> pl.DataFrame:
+        text = chunk.decode("utf-8", errors="surrogateescape")
+        if csv.field_size_limit() < _FIELD_LIMIT:  # the stdlib default (128 KiB) is too small
+            csv.field_size_limit(_FIELD_LIMIT)  # process-wide; one value, so threads agree
+        reader = csv.reader(
+            io.StringIO(text, newline="\n"),  # lines end at LF only, as for the chunker
+            delimiter=self.delimiter,
+            quotechar=self.quote,
+            strict=True,
+        )
+        width = len(self.header)
+        rows: list[list[str]] = []
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                message = str(exc)
+                if message.startswith("new-line character seen in unquoted field"):
+                    message = "a carriage return (CR) outside quotes"
+                raise _RowError(len(rows), f"cannot parse: {message}") from exc
+            if not record:
+                continue  # a blank line (a line holding "" is one empty field)
+            if len(record) != width:
+                raise _RowError(
+                    len(rows), f"expected {width} fields as in the header, found {len(record)}"
+                )
+            for value in record:
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise _RowError(len(rows), "not valid UTF-8") from None
+            rows.append(record)
+        return pl.DataFrame(rows, schema=self.schema, orient="row")
+
+
+def _nowhere(data: bytes) -> None:
+    pass
+
+
+def _ndjson(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_ndjson(buffer)
+    return buffer.getvalue()
+
+
+class _SinkFile(io.RawIOBase):
+    """A write-only file over a sink, for pyarrow's ParquetWriter."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def discard(self) -> None:
+        self._sink = _nowhere
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._sink(chunk)
+        self._position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self._position
+
+
+class _Writers:
+    def __init__(
+        self,
+        outputs: tuple[OutputFormat, ...],
+        sinks: Mapping[OutputFormat, Sink],
+        schema: pa.Schema,
+        parquet_compression: str,
+    ) -> None:
+        self._outputs = outputs
+        self._sinks = sinks
+        self._parquet: pq.ParquetWriter | None = None
+        if "parquet" in outputs:
+            self._file = _SinkFile(sinks["parquet"])
+            self._parquet = pq.ParquetWriter(
+                self._file,
+                schema,
+                compression=parquet_compression,
+                use_dictionary=False,
+                write_statistics=False,
+            )
+        self._schema = schema
+
+    def write(self, frame: pl.DataFrame, jsonl: bytes | None) -> None:
+        if not frame.height:
+            return
+        if "jsonl" in self._outputs:
+            self._sinks["jsonl"](jsonl if jsonl is not None else _ndjson(frame))
+        if self._parquet is not None:
+            self._parquet.write_table(frame.to_arrow().cast(self._schema))
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+
+    def discard(self) -> None:
+        """After a failure: close the Parquet writer without writing to the sink (a closed
+        file or an aborted upload by then), instead of its footer landing there on GC."""
+        if self._parquet is not None:
+            self._file.discard()
+            self._parquet.close()
+            self._parquet = None

@@ -8,6 +8,7 @@ from typing import Any
 
 from tasks import log
 from tasks.adapters.s3 import S3Store
+from tasks.contracts import ContractSet, load_contracts
 from tasks.convert.domain import convert
 from tasks.models import Plan
 from tasks.settings import ConvertSettings
@@ -23,7 +24,13 @@ def store() -> S3Store:
     return S3Store()
 
 
+@functools.cache
+def contracts() -> ContractSet | None:
+    path = settings().contracts_file
+    return load_contracts(path) if path else None
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     log.bind(execution=event.get("execution"))
     plan = Plan.from_dict(event.get("plan"))
-    return convert(plan, store(), settings()).to_dict()
+    return convert(plan, store(), settings(), contracts()).to_dict()

@@ -116,7 +116,24 @@ def build_report(
     message = lambda_error_message(cause)
     if message is not None:
         report["message"] = truncate_utf8(message, MAX_MESSAGE_BYTES)[0]
+        details = contract_details(message)
+        if details is not None:
+            report["contract"] = details
     return report
+
+
+def contract_details(message: str) -> dict[str, Any] | None:
+    """A ContractViolation's message is a JSON document (contract, counts, the first problems
+    with row, column, value and reason): keep it structured in the report."""
+    if not message.startswith("{"):
+        return None
+    try:
+        document = json.loads(message)
+    except ValueError:
+        return None
+    if isinstance(document, dict) and isinstance(document.get("problems"), list):
+        return document
+    return None
 
 
 def lambda_error_message(cause: str) -> str | None:

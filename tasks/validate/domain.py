@@ -1,31 +1,63 @@
 """Cheap structural checks on a staged object, reading at most a bounded prefix of it.
 
 What is checked here (permanent problems -> quarantine): a supported suffix, a non-empty object
-within the size limit, valid gzip framing for ``.gz``, and a header line within the first
-:data:`PREFIX_BYTES` bytes that is UTF-8, not empty, and names every column exactly once.
+within the size limit, compressed content that is what the extension says (gzip, zstd or bzip2:
+magic bytes, then a bounded decompression of the prefix), and a header line (the first record)
+ending within the first :data:`PREFIX_BYTES` bytes of content that is UTF-8, not empty, and names
+every column exactly once. With data contracts, the key must match one unless unmatched files are
+converted as text, and the header must satisfy the contract matched (ContractViolation).
 What the event says is checked against S3 first: a vanished object is SourceMissing, a replaced one
 SourceChanged (stale events fail without touching any file).
+
+The plan carries everything the conversion needs, decided once here so that Lambda and Batch read
+the file the same way: the compression, the delimiter (the contract's, else the extension's, else
+sniffed from the header line), the output formats and the contract's name.
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
+import json
 import zlib
 from collections import defaultdict
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Final, Protocol
+
+import zstandard
 
 from tasks import formats, log
-from tasks.errors import InvalidFile, SourceChanged, UnsupportedFormat
-from tasks.models import FileSpec, ObjectRef, Plan, Target
+from tasks.convert import dialect
+from tasks.errors import ContractViolation, InvalidFile, SourceChanged, UnsupportedFormat
+from tasks.models import Compression, FileSpec, ObjectRef, Plan, Target
 from tasks.settings import ValidateSettings
 
 if TYPE_CHECKING:
     from tasks.adapters.s3 import Head
+    from tasks.contracts import Contract, ContractSet
 
-PREFIX_BYTES = 64 * 1024
-GZIP_MAGIC = b"\x1f\x8b"
+PREFIX_BYTES: Final = 64 * 1024
+"""Content bytes checked (decompressed): the header line must end within them."""
+READ_BYTES: Final[Mapping[Compression, int]] = {
+    "none": PREFIX_BYTES,
+    "gzip": PREFIX_BYTES,  # deflate yields its output as it goes
+    "zstd": 256 * 1024,  # a zstd block (up to 128 KiB, compressed or not) decodes only whole
+    "bz2": 1024 * 1024,  # a bzip2 block (up to 900 kB of content) decodes only whole
+}
+"""Bytes of the object read for each compression: enough for :data:`PREFIX_BYTES` of content."""
+MAGIC: Final[Mapping[Compression, bytes]] = {
+    "gzip": b"\x1f\x8b",
+    "zstd": b"\x28\xb5\x2f\xfd",
+    "bz2": b"BZh",
+}
+_ZSTD_SKIPPABLE = b"\x2a\x4d\x18"  # bytes 1-3 of a skippable frame (pzstd writes one first)
+_BZ2_SIGNATURE = b"1AY&SY"  # after "BZh" and the block size digit: the first block's magic
+_ZSTD_STEP = 16
+"""Compressed bytes fed to zstd at a time: the decompressor has no output limit, and a few
+bytes can hold a whole 128 KiB block, so feeding little bounds the memory a bomb can take."""
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_QUOTE = '"'
 
 
 class Store(Protocol):
@@ -34,7 +66,12 @@ class Store(Protocol):
     def read_prefix(self, ref: ObjectRef, length: int) -> bytes: ...
 
 
-def validate(source: ObjectRef, store: Store, settings: ValidateSettings) -> Plan:
+def validate(
+    source: ObjectRef,
+    store: Store,
+    settings: ValidateSettings,
+    contracts: ContractSet | None = None,
+) -> Plan:
     """The plan for converting ``source``, or the error that says what is wrong with it."""
     where = f"s3://{source.bucket}/{source.key}"
     head = store.head(source)  # SourceMissing when gone
@@ -45,7 +82,8 @@ def validate(source: ObjectRef, store: Store, settings: ValidateSettings) -> Pla
         raise UnsupportedFormat(
             f"{where}: suffix not accepted (accepted: {', '.join(settings.suffixes)})"
         )
-    input_format, compression = formats.detect(source.key)
+    compression, delimiter = formats.detect(source.key)
+    contract = match_contract(source.key, contracts, where)
     if head.size == 0:
         raise InvalidFile(f"{where}: the file is empty (0 bytes)")
     if head.size > settings.max_file_bytes:
@@ -61,68 +99,189 @@ def validate(source: ObjectRef, store: Store, settings: ValidateSettings) -> Pla
         version_id=head.version_id or source.version_id,
         sequencer=source.sequencer,
     )
-    spec = FileSpec(ref=current, format=input_format, compression=compression)
-    prefix = store.read_prefix(current, PREFIX_BYTES)  # If-Match: SourceChanged if replaced now
-    complete = len(prefix) >= head.size
-    if compression == "gzip":
-        text, complete = gunzip_prefix(prefix, complete=complete, where=where)
-    else:
-        text = prefix[:PREFIX_BYTES]
-    check_header(
-        text,
-        complete=complete,
-        delimiter=spec.delimiter,
-        where=where,
-        decompressed=compression == "gzip",
+    # If-Match: SourceChanged if the object is replaced between the HEAD and this read.
+    prefix = store.read_prefix(current, READ_BYTES[compression])
+    text, complete = decompress_prefix(
+        prefix, compression, complete=len(prefix) >= head.size, where=where
     )
-    log.info("file validated", key=source.key, format=input_format, compression=compression)
-    return Plan(
-        file=spec,
-        target=Target(bucket=settings.output_bucket, key=formats.output_key(source.key)),
+    quote = contract.dialect.quote if contract else _QUOTE
+    raw = header_line(
+        text, complete=complete, quote=quote, where=where, decompressed=compression != "none"
     )
+    if contract and contract.dialect.delimiter:
+        delimiter = contract.dialect.delimiter
+    if delimiter is None:
+        delimiter = dialect.sniff(raw, quote.encode())
+    columns = parse_header(raw, delimiter=delimiter, quote=quote, where=where)
+    if contract:
+        contract.plan_header(columns)  # ContractViolation: rejected before any conversion
+    spec = FileSpec(ref=current, compression=compression, delimiter=delimiter)
+    target = Target(
+        bucket=settings.output_bucket,
+        key=formats.output_base(source.key),
+        formats=contract.outputs if contract else settings.output_formats,
+        contract=contract.name if contract else None,
+    )
+    log.info(
+        "file validated",
+        key=source.key,
+        compression=compression,
+        delimiter=delimiter,
+        columns=len(columns),
+        contract=target.contract,
+        formats=list(target.formats),
+    )
+    return Plan(file=spec, target=target)
 
 
-def gunzip_prefix(data: bytes, *, complete: bool, where: str) -> tuple[bytes, bool]:
-    """Decompress at most :data:`PREFIX_BYTES` from the start of a gzip file.
-
-    ``data`` is a prefix of the file (``complete`` if it is the whole file); a stream cut short by
-    the prefix is fine. Returns the decompressed bytes and whether they are the whole content.
-    Concatenated gzip members are followed, as gzip readers do.
-    """
-    if not data.startswith(GZIP_MAGIC):
-        raise InvalidFile(
-            f"{where}: not gzip (the first bytes are {data[:2].hex()}, gzip starts with 1f8b)"
+def match_contract(key: str, contracts: ContractSet | None, where: str) -> Contract | None:
+    """The contract for ``key``; None for text mode; ContractViolation when unmatched files are
+    rejected. The message is JSON, like every ContractViolation's."""
+    if contracts is None:
+        return None
+    contract = contracts.match(key)
+    if contract is None and contracts.unmatched == "reject":
+        detail = (
+            f"{where}: the key matches no data contract in {contracts.source}, and files"
+            ' that match none are rejected (unmatched = "reject")'
         )
+        document = {"contract": None, "problemCount": 0, "badRows": 0, "detail": detail}
+        raise ContractViolation(
+            json.dumps({**document, "problems": []}, ensure_ascii=False, separators=(",", ":"))
+        )
+    return contract
+
+
+# --- decompression of the prefix ----------------------------------------------------------------
+def decompress_prefix(
+    data: bytes, compression: Compression, *, complete: bool, where: str
+) -> tuple[bytes, bool]:
+    """At most :data:`PREFIX_BYTES` of content from the start of the file.
+
+    ``data`` is a prefix of the file (``complete`` if it is the whole file); a compressed stream
+    cut short by the prefix is fine, one that ends early when ``complete`` is truncated.
+    Returns the content and whether it is the whole content. Concatenated members (gzip, bzip2)
+    and frames (zstd) are followed, as their command-line tools do.
+    """
+    if compression == "none":
+        _check_not_compressed(data, where)
+        return data[:PREFIX_BYTES], complete and len(data) <= PREFIX_BYTES
+    magic = MAGIC[compression]
+    if not _starts_member(data, compression):
+        raise InvalidFile(
+            f"{where}: not {compression} (the first bytes are {data[: len(magic)].hex()},"
+            f" {compression} starts with {magic.hex()})"
+        )
+    decompress_member = _MEMBER[compression]
     out = bytearray()
     remaining = data
     while True:
-        inflater = zlib.decompressobj(wbits=31)
         try:
-            out += inflater.decompress(remaining, PREFIX_BYTES - len(out))
-        except zlib.error as exc:
-            raise InvalidFile(f"{where}: corrupt gzip data ({exc})") from exc
-        if not inflater.eof:  # cut by the prefix, or the output limit reached
-            if complete and not inflater.unconsumed_tail and len(out) < PREFIX_BYTES:
-                raise InvalidFile(f"{where}: the gzip stream is truncated")
+            content, ended, rest = decompress_member(remaining, PREFIX_BYTES - len(out))
+        except (zlib.error, zstandard.ZstdError, OSError, EOFError) as exc:
+            raise InvalidFile(f"{where}: corrupt {compression} data ({exc})") from exc
+        out += content
+        if not ended:  # cut by the prefix, or the output limit reached
+            if complete and len(out) < PREFIX_BYTES:
+                raise InvalidFile(f"{where}: the {compression} stream is truncated")
             return bytes(out), False
-        remaining = inflater.unused_data
-        if not remaining.startswith(GZIP_MAGIC) or len(out) >= PREFIX_BYTES:
+        if len(out) >= PREFIX_BYTES or not _starts_member(rest, compression):
             # Trailing bytes that aren't another member (padding) end the content, as in gzip.
             return bytes(out), complete and len(out) < PREFIX_BYTES
+        remaining = rest
 
 
-def check_header(
-    text: bytes, *, complete: bool, delimiter: str, where: str, decompressed: bool = False
-) -> list[str]:
-    """The column names of the header line at the start of ``text``, or InvalidFile.
+# One member/frame: (content up to ``limit`` bytes, whether the member ended, the bytes after it).
+_Member = Callable[[bytes, int], tuple[bytes, bool, bytes]]
 
-    ``complete`` says ``text`` is the whole content, so a header without a line break is allowed.
-    """
-    end = text.find(b"\n")
+
+def _gzip_member(data: bytes, limit: int) -> tuple[bytes, bool, bytes]:
+    inflater = zlib.decompressobj(wbits=31)
+    content = inflater.decompress(data, limit)
+    return content, inflater.eof, inflater.unused_data
+
+
+def _bz2_member(data: bytes, limit: int) -> tuple[bytes, bool, bytes]:
+    decompressor = bz2.BZ2Decompressor()
+    content = decompressor.decompress(data, limit)
+    return content, decompressor.eof, decompressor.unused_data
+
+
+def _zstd_frame(data: bytes, limit: int) -> tuple[bytes, bool, bytes]:
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    out = bytearray()
+    fed = 0
+    while fed < len(data) and len(out) < limit and not decompressor.eof:
+        out += decompressor.decompress(data[fed : fed + _ZSTD_STEP])
+        fed += _ZSTD_STEP
+    rest = decompressor.unused_data + data[fed:] if decompressor.eof else b""
+    return bytes(out[:limit]), decompressor.eof, rest
+
+
+_MEMBER: Final[Mapping[Compression, _Member]] = {
+    "gzip": _gzip_member,
+    "zstd": _zstd_frame,
+    "bz2": _bz2_member,
+}
+
+
+def _starts_member(data: bytes, compression: Compression) -> bool:
+    if compression == "zstd" and len(data) >= 4 and data[0] & 0xF0 == 0x50:
+        return data[1:4] == _ZSTD_SKIPPABLE
+    return data.startswith(MAGIC[compression])
+
+
+def _check_not_compressed(data: bytes, where: str) -> None:
+    """A compressed file under a plain key gets a clear message, not "not valid UTF-8".
+    ("BZh" alone could start a text header: bzip2 needs its block magic too.)"""
+    for extension, kind in formats.COMPRESSION_EXTENSIONS.items():
+        if kind == "bz2":
+            looks = data.startswith(MAGIC[kind]) and data[4:10] == _BZ2_SIGNATURE
+        else:
+            looks = _starts_member(data, kind)
+        if looks:
+            raise InvalidFile(
+                f"{where}: the content is {kind}-compressed but the key does not end"
+                f" with {extension}"
+            )
+
+
+# --- the header line ----------------------------------------------------------------------------
+def header_line(
+    text: bytes, *, complete: bool, quote: str = _QUOTE, where: str, decompressed: bool = False
+) -> bytes:
+    """The header line (the first record: a line break inside quotes doesn't end it) at the start
+    of ``text``, without its line ending or UTF-8 byte order mark; InvalidFile if it doesn't end
+    within ``text``. ``complete`` says ``text`` is the whole content, so a header without a line
+    break is allowed."""
+    end = _first_record_end(text, quote.encode())
+    of = " of decompressed content" if decompressed else ""
+    if end == -1 and b"\n" in text:  # line breaks, all inside quotes
+        within = "" if complete else f" in the first {len(text)} bytes{of}"
+        raise InvalidFile(
+            f"{where}: the header line never ends{within}: a quote ({quote}) opened in it"
+            " is not closed"
+        )
     if end == -1 and not complete:
-        of = " of decompressed content" if decompressed else ""
-        raise InvalidFile(f"{where}: no header line in the first {PREFIX_BYTES} bytes{of}")
-    raw = (text if end == -1 else text[:end]).removesuffix(b"\r").removeprefix(_UTF8_BOM)
+        raise InvalidFile(f"{where}: no header line in the first {len(text)} bytes{of}")
+    raw = text if end == -1 else text[:end]
+    return raw.removesuffix(b"\r").removeprefix(_UTF8_BOM)
+
+
+def _first_record_end(text: bytes, quote: bytes) -> int:
+    """Index of the first line break outside quotes, or -1 (as the engine's chunker splits)."""
+    inside = False
+    position = 0
+    while (newline := text.find(b"\n", position)) != -1:
+        inside ^= text.count(quote, position, newline) % 2 == 1
+        if not inside:
+            return newline
+        position = newline + 1
+    return -1
+
+
+def parse_header(raw: bytes, *, delimiter: str, quote: str = _QUOTE, where: str) -> list[str]:
+    """The column names in the header line ``raw``, or InvalidFile."""
     if raw.startswith(_UTF16_BOMS):
         raise InvalidFile(f"{where}: the header is UTF-16 encoded (byte order mark); use UTF-8")
     try:
@@ -135,7 +294,7 @@ def check_header(
     if not line.strip():
         raise InvalidFile(f"{where}: the header line (first line) is empty")
     try:
-        columns = next(csv.reader([line], delimiter=delimiter, strict=True))
+        columns = next(csv.reader([line], delimiter=delimiter, quotechar=quote, strict=True))
     except csv.Error as exc:
         raise InvalidFile(f"{where}: the header line can't be parsed: {exc}") from exc
     _check_columns(columns, where)

@@ -8,6 +8,7 @@ from typing import Any
 
 from tasks import log
 from tasks.adapters.s3 import S3Store
+from tasks.contracts import ContractSet, load_contracts
 from tasks.models import ObjectRef
 from tasks.settings import ValidateSettings
 from tasks.validate.domain import validate
@@ -19,6 +20,13 @@ def _settings() -> ValidateSettings:
 
 
 @functools.cache
+def _contracts() -> ContractSet | None:
+    """Loaded once per cold start; a bad file fails every invocation (ContractConfigError)."""
+    path = _settings().contracts_file
+    return load_contracts(path) if path else None
+
+
+@functools.cache
 def _store() -> S3Store:
     return S3Store()
 
@@ -26,4 +34,4 @@ def _store() -> S3Store:
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     log.bind(execution=event.get("execution"))
     source = ObjectRef.from_dict(event.get("source"))
-    return validate(source, _store(), _settings()).to_dict()
+    return validate(source, _store(), _settings(), _contracts()).to_dict()

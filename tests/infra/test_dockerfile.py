@@ -231,7 +231,15 @@ def test_every_copied_path_exists_and_is_in_the_context(
     for source in sources:
         path = REPO_ROOT / source
         assert path.exists(), f"COPY {source}: no such path"
-        files = [path] if path.is_file() else [p for p in path.rglob("*.py") if p.is_file()]
+        files = (
+            [path]
+            if path.is_file()
+            else [
+                p
+                for p in path.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+            ]
+        )
         assert files, f"COPY {source}: nothing to copy"
         for file in files:
             relative = file.relative_to(REPO_ROOT).as_posix()

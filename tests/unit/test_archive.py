@@ -20,7 +20,7 @@ SETTINGS = ArchiveSettings(archive_bucket=ARCHIVE)
 
 def stage(s3: Any, key: str, body: bytes = b"id,name\n1,alice\n") -> FileSpec:
     """Stage an object; the FileSpec Validate would have produced for it."""
-    return FileSpec(ref=put(s3, key, body), format="csv", compression="none")
+    return FileSpec(ref=put(s3, key, body), compression="none")
 
 
 def keys(s3: Any, bucket: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from batch import entrypoint
@@ -23,13 +25,33 @@ from batch.entrypoint import (
 )
 from tasks import names
 from tasks.adapters.s3 import S3Store
-from tasks.models import FileSpec, ObjectRef, Target
+from tasks.models import FileSpec, ObjectRef, OutputFormat, Target
 from tests.unit.conftest import OUTPUT, STAGING
 
 REPO = Path(__file__).resolve().parents[2]
+CONTRACTS = """
+[settings]
+unmatched = "text"
+
+[contracts.orders]
+match = { prefixes = ["in/"] }
+outputs = ["jsonl"]
+
+[[contracts.orders.columns]]
+name = "id"
+type = "int"
+"""
 
 
-def job_environ(client: Any, key: str, body: bytes | None, **extra: str) -> dict[str, str]:
+def job_environ(
+    client: Any,
+    key: str,
+    body: bytes | None,
+    *,
+    formats: tuple[OutputFormat, ...] = ("jsonl",),
+    contract: str | None = None,
+    **extra: str,
+) -> dict[str, str]:
     """Upload ``body`` (unless None) and return the environment the state machine would set."""
     etag = "0123456789abcdef0123456789abcdef"
     size = 0
@@ -37,12 +59,8 @@ def job_environ(client: Any, key: str, body: bytes | None, **extra: str) -> dict
         client.put_object(Bucket=STAGING, Key=key, Body=body)
         head = client.head_object(Bucket=STAGING, Key=key)
         etag, size = head["ETag"].strip('"'), head["ContentLength"]
-    file = FileSpec(
-        ref=ObjectRef(bucket=STAGING, key=key, size=size, etag=etag),
-        format="csv",
-        compression="none",
-    )
-    target = Target(bucket=OUTPUT, key=f"{key}.jsonl")
+    file = FileSpec(ref=ObjectRef(bucket=STAGING, key=key, size=size, etag=etag))
+    target = Target(bucket=OUTPUT, key=key, formats=formats, contract=contract)
     return {
         names.ENV_JOB_FILE: json.dumps(file.to_dict()),
         names.ENV_JOB_TARGET: json.dumps(target.to_dict()),
@@ -78,14 +96,20 @@ def test_exit_codes_match_the_contract() -> None:
 
 
 def test_success_writes_the_target_and_exits_0(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    # GIVEN a CSV in staging and the job's environment
-    environ = job_environ(s3, "in/big file ü.csv", b"id,name\n1,a\n2,b\n")
+    # GIVEN a CSV in staging and the job's environment (both output formats)
+    key = "in/big file ü.csv"
+    environ = job_environ(s3, key, b"id,name\n1,a\n2,b\n", formats=("jsonl", "parquet"))
     # WHEN the container runs
     code = main([], environ, store=S3Store(s3))
-    # THEN it exits 0, wrote the JSON Lines target, and said nothing on stderr
+    # THEN it exits 0, wrote both targets, and said nothing on stderr
     assert code == EXIT_OK
-    body = s3.get_object(Bucket=OUTPUT, Key="in/big file ü.csv.jsonl")["Body"].read()
+    body = s3.get_object(Bucket=OUTPUT, Key=f"{key}.jsonl")["Body"].read()
     assert body == b'{"id":"1","name":"a"}\n{"id":"2","name":"b"}\n'
+    parquet = s3.get_object(Bucket=OUTPUT, Key=f"{key}.parquet")["Body"].read()
+    assert pq.read_table(io.BytesIO(parquet)).to_pylist() == [
+        {"id": "1", "name": "a"},
+        {"id": "2", "name": "b"},
+    ]
     assert capsys.readouterr().err == ""
 
 
@@ -114,9 +138,23 @@ def test_unknown_argument_exits_64(capsys: pytest.CaptureFixture[str]) -> None:
         ({names.ENV_JOB_FILE: "{not json"}, "UsageError", "CHUTE_JOB_FILE is not valid JSON"),
         ({names.ENV_JOB_TARGET: '"a string"'}, "ModelError", "target must be an object"),
         (
-            {names.ENV_JOB_FILE: json.dumps({"bucket": STAGING, "key": "k", "size": 1})},
+            {
+                names.ENV_JOB_FILE: json.dumps(
+                    {"bucket": STAGING, "key": "k", "size": 1, "compression": "lzma"}
+                )
+            },
             "ModelError",
-            "unknown input format",
+            "unknown compression 'lzma'",
+        ),
+        (
+            {names.ENV_JOB_TARGET: json.dumps({"bucket": OUTPUT, "key": "k", "formats": ["xml"]})},
+            "ModelError",
+            "formats must be a non-empty list",
+        ),
+        (
+            {names.ENV_CONTRACTS_FILE: "/nonexistent/contracts.toml"},
+            "SettingsError",
+            "does not exist",
         ),
         ({names.ENV_PART_SIZE_BYTES: "1024"}, "SettingsError", "must be at least"),
         ({names.ENV_PART_SIZE_BYTES: "lots"}, "SettingsError", "must be an integer"),
@@ -151,9 +189,67 @@ def test_bad_file_exits_65(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == EXIT_DATAERR
     assert stderr_report(capsys.readouterr().err) == {
         "error": "MalformedContent",
-        "cause": "row 3 (line 3): expected 2 fields as in the header, found 1",
+        "cause": "row 3: expected 2 fields as in the header, found 1",
         "exitCode": 65,
     }
+    assert output_keys(s3) == []
+
+
+def contracts_file(tmp_path: Path, text: str = CONTRACTS) -> str:
+    path = tmp_path / "contracts.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_contract_violation_exits_65(
+    s3: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # GIVEN a contract the file breaks (a value that isn't an int)
+    environ = job_environ(
+        s3,
+        "in/orders.csv",
+        b"id\n1\nx\n",
+        formats=("jsonl", "parquet"),
+        contract="orders",
+        **{names.ENV_CONTRACTS_FILE: contracts_file(tmp_path)},
+    )
+    # WHEN the container runs THEN EX_DATAERR (a PermanentError: quarantine), nothing written
+    assert main([], environ, store=S3Store(s3)) == EXIT_DATAERR
+    report = stderr_report(capsys.readouterr().err)
+    assert (report["error"], report["exitCode"]) == ("ContractViolation", 65)
+    assert json.loads(report["cause"])["problems"] == [
+        {"row": 3, "column": "id", "value": "x", "reason": "not a valid int"}
+    ]
+    assert output_keys(s3) == []
+
+
+def test_typed_conversion_with_the_contracts_file_exits_0(s3: Any, tmp_path: Path) -> None:
+    environ = job_environ(
+        s3,
+        "in/orders.csv",
+        b"id\n1\n2\n",
+        contract="orders",
+        **{names.ENV_CONTRACTS_FILE: contracts_file(tmp_path)},
+    )
+    assert main([], environ, store=S3Store(s3)) == EXIT_OK
+    body = s3.get_object(Bucket=OUTPUT, Key="in/orders.csv.jsonl")["Body"].read()
+    assert body == b'{"id":1}\n{"id":2}\n'
+
+
+def test_broken_contracts_file_exits_64(
+    s3: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # GIVEN a contracts file that isn't valid TOML (a deployment problem, not the file's)
+    environ = job_environ(
+        s3,
+        "in/a.csv",
+        b"a\n1\n",
+        **{names.ENV_CONTRACTS_FILE: contracts_file(tmp_path, "[settings\n")},
+    )
+    # WHEN the container runs THEN EX_USAGE: the file stays in staging
+    assert main([], environ, store=S3Store(s3)) == EXIT_USAGE
+    report = stderr_report(capsys.readouterr().err)
+    assert (report["error"], report["exitCode"]) == ("ContractConfigError", 64)
     assert output_keys(s3) == []
 
 

@@ -1,32 +1,76 @@
-"""The convert step on moto S3: domain.convert (streaming, multipart) and the Lambda handler."""
+"""The convert step on moto S3: domain.convert (streaming, one multipart upload per output
+format, rejected rows beside them) and the Lambda handler."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import importlib
 import io
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+import pyarrow.parquet as pq
 import pytest
+import zstandard
 from botocore.exceptions import ReadTimeoutError
 
 from tasks import names
 from tasks.adapters.s3 import S3Store
+from tasks.contracts import ContractSet, parse_contracts
+from tasks.convert import domain
 from tasks.convert import handler as handler_module
 from tasks.convert.domain import convert
-from tasks.errors import MalformedContent, SourceChanged, SourceMissing, StorageUnavailable
-from tasks.models import Compression, FileSpec, InputFormat, ModelError, ObjectRef, Plan, Target
+from tasks.errors import (
+    ContractViolation,
+    MalformedContent,
+    SourceChanged,
+    SourceMissing,
+    StorageUnavailable,
+)
+from tasks.models import (
+    Compression,
+    FileSpec,
+    ModelError,
+    ObjectRef,
+    OutputFormat,
+    Plan,
+    Target,
+)
 from tasks.settings import MIN_PART_SIZE_BYTES, ConvertSettings, SettingsError
 from tests.unit.conftest import OUTPUT, STAGING, fresh
 
 SMALL_PARTS = ConvertSettings(part_size_bytes=MIN_PART_SIZE_BYTES)  # 5 MiB, S3's minimum
+TINY_PARTS = ConvertSettings(part_size_bytes=64 * 1024)
+"""Below S3's minimum: only for uploads that must be aborted (moto checks sizes on completion)."""
+BOTH: tuple[OutputFormat, ...] = ("jsonl", "parquet")
+
+CONTRACTS = """
+[settings]
+unmatched = "text"
+
+[contracts.orders]
+match = { prefixes = ["in/"] }
+outputs = ["jsonl", "parquet"]
+on_error = { policy = "drop_rows", max_rejected_rows = 10 }
+
+[[contracts.orders.columns]]
+name = "id"
+type = "int"
+nullable = false
+
+[[contracts.orders.columns]]
+name = "amount"
+type = "float"
+"""
 
 
 @pytest.fixture(autouse=True)
 def fresh_handler_caches() -> Iterator[None]:
-    with fresh(handler_module.settings, handler_module.store):
+    with fresh(handler_module.settings, handler_module.store, handler_module.contracts):
         yield
 
 
@@ -34,24 +78,35 @@ def upload(
     client: Any,
     key: str,
     body: bytes,
-    fmt: InputFormat = "csv",
     compression: Compression = "none",
+    delimiter: str | None = None,
 ) -> FileSpec:
     client.put_object(Bucket=STAGING, Key=key, Body=body)
     head = client.head_object(Bucket=STAGING, Key=key)
     ref = ObjectRef(
         bucket=STAGING, key=key, size=head["ContentLength"], etag=head["ETag"].strip('"')
     )
-    return FileSpec(ref=ref, format=fmt, compression=compression)
+    return FileSpec(ref=ref, compression=compression, delimiter=delimiter)
 
 
-def plan_for(file: FileSpec, target_key: str) -> Plan:
-    return Plan(file=file, target=Target(bucket=OUTPUT, key=target_key))
+def plan_for(
+    file: FileSpec,
+    target_key: str,
+    formats: tuple[OutputFormat, ...] = ("jsonl",),
+    contract: str | None = None,
+) -> Plan:
+    target = Target(bucket=OUTPUT, key=target_key, formats=formats, contract=contract)
+    return Plan(file=file, target=target)
 
 
 def read_output(client: Any, key: str) -> bytes:
     body: bytes = client.get_object(Bucket=OUTPUT, Key=key)["Body"].read()
     return body
+
+
+def read_parquet(client: Any, key: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = pq.read_table(io.BytesIO(read_output(client, key))).to_pylist()
+    return rows
 
 
 def output_keys(client: Any) -> list[str]:
@@ -77,10 +132,35 @@ def big_jsonl(rows: int) -> bytes:
     ).encode()
 
 
-def count_calls(client: Any, operation: str) -> list[int]:
-    calls: list[int] = []
-    client.meta.events.register(f"before-call.s3.{operation}", lambda **_: calls.append(1))
+def random_csv(rows: int) -> bytes:
+    """Rows of random hex: compresses badly, so Parquet output is large too."""
+    noise = os.urandom(rows * 40).hex()
+    lines = [f"{i},{noise[i * 80 : (i + 1) * 80]}\n" for i in range(rows)]
+    return ("id,noise\n" + "".join(lines)).encode()
+
+
+def count_calls(client: Any, operation: str) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    client.meta.events.register(
+        f"before-parameter-build.s3.{operation}", lambda params, **_: calls.append(dict(params))
+    )
     return calls
+
+
+def contracts() -> ContractSet:
+    return parse_contracts(CONTRACTS)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine cuts the input into 64 KiB chunks, so that output streams out (row groups,
+    parts) long before the end of a test-sized file."""
+    real = domain.engine_options
+
+    def options(plan: Plan, contract_set: ContractSet | None) -> Any:
+        return dataclasses.replace(real(plan, contract_set), chunk_bytes=64 * 1024)
+
+    monkeypatch.setattr(domain, "engine_options", options)
 
 
 # --- domain ---------------------------------------------------------------------------------
@@ -89,20 +169,47 @@ def count_calls(client: Any, operation: str) -> list[int]:
 def test_small_file_is_converted_to_the_target(s3: Any) -> None:
     # GIVEN a small CSV in staging
     file = upload(s3, "in/orders.csv", b'id,item\n1,"pen, blue"\n2,\n')
-    # WHEN converted
-    output = convert(plan_for(file, "in/orders.csv.jsonl"), S3Store(s3), SMALL_PARTS)
-    # THEN the target holds exact JSON Lines and Output describes it
+    # WHEN converted to JSON Lines
+    output = convert(plan_for(file, "in/orders.csv"), S3Store(s3), SMALL_PARTS)
+    # THEN <key>.jsonl holds exact JSON Lines and Output describes it
     expected = b'{"id":"1","item":"pen, blue"}\n{"id":"2","item":""}\n'
     assert read_output(s3, "in/orders.csv.jsonl") == expected
     assert output.to_dict() == {
         "bucket": OUTPUT,
-        "key": "in/orders.csv.jsonl",
-        "format": "jsonl",
+        "keys": {"jsonl": "in/orders.csv.jsonl"},
         "rows": 2,
-        "bytes": len(expected),
+        "rejectedRows": 0,
+        "bytes": {"jsonl": len(expected)},
+        "rejectedKey": None,
     }
     head = s3.head_object(Bucket=OUTPUT, Key="in/orders.csv.jsonl")
     assert head["ContentType"] == "application/x-ndjson"
+    assert output_keys(s3) == ["in/orders.csv.jsonl"]
+
+
+def test_both_formats_are_written_beside_each_other(s3: Any) -> None:
+    # GIVEN a CSV with quoting, an empty field and non-ASCII text
+    body = 'id,item,city\n1,"pen, ""blue""",Zürich\n2,,\n'.encode()
+    file = upload(s3, "in/orders.csv", body)
+    # WHEN converted to JSON Lines and Parquet
+    output = convert(plan_for(file, "in/orders.csv", BOTH), S3Store(s3), SMALL_PARTS)
+    # THEN both objects exist at <key>.<format>, with their content types
+    assert output_keys(s3) == ["in/orders.csv.jsonl", "in/orders.csv.parquet"]
+    assert output.keys == {"jsonl": "in/orders.csv.jsonl", "parquet": "in/orders.csv.parquet"}
+    for fmt, content_type in domain.CONTENT_TYPES.items():
+        head = s3.head_object(Bucket=OUTPUT, Key=f"in/orders.csv.{fmt}")
+        assert head["ContentType"] == content_type
+        # AND Output.bytes is each object's size
+        assert output.bytes is not None
+        assert output.bytes[fmt] == head["ContentLength"]
+    # AND the Parquet rows are the JSON Lines rows (text mode: strings, "" kept)
+    jsonl = [json.loads(line) for line in read_output(s3, "in/orders.csv.jsonl").splitlines()]
+    assert jsonl == [
+        {"id": "1", "item": 'pen, "blue"', "city": "Zürich"},
+        {"id": "2", "item": "", "city": ""},
+    ]
+    assert read_parquet(s3, "in/orders.csv.parquet") == jsonl
+    assert (output.rows, output.rejected_rows, output.rejected_key) == (2, 0, None)
 
 
 def test_large_output_is_written_in_several_multipart_parts(s3: Any) -> None:
@@ -111,35 +218,114 @@ def test_large_output_is_written_in_several_multipart_parts(s3: Any) -> None:
     file = upload(s3, "in/big.csv", big_csv(rows))
     parts = count_calls(s3, "UploadPart")
     # WHEN converted with the minimum part size
-    output = convert(plan_for(file, "in/big.csv.jsonl"), S3Store(s3), SMALL_PARTS)
+    output = convert(plan_for(file, "in/big.csv"), S3Store(s3), SMALL_PARTS)
     # THEN it went up as 3 parts and the object is exactly the expected output
     expected = big_jsonl(rows)
     assert len(expected) > 2 * MIN_PART_SIZE_BYTES
     assert len(parts) == 3
     assert read_output(s3, "in/big.csv.jsonl") == expected
-    assert (output.rows, output.bytes) == (rows, len(expected))
+    assert (output.rows, output.bytes) == (rows, {"jsonl": len(expected)})
     assert pending_uploads(s3) == []
 
 
-def test_failure_midway_leaves_no_object_and_no_pending_upload(s3: Any) -> None:
-    # GIVEN a file whose last row is ragged, after more than one part of good output
-    body = big_csv(75_000) + b"75000,too,many,fields\n"
+@pytest.mark.parametrize(
+    "formats", [("jsonl",), ("parquet",), BOTH], ids=["jsonl", "parquet", "both"]
+)
+def test_failure_midway_leaves_no_object_and_no_pending_upload(
+    s3: Any, small_chunks: None, formats: tuple[OutputFormat, ...]
+) -> None:
+    # GIVEN a file whose last row is ragged, after many chunks of good output
+    body = random_csv(12_000) + b"12000,too,many\n"
     file = upload(s3, "in/broken.csv", body)
     parts = count_calls(s3, "UploadPart")
-    # WHEN converted
-    with pytest.raises(MalformedContent, match=r"row 75002 .*expected 3 fields .* found 4"):
-        convert(plan_for(file, "in/broken.csv.jsonl"), S3Store(s3), SMALL_PARTS)
-    # THEN parts had been uploaded, yet the upload was aborted: nothing is visible or pending
-    assert len(parts) >= 2
+    # WHEN converted (parts small enough that several go up before the bad row is reached)
+    with pytest.raises(MalformedContent, match=r"row 12002: expected 2 fields .* found 3"):
+        convert(plan_for(file, "in/broken.csv", formats), S3Store(s3), TINY_PARTS)
+    # THEN every format had uploaded parts, yet every upload was aborted: nothing is visible
+    # or pending
+    for fmt in formats:
+        assert sum(1 for p in parts if p["Key"] == f"in/broken.csv.{fmt}") >= 2, fmt
     assert pending_uploads(s3) == []
     assert output_keys(s3) == []
 
 
-def test_gzip_source(s3: Any) -> None:
-    file = upload(s3, "in/g.tsv.gz", gzip.compress(b"a\tb\n1\t2\n"), "tsv", "gzip")
-    output = convert(plan_for(file, "in/g.tsv.jsonl"), S3Store(s3), SMALL_PARTS)
-    assert read_output(s3, "in/g.tsv.jsonl") == b'{"a":"1","b":"2"}\n'
+def test_rejected_rows_go_to_their_own_object(s3: Any) -> None:
+    # GIVEN a contract that drops bad rows, and a file with one
+    file = upload(s3, "in/orders.csv", b"id,amount\n1,1.5\nx,2\n3,\n")
+    plan = plan_for(file, "in/orders.csv", BOTH, contract="orders")
+    # WHEN converted
+    output = convert(plan, S3Store(s3), SMALL_PARTS, contracts())
+    # THEN the good rows are typed in both formats, the bad one is in <key>.rejected.jsonl
+    assert output_keys(s3) == [
+        "in/orders.csv.jsonl",
+        "in/orders.csv.parquet",
+        "in/orders.csv.rejected.jsonl",
+    ]
+    assert read_parquet(s3, "in/orders.csv.parquet") == [
+        {"id": 1, "amount": 1.5},
+        {"id": 3, "amount": None},
+    ]
+    assert read_output(s3, "in/orders.csv.jsonl") == (
+        b'{"id":1,"amount":1.5}\n{"id":3,"amount":null}\n'
+    )
+    rejected = [json.loads(r) for r in read_output(s3, "in/orders.csv.rejected.jsonl").splitlines()]
+    assert rejected == [{"id": "x", "amount": "2", "_row": 3, "_errors": "id: not a valid int"}]
+    assert output.to_dict()["rejectedRows"] == 1
+    assert output.rejected_key == "in/orders.csv.rejected.jsonl"
+    head = s3.head_object(Bucket=OUTPUT, Key="in/orders.csv.rejected.jsonl")
+    assert head["ContentType"] == "application/x-ndjson"
+
+
+def test_no_rejected_object_when_no_row_is_rejected(s3: Any) -> None:
+    file = upload(s3, "in/orders.csv", b"id,amount\n1,1.5\n2,2\n")
+    plan = plan_for(file, "in/orders.csv", BOTH, contract="orders")
+    output = convert(plan, S3Store(s3), SMALL_PARTS, contracts())
+    assert output_keys(s3) == ["in/orders.csv.jsonl", "in/orders.csv.parquet"]
+    assert (output.rows, output.rejected_rows, output.rejected_key) == (2, 0, None)
+
+
+def test_contract_violation_leaves_nothing_behind(s3: Any, small_chunks: None) -> None:
+    # GIVEN more bad rows than the contract allows, some rejected rows already written
+    rows = [f"{i},{i}.5\n" for i in range(20_000)]
+    for i in range(100, 20_000, 1_000):
+        rows[i] = f"bad{i},1\n"
+    file = upload(s3, "in/orders.csv", ("id,amount\n" + "".join(rows)).encode())
+    plan = plan_for(file, "in/orders.csv", BOTH, contract="orders")
+    # WHEN converted THEN ContractViolation, and no output, rejected-rows object or upload left
+    with pytest.raises(ContractViolation, match="max_rejected_rows=10"):
+        convert(plan, S3Store(s3), TINY_PARTS, contracts())
+    assert output_keys(s3) == []
+    assert pending_uploads(s3) == []
+
+
+def test_plan_naming_a_contract_needs_the_contracts(s3: Any) -> None:
+    file = upload(s3, "in/orders.csv", b"id,amount\n1,2\n")
+    with pytest.raises(ValueError, match="none are loaded"):
+        convert(plan_for(file, "in/orders.csv", contract="orders"), S3Store(s3), SMALL_PARTS)
+    assert output_keys(s3) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "compression"),
+    [
+        ("in/g.tsv.gz", gzip.compress(b"a\tb\n1\t2\n"), "gzip"),
+        ("in/z.tsv.zst", zstandard.ZstdCompressor().compress(b"a\tb\n1\t2\n"), "zstd"),
+    ],
+)
+def test_compressed_source(s3: Any, key: str, body: bytes, compression: Compression) -> None:
+    # GIVEN a compressed TSV; the target key is the source key without the compression
+    file = upload(s3, key, body, compression, delimiter="\t")
+    base = key.rsplit(".", 1)[0]
+    output = convert(plan_for(file, base), S3Store(s3), SMALL_PARTS)
+    assert read_output(s3, f"{base}.jsonl") == b'{"a":"1","b":"2"}\n'
     assert output.rows == 1
+
+
+def test_declared_delimiter_is_used(s3: Any) -> None:
+    # GIVEN a semicolon file whose header has more commas than semicolons
+    file = upload(s3, "in/x.csv", b"a,b;c\n1,2;3\n", delimiter=";")
+    convert(plan_for(file, "in/x.csv"), S3Store(s3), SMALL_PARTS)
+    assert read_output(s3, "in/x.csv.jsonl") == b'{"a,b":"1,2","c":"3"}\n'
 
 
 @pytest.mark.parametrize(
@@ -155,19 +341,22 @@ def test_gzip_source(s3: Any) -> None:
 def test_keys_with_spaces_unicode_plus_and_percent(s3: Any, key: str) -> None:
     # GIVEN a source key with characters that URL encoding treats specially
     file = upload(s3, key, b"k\nv\n")
-    target_key = f"{key}.jsonl"
-    # WHEN converted
-    convert(plan_for(file, target_key), S3Store(s3), SMALL_PARTS)
-    # THEN the target exists under exactly that key
-    assert output_keys(s3) == [target_key]
-    assert read_output(s3, target_key) == b'{"k":"v"}\n'
+    # WHEN converted to both formats
+    convert(plan_for(file, key, BOTH), S3Store(s3), SMALL_PARTS)
+    # THEN the targets exist under exactly those keys
+    assert sorted(output_keys(s3)) == [f"{key}.jsonl", f"{key}.parquet"]
+    assert read_output(s3, f"{key}.jsonl") == b'{"k":"v"}\n'
 
 
-def test_header_only_file_writes_an_empty_object(s3: Any) -> None:
+def test_header_only_file_writes_an_empty_json_lines_object_and_an_empty_table(s3: Any) -> None:
     file = upload(s3, "in/empty.csv", b"a,b\n")
-    output = convert(plan_for(file, "in/empty.csv.jsonl"), S3Store(s3), SMALL_PARTS)
-    assert (output.rows, output.bytes) == (0, 0)
+    output = convert(plan_for(file, "in/empty.csv", BOTH), S3Store(s3), SMALL_PARTS)
+    assert output.rows == 0
+    assert output.bytes is not None
+    assert output.bytes["jsonl"] == 0
     assert read_output(s3, "in/empty.csv.jsonl") == b""
+    table = pq.read_table(io.BytesIO(read_output(s3, "in/empty.csv.parquet")))
+    assert (table.num_rows, table.column_names) == (0, ["a", "b"])
 
 
 def test_missing_source_is_stale(s3: Any) -> None:
@@ -176,7 +365,7 @@ def test_missing_source_is_stale(s3: Any) -> None:
     s3.delete_object(Bucket=STAGING, Key="in/gone.csv")
     # WHEN converted THEN SourceMissing, and nothing is written
     with pytest.raises(SourceMissing):
-        convert(plan_for(file, "in/gone.csv.jsonl"), S3Store(s3), SMALL_PARTS)
+        convert(plan_for(file, "in/gone.csv", BOTH), S3Store(s3), SMALL_PARTS)
     assert output_keys(s3) == []
 
 
@@ -186,12 +375,12 @@ def test_overwritten_source_is_stale(s3: Any) -> None:
     s3.put_object(Bucket=STAGING, Key="in/changed.csv", Body=b"a\n2\n")
     # WHEN converted THEN SourceChanged (eTag precondition), and nothing is written
     with pytest.raises(SourceChanged):
-        convert(plan_for(file, "in/changed.csv.jsonl"), S3Store(s3), SMALL_PARTS)
+        convert(plan_for(file, "in/changed.csv", BOTH), S3Store(s3), SMALL_PARTS)
     assert output_keys(s3) == []
 
 
 class DroppingStore(S3Store):
-    """Real S3 for writes; the source body times out after its first megabytes."""
+    """Real S3 for writes; the source body times out halfway through."""
 
     def open_stream(self, ref: ObjectRef) -> BinaryIO:
         data = super().open_stream(ref).read()
@@ -213,14 +402,23 @@ class DroppingStore(S3Store):
         return cast(BinaryIO, Body())
 
 
-def test_read_timeout_mid_stream_is_transient_and_aborts_the_upload(s3: Any) -> None:
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_read_timeout_mid_stream_is_transient_and_aborts_the_uploads(
+    s3: Any, small_chunks: None, compression: Compression
+) -> None:
     # GIVEN a large source whose connection times out halfway through
-    file = upload(s3, "in/slow.csv", big_csv(75_000))
-    # WHEN converted
+    body = random_csv(12_000)
+    file = upload(s3, "in/slow.csv", gzip.compress(body) if compression == "gzip" else body)
+    file = dataclasses.replace(file, compression=compression)
+    parts = count_calls(s3, "UploadPart")
+    # WHEN converted to both formats
     with pytest.raises(StorageUnavailable, match="ReadTimeoutError") as err:
-        convert(plan_for(file, "in/slow.csv.jsonl"), DroppingStore(s3), SMALL_PARTS)
-    # THEN it is a TransientError (retried, never quarantined) chained to the cause
+        convert(plan_for(file, "in/slow.csv", BOTH), DroppingStore(s3), TINY_PARTS)
+    # THEN it is a TransientError (retried, never quarantined) chained to the cause, and
+    # the uploads begun are aborted
     assert isinstance(err.value.__cause__, ReadTimeoutError)
+    if compression == "none":  # (gzip's read buffer meets the timeout before any output)
+        assert parts
     assert pending_uploads(s3) == []
     assert output_keys(s3) == []
 
@@ -232,38 +430,59 @@ def test_handler_converts_and_returns_output_dict(s3: Any, monkeypatch: pytest.M
     # GIVEN the function's settings in the environment and a convert event from the workflow
     monkeypatch.setenv(names.ENV_PART_SIZE_BYTES, str(MIN_PART_SIZE_BYTES))
     file = upload(s3, "in/h.csv", b"x,y\n1,2\n")
-    event = {"plan": plan_for(file, "in/h.csv.jsonl").to_dict(), "execution": "exec-123"}
+    event = {"plan": plan_for(file, "in/h.csv", BOTH).to_dict(), "execution": "exec-123"}
     # WHEN the handler runs (the plan travels as JSON, like Step Functions state data)
     result = handler_module.handler(json.loads(json.dumps(event)), None)
-    # THEN it returns the Output dict and wrote the target
+    # THEN it returns the Output dict and wrote both targets
+    parquet_size = s3.head_object(Bucket=OUTPUT, Key="in/h.csv.parquet")["ContentLength"]
     assert result == {
         "bucket": OUTPUT,
-        "key": "in/h.csv.jsonl",
-        "format": "jsonl",
+        "keys": {"jsonl": "in/h.csv.jsonl", "parquet": "in/h.csv.parquet"},
         "rows": 1,
-        "bytes": len(b'{"x":"1","y":"2"}\n'),
+        "rejectedRows": 0,
+        "bytes": {"jsonl": len(b'{"x":"1","y":"2"}\n'), "parquet": parquet_size},
+        "rejectedKey": None,
     }
     assert read_output(s3, "in/h.csv.jsonl") == b'{"x":"1","y":"2"}\n'
     assert handler_module.settings() == ConvertSettings(part_size_bytes=MIN_PART_SIZE_BYTES)
 
 
-def test_handler_builds_settings_and_store_once(s3: Any) -> None:
+def test_handler_types_rows_with_the_contracts_file(
+    s3: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN the contracts file named in the environment, and a plan naming a contract
+    path = tmp_path / "contracts.toml"
+    path.write_text(CONTRACTS)
+    monkeypatch.setenv(names.ENV_CONTRACTS_FILE, str(path))
+    file = upload(s3, "in/orders.csv", b"id,amount\n1,2.5\nbad,1\n")
+    plan = plan_for(file, "in/orders.csv", BOTH, contract="orders")
+    # WHEN the handler runs
+    result = handler_module.handler({"plan": plan.to_dict(), "execution": "e"}, None)
+    # THEN the rows are typed and the bad one is set aside
+    assert (result["rows"], result["rejectedRows"]) == (1, 1)
+    assert result["rejectedKey"] == "in/orders.csv.rejected.jsonl"
+    assert read_output(s3, "in/orders.csv.jsonl") == b'{"id":1,"amount":2.5}\n'
+
+
+def test_handler_builds_settings_store_and_contracts_once(s3: Any) -> None:
     file = upload(s3, "in/twice.csv", b"a\n1\n")
-    event = {"plan": plan_for(file, "in/twice.csv.jsonl").to_dict(), "execution": "e"}
+    event = {"plan": plan_for(file, "in/twice.csv").to_dict(), "execution": "e"}
     handler_module.handler(event, None)
     handler_module.handler(event, None)
     assert handler_module.settings.cache_info().misses == 1
     assert handler_module.store.cache_info().misses == 1
+    assert handler_module.contracts.cache_info().misses == 1
 
 
 def test_handler_propagates_permanent_errors_by_class_name(s3: Any) -> None:
     # GIVEN a ragged file
     file = upload(s3, "in/bad.csv", b"a,b\n1\n")
-    event = {"plan": plan_for(file, "in/bad.csv.jsonl").to_dict(), "execution": "e"}
+    event = {"plan": plan_for(file, "in/bad.csv").to_dict(), "execution": "e"}
     # THEN the exception's class name (Lambda's errorType) is what the workflow matches
     with pytest.raises(MalformedContent) as err:
         handler_module.handler(event, None)
     assert type(err.value).__name__ == "MalformedContent"
+    assert str(err.value) == "row 2: expected 2 fields as in the header, found 1"
 
 
 def test_handler_rejects_malformed_event(s3: Any) -> None:

@@ -66,7 +66,7 @@ def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def archive_event(s3: Any, key: str = "incoming/orders.csv") -> dict[str, Any]:
     """The Archive step's input after either conversion route (the same for both)."""
-    file = FileSpec(ref=put(s3, key, BODY), format="csv", compression="none")
+    file = FileSpec(ref=put(s3, key, BODY), compression="none")
     return {"file": file.to_dict(), "execution": "orders-csv-0123"}
 
 

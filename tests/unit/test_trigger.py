@@ -158,7 +158,7 @@ def test_keys_are_decoded_as_s3_encodes_them() -> None:
 
 
 def test_ignored_records_start_nothing_and_say_why() -> None:
-    # GIVEN a folder marker, a .txt, an ObjectRemoved event and a key outside the prefix
+    # GIVEN a folder marker, a .md, an ObjectRemoved event and a key outside the prefix
     starter = RecordingStarter()
     event = load_event("sqs_s3_multiple_records.json")
 
@@ -169,7 +169,7 @@ def test_ignored_records_start_nothing_and_say_why() -> None:
     assert starter.started == {}
     assert [(o.status, o.key, o.reason) for o in outcomes] == [
         ("ignored", "incoming/new folder/", "folder marker"),
-        ("ignored", "incoming/readme.txt", "suffix not in .csv, .tsv, .csv.gz, .tsv.gz"),
+        ("ignored", "incoming/readme.md", f"suffix not in {', '.join(SETTINGS.suffixes)}"),
         ("ignored", "incoming/old.csv", "event ObjectRemoved:Delete is not ObjectCreated"),
         ("ignored", "elsewhere/other.csv", "key is outside prefix 'incoming/'"),
     ]

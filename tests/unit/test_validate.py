@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import json
 import os
+import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
 from tasks.adapters.s3 import S3Store
-from tasks.errors import InvalidFile, SourceChanged, SourceMissing, UnsupportedFormat
+from tasks.contracts import ContractConfigError, ContractSet, load_contracts
+from tasks.errors import (
+    ContractViolation,
+    InvalidFile,
+    SourceChanged,
+    SourceMissing,
+    UnsupportedFormat,
+)
 from tasks.models import FileSpec, ObjectRef, Plan, Target
-from tasks.settings import ValidateSettings
+from tasks.settings import SettingsError, ValidateSettings
 from tasks.validate import handler as validate_handler
-from tasks.validate.domain import PREFIX_BYTES, validate
+from tasks.validate.domain import PREFIX_BYTES, READ_BYTES, validate
 from tests.unit.conftest import OUTPUT, STAGING, fresh, put
 
-SETTINGS = ValidateSettings(output_bucket=OUTPUT)
+SETTINGS = ValidateSettings(output_bucket=OUTPUT, output_formats=("jsonl",))
 
 
 class SpyStore(S3Store):
@@ -40,10 +52,24 @@ def store(s3: Any) -> SpyStore:
     return SpyStore()
 
 
-def invalid(store: S3Store, source: ObjectRef, settings: ValidateSettings = SETTINGS) -> str:
+def invalid(
+    store: S3Store,
+    source: ObjectRef,
+    settings: ValidateSettings = SETTINGS,
+    contracts: ContractSet | None = None,
+) -> str:
     with pytest.raises(InvalidFile) as caught:
-        validate(source, store, settings)
+        validate(source, store, settings, contracts)
     return str(caught.value)
+
+
+def zstd(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(data)
+
+
+def incompressible_rows(count: int) -> bytes:
+    """Rows of random hex: they compress about 2:1, so a short prefix holds little content."""
+    return b"".join(os.urandom(48).hex().encode() + b"\n" for _ in range(count))
 
 
 # --- accepted files -----------------------------------------------------------------------------
@@ -65,21 +91,26 @@ def test_valid_csv_gets_a_plan_with_the_current_object(s3: Any, store: SpyStore,
     # WHEN validated
     plan = validate(source, store, SETTINGS)
 
-    # THEN the plan reads it as CSV and writes next to the same key in the output bucket
+    # THEN the plan reads it as comma-separated text and writes next to the same key, as JSON Lines
     assert plan == Plan(
-        file=FileSpec(ref=source, format="csv", compression="none"),
-        target=Target(bucket=OUTPUT, key=f"{key}.jsonl"),
+        file=FileSpec(ref=source, compression="none", delimiter=","),
+        target=Target(bucket=OUTPUT, key=key, formats=("jsonl",), contract=None),
     )
+    assert plan.target.object_key("jsonl") == f"{key}.jsonl"
 
 
 def test_valid_tsv_is_parsed_with_tabs(s3: Any, store: SpyStore) -> None:
-    # GIVEN a TSV whose column names contain commas
-    source = put(s3, "incoming/x.tsv", b"id\tname, full\n1\talice\n")
+    # GIVEN a TSV whose column names contain commas (more commas than tabs: not sniffed)
+    source = put(s3, "incoming/x.tsv", b"id\tname, full, really\n1\talice\n")
 
     plan = validate(source, store, SETTINGS)
 
-    assert plan.file.format == "tsv"
     assert plan.file.delimiter == "\t"
+
+
+def test_valid_psv_is_parsed_with_pipes(s3: Any, store: SpyStore) -> None:
+    source = put(s3, "incoming/x.PSV", b"id|name, full, really\n1|alice\n")
+    assert validate(source, store, SETTINGS).file.delimiter == "|"
 
 
 def test_valid_gzip_csv(s3: Any, store: SpyStore) -> None:
@@ -87,19 +118,53 @@ def test_valid_gzip_csv(s3: Any, store: SpyStore) -> None:
 
     plan = validate(source, store, SETTINGS)
 
-    assert (plan.file.format, plan.file.compression) == ("csv", "gzip")
-    assert plan.target == Target(bucket=OUTPUT, key="incoming/ORDERS.CSV.jsonl")
+    assert (plan.file.compression, plan.file.delimiter) == ("gzip", ",")
+    assert plan.target == Target(bucket=OUTPUT, key="incoming/ORDERS.CSV")
+    assert plan.target.object_key("jsonl") == "incoming/ORDERS.CSV.jsonl"
+
+
+def test_valid_zstd_tsv(s3: Any, store: SpyStore) -> None:
+    source = put(s3, "incoming/x.TSV.ZST", zstd(b"id\tname\n1\talice\n"))
+
+    plan = validate(source, store, SETTINGS)
+
+    assert (plan.file.compression, plan.file.delimiter) == ("zstd", "\t")
+    assert plan.target.key == "incoming/x.TSV"
+
+
+def test_valid_bz2_csv(s3: Any, store: SpyStore) -> None:
+    source = put(s3, "incoming/x.csv.bz2", bz2.compress(b"id,name\n1,alice\n"))
+
+    plan = validate(source, store, SETTINGS)
+
+    assert (plan.file.compression, plan.file.delimiter) == ("bz2", ",")
+    assert plan.target.key == "incoming/x.csv"
 
 
 def test_header_with_bom_quotes_and_crlf_is_fine(s3: Any, store: SpyStore) -> None:
     source = put(s3, "incoming/x.csv", b'\xef\xbb\xbf"id","name, full"\r\n1,"a"\r\n')
-    assert validate(source, store, SETTINGS).file.format == "csv"
+    assert validate(source, store, SETTINGS).file.delimiter == ","
 
 
 def test_header_only_file_without_line_break_is_fine(s3: Any, store: SpyStore) -> None:
     # GIVEN a file that is only a header (no rows, no trailing newline)
     source = put(s3, "incoming/x.csv", b"id,name")
     assert validate(source, store, SETTINGS).file.ref.size == 7
+
+
+def test_a_line_break_inside_a_quoted_column_name_does_not_end_the_header(
+    s3: Any, store: SpyStore
+) -> None:
+    # GIVEN a header whose second name is quoted and spans two lines (the engine reads the
+    # first record, not the first line, as the header)
+    source = put(s3, "incoming/x.csv", b'id,"first\nname"\n1,alice\n')
+    assert validate(source, store, SETTINGS).file.delimiter == ","
+
+
+def test_a_header_starting_like_bzip2_is_text(s3: Any, store: SpyStore) -> None:
+    # GIVEN a plain CSV whose first column happens to be called "BZh9..."
+    source = put(s3, "incoming/x.csv", b"BZh91,x\n1,2\n")
+    assert validate(source, store, SETTINGS).file.compression == "none"
 
 
 def test_only_a_bounded_prefix_is_read(s3: Any, store: SpyStore) -> None:
@@ -115,8 +180,7 @@ def test_only_a_bounded_prefix_is_read(s3: Any, store: SpyStore) -> None:
 def test_large_gzip_is_checked_from_its_prefix_only(s3: Any, store: SpyStore) -> None:
     # GIVEN a gzip file far larger than the prefix (incompressible rows), so the prefix cuts
     # the deflate stream in the middle
-    rows = b"".join(os.urandom(48).hex().encode() + b"\n" for _ in range(20_000))
-    body = gzip.compress(b"payload\n" + rows)
+    body = gzip.compress(b"payload\n" + incompressible_rows(20_000))
     assert len(body) > 4 * PREFIX_BYTES
     source = put(s3, "incoming/big.csv.gz", body)
 
@@ -125,15 +189,64 @@ def test_large_gzip_is_checked_from_its_prefix_only(s3: Any, store: SpyStore) ->
     assert store.reads == [PREFIX_BYTES]
 
 
+def test_large_zstd_is_checked_from_its_prefix_only(s3: Any, store: SpyStore) -> None:
+    # GIVEN a zstd file whose first block (128 KiB of content) is larger than PREFIX_BYTES
+    # compressed: zstd only decodes whole blocks, so a PREFIX_BYTES read would yield nothing
+    body = zstd(b"payload\n" + incompressible_rows(20_000))
+    assert len(body) > 2 * READ_BYTES["zstd"]
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(body[:PREFIX_BYTES]) == b""
+    source = put(s3, "incoming/big.csv.zst", body)
+
+    # WHEN validated  THEN the cut stream is accepted from one bounded read
+    assert validate(source, store, SETTINGS).file.compression == "zstd"
+    assert store.reads == [READ_BYTES["zstd"]]
+
+
+def test_large_bz2_is_checked_from_its_prefix_only(s3: Any, store: SpyStore) -> None:
+    # GIVEN a bzip2 file of several blocks (900 kB of content each, ~500 kB compressed here):
+    # bzip2 only decodes whole blocks
+    body = bz2.compress(b"payload\n" + incompressible_rows(50_000))
+    assert len(body) > 2 * READ_BYTES["bz2"]
+    assert bz2.BZ2Decompressor().decompress(body[:PREFIX_BYTES]) == b""
+    source = put(s3, "incoming/big.csv.bz2", body)
+
+    assert validate(source, store, SETTINGS).file.compression == "bz2"
+    assert store.reads == [READ_BYTES["bz2"]]
+
+
 def test_concatenated_gzip_members_are_followed(s3: Any, store: SpyStore) -> None:
     # GIVEN a header split over two gzip members (as `cat a.gz b.gz` produces)
     source = put(s3, "incoming/x.csv.gz", gzip.compress(b"id,na") + gzip.compress(b"me\n1,a\n"))
     assert validate(source, store, SETTINGS).file.compression == "gzip"
 
 
-def test_gzip_bomb_decompresses_only_the_prefix(s3: Any, store: SpyStore) -> None:
-    # GIVEN 64 KiB of gzip that would inflate to ~64 MiB of one line with no line break
-    source = put(s3, "incoming/bomb.csv.gz", gzip.compress(b"a" * (64 * 1024 * 1024)))
+def test_concatenated_zstd_frames_are_followed(s3: Any, store: SpyStore) -> None:
+    source = put(s3, "incoming/x.csv.zst", zstd(b"id,na") + zstd(b"me\n1,a\n"))
+    assert validate(source, store, SETTINGS).file.compression == "zstd"
+
+
+def test_a_leading_zstd_skippable_frame_is_skipped(s3: Any, store: SpyStore) -> None:
+    # GIVEN a zstd file that starts with a skippable frame (pzstd writes one before each frame)
+    skippable = b"\x50\x2a\x4d\x18" + struct.pack("<I", 4) + b"size"
+    source = put(s3, "incoming/x.csv.zst", skippable + zstd(b"id,name\n1,a\n"))
+    assert validate(source, store, SETTINGS).file.compression == "zstd"
+
+
+def test_concatenated_bz2_streams_are_followed(s3: Any, store: SpyStore) -> None:
+    # GIVEN a header split over two bzip2 streams (as pbzip2 or `cat a.bz2 b.bz2` produce)
+    source = put(s3, "incoming/x.csv.bz2", bz2.compress(b"id,na") + bz2.compress(b"me\n1,a\n"))
+    assert validate(source, store, SETTINGS).file.compression == "bz2"
+
+
+@pytest.mark.parametrize(
+    ("key", "compress"),
+    [("bomb.csv.gz", gzip.compress), ("bomb.csv.zst", zstd), ("bomb.csv.bz2", bz2.compress)],
+)
+def test_compression_bomb_decompresses_only_the_prefix(
+    s3: Any, store: SpyStore, key: str, compress: Any
+) -> None:
+    # GIVEN a small file that would inflate to 64 MiB of one line with no line break
+    source = put(s3, f"incoming/{key}", compress(b"a" * (64 * 1024 * 1024)))
 
     # WHEN validated  THEN it fails on the bounded decompressed prefix
     message = invalid(store, source)
@@ -162,6 +275,52 @@ def test_an_event_without_etag_gets_the_current_one(s3: Any, store: SpyStore) ->
 
     assert plan.file.ref.etag == source.etag
     assert plan.file.ref.size == source.size
+
+
+def test_output_formats_of_text_mode_come_from_the_settings(s3: Any, store: SpyStore) -> None:
+    source = put(s3, "incoming/x.csv", b"a,b\n")
+    both = ValidateSettings(output_bucket=OUTPUT, output_formats=("parquet", "jsonl"))
+
+    target = validate(source, store, both).target
+
+    assert (target.formats, target.contract) == (("parquet", "jsonl"), None)
+
+
+# --- the delimiter ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("key", "header", "expected"),
+    [
+        ("incoming/x.csv", b"id;name;city", ";"),
+        ("incoming/x.csv", b"id|name|city", "|"),
+        ("incoming/x.csv", b"id\tname", "\t"),
+        ("incoming/x.txt", b"id;name", ";"),
+        ("incoming/x.TXT.GZ", b"id|name", "|"),
+        ("incoming/x.csv", b"id", ","),  # one column: nothing to sniff, comma
+        ("incoming/x.csv", b'"a;b;c",d', ","),  # delimiters inside quotes don't count
+        ("incoming/x.csv", b"\xef\xbb\xbfid;name", ";"),
+    ],
+)
+def test_an_undeclared_delimiter_is_sniffed_from_the_header(
+    s3: Any, store: SpyStore, key: str, header: bytes, expected: str
+) -> None:
+    # GIVEN a .csv/.txt file (the extension doesn't say the delimiter)
+    body = header + b"\n1;2|3\n"
+    source = put(s3, key, gzip.compress(body) if key.lower().endswith(".gz") else body)
+
+    # WHEN validated  THEN the plan carries the delimiter found, so Lambda and Batch agree
+    assert validate(source, store, SETTINGS).file.delimiter == expected
+
+
+def test_the_header_is_checked_with_the_sniffed_delimiter(s3: Any, store: SpyStore) -> None:
+    # GIVEN a semicolon-separated .csv with a duplicate column (one name containing a comma)
+    source = put(s3, "incoming/x.csv", b"id;x;a,b;a,b\n")
+    assert "duplicate column names: 'a,b' (columns 3, 4)" in invalid(store, source)
+
+
+def test_the_extension_delimiter_is_not_second_guessed(s3: Any, store: SpyStore) -> None:
+    # GIVEN a .tsv whose header has no tab but semicolons: a one-column TSV, as declared
+    source = put(s3, "incoming/x.tsv", b"a;b\n1;2\n")
+    assert validate(source, store, SETTINGS).file.delimiter == "\t"
 
 
 # --- stale events -------------------------------------------------------------------------------
@@ -200,9 +359,9 @@ def test_suffix_not_configured_is_unsupported(s3: Any, store: SpyStore) -> None:
 
 
 def test_configured_suffix_chute_cannot_read_is_unsupported(s3: Any, store: SpyStore) -> None:
-    source = put(s3, "incoming/notes.txt", b"a,b\n")
+    source = put(s3, "incoming/notes.json", b'{"a": 1}\n')
     with pytest.raises(UnsupportedFormat):
-        validate(source, store, ValidateSettings(output_bucket=OUTPUT, suffixes=(".txt",)))
+        validate(source, store, ValidateSettings(output_bucket=OUTPUT, suffixes=(".json",)))
 
 
 def test_empty_file(s3: Any, store: SpyStore) -> None:
@@ -220,29 +379,112 @@ def test_too_large_file(s3: Any, store: SpyStore) -> None:
     assert store.reads == [], "the size is checked before reading"
 
 
-def test_gz_suffix_without_gzip_content(s3: Any, store: SpyStore) -> None:
-    source = put(s3, "incoming/x.csv.gz", b"a,b\n1,2\n")
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("incoming/x.csv.gz", "not gzip (the first bytes are 612c, gzip starts with 1f8b)"),
+        (
+            "incoming/x.csv.zst",
+            "not zstd (the first bytes are 612c620a, zstd starts with 28b52ffd)",
+        ),
+        ("incoming/x.csv.bz2", "not bz2 (the first bytes are 612c62, bz2 starts with 425a68)"),
+    ],
+)
+def test_compression_suffix_without_compressed_content(
+    s3: Any, store: SpyStore, key: str, expected: str
+) -> None:
+    # GIVEN plain text under a key that says it is compressed
+    source = put(s3, key, b"a,b\n1,2\n")
+    assert invalid(store, source).endswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "expected"),
+    [
+        ("incoming/x.csv.gz", bz2.compress(b"a,b\n"), "not gzip"),
+        ("incoming/x.csv.zst", gzip.compress(b"a,b\n"), "not zstd"),
+        ("incoming/x.csv.bz2", zstd(b"a,b\n"), "not bz2"),
+    ],
+)
+def test_the_wrong_compression_for_the_suffix(
+    s3: Any, store: SpyStore, key: str, body: bytes, expected: str
+) -> None:
+    source = put(s3, key, body)
+    assert f": {expected} (the first bytes are " in invalid(store, source)
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "extension"),
+    [
+        (gzip.compress(b"a,b\n"), "gzip", ".gz"),
+        (zstd(b"a,b\n"), "zstd", ".zst"),
+        (bz2.compress(b"a,b\n"), "bz2", ".bz2"),
+    ],
+)
+def test_compressed_content_under_a_plain_key(
+    s3: Any, store: SpyStore, body: bytes, kind: str, extension: str
+) -> None:
+    # GIVEN a compressed file uploaded without its compression extension
+    source = put(s3, "incoming/x.csv", body)
+
+    # THEN the message says what it is, not that the header isn't UTF-8
     assert invalid(store, source).endswith(
-        "not gzip (the first bytes are 612c, gzip starts with 1f8b)"
+        f"the content is {kind}-compressed but the key does not end with {extension}"
     )
 
 
-def test_corrupt_gzip(s3: Any, store: SpyStore) -> None:
-    # GIVEN gzip magic followed by garbage
-    source = put(s3, "incoming/x.csv.gz", b"\x1f\x8b\x08\x00" + b"\xff" * 40)
-    assert "corrupt gzip data" in invalid(store, source)
+@pytest.mark.parametrize(
+    ("key", "body", "kind"),
+    [
+        ("incoming/x.csv.gz", b"\x1f\x8b\x08\x00" + b"\xff" * 40, "gzip"),
+        ("incoming/x.csv.zst", b"\x28\xb5\x2f\xfd" + b"\xff" * 40, "zstd"),
+        ("incoming/x.csv.bz2", b"BZh9" + b"\xff" * 40, "bz2"),
+    ],
+)
+def test_corrupt_compressed_data(
+    s3: Any, store: SpyStore, key: str, body: bytes, kind: str
+) -> None:
+    # GIVEN the magic bytes followed by garbage
+    source = put(s3, key, body)
+    assert f"corrupt {kind} data (" in invalid(store, source)
 
 
-def test_truncated_small_gzip(s3: Any, store: SpyStore) -> None:
-    # GIVEN a whole file that is a gzip stream cut short (it fits in the prefix)
-    data = gzip.compress(b"id,name\n" + b"1,alice\n" * 1000)
-    source = put(s3, "incoming/x.csv.gz", data[: len(data) // 2])
-    assert invalid(store, source).endswith("the gzip stream is truncated")
+@pytest.mark.parametrize(
+    ("key", "compress", "kind"),
+    [
+        ("incoming/x.csv.gz", gzip.compress, "gzip"),
+        ("incoming/x.csv.zst", zstd, "zstd"),
+        ("incoming/x.csv.bz2", bz2.compress, "bz2"),
+    ],
+)
+def test_truncated_small_compressed_file(
+    s3: Any, store: SpyStore, key: str, compress: Any, kind: str
+) -> None:
+    # GIVEN a whole file that is a compressed stream cut short (it fits in the prefix)
+    data = compress(b"id,name\n" + b"1,alice\n" * 1000)
+    source = put(s3, key, data[: len(data) // 2])
+    assert invalid(store, source).endswith(f"the {kind} stream is truncated")
 
 
 def test_no_header_line_in_the_prefix(s3: Any, store: SpyStore) -> None:
     source = put(s3, "incoming/x.csv", b"a" * (PREFIX_BYTES + 10) + b"\n")
     assert invalid(store, source).endswith(f"no header line in the first {PREFIX_BYTES} bytes")
+
+
+def test_a_quote_left_open_in_the_header(s3: Any, store: SpyStore) -> None:
+    # GIVEN a header with a stray quote, and more than a prefix of rows: the header never ends
+    source = put(s3, "incoming/x.csv", b'id,na"me\n' + b"1,alice\n" * PREFIX_BYTES)
+    assert invalid(store, source).endswith(
+        f"the header line never ends in the first {PREFIX_BYTES} bytes:"
+        ' a quote (") opened in it is not closed'
+    )
+
+
+def test_a_quote_left_open_in_the_header_of_a_small_file(s3: Any, store: SpyStore) -> None:
+    source = put(s3, "incoming/x.csv", b'id,"name\n1,alice\n')
+    assert invalid(store, source).endswith(
+        'the header line never ends: a quote (") opened in it is not closed'
+    )
 
 
 @pytest.mark.parametrize("body", [b"\n1,2\n", b"   \r\n1,2\n", b"\xef\xbb\xbf\n1,2\n"])
@@ -259,6 +501,11 @@ def test_header_not_utf8(s3: Any, store: SpyStore) -> None:
     )
 
 
+def test_compressed_header_not_utf8(s3: Any, store: SpyStore) -> None:
+    source = put(s3, "incoming/x.csv.zst", zstd("id,café\n1,2\n".encode("latin-1")))
+    assert invalid(store, source).endswith("(byte 0xe9 at offset 6)")
+
+
 def test_header_utf16(s3: Any, store: SpyStore) -> None:
     source = put(s3, "incoming/x.csv", "id,name\n1,2\n".encode("utf-16"))
     assert invalid(store, source).endswith(
@@ -270,7 +517,7 @@ def test_a_cut_multibyte_character_after_the_header_is_fine(s3: Any, store: SpyS
     # GIVEN a valid header and a row whose 2-byte character is cut by the prefix boundary
     body = b"id,name\n" + b"x" * (PREFIX_BYTES - 9) + "é".encode() + b"\n"
     source = put(s3, "incoming/x.csv", body)
-    assert validate(source, store, SETTINGS).file.format == "csv"
+    assert validate(source, store, SETTINGS).file.delimiter == ","
 
 
 def test_empty_column_names(s3: Any, store: SpyStore) -> None:
@@ -303,19 +550,247 @@ def test_errors_name_the_object(s3: Any, store: SpyStore) -> None:
     assert invalid(store, source).startswith(f"s3://{STAGING}/incoming/déjà vu/DATA.CSV: ")
 
 
+# --- data contracts -----------------------------------------------------------------------------
+CONTRACTS = """
+[settings]
+unmatched = "{unmatched}"
+
+[contracts.orders]
+match = {{ prefixes = ["partners/acme/"], suffixes = [".csv", ".csv.zst"] }}
+dialect = {{ delimiter = ";" }}
+outputs = ["parquet", "jsonl"]
+extra_columns = "drop"
+
+[[contracts.orders.columns]]
+name = "order_id"
+nullable = false
+
+[[contracts.orders.columns]]
+name = "amount"
+type = "float"
+
+[contracts.readings]
+match = {{ prefixes = ["devices/"] }}
+dialect = {{ quote = "'" }}
+outputs = ["parquet"]
+
+[[contracts.readings.columns]]
+name = "device, id"
+
+[[contracts.readings.columns]]
+name = "value"
+type = "int"
+"""
+
+
+def contracts_file(tmp_path: Path, unmatched: str = "text") -> Path:
+    path = tmp_path / "contracts.toml"
+    path.write_text(CONTRACTS.format(unmatched=unmatched), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def contracts(tmp_path: Path) -> ContractSet:
+    return load_contracts(contracts_file(tmp_path))
+
+
+def violation(
+    store: S3Store, source: ObjectRef, contracts: ContractSet, settings: ValidateSettings = SETTINGS
+) -> dict[str, Any]:
+    """The JSON document of the ContractViolation raised."""
+    with pytest.raises(ContractViolation) as caught:
+        validate(source, store, settings, contracts)
+    document: dict[str, Any] = json.loads(str(caught.value))
+    return document
+
+
+def test_a_matched_contract_decides_formats_delimiter_and_names_itself(
+    s3: Any, store: SpyStore, contracts: ContractSet
+) -> None:
+    # GIVEN a file under the contract's prefix, ';'-separated as the contract says, with an extra
+    # column whose name holds as many commas as the header has semicolons (a sniff would say ',')
+    source = put(s3, "partners/acme/2024 (1).csv.zst", zstd(b"order_id;amount;n,o,t\n1;2.5;x\n"))
+
+    # WHEN validated
+    plan = validate(source, store, SETTINGS, contracts)
+
+    # THEN the plan uses the contract's delimiter and outputs, and names the contract
+    assert plan == Plan(
+        file=FileSpec(ref=source, compression="zstd", delimiter=";"),
+        target=Target(
+            bucket=OUTPUT,
+            key="partners/acme/2024 (1).csv",
+            formats=("parquet", "jsonl"),
+            contract="orders",
+        ),
+    )
+    assert plan.to_dict()["target"]["keys"] == {
+        "parquet": "partners/acme/2024 (1).csv.parquet",
+        "jsonl": "partners/acme/2024 (1).csv.jsonl",
+    }
+
+
+def test_a_contract_without_a_delimiter_gets_it_sniffed_with_its_quote(
+    s3: Any, store: SpyStore, contracts: ContractSet
+) -> None:
+    # GIVEN a contract quoting with "'" and a header whose quoted name holds the delimiter
+    source = put(s3, "devices/d1.tsv", b"'device, id'\tvalue\nAB-1\t3\n")
+    plan = validate(source, store, SETTINGS, contracts)
+    assert (plan.file.delimiter, plan.target.contract) == ("\t", "readings")
+
+    # GIVEN the same in a .csv: the delimiter is sniffed outside the contract's quotes
+    source = put(s3, "devices/d1.csv", b"'device, id'|value\nAB-1|3\n")
+    plan = validate(source, store, SETTINGS, contracts)
+    assert (plan.file.delimiter, plan.target.formats) == ("|", ("parquet",))
+
+
+def test_a_header_that_breaks_the_contract_is_rejected_before_conversion(
+    s3: Any, store: SpyStore, contracts: ContractSet
+) -> None:
+    # GIVEN a file matching the orders contract but without its required "amount" column
+    source = put(s3, "partners/acme/x.csv", b"order_id;total\n1;2\n")
+
+    # WHEN validated  THEN ContractViolation, with the contract's JSON document
+    document = violation(store, source, contracts)
+
+    assert document["contract"] == "orders"
+    assert document["badRows"] == 0
+    assert {"row": 1, "column": "amount", "value": "", "reason": "required column missing"} in (
+        document["problems"]
+    )
+    assert store.reads == [PREFIX_BYTES], "only the prefix was read"
+
+
+def test_extra_columns_break_a_contract_that_rejects_them(
+    s3: Any, store: SpyStore, contracts: ContractSet
+) -> None:
+    source = put(s3, "devices/d1.csv", b"'device, id',value,firmware\n")
+    document = violation(store, source, contracts)
+    assert document["contract"] == "readings"
+    assert [p["column"] for p in document["problems"]] == ["firmware"]
+
+
+def test_structural_header_problems_stay_invalid_file_under_a_contract(
+    s3: Any, store: SpyStore, contracts: ContractSet
+) -> None:
+    # GIVEN a contract file with a duplicate column: a broken file, not a contract matter
+    source = put(s3, "partners/acme/x.csv", b"order_id;amount;amount\n")
+    assert "duplicate column names: 'amount'" in invalid(store, source, contracts=contracts)
+
+
+def test_an_unmatched_file_is_text_when_unmatched_is_text(
+    s3: Any, store: SpyStore, contracts: ContractSet
+) -> None:
+    # GIVEN a key under no contract's prefix (and one under the prefix with another suffix)
+    for key in ("incoming/x.csv", "partners/acme/x.tsv"):
+        source = put(s3, key, b"anything\tgoes\n")
+        settings = ValidateSettings(output_bucket=OUTPUT, output_formats=("parquet",))
+
+        # WHEN validated  THEN text mode, with the configured formats
+        target = validate(source, store, settings, contracts).target
+
+        assert (target.contract, target.formats) == (None, ("parquet",))
+
+
+def test_an_unmatched_file_is_rejected_when_unmatched_is_reject(
+    s3: Any, store: SpyStore, tmp_path: Path
+) -> None:
+    # GIVEN contracts that reject files matching none, and a file outside them
+    strict = load_contracts(contracts_file(tmp_path, unmatched="reject"))
+    source = put(s3, "incoming/déjà vu.csv", b"a,b\n")
+
+    # WHEN validated  THEN ContractViolation naming the key, before the file is even read
+    document = violation(store, source, strict)
+
+    assert document["contract"] is None
+    assert f"s3://{STAGING}/incoming/déjà vu.csv" in document["detail"]
+    assert "matches no data contract" in document["detail"]
+    assert document["problems"] == []
+    assert store.reads == []
+
+
+def test_a_matched_file_is_accepted_when_unmatched_is_reject(
+    s3: Any, store: SpyStore, tmp_path: Path
+) -> None:
+    strict = load_contracts(contracts_file(tmp_path, unmatched="reject"))
+    source = put(s3, "partners/acme/x.csv", b"amount;order_id\n")
+    assert validate(source, store, SETTINGS, strict).target.contract == "orders"
+
+
+# --- settings -----------------------------------------------------------------------------------
+def test_settings_default_to_text_mode_json_lines_and_parquet() -> None:
+    settings = ValidateSettings.from_mapping({"CHUTE_OUTPUT_BUCKET": OUTPUT})
+    assert (settings.contracts_file, settings.output_formats) == (None, ("jsonl", "parquet"))
+
+
+def test_settings_take_an_existing_contracts_file(tmp_path: Path) -> None:
+    path = contracts_file(tmp_path)
+    env = {"CHUTE_OUTPUT_BUCKET": OUTPUT, "CHUTE_CONTRACTS_FILE": f" {path} "}
+    assert ValidateSettings.from_mapping(env).contracts_file == path
+
+
+@pytest.mark.parametrize(
+    ("name", "what"), [("nope.toml", "does not exist"), (".", "is not a file")]
+)
+def test_settings_reject_a_contracts_file_that_is_not_there(
+    tmp_path: Path, name: str, what: str
+) -> None:
+    env = {"CHUTE_OUTPUT_BUCKET": OUTPUT, "CHUTE_CONTRACTS_FILE": str(tmp_path / name)}
+    with pytest.raises(SettingsError) as caught:
+        ValidateSettings.from_mapping(env)
+    assert "CHUTE_CONTRACTS_FILE" in str(caught.value)
+    assert what in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", ("jsonl", "parquet")),
+        ("parquet", ("parquet",)),
+        (" JSONL , parquet ", ("jsonl", "parquet")),
+        ("parquet,jsonl,", ("parquet", "jsonl")),
+    ],
+)
+def test_settings_parse_output_formats(raw: str, expected: tuple[str, ...]) -> None:
+    env = {"CHUTE_OUTPUT_BUCKET": OUTPUT, "CHUTE_OUTPUT_FORMATS": raw}
+    assert ValidateSettings.from_mapping(env).output_formats == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("jsonl,csv", "unknown output format 'csv' (use jsonl, parquet, comma-separated)"),
+        ("jsonl;parquet", "unknown output format 'jsonl;parquet'"),
+        ("parquet,PARQUET", "lists 'parquet' twice"),
+        (" , ", "names no output format"),
+    ],
+)
+def test_settings_reject_bad_output_formats(raw: str, message: str) -> None:
+    env = {"CHUTE_OUTPUT_BUCKET": OUTPUT, "CHUTE_OUTPUT_FORMATS": raw}
+    with pytest.raises(SettingsError) as caught:
+        ValidateSettings.from_mapping(env)
+    assert "CHUTE_OUTPUT_FORMATS" in str(caught.value)
+    assert message in str(caught.value)
+
+
 # --- handler ------------------------------------------------------------------------------------
 @pytest.fixture
-def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     monkeypatch.setenv("CHUTE_OUTPUT_BUCKET", OUTPUT)
-    monkeypatch.delenv("CHUTE_SUFFIXES", raising=False)
-    monkeypatch.delenv("CHUTE_MAX_FILE_BYTES", raising=False)
-    with fresh(validate_handler._settings, validate_handler._store):
-        yield
+    for name in (
+        "CHUTE_SUFFIXES",
+        "CHUTE_MAX_FILE_BYTES",
+        "CHUTE_CONTRACTS_FILE",
+        "CHUTE_OUTPUT_FORMATS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    with fresh(validate_handler._settings, validate_handler._contracts, validate_handler._store):
+        yield monkeypatch
 
 
-def test_handler_returns_the_plan_dict(s3: Any, env: None) -> None:
+def test_handler_returns_the_plan_dict(s3: Any, env: pytest.MonkeyPatch) -> None:
     # GIVEN the state machine's input to Validate
-    source = put(s3, "incoming/a b+c%.csv", b"id,name\n1,a\n")
+    source = put(s3, "incoming/a b+c%.csv", b"id;name\n1;a\n")
     event = {"source": source.to_dict(), "execution": "a-b-c-csv-0123"}
 
     # WHEN the handler runs
@@ -323,13 +798,69 @@ def test_handler_returns_the_plan_dict(s3: Any, env: None) -> None:
 
     # THEN it returns the Plan as a dict, in the documented shape
     assert result == {
-        "file": {**source.to_dict(), "format": "csv", "compression": "none"},
-        "target": {"bucket": OUTPUT, "key": "incoming/a b+c%.csv.jsonl", "format": "jsonl"},
+        "file": {**source.to_dict(), "compression": "none", "delimiter": ";"},
+        "target": {
+            "bucket": OUTPUT,
+            "key": "incoming/a b+c%.csv",
+            "formats": ["jsonl", "parquet"],
+            "contract": None,
+            "keys": {
+                "jsonl": "incoming/a b+c%.csv.jsonl",
+                "parquet": "incoming/a b+c%.csv.parquet",
+            },
+        },
     }
     assert Plan.from_dict(result).file.ref == source
+    assert json.loads(json.dumps(result)) == result, "JSON all the way"
 
 
-def test_handler_raises_the_contract_error_class(s3: Any, env: None) -> None:
+def test_handler_loads_the_contracts_once(s3: Any, env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # GIVEN a contracts file and output formats in the environment
+    path = contracts_file(tmp_path)
+    env.setenv("CHUTE_CONTRACTS_FILE", str(path))
+    env.setenv("CHUTE_OUTPUT_FORMATS", "parquet")
+    matched = put(s3, "partners/acme/x.csv", b"order_id;amount\n")
+    unmatched = put(s3, "incoming/x.csv", b"a,b\n")
+
+    # WHEN the handler runs twice, the file changing in between
+    first = validate_handler.handler({"source": matched.to_dict(), "execution": "x"}, None)
+    path.write_text("not toml", encoding="utf-8")
+    second = validate_handler.handler({"source": unmatched.to_dict(), "execution": "y"}, None)
+
+    # THEN both used the contracts read at the first invocation
+    assert (first["target"]["contract"], first["target"]["formats"]) == (
+        "orders",
+        ["parquet", "jsonl"],
+    )
+    assert (second["target"]["contract"], second["target"]["formats"]) == (None, ["parquet"])
+
+
+def test_handler_fails_on_a_missing_contracts_file(
+    s3: Any, env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a deployment naming a contracts file that isn't there
+    env.setenv("CHUTE_CONTRACTS_FILE", str(tmp_path / "missing.toml"))
+    source = put(s3, "incoming/x.csv", b"a,b\n")
+
+    # WHEN the handler runs  THEN a SettingsError (no ErrorEquals catches it: the file stays put)
+    with pytest.raises(SettingsError):
+        validate_handler.handler({"source": source.to_dict(), "execution": "x"}, None)
+
+
+def test_handler_fails_on_a_broken_contracts_file(
+    s3: Any, env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "contracts.toml"
+    path.write_text('[settings]\nunmatched = "maybe"\n', encoding="utf-8")
+    env.setenv("CHUTE_CONTRACTS_FILE", str(path))
+    source = put(s3, "incoming/x.csv", b"a,b\n")
+
+    with pytest.raises(ContractConfigError) as caught:
+        validate_handler.handler({"source": source.to_dict(), "execution": "x"}, None)
+    assert str(path) in str(caught.value)
+
+
+def test_handler_raises_the_contract_error_class(s3: Any, env: pytest.MonkeyPatch) -> None:
     # GIVEN an empty file  WHEN the handler runs  THEN InvalidFile (the ErrorEquals name) escapes
     source = put(s3, "incoming/x.csv", b"")
     with pytest.raises(InvalidFile):

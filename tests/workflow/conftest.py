@@ -6,12 +6,14 @@ sleeps for real retry intervals; waits are bounded polls.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from chute.embedded import EmbeddedAws, LocalSettings, free_port
@@ -50,6 +52,10 @@ class Pipeline:
                 return done[0]
             time.sleep(0.2)
         raise AssertionError(f"no finished execution for {key!r} within {timeout}s")
+
+    def parquet(self, bucket: str, key: str) -> list[dict[str, Any]]:
+        table = pq.read_table(io.BytesIO(self.read(bucket, key)))
+        return list(table.to_pylist())
 
     def completions(self) -> list[dict[str, Any]]:
         """Every completion message received so far (kept, so tests can look for their own)."""

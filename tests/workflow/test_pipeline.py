@@ -6,7 +6,10 @@ Each test uses its own keys, so tests don't see each other's files.
 from __future__ import annotations
 
 import gzip
+import io
 import json
+
+import pyarrow.parquet as pq
 
 from tests.workflow.conftest import LARGE_THRESHOLD, Pipeline, wait_until
 
@@ -32,18 +35,23 @@ def test_small_file_takes_the_lambda_route_and_is_archived(pipeline: Pipeline) -
     # THEN it is converted in Lambda, archived, and staging no longer holds it
     assert ex.status == "SUCCEEDED", ex.cause
     assert ex.route == "lambda"
-    out_key = "small/orders 2026+ü.csv.jsonl"
-    assert pipeline.jsonl(pipeline.r.output_bucket, out_key) == [
+    base = "small/orders 2026+ü.csv"
+    expected = [
         {"id": "1", "name": "Ann", "city": "Oslo"},
         {"id": "2", "name": "Smith, Bob", "city": "Zürich"},
     ]
+    assert pipeline.jsonl(pipeline.r.output_bucket, f"{base}.jsonl") == expected
+    # AND the Parquet output holds the same rows (text mode: every value as written)
+    assert pipeline.parquet(pipeline.r.output_bucket, f"{base}.parquet") == expected
     assert pipeline.read(pipeline.r.archive_bucket, key) == SMALL_CSV
     assert key not in pipeline.keys(pipeline.r.staging_bucket)
     assert ex.output is not None
     assert ex.output["output"] == {
         "bucket": pipeline.r.output_bucket,
-        "key": out_key,
-        "format": "jsonl",
+        "key": base,
+        "formats": ["jsonl", "parquet"],
+        "contract": None,
+        "keys": {"jsonl": f"{base}.jsonl", "parquet": f"{base}.parquet"},
     }
     # AND one completion message tells downstream consumers where the output is
     (message,) = wait_until(lambda: pipeline.completion_for(key), what="completion message")
@@ -266,3 +274,51 @@ def _queue_empty(pipeline: Pipeline, embedded) -> bool:
         attrs["ApproximateNumberOfMessages"] == "0"
         and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
     )
+
+
+# --- data contracts (contracts/contracts.toml, loaded by the embedded runtime) ------------------
+READINGS_HEADER = "device_id\trecorded_at\tchannel\ttemperature_c\tbattery_ok\tstatus\n"
+
+
+def test_contract_types_the_output(pipeline: Pipeline) -> None:
+    # GIVEN a device upload matching the device-readings contract (Parquet only)
+    key = "devices/AB-123456/2026-11-23.tsv"
+    body = READINGS_HEADER + (
+        "AB-123456\t2026-11-23T10:00:00Z\t1\t21.5\ttrue\tok\n"
+        "AB-123456\t2026-11-23T10:05:00+01:00\t2\t\tno\tdegraded\n"
+    )
+    pipeline.put(key, body.encode())
+    ex = pipeline.wait_for(key)
+    # THEN the Parquet output is typed per the contract
+    assert ex.status == "SUCCEEDED", ex.cause
+    assert ex.output is not None
+    assert ex.output["output"]["contract"] == "device-readings"
+    assert ex.output["output"]["formats"] == ["parquet"]
+    table = pq.read_table(io.BytesIO(pipeline.read(pipeline.r.output_bucket, key + ".parquet")))
+    assert str(table.schema.field("channel").type) == "int64"
+    assert str(table.schema.field("recorded_at").type).startswith("timestamp[us")
+    rows = table.to_pylist()
+    assert rows[1]["channel"] == 2 and rows[1]["battery_ok"] is False
+    assert rows[1]["temperature_c"] is None
+    assert rows[1]["recorded_at"].isoformat() == "2026-11-23T09:05:00+00:00"
+
+
+def test_contract_violation_is_quarantined_with_the_problems(pipeline: Pipeline) -> None:
+    # GIVEN a device upload with a bad channel in its second data row
+    key = "devices/AB-123456/broken.tsv"
+    body = READINGS_HEADER + (
+        "AB-123456\t2026-11-23T10:00:00Z\t1\t21.5\ttrue\tok\n"
+        "AB-123456\t2026-11-23T10:05:00Z\t9\t20.0\ttrue\tok\n"
+    )
+    pipeline.put(key, body.encode())
+    ex = pipeline.wait_for(key)
+    # THEN it is quarantined and the report names row, column, value and reason
+    assert ex.error == "ContractViolation"
+    report = json.loads(pipeline.read(pipeline.r.quarantine_bucket, key + ".error.json"))
+    problems = report["contract"]["problems"]
+    assert problems[0]["row"] == 3
+    assert problems[0]["column"] == "channel"
+    assert problems[0]["value"] == "9"
+    assert "allowed" in problems[0]["reason"]
+    # AND no partial output is left behind
+    assert not [k for k in pipeline.keys(pipeline.r.output_bucket) if "broken.tsv" in k]

@@ -1,0 +1,165 @@
+"""Compressed inputs: recognised by extension or magic bytes, decompressed as a stream."""
+
+from __future__ import annotations
+
+import bz2
+import io
+import re
+from typing import BinaryIO, Literal, cast
+
+import zstandard
+from isal import igzip
+
+Compression = Literal["gzip", "zstd", "bz2", "none"]
+
+_MAGIC: tuple[tuple[re.Pattern[bytes], Compression], ...] = (
+    (re.compile(rb"\x1f\x8b"), "gzip"),
+    (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd"),
+    (re.compile(rb"[\x50-\x5f]\x2a\x4d\x18"), "zstd"),  # a skippable frame first (pzstd)
+    # "BZh" alone starts ordinary text ("BZh,..." as a header): also require the block size
+    # digit and the magic of the first block (or of the end of an empty stream).
+    (re.compile(rb"BZh[1-9](1AY&SY|\x17\x72\x45\x38\x50\x90)"), "bz2"),
+)
+MAGIC_BYTES = 10
+"""How many leading bytes ``from_magic`` looks at."""
+EXTENSIONS: dict[str, Compression] = {".gz": "gzip", ".zst": "zstd", ".bz2": "bz2"}
+
+
+class TruncatedZstd(EOFError):
+    """The zstd input ended inside a frame (python-zstandard's reader ends silently there)."""
+
+
+def from_extension(key: str) -> Compression | None:
+    lowered = key.lower()
+    for ext, kind in EXTENSIONS.items():
+        if lowered.endswith(ext):
+            return kind
+    return None
+
+
+def from_magic(head: bytes) -> Compression:
+    for magic, kind in _MAGIC:
+        if magic.match(head):
+            return kind
+    return "none"
+
+
+class _Peekable(io.RawIOBase):
+    """Gives back the bytes read to sniff the magic number, then reads on."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+class _ZstdFrames(io.RawIOBase):
+    """Passes compressed bytes through unchanged while following the zstd frame layout (frame
+    and block headers only, no decompression), so that an input ending inside a frame is
+    reported (TruncatedZstd) instead of silently giving a prefix of the data."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._header = b""  # bytes of the header being read
+        self._need = 4  # header bytes wanted: 4 = a frame's magic number
+        self._state = "magic"
+        self._skip = 0  # bytes to pass over (frame header fields, block contents, checksum)
+        self._checksum = False
+        self._lost = False  # not a layout we know: the decompressor reports it
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = self._raw.read(len(view))
+        if not data:
+            if not self._lost and (self._skip or self._header or self._state != "magic"):
+                raise TruncatedZstd("zstd data ends inside a frame (truncated file?)")
+            return 0
+        view[: len(data)] = data
+        if not self._lost:
+            self._follow(data)
+        return len(data)
+
+    def _follow(self, data: bytes) -> None:
+        position = 0
+        while position < len(data) and not self._lost:
+            if self._skip:
+                step = min(self._skip, len(data) - position)
+                self._skip -= step
+                position += step
+                continue
+            take = min(self._need - len(self._header), len(data) - position)
+            self._header += data[position : position + take]
+            position += take
+            if len(self._header) == self._need:
+                header, self._header = self._header, b""
+                self._next(header)
+
+    def _next(self, header: bytes) -> None:
+        value = int.from_bytes(header, "little")
+        if self._state == "magic":
+            if header == b"\x28\xb5\x2f\xfd":
+                self._state, self._need = "descriptor", 1
+            elif value & 0xFFFFFFF0 == 0x184D2A50:  # a skippable frame: its size follows
+                self._state, self._need = "skippable", 4
+            else:
+                self._lost = True
+        elif self._state == "descriptor":
+            single_segment = bool(value & 0x20)
+            self._checksum = bool(value & 0x04)
+            window = 0 if single_segment else 1
+            dictionary = (0, 1, 2, 4)[value & 0x03]
+            content_size = (1 if single_segment else 0, 2, 4, 8)[value >> 6]
+            self._skip = window + dictionary + content_size
+            self._state, self._need = "block", 3
+        elif self._state == "block":
+            last, kind, size = value & 1, (value >> 1) & 3, value >> 3
+            if kind == 3:  # reserved
+                self._lost = True
+                return
+            self._skip = 1 if kind == 1 else size  # an RLE block holds one byte
+            if last:
+                self._skip += 4 if self._checksum else 0
+                self._state, self._need = "magic", 4
+        else:  # skippable frame size
+            self._skip = value
+            self._state, self._need = "magic", 4
+
+
+def open_decompressed(
+    raw: BinaryIO, declared: Compression | None = None
+) -> tuple[BinaryIO, Compression]:
+    """A binary stream of the decompressed bytes, and the compression found. ``declared``
+    (from the extension) wins; otherwise the magic bytes decide."""
+    head = b""
+    while len(head) < MAGIC_BYTES:  # a raw stream may return fewer bytes than asked
+        more = raw.read(MAGIC_BYTES - len(head))
+        if not more:
+            break
+        head += more
+    kind = declared or from_magic(head)
+    stream = io.BufferedReader(_Peekable(head, raw), buffer_size=1 << 20)
+    if kind == "gzip":
+        return cast(BinaryIO, igzip.IGzipFile(fileobj=stream, mode="rb")), kind  # type: ignore[no-untyped-call]
+    if kind == "zstd":
+        frames = cast(BinaryIO, _ZstdFrames(cast(BinaryIO, stream)))
+        reader = zstandard.ZstdDecompressor().stream_reader(frames, read_across_frames=True)
+        return cast(BinaryIO, io.BufferedReader(reader, buffer_size=1 << 20)), kind
+    if kind == "bz2":
+        return cast(BinaryIO, bz2.BZ2File(stream, mode="rb")), kind
+    return cast(BinaryIO, stream), kind
