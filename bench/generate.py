@@ -11,10 +11,7 @@ import gzip
 import random
 from pathlib import Path
 
-HEADER = (
-    "id,user_id,amount,ratio,created_at,updated_at,country,status,"
-    "comment,tags,city,note\n"
-)
+HEADER = "id,user_id,amount,ratio,created_at,updated_at,country,status,comment,tags,city,note\n"
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"]
 CITIES = ["Zürich", "São Paulo", "Kraków", "Reykjavík", "東京", "Montréal", "Oslo", "Lima"]
 COUNTRIES = ["CH", "BR", "PL", "IS", "JP", "CA", "NO", "PE"]

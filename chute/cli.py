@@ -10,17 +10,20 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from chute.embedded import DEFAULT_PORT, EmbeddedAws, EmbeddedError, LocalSettings, Resources
+from chute import DEFAULT_PORT
 from chute.executions import QUARANTINED, SUCCEEDED
-from chute.run import FileResult, RunError, RunOptions, collect_files, run_files
 from tasks import names
+
+if TYPE_CHECKING:  # the embedded runtime (boto3, moto) loads only for the commands that use it
+    from chute.embedded import EmbeddedAws, Resources
+    from chute.run import FileResult, RunOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RUNTIME, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 
@@ -113,6 +116,9 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """Upload files to staging, follow every execution to its end, download the outputs."""
+    from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings, Resources
+    from chute.run import RunError, RunOptions, collect_files
+
     try:
         files = collect_files(paths)
     except RunError as exc:
@@ -166,6 +172,8 @@ def _run_with_display(
     files: list[Any],
     quiet: bool,
 ) -> tuple[list[FileResult], bool]:
+    from chute.run import run_files
+
     s3 = clients.client("s3")
     sfn = clients.client("stepfunctions")
     common = {
@@ -192,6 +200,8 @@ def up(
     ] = names.DEFAULT_LARGE_FILE_THRESHOLD_BYTES,
 ) -> None:
     """Serve the embedded local AWS with the pipeline deployed, until Ctrl-C."""
+    from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings
+
     runtime = EmbeddedAws(LocalSettings(port=port, large_file_threshold_bytes=large_threshold))
     try:
         runtime.start()

@@ -24,6 +24,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from chute import DEFAULT_PORT
 from chute.batch_jobs import LocalBatch
 from chute.event_source import SqsEventSource
 from chute.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
@@ -33,7 +34,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW_FILE = REPO_ROOT / "workflows" / "pipeline.asl.json"
 CONTRACTS_FILE = REPO_ROOT / "contracts" / "contracts.toml"
 ACCOUNT_ID = "123456789012"  # moto's default account
-DEFAULT_PORT = 4566
 DEFAULT_REGION = "us-east-1"
 
 

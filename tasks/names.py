@@ -74,7 +74,7 @@ FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
 }
 FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
     "trigger": 256,
-    "validate": 256,
+    "validate": 512,  # loads the data contracts (polars)
     "convert": 1769,  # one full vCPU: conversion is CPU-bound
     "archive": 256,
     "quarantine": 256,

@@ -18,6 +18,7 @@ lines are skipped and not counted.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 from collections import deque
@@ -42,6 +43,8 @@ CHUNK_BYTES = 4 * 1024 * 1024
 """Input bytes per chunk: with two workers and two chunks queued, memory stays ~10x this."""
 WORKERS = 2
 BOM = codecs.BOM_UTF8
+SINK_BUFFER_BYTES = 1 << 20
+"""Parquet bytes buffered natively before each call into the (Python) sink."""
 _WANT_JSONL_IN_WORKER = True
 _FIELD_LIMIT = 2**31 - 1
 """For the precise path's csv module: no limit of its own (records are bounded by the chunker)."""
@@ -133,7 +136,7 @@ def convert_stream(
     schema = (
         options.typing.start(header)
         if options.typing
-        else pa.schema([pa.field(name, pa.string()) for name in header])
+        else pa.schema([pa.field(name, pa.large_string()) for name in header])
     )
     writers = _Writers(options.outputs, sinks, schema, options.parquet_compression)
     parse = _Parser(
@@ -160,42 +163,80 @@ def _convert_chunks(
     result: EngineResult,
     rejected_sink: Sink | None,
 ) -> None:
-    with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="convert") as pool:
-        pending: deque[Future[_Parsed]] = deque()
+    # Three stages: this thread reads and cuts chunks; the parse pool parses them (polars uses
+    # every core inside each call); one writer thread types and encodes them in file order.
+    with (
+        ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="parse") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer,
+    ):
+        pending: deque[Future[None]] = deque()
         chunks = _chunks(
             rest, stream, options.chunk_bytes, options.quote.encode(), options.max_record_bytes
         )
-        data_rows = 0  # data rows read so far (before the chunk being handled)
+        state = _WriteState()
 
-        def drain_one() -> None:
-            nonlocal data_rows
-            parsed = pending.popleft().result()
-            if parsed.error is not None:
-                row = data_rows + parsed.error.index + 2
-                raise MalformedContent(f"row {row}: {parsed.error.message}")
-            frame, jsonl = parsed.frame, parsed.jsonl
-            if options.typing:
-                frame, rejected = options.typing.apply(frame, data_rows + 2)
-                if rejected is not None and rejected.height:
-                    result.rejected_rows += rejected.height
-                    if rejected_sink is not None:
-                        rejected_sink(_ndjson(rejected))
-            data_rows += parsed.frame.height
-            writers.write(frame, jsonl)
-            result.rows += frame.height
+        def consume(parsed_future: Future[_Parsed]) -> None:
+            if state.failed:
+                return  # an earlier chunk failed: write nothing more
+            try:
+                _consume(parsed_future.result(), state, options, writers, result, rejected_sink)
+            except BaseException:
+                state.failed = True
+                raise
+
+        def wait_oldest() -> None:
+            pending.popleft().result()
 
         try:
             for chunk in chunks:
-                pending.append(pool.submit(parse, chunk))
+                parsed = pool.submit(parse, chunk)
+                pending.append(writer.submit(consume, parsed))
                 if len(pending) > options.workers:
-                    drain_one()
+                    wait_oldest()
         except (chunker.UnterminatedQuote, chunker.RecordTooLong) as exc:
             while pending:  # a bad row before it is reported first
-                drain_one()
+                wait_oldest()
             # The record at fault is the one after every row read (see chunker.records).
-            raise MalformedContent(f"row {data_rows + 2}: cannot parse: {exc}") from exc
+            raise MalformedContent(f"row {state.data_rows + 2}: cannot parse: {exc}") from exc
+        except BaseException:
+            state.failed = True
+            raise
+        finally:
+            if state.failed:
+                for future in pending:
+                    future.cancel()
         while pending:
-            drain_one()
+            wait_oldest()
+
+
+@dataclass
+class _WriteState:
+    data_rows: int = 0  # data rows read before the chunk being written
+    failed: bool = False
+
+
+def _consume(
+    parsed: _Parsed,
+    state: _WriteState,
+    options: EngineOptions,
+    writers: _Writers,
+    result: EngineResult,
+    rejected_sink: Sink | None,
+) -> None:
+    """The writer stage, for one chunk, in file order."""
+    if parsed.error is not None:
+        row = state.data_rows + parsed.error.index + 2
+        raise MalformedContent(f"row {row}: {parsed.error.message}")
+    frame, jsonl = parsed.frame, parsed.jsonl
+    if options.typing:
+        frame, rejected = options.typing.apply(frame, state.data_rows + 2)
+        if rejected is not None and rejected.height:
+            result.rejected_rows += rejected.height
+            if rejected_sink is not None:
+                rejected_sink(_ndjson(rejected))
+    state.data_rows += parsed.frame.height
+    writers.write(frame, jsonl)
+    result.rows += frame.height
 
 
 def _chunks(
@@ -367,7 +408,7 @@ def _ndjson(frame: pl.DataFrame) -> bytes:
 
 
 class _SinkFile(io.RawIOBase):
-    """A write-only file over a sink, for pyarrow's ParquetWriter."""
+    """A write-only file over a sink."""
 
     def __init__(self, sink: Sink) -> None:
         self._sink = sink
@@ -389,6 +430,12 @@ class _SinkFile(io.RawIOBase):
         return self._position
 
 
+def _native_buffered(file: _SinkFile) -> pa.NativeFile:
+    """pyarrow writing to a Python file takes the GIL for every page, and the other stages hold
+    it often: a native 1 MiB buffer in front calls into Python once per MiB instead."""
+    return pa.BufferedOutputStream(pa.PythonFile(file, mode="w"), buffer_size=SINK_BUFFER_BYTES)
+
+
 class _Writers:
     def __init__(
         self,
@@ -402,8 +449,9 @@ class _Writers:
         self._parquet: pq.ParquetWriter | None = None
         if "parquet" in outputs:
             self._file = _SinkFile(sinks["parquet"])
+            self._stream = _native_buffered(self._file)
             self._parquet = pq.ParquetWriter(
-                self._file,
+                self._stream,
                 schema,
                 compression=parquet_compression,
                 use_dictionary=False,
@@ -417,11 +465,16 @@ class _Writers:
         if "jsonl" in self._outputs:
             self._sinks["jsonl"](jsonl if jsonl is not None else _ndjson(frame))
         if self._parquet is not None:
-            self._parquet.write_table(frame.to_arrow().cast(self._schema))
+            table = frame.to_arrow()  # polars' strings arrive as large_string: no copy
+            if table.schema != self._schema:
+                table = table.cast(self._schema)
+            self._parquet.write_table(table)
 
     def close(self) -> None:
         if self._parquet is not None:
             self._parquet.close()
+            self._parquet = None
+            self._stream.close()
 
     def discard(self) -> None:
         """After a failure: close the Parquet writer without writing to the sink (a closed
@@ -430,3 +483,5 @@ class _Writers:
             self._file.discard()
             self._parquet.close()
             self._parquet = None
+            with contextlib.suppress(Exception):
+                self._stream.close()

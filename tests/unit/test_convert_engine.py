@@ -22,7 +22,7 @@ import pytest
 import zstandard
 
 from tasks.contracts import parse_contracts
-from tasks.convert import dialect
+from tasks.convert import dialect, engine
 from tasks.convert.compression import Compression, from_extension, from_magic
 from tasks.convert.engine import CHUNK_BYTES, EngineOptions, EngineResult, convert_stream
 from tasks.convert.typed import ContractTyping
@@ -115,7 +115,7 @@ def test_edge_case_parquet_equals_json_lines(path: Path) -> None:
     # THEN the Parquet file holds the same rows, all strings ("" kept, never null)
     table = out.table()
     assert table.column_names == out.result.columns
-    assert all(field.type == pa.string() for field in table.schema)
+    assert all(pa.types.is_large_string(field.type) for field in table.schema)
     assert table.to_pylist() == out.records()
     assert out.result.rows == table.num_rows == len(out.records())
 
@@ -561,7 +561,7 @@ def test_output_rows_equal_input_rows_as_stdlib_csv_reads_them() -> None:
     assert out.records() == reference
     # AND the Parquet file holds exactly the same rows, all strings ("" kept)
     table = out.table()
-    assert all(field.type == pa.string() for field in table.schema)
+    assert all(pa.types.is_large_string(field.type) for field in table.schema)
     assert table.to_pylist() == reference
 
 
@@ -691,7 +691,10 @@ def test_output_is_handed_over_as_it_is_produced() -> None:
     assert max(len(b) for b in blocks) < 4 * 64 * 1024
 
 
-def test_failed_conversion_writes_nothing_more_to_the_parquet_sink() -> None:
+def test_failed_conversion_writes_nothing_more_to_the_parquet_sink(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine, "SINK_BUFFER_BYTES", 64)  # row groups reach the sink early
     # GIVEN a Parquet sink that is closed as soon as the conversion fails (as an S3 upload is
     # aborted, or a local file closed)
     written: list[int] = []

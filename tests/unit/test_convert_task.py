@@ -21,7 +21,7 @@ from botocore.exceptions import ReadTimeoutError
 from tasks import names
 from tasks.adapters.s3 import S3Store
 from tasks.contracts import ContractSet, parse_contracts
-from tasks.convert import domain
+from tasks.convert import domain, engine
 from tasks.convert import handler as handler_module
 from tasks.convert.domain import convert
 from tasks.errors import (
@@ -161,6 +161,7 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
         return dataclasses.replace(real(plan, contract_set), chunk_bytes=64 * 1024)
 
     monkeypatch.setattr(domain, "engine_options", options)
+    monkeypatch.setattr(engine, "SINK_BUFFER_BYTES", 16 * 1024)
 
 
 # --- domain ---------------------------------------------------------------------------------
