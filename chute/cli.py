@@ -247,6 +247,9 @@ def convert(
     delimiter: Annotated[
         str | None, typer.Option(help="Field delimiter (default: sniffed from the header).")
     ] = None,
+    infer: Annotated[
+        bool, typer.Option(help="Typed mode without a contract: infer types (first chunk).")
+    ] = False,
 ) -> None:
     """Convert a local file with the same engine the pipeline runs (no AWS)."""
     from chute.local_convert import ConvertUsageError, convert_file
@@ -255,7 +258,13 @@ def convert(
 
     try:
         done = convert_file(
-            source, out, to=to, contract=contract, contracts_path=contracts, delimiter=delimiter
+            source,
+            out,
+            to=to,
+            contract=contract,
+            contracts_path=contracts,
+            delimiter=delimiter,
+            infer=infer,
         )
     except (ConvertUsageError, ContractConfigError) as exc:
         err.print(f"[red]error:[/] {exc}")

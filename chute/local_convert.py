@@ -10,7 +10,14 @@ from pathlib import Path
 
 from tasks.contracts import ContractSet, load_contracts
 from tasks.convert.compression import from_extension
-from tasks.convert.engine import EngineOptions, EngineResult, OutputFormat, convert_stream
+from tasks.convert.engine import (
+    ChunkTyping,
+    EngineOptions,
+    EngineResult,
+    OutputFormat,
+    convert_stream,
+)
+from tasks.convert.infer import InferredTyping
 from tasks.convert.typed import ContractTyping
 
 REPO_CONTRACTS = Path(__file__).resolve().parent.parent / "contracts" / "contracts.toml"
@@ -59,14 +66,17 @@ def convert_file(
     contract: str | None = None,
     contracts_path: Path | None = None,
     delimiter: str | None = None,
+    infer: bool = False,
 ) -> LocalResult:
     """Convert ``source`` into ``out`` (written whole or not at all: a temporary file is renamed
     into place). Raises MalformedContent/ContractViolation for bad content."""
     if not source.is_file():
         raise ConvertUsageError(f"{source}: no such file")
     fmt = output_format(out, to)
-    typing = None
+    typing: ChunkTyping | None = InferredTyping() if infer else None
     quote = '"'
+    if contract is not None and infer:
+        raise ConvertUsageError("--contract and --infer are exclusive: a contract declares types")
     if contract is not None:
         contracts: ContractSet = load_contracts(contracts_file(contracts_path))
         chosen = contracts.get(contract)

@@ -82,8 +82,8 @@ class EngineResult:
 class ChunkTyping:
     """Typed mode's hook into the engine (a data contract, or inferred types)."""
 
-    def start(self, header: list[str]) -> pa.Schema:
-        """Check the header; the output schema."""
+    def start(self, header: list[str]) -> pa.Schema | None:
+        """Check the header; the output schema (None: known from the first typed chunk)."""
         raise NotImplementedError
 
     def apply(
@@ -138,7 +138,7 @@ def convert_stream(
         if options.typing
         else pa.schema([pa.field(name, pa.large_string()) for name in header])
     )
-    writers = _Writers(options.outputs, sinks, schema, options.parquet_compression)
+    writers = _Writers(options.outputs, sinks, schema, options.parquet_compression, header)
     parse = _Parser(
         header,
         delimiter,
@@ -441,38 +441,50 @@ class _Writers:
         self,
         outputs: tuple[OutputFormat, ...],
         sinks: Mapping[OutputFormat, Sink],
-        schema: pa.Schema,
+        schema: pa.Schema | None,
         parquet_compression: str,
+        header: list[str],
     ) -> None:
+        """``schema`` None: taken from the first frame written (inferred types)."""
         self._outputs = outputs
         self._sinks = sinks
+        self._compression = parquet_compression
         self._parquet: pq.ParquetWriter | None = None
+        self._schema = schema
+        self._fallback = pa.schema([pa.field(name, pa.large_string()) for name in header])
         if "parquet" in outputs:
             self._file = _SinkFile(sinks["parquet"])
             self._stream = _native_buffered(self._file)
-            self._parquet = pq.ParquetWriter(
-                self._stream,
-                schema,
-                compression=parquet_compression,
-                use_dictionary=False,
-                write_statistics=False,
-            )
+            if schema is not None:
+                self._open(schema)
+
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
         self._schema = schema
+        self._parquet = pq.ParquetWriter(
+            self._stream,
+            schema,
+            compression=self._compression,
+            use_dictionary=False,
+            write_statistics=False,
+        )
+        return self._parquet
 
     def write(self, frame: pl.DataFrame, jsonl: bytes | None) -> None:
         if not frame.height:
             return
         if "jsonl" in self._outputs:
             self._sinks["jsonl"](jsonl if jsonl is not None else _ndjson(frame))
-        if self._parquet is not None:
+        if "parquet" in self._outputs:
             table = frame.to_arrow()  # polars' strings arrive as large_string: no copy
+            writer = self._parquet or self._open(table.schema)
             if table.schema != self._schema:
                 table = table.cast(self._schema)
-            self._parquet.write_table(table)
+            writer.write_table(table)
 
     def close(self) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
+        if "parquet" in self._outputs:
+            writer = self._parquet or self._open(self._schema or self._fallback)
+            writer.close()
             self._parquet = None
             self._stream.close()
 
