@@ -126,7 +126,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str], *, store: S3Store | No
         if args:
             raise UsageError(f"unexpected arguments: {' '.join(args)}")
         plan, execution, settings = _job(environ)
-        log.bind(execution=execution)
+        log.bind(execution=execution, key=plan.file.ref.key)
         contracts = load_contracts(settings.contracts_file) if settings.contracts_file else None
         output = convert(plan, store or S3Store(), settings, contracts)
     except Exception as exc:

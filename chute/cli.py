@@ -5,15 +5,12 @@ input, 3 the embedded runtime could not start, 4 timed out waiting."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
@@ -33,9 +30,7 @@ app = typer.Typer(
     help="chute: validate, convert and archive files through a Step Functions pipeline, "
     "on AWS or on an embedded local AWS.",
 )
-# Tables for people; when output is piped (CI, make), don't squeeze them into 80 columns.
-console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140)
-err = Console(stderr=True)
+from chute.console import console, err  # noqa: E402
 
 _STYLE = {SUCCEEDED: "green", QUARANTINED: "yellow", "RUNNING": "cyan"}
 
@@ -278,6 +273,15 @@ def convert(
         f"{r.rows} rows -> {done.output} in {done.seconds:.2f}s ({rate:.0f} MB/s)"
         + (f"; {r.rejected_rows} rejected -> {done.rejected}" if done.rejected else "")
     )
+
+
+def _register_operations() -> None:
+    from chute.ops_cli import register
+
+    register(app)
+
+
+_register_operations()
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     execution = event.get("execution")
     log.bind(execution=execution)
     file = FileSpec.from_dict(event.get("file"))
+    log.bind(key=file.ref.key)
     try:
         return archive(file, _store(), _settings()).to_dict()
     finally:

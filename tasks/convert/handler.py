@@ -33,4 +33,5 @@ def contracts() -> ContractSet | None:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     log.bind(execution=event.get("execution"))
     plan = Plan.from_dict(event.get("plan"))
+    log.bind(key=plan.file.ref.key)
     return convert(plan, store(), settings(), contracts()).to_dict()

@@ -28,9 +28,11 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     log.bind(execution=execution)
     error = event.get("error")
     error = error if isinstance(error, dict) else {}
+    source = ObjectRef.from_dict(event.get("source"))
+    log.bind(key=source.key)
     try:
         return quarantine(
-            ObjectRef.from_dict(event.get("source")),
+            source,
             error_name=str(error.get("Error") or "Unknown"),
             cause=str(error.get("Cause") or ""),
             failed_state=str(event.get("failedState") or "unknown"),

@@ -34,4 +34,5 @@ def _store() -> S3Store:
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     log.bind(execution=event.get("execution"))
     source = ObjectRef.from_dict(event.get("source"))
+    log.bind(key=source.key)
     return validate(source, _store(), _settings(), _contracts()).to_dict()

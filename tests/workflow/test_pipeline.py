@@ -322,3 +322,18 @@ def test_contract_violation_is_quarantined_with_the_problems(pipeline: Pipeline)
     assert problems[0]["reason"] == "not an allowed value"
     # AND no partial output is left behind
     assert not [k for k in pipeline.keys(pipeline.r.output_bucket) if "broken.tsv" in k]
+
+
+def test_every_step_logs_json_with_the_execution_and_the_key(pipeline: Pipeline, embedded) -> None:
+    # GIVEN a file through the Lambda route
+    key = "logs/correlated.csv"
+    pipeline.put(key, SMALL_CSV)
+    ex = pipeline.wait_for(key)
+    assert ex.status == "SUCCEEDED", ex.cause
+    # THEN each step's log lines for it are JSON carrying the execution name and the file key
+    for step in ("validate", "convert", "archive"):
+        path = embedded.log_dir / f"{embedded.resources.function_name(step)}.log"
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+        mine = [line for line in lines if line.get("execution") == ex.name and "message" in line]
+        assert mine, step
+        assert all(line["key"] == key for line in mine), step

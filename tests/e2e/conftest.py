@@ -1,0 +1,51 @@
+"""One `chute up` for the CLI tests that need a running endpoint."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from chute.embedded import free_port
+
+
+@pytest.fixture(scope="session")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    work = tmp_path_factory.mktemp("up")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chute.cli", "up", "--port", str(port)],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    lam = boto3.client(
+        "lambda",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            # the trigger function is the last resource created
+            names = {f["FunctionName"] for f in lam.list_functions()["Functions"]}
+            if "chute-trigger" in names and process.poll() is None:
+                break
+        except Exception:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail(f"chute up did not come up: {process.communicate()[0]}")
+        time.sleep(0.3)
+    yield url
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=30)

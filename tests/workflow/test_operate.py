@@ -1,0 +1,103 @@
+"""Operating chute against the embedded runtime: status, show, rerun, requeue."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chute import operate
+from chute.deployment import Deployment, connect
+from chute.embedded import EmbeddedAws
+from tests.workflow.conftest import Pipeline, wait_until
+
+GOOD = b"id,name\n1,Ann\n2,Bob\n"
+
+
+@pytest.fixture
+def deployment(embedded: EmbeddedAws) -> Deployment:
+    return connect(endpoint_url=embedded.endpoint_url)
+
+
+def test_a_transient_failure_is_found_shown_and_rerun_once(
+    pipeline: Pipeline, embedded: EmbeddedAws, deployment
+) -> None:
+    # GIVEN a file whose conversion keeps failing transiently (retries exhausted)
+    embedded.inject_fault("convert", "StorageUnavailable", times=5)
+    key = "ops/transient.csv"
+    pipeline.put(key, GOOD)
+    failed = pipeline.wait_for(key)
+    assert failed.status == "FAILED"
+    # WHEN the operator looks for failures
+    listed = operate.executions(deployment, status="FAILED", key_prefix="ops/")
+    # THEN it is listed with its error
+    assert [(e.key, e.error) for e in listed] == [(key, "StorageUnavailable")]
+    # AND `show` (by key) lists the retries of the convert step and the final error
+    tl = operate.timeline(deployment, operate.resolve(deployment, key))
+    convert = next(s for s in tl.states if s.name == "ConvertInLambda")
+    assert convert.attempts == 5
+    assert convert.errors == ["StorageUnavailable"] * 5
+    assert tl.execution.error == "StorageUnavailable"
+    assert tl.input["source"]["key"] == key
+    assert tl.console_url is None  # not on AWS
+    # WHEN the fault is gone and the operator reruns it (twice)
+    first = operate.rerun(deployment, [failed.arn], sleep=lambda _: None)
+    second = operate.rerun(deployment, [failed.arn], sleep=lambda _: None)
+    # THEN one new execution ran, with the same input, and succeeded
+    assert first[0].action == "restarted"
+    assert second[0].action == "skipped"
+    rerun_arn = failed.arn.rsplit(":", 1)[0] + ":" + operate.rerun_name(failed.name)
+
+    def finished() -> str | None:
+        status = deployment.sfn.describe_execution(executionArn=rerun_arn)["status"]
+        return None if status == "RUNNING" else status
+
+    assert wait_until(finished, what="rerun finished") == "SUCCEEDED"
+    assert len(pipeline.executions_for(key)) == 2
+
+
+def test_a_quarantined_file_is_refused_then_requeued_after_a_fix(
+    pipeline: Pipeline, deployment
+) -> None:
+    # GIVEN a file quarantined for a ragged row
+    key = "ops/ragged.csv"
+    pipeline.put(key, b"a,b\n1,2,3\n")
+    quarantined = pipeline.wait_for(key)
+    assert quarantined.outcome == "QUARANTINED"
+    # WHEN the operator tries to rerun it
+    (result,) = operate.rerun(deployment, [quarantined.arn])
+    # THEN it is refused with the way forward
+    assert result.action == "refused"
+    assert f"chute requeue {key}" in result.reason
+    # WHEN the file is fixed in quarantine and requeued
+    pipeline.s3.put_object(Bucket=pipeline.r.quarantine_bucket, Key=key, Body=b"a,b\n1,2\n")
+    moved = operate.requeue(deployment, key)
+    # THEN it left quarantine (report too) and the pipeline converted it
+    assert [m.key for m in moved] == [key]
+    assert not [k for k in pipeline.keys(pipeline.r.quarantine_bucket) if k.startswith(key)]
+
+    def succeeded() -> bool:
+        return any(e.status == "SUCCEEDED" for e in pipeline.executions_for(key))
+
+    assert wait_until(succeeded, timeout=60, what="requeued file converted")
+
+
+def test_requeue_of_an_unknown_key_is_a_clear_error(deployment) -> None:
+    with pytest.raises(operate.OperateError, match="nothing in quarantine"):
+        operate.requeue(deployment, "no/such.csv")
+
+
+def test_show_of_an_unknown_execution_is_a_clear_error(deployment) -> None:
+    with pytest.raises(operate.OperateError, match="no execution named"):
+        operate.resolve(deployment, "does-not-exist")
+
+
+def test_status_since_and_json_shape(pipeline: Pipeline, deployment) -> None:
+    key = "ops/recent.csv"
+    pipeline.put(key, GOOD)
+    pipeline.wait_for(key)
+    recent = operate.executions(
+        deployment, since=operate.parse_since("10m"), key_prefix="ops/recent"
+    )
+    assert [e.key for e in recent] == [key]
+    assert json.loads(json.dumps([e.name for e in recent]))
