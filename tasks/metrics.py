@@ -31,16 +31,26 @@ def get_metrics() -> Metrics:
     return _metrics
 
 
-def file_processed(size_bytes: int) -> None:
-    """An original was converted and archived (either route)."""
+def file_processed(size_bytes: int, route: str | None = None, seconds: float | None = None) -> None:
+    """An original was converted (by ``route``) and archived, ``seconds`` after the execution
+    started."""
     metrics = get_metrics()
+    if route:
+        metrics.add_dimension(name="route", value=route)
     metrics.add_metric(name=names.METRIC_FILES_PROCESSED, unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=names.METRIC_BYTES_PROCESSED, unit=MetricUnit.Bytes, value=size_bytes)
+    if seconds is not None:
+        metrics.add_metric(
+            name=names.METRIC_PROCESSING_SECONDS, unit=MetricUnit.Seconds, value=seconds
+        )
 
 
-def file_quarantined() -> None:
-    """An original was moved to quarantine."""
-    get_metrics().add_metric(name=names.METRIC_FILES_QUARANTINED, unit=MetricUnit.Count, value=1)
+def file_quarantined(error_name: str | None = None) -> None:
+    """An original was moved to quarantine because of ``error_name``."""
+    metrics = get_metrics()
+    if error_name:
+        metrics.add_dimension(name="error", value=error_name)
+    metrics.add_metric(name=names.METRIC_FILES_QUARANTINED, unit=MetricUnit.Count, value=1)
 
 
 def flush(execution: str | None = None) -> None:

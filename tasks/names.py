@@ -120,3 +120,7 @@ METRICS_DIMENSIONS: Final[dict[str, str]] = {"service": "chute"}
 METRIC_FILES_PROCESSED: Final = "FilesProcessed"  # Count: one per original archived (both routes)
 METRIC_BYTES_PROCESSED: Final = "BytesProcessed"  # Bytes: the archived original's size
 METRIC_FILES_QUARANTINED: Final = "FilesQuarantined"  # Count: one per original quarantined
+METRIC_PROCESSING_SECONDS: Final = "ProcessingSeconds"  # upload event to archived, per route
+# Dimensions added to ``METRICS_DIMENSIONS``: the route (lambda | batch) on FilesProcessed,
+# BytesProcessed and ProcessingSeconds; the error name on FilesQuarantined. Both are small sets.
+ROUTES: Final[tuple[str, ...]] = ("lambda", "batch")

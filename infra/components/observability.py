@@ -268,12 +268,41 @@ class Observability(Construct):
         files = _graph(
             "Files and bytes processed",
             [
-                _custom(names.METRIC_FILES_PROCESSED, "files processed"),
-                _custom(names.METRIC_FILES_QUARANTINED, "files quarantined"),
+                *[
+                    _custom(names.METRIC_FILES_PROCESSED, f"files ({route})", route=route)
+                    for route in names.ROUTES
+                ],
+                cw.MathExpression(
+                    # one line per error name (a dimension of FilesQuarantined)
+                    expression=(
+                        f"SEARCH('{{{names.METRICS_NAMESPACE},error,service}} "
+                        f"MetricName=\"{names.METRIC_FILES_QUARANTINED}\"', 'Sum', "
+                        f"{int(PERIOD.to_seconds())})"
+                    ),
+                    label="quarantined",
+                    period=PERIOD,
+                ),
             ],
-            right=[_custom(names.METRIC_BYTES_PROCESSED, "bytes processed")],
+            right=[
+                _custom(names.METRIC_BYTES_PROCESSED, f"bytes ({route})", route=route)
+                for route in names.ROUTES
+            ],
             left_label="files",
             right_label="bytes",
+        )
+        processing = _graph(
+            "Processing time by route (upload to archived)",
+            [
+                _custom(
+                    names.METRIC_PROCESSING_SECONDS,
+                    f"{route} {stat}",
+                    route=route,
+                    statistic=stat,
+                )
+                for route in names.ROUTES
+                for stat in ("p50", "p90")
+            ],
+            left_label="seconds",
         )
         dlq = _graph(
             "Dead-letter queue depth",
@@ -310,7 +339,8 @@ class Observability(Construct):
             [executions, duration],
             [lambda_errors, lambda_throttles],
             [batch, files],
-            [dlq, backlog],
+            [processing, dlq],
+            [backlog],
         ]
 
 
@@ -333,13 +363,13 @@ def _graph(
     )
 
 
-def _custom(metric_name: str, label: str) -> cw.Metric:
+def _custom(metric_name: str, label: str, *, route: str, statistic: str = "Sum") -> cw.Metric:
     """A metric tasks.metrics prints as EMF: same namespace, name and dimensions."""
     return cw.Metric(
         namespace=names.METRICS_NAMESPACE,
         metric_name=metric_name,
-        dimensions_map=dict(names.METRICS_DIMENSIONS),
+        dimensions_map={**names.METRICS_DIMENSIONS, "route": route},
         period=PERIOD,
-        statistic="Sum",
+        statistic=statistic,
         label=label,
     )

@@ -7,6 +7,7 @@ only when the archive holds its size, and every other way it was not moved is an
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from tasks import log, metrics, moves
@@ -19,7 +20,15 @@ if TYPE_CHECKING:
     from tasks.adapters.s3 import Head
 
 
-def archive(file: FileSpec | ObjectRef, store: Store, settings: ArchiveSettings) -> ObjectRef:
+def archive(
+    file: FileSpec | ObjectRef,
+    store: Store,
+    settings: ArchiveSettings,
+    *,
+    route: str | None = None,
+    started: datetime | None = None,
+    now: datetime | None = None,
+) -> ObjectRef:
     """Where the original now lives (the archive bucket, same key).
 
     Raises SourceMissing when the original is neither in staging nor (with the expected size) in
@@ -48,7 +57,10 @@ def archive(file: FileSpec | ObjectRef, store: Store, settings: ArchiveSettings)
         log.info("already archived", bucket=bucket, key=source.key)
     else:
         log.info("archived", bucket=bucket, key=source.key, size=archived.size)
-        metrics.file_processed(archived.size)
+        seconds = None
+        if started is not None:
+            seconds = max(0.0, ((now or datetime.now(UTC)) - started).total_seconds())
+        metrics.file_processed(archived.size, route=route, seconds=seconds)
     return _ref(bucket, source.key, archived)
 
 

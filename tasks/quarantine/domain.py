@@ -71,7 +71,7 @@ def quarantine(
 
     result = moves.move(source, bucket, store, before_delete=write_report)
     if result.outcome == "moved":  # not "already_moved": an earlier attempt counted that one
-        metrics.file_quarantined()
+        metrics.file_quarantined(error_name)
     log.warning(
         "file quarantined",
         status=_STATUS[result.outcome],

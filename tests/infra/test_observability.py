@@ -94,7 +94,7 @@ REAL_METRICS: dict[str, frozenset[str]] = {
 CUSTOM_METRICS = {
     names.METRIC_FILES_PROCESSED,
     names.METRIC_BYTES_PROCESSED,
-    names.METRIC_FILES_QUARANTINED,
+    names.METRIC_PROCESSING_SECONDS,
 }
 REQUIRED_ALARM_METRICS = {
     ("AWS/States", "ExecutionsFailed"),
@@ -116,6 +116,7 @@ WIDGET_TITLES = {
     "Files and bytes processed",
     "Dead-letter queue depth",
     "Trigger queue backlog",
+    "Processing time by route (upload to archived)",
 }
 
 
@@ -374,7 +375,14 @@ def test_custom_metrics_are_exactly_what_the_tasks_emit(dashboard: Dashboard) ->
     custom = [m for m in dashboard.metrics() if m[0] == names.METRICS_NAMESPACE]
     assert {name for _, name, _ in custom} == CUSTOM_METRICS
     for _, _, dimensions in custom:
-        assert dimensions == names.METRICS_DIMENSIONS
+        # the route dimension tasks.metrics adds, for each route
+        assert {k: v for k, v in dimensions.items() if k != "route"} == names.METRICS_DIMENSIONS
+        assert dimensions["route"] in names.ROUTES
+    assert {d["route"] for _, _, d in custom} == set(names.ROUTES)
+    # quarantined files per error name: a SEARCH over the error dimension
+    searches = json.dumps(dashboard.body)
+    assert f'MetricName=\\"{names.METRIC_FILES_QUARANTINED}\\"' in searches
+    assert "{chute,error,service}" in searches
 
 
 # --- dashboard ----------------------------------------------------------------------------------

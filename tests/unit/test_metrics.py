@@ -40,12 +40,15 @@ def values(document: dict[str, Any]) -> dict[str, list[float]]:
     return out
 
 
-def assert_chute_directive(document: dict[str, Any], units: dict[str, str]) -> None:
+def assert_chute_directive(
+    document: dict[str, Any], units: dict[str, str], extra: dict[str, str] | None = None
+) -> None:
     """Namespace, dimensions and units are the ones the dashboard asks for (tasks.names)."""
     [directive] = document["_aws"]["CloudWatchMetrics"]
+    dimensions = {**names.METRICS_DIMENSIONS, **(extra or {})}
     assert directive["Namespace"] == names.METRICS_NAMESPACE
-    assert directive["Dimensions"] == [sorted(names.METRICS_DIMENSIONS)]
-    for dimension, value in names.METRICS_DIMENSIONS.items():
+    assert sorted(directive["Dimensions"][0]) == sorted(dimensions)
+    for dimension, value in dimensions.items():
         assert document[dimension] == value
     assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == units
 
@@ -103,6 +106,29 @@ def test_archive_emits_files_and_bytes_processed(
     assert result["size"] == len(BODY)
 
 
+def test_archive_after_a_route_adds_the_route_and_the_processing_time(
+    s3: Any, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the Archive input as the workflow sends it after the Batch route
+    event = {**archive_event(s3), "route": "batch", "started": "2020-01-01T00:00:00.000Z"}
+
+    # WHEN the Archive handler runs
+    archive_handler.handler(event, None)
+
+    # THEN the metrics carry the route, and the time since the execution started
+    [document] = emf(capsys.readouterr().out)
+    assert_chute_directive(
+        document,
+        {
+            names.METRIC_FILES_PROCESSED: "Count",
+            names.METRIC_BYTES_PROCESSED: "Bytes",
+            names.METRIC_PROCESSING_SECONDS: "Seconds",
+        },
+        {"route": "batch"},
+    )
+    assert values(document)[names.METRIC_PROCESSING_SECONDS][0] > 365 * 86400
+
+
 def test_each_invocation_prints_its_own_document(
     s3: Any, env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,7 +179,9 @@ def test_quarantine_emits_files_quarantined(
 
     # THEN exactly one EMF document counting one quarantined file
     [document] = emf(capsys.readouterr().out)
-    assert_chute_directive(document, {names.METRIC_FILES_QUARANTINED: "Count"})
+    assert_chute_directive(
+        document, {names.METRIC_FILES_QUARANTINED: "Count"}, {"error": "MalformedContent"}
+    )
     assert values(document) == {names.METRIC_FILES_QUARANTINED: [1]}
     assert document["execution"] == "broken-csv-4567"
 

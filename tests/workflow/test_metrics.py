@@ -49,12 +49,17 @@ def test_every_archived_file_is_counted_once_whatever_its_route(
     ex = pipeline.wait_for(key)
     assert (ex.status, ex.route) == ("SUCCEEDED", route), ex.cause
 
-    # THEN Archive printed one document: one file, the original's size
+    # THEN Archive printed one document for the route: one file, the original's size, and
+    # the time since the execution started
     [document] = wait_until(lambda: documents(embedded, "archive", ex.name), what="EMF line")
-    assert counts(document) == {
+    measured = counts(document)
+    seconds = measured.pop(names.METRIC_PROCESSING_SECONDS)
+    assert measured == {
         names.METRIC_FILES_PROCESSED: [1.0],
         names.METRIC_BYTES_PROCESSED: [float(len(body))],
     }
+    assert document["route"] == route
+    assert seconds[0] > 0
 
 
 def test_a_quarantined_file_is_counted(pipeline: Pipeline, embedded: EmbeddedAws) -> None:
@@ -67,4 +72,5 @@ def test_a_quarantined_file_is_counted(pipeline: Pipeline, embedded: EmbeddedAws
     # THEN Quarantine printed one document counting it, and nothing was counted as processed
     [document] = wait_until(lambda: documents(embedded, "quarantine", ex.name), what="EMF line")
     assert counts(document) == {names.METRIC_FILES_QUARANTINED: [1.0]}
+    assert document["error"] == "MalformedContent"
     assert documents(embedded, "archive", ex.name) == []
