@@ -276,8 +276,9 @@ def convert(
 
 
 def _register_operations() -> None:
-    from chute.ops_cli import register
+    from chute.ops_cli import register, register_upload
 
+    register_upload(app)
     register(app)
 
 

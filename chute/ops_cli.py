@@ -275,3 +275,94 @@ def register(app: typer.Typer) -> None:
             )
         if not moved:
             console.print("nothing to requeue")
+
+
+def register_upload(app: typer.Typer) -> None:
+    from pathlib import Path
+
+    @app.command()
+    def upload(
+        paths: Annotated[list[str], typer.Argument(help="Files or directories to upload.")],
+        prefix: Annotated[str, typer.Option(help="Key prefix in the staging bucket.")] = "",
+        wait: Annotated[
+            bool, typer.Option(help="Follow each file's execution to its end.")
+        ] = False,
+        part_size_mb: Annotated[int, typer.Option(help="Multipart part size, MiB (>= 5).")] = 8,
+        concurrency: Annotated[int, typer.Option(help="Parts in flight per file.")] = 4,
+        timeout: Annotated[float, typer.Option(help="With --wait: seconds to wait.")] = 3600,
+        endpoint_url: Endpoint = None,
+        stack: Stack = None,
+        profile: Profile = None,
+        region: Region = None,
+    ) -> None:
+        """Multipart upload to staging, verified by S3 and resumable; --wait shows outcomes."""
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        from chute.run import FileResult, RunError, Uploaded, collect_files, wait_for_executions
+        from chute.upload import upload_file
+
+        try:
+            files = collect_files(paths)
+        except RunError as exc:
+            raise _fail(exc) from exc
+        d = _connect(endpoint_url, stack, profile, region)
+        uploaded = []
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=not console.is_terminal) as bars:
+            total = bars.add_task("all files", total=sum(f.path.stat().st_size for f in files))
+            for item in files:
+                key = f"{prefix}{item.key}"
+                task = bars.add_task(key, total=item.path.stat().st_size)
+
+                def advance(n: int, task: Any = task) -> None:
+                    bars.advance(task, n)
+                    bars.advance(total, n)
+
+                result = upload_file(
+                    d.s3,
+                    Path(item.path),
+                    d.staging_bucket,
+                    key,
+                    part_size=part_size_mb * 1024 * 1024,
+                    concurrency=concurrency,
+                    progress=advance,
+                )
+                uploaded.append((item, result))
+        for _, r in uploaded:
+            how = (
+                f"resumed: sent {r.parts_sent} of {r.parts} parts"
+                if r.resumed
+                else f"{r.parts} parts"
+            )
+            console.print(
+                f"uploaded s3://{d.staging_bucket}/{r.key} ({r.size} bytes, {how})", soft_wrap=True
+            )
+        if not wait:
+            return
+        results = [
+            FileResult(Uploaded(item.__class__(item.path, r.key), r.etag)) for item, r in uploaded
+        ]
+        finished = wait_for_executions(d.sfn, d.state_machine_arn, results, timeout_seconds=timeout)
+        for fr in results:
+            ex = fr.execution
+            console.print(
+                f"{fr.key}: {fr.outcome}" + (f" ({ex.error})" if ex and ex.error else ""),
+                soft_wrap=True,
+            )
+        if not finished:
+            raise typer.Exit(EXIT_FAILED)
+        if any(fr.outcome != "SUCCEEDED" for fr in results):
+            raise typer.Exit(EXIT_FAILED)

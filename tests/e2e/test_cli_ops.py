@@ -125,3 +125,27 @@ def test_missing_credentials_is_a_clear_error(tmp_path: Path) -> None:
     result = chute("status", "--stack", "Chute", env=env)
     assert result.returncode == 2
     assert "no AWS credentials" in result.stderr
+
+
+def test_upload_waits_for_the_outcome(endpoint: str, tmp_path: Path) -> None:
+    # GIVEN a file over one part (6 MiB, 5 MiB parts)
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"a,b\n" + b"1,2\n" * (6 * 1024 * 1024 // 4))
+    # WHEN uploaded with --wait
+    result = chute(
+        "upload",
+        str(path),
+        "--prefix",
+        "cli/up/",
+        "--part-size-mb",
+        "5",
+        "--wait",
+        "--endpoint-url",
+        endpoint,
+    )
+    # THEN it went multipart and its execution succeeded (exactly one)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "uploaded s3://chute-staging/cli/up/big.csv" in result.stdout
+    assert "2 parts" in result.stdout
+    assert "cli/up/big.csv: SUCCEEDED" in result.stdout
+    assert len(status(endpoint, "--key", "cli/up/big.csv")) == 1

@@ -1,0 +1,81 @@
+"""`chute upload`'s multipart upload: verified parts, and resume after an interruption."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chute.upload import MIN_PART_BYTES, UploadInterrupted, part_size_for, upload_file
+from tests.unit.conftest import STAGING
+
+
+def parts_sent(s3: Any) -> list[int]:
+    calls: list[int] = []
+    s3.meta.events.register(
+        "provide-client-params.s3.UploadPart",
+        lambda params, **_: calls.append(params["PartNumber"]),
+    )
+    return calls
+
+
+@pytest.fixture
+def big(tmp_path: Path) -> Path:
+    path = tmp_path / "big.csv"
+    path.write_bytes(os.urandom(5 * MIN_PART_BYTES + 1234))  # 6 parts of 5 MiB
+    return path
+
+
+def test_an_interrupted_upload_resumes_with_the_missing_parts(s3: Any, big: Path) -> None:
+    # GIVEN an upload stopped after 2 of its 6 parts
+    sent = parts_sent(s3)
+    with pytest.raises(UploadInterrupted):
+        upload_file(s3, big, STAGING, "in/big.csv", part_size=MIN_PART_BYTES, stop_after_parts=2)
+    assert len(sent) == 2
+    assert s3.list_multipart_uploads(Bucket=STAGING)["Uploads"]
+    # WHEN the same file is uploaded again to the same key
+    result = upload_file(s3, big, STAGING, "in/big.csv", part_size=MIN_PART_BYTES)
+    # THEN it resumed: only the 4 missing parts were sent, and the object is the file
+    assert result.resumed
+    assert (result.parts, result.parts_sent) == (6, 4)
+    assert len(sent) == 6
+    body = s3.get_object(Bucket=STAGING, Key="in/big.csv")["Body"].read()
+    assert body == big.read_bytes()
+    assert s3.list_multipart_uploads(Bucket=STAGING).get("Uploads", []) == []
+
+
+def test_a_changed_file_replaces_the_parts_that_differ(s3: Any, big: Path) -> None:
+    # GIVEN an interrupted upload (parts 1 and 2 sent), then the file changed in its first part
+    with pytest.raises(UploadInterrupted):
+        upload_file(
+            s3,
+            big,
+            STAGING,
+            "in/big.csv",
+            part_size=MIN_PART_BYTES,
+            concurrency=1,
+            stop_after_parts=2,
+        )
+    data = bytearray(big.read_bytes())
+    data[0:4] = b"NEW!"
+    big.write_bytes(bytes(data))
+    # WHEN uploaded again
+    result = upload_file(s3, big, STAGING, "in/big.csv", part_size=MIN_PART_BYTES)
+    # THEN the stale part 1 was sent again (part 2 kept) and the object is the new content
+    assert result.parts_sent == 5
+    assert s3.get_object(Bucket=STAGING, Key="in/big.csv")["Body"].read() == bytes(data)
+
+
+def test_small_files_are_one_part(s3: Any, tmp_path: Path) -> None:
+    path = tmp_path / "small.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    result = upload_file(s3, path, STAGING, "in/small.csv")
+    assert (result.parts, result.parts_sent, result.resumed) == (1, 1, False)
+    assert s3.get_object(Bucket=STAGING, Key="in/small.csv")["Body"].read() == b"a,b\n1,2\n"
+
+
+def test_part_size_grows_to_stay_within_10000_parts() -> None:
+    assert part_size_for(10, 1) == MIN_PART_BYTES
+    assert part_size_for(100 * 1024**3, 8 * 1024**2) * 10_000 >= 100 * 1024**3
