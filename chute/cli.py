@@ -276,9 +276,10 @@ def convert(
 
 
 def _register_operations() -> None:
-    from chute.ops_cli import register, register_upload
+    from chute.ops_cli import register, register_grant, register_upload
 
     register_upload(app)
+    register_grant(app)
     register(app)
 
 

@@ -366,3 +366,67 @@ def register_upload(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_FAILED)
         if any(fr.outcome != "SUCCEEDED" for fr in results):
             raise typer.Exit(EXIT_FAILED)
+
+
+def register_grant(app: typer.Typer) -> None:
+    @app.command()
+    def grant(
+        name: Annotated[str, typer.Argument(help="The client's file name (sanitised).")],
+        tenant: Annotated[str, typer.Option(help="Tenant: the key's first segment.")] = "cli",
+        kind: Annotated[
+            str, typer.Option("--kind", help="put (presigned PUT), post, or credentials.")
+        ] = "put",
+        content_type: Annotated[str, typer.Option(help="PUT: required Content-Type.")] = "text/csv",
+        max_bytes: Annotated[int, typer.Option(help="POST: largest size allowed.")] = 5 * 1024**3,
+        expires: Annotated[int, typer.Option(help="Seconds the grant is valid.")] = 900,
+        role_arn: Annotated[
+            str | None, typer.Option(help="credentials: role to assume (scoped to the key).")
+        ] = None,
+        endpoint_url: Endpoint = None,
+        stack: Stack = None,
+        profile: Profile = None,
+        region: Region = None,
+    ) -> None:
+        """Mint an upload grant for exactly one server-chosen key; prints JSON."""
+        import boto3
+        from botocore.config import Config
+
+        from tasks import grants
+
+        d = _connect(endpoint_url, stack, profile, region)
+        try:
+            key = grants.grant_key(tenant, name)
+        except grants.GrantError as exc:
+            raise _fail(exc) from exc
+        signer = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=d.region,
+            config=Config(signature_version="s3v4"),
+            **(
+                {"aws_access_key_id": "chute", "aws_secret_access_key": "chute"}
+                if endpoint_url
+                else {}
+            ),
+        )
+        if kind == "put":
+            document = grants.presigned_put(signer, d.staging_bucket, key, content_type, expires)
+        elif kind == "post":
+            document = grants.presigned_post(signer, d.staging_bucket, key, max_bytes, expires)
+        elif kind == "credentials":
+            if not role_arn:
+                raise _fail(ValueError("--kind credentials needs --role-arn"))
+            sts = boto3.client(
+                "sts",
+                endpoint_url=endpoint_url,
+                region_name=d.region,
+                **(
+                    {"aws_access_key_id": "chute", "aws_secret_access_key": "chute"}
+                    if endpoint_url
+                    else {}
+                ),
+            )
+            document = grants.temporary_credentials(sts, role_arn, d.staging_bucket, key, expires)
+        else:
+            raise _fail(ValueError(f"--kind must be put, post or credentials, not {kind!r}"))
+        print(json.dumps(document, indent=2, default=str))

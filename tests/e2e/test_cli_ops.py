@@ -149,3 +149,46 @@ def test_upload_waits_for_the_outcome(endpoint: str, tmp_path: Path) -> None:
     assert "2 parts" in result.stdout
     assert "cli/up/big.csv: SUCCEEDED" in result.stdout
     assert len(status(endpoint, "--key", "cli/up/big.csv")) == 1
+
+
+def grant(endpoint: str, name: str, kind: str) -> dict[str, Any]:
+    result = chute("grant", name, "--tenant", "acme", "--kind", kind, "--endpoint-url", endpoint)
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def test_curl_uploads_with_a_presigned_put_and_post(endpoint: str, tmp_path: Path) -> None:
+    path = tmp_path / "partner.csv"
+    path.write_bytes(b"id,name\n1,Ann\n")
+    # a presigned PUT, bound to the content type
+    put = grant(endpoint, "partner.csv", "put")
+    assert put["key"].startswith("acme/partner_") and put["key"].endswith(".csv")
+    subprocess.run(
+        [
+            "curl",
+            "-sSf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: text/csv",
+            "--data-binary",
+            f"@{path}",
+            put["url"],
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    # a presigned POST, key and size range fixed by its policy
+    post = grant(endpoint, "partner.csv", "post")
+    form = [arg for k, v in post["fields"].items() for arg in ("-F", f"{k}={v}")]
+    subprocess.run(
+        ["curl", "-sSf", *form, "-F", f"file=@{path}", post["url"]],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    # THEN both files go through the pipeline
+    for key in (put["key"], post["key"]):
+        assert finished(endpoint, key)["outcome"] == "SUCCEEDED"
