@@ -42,7 +42,7 @@ class EmbeddedError(RuntimeError):
 
 
 class PortInUse(EmbeddedError):
-    pass
+    """The endpoint's port is taken (another `chute up`, LocalStack...)."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal, cast
+from typing import Any, BinaryIO, Literal, Protocol, cast
 
 import polars as pl
 import pyarrow as pa
@@ -79,18 +79,18 @@ class EngineResult:
     compression: Compression = "none"
 
 
-class ChunkTyping:
+class ChunkTyping(Protocol):
     """Typed mode's hook into the engine (a data contract, or inferred types)."""
 
     def start(self, header: list[str]) -> pa.Schema | None:
         """Check the header; the output schema (None: known from the first typed chunk)."""
-        raise NotImplementedError
+        ...
 
     def apply(
         self, chunk: pl.DataFrame, first_row: int
     ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
         """Typed rows to write, and rejected rows (original text) if any. May raise."""
-        raise NotImplementedError
+        ...
 
 
 class _RowError(Exception):
