@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed-stamp
+# The real aws CLI (v1) for tests/e2e/test_aws_cli.py, in its own venv: its dependencies must
+# not meet the boto3/botocore pinned in constraints.txt.
+VENV_AWSCLI := .venv-awscli
+AWSCLI_STAMP := $(VENV_AWSCLI)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: install run test lint typecheck unit infra workflow synth clean
@@ -26,6 +30,16 @@ $(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 # Node tools: asl-validator (a check in `make test`) and the CDK CLI (`npx cdk deploy`).
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
+	touch $@
+
+# Locked in constraints-awscli.txt (regenerate with
+# `.venv-awscli/bin/pip freeze > constraints-awscli.txt` after installing a newer awscli).
+$(VENV_AWSCLI)/bin/python:
+	$(PYTHON) -m venv $(VENV_AWSCLI)
+	$(VENV_AWSCLI)/bin/python -m pip install --quiet --upgrade "pip==26.3"
+
+$(AWSCLI_STAMP): constraints-awscli.txt | $(VENV_AWSCLI)/bin/python
+	$(VENV_AWSCLI)/bin/python -m pip install --quiet -c constraints-awscli.txt awscli
 	touch $@
 
 install: $(DEV_STAMP) $(NODE_STAMP)
@@ -54,10 +68,11 @@ typecheck: install
 unit: install
 	$(BIN)/pytest tests/unit tests/infra -q
 
-workflow: install
+workflow: install $(AWSCLI_STAMP)
 	$(BIN)/pytest tests/workflow tests/e2e -q
 
 test: lint typecheck unit workflow
 
 clean:
-	rm -rf $(VENV) node_modules .chute chute-out cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_AWSCLI) node_modules .chute chute-out cdk.out
+	rm -rf .pytest_cache .mypy_cache .ruff_cache

@@ -190,6 +190,9 @@ def _run_with_display(
 @app.command()
 def up(
     port: Annotated[int, typer.Option(help="Port to serve the AWS endpoint on.")] = DEFAULT_PORT,
+    grant_port: Annotated[
+        int, typer.Option(help="Port to serve the upload grant API on.")
+    ] = DEFAULT_PORT + 1,
     large_threshold: Annotated[
         int, typer.Option(help="Files of at least this many bytes go to AWS Batch.")
     ] = names.DEFAULT_LARGE_FILE_THRESHOLD_BYTES,
@@ -197,7 +200,9 @@ def up(
     """Serve the embedded local AWS with the pipeline deployed, until Ctrl-C."""
     from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings
 
-    runtime = EmbeddedAws(LocalSettings(port=port, large_file_threshold_bytes=large_threshold))
+    runtime = EmbeddedAws(
+        LocalSettings(port=port, grant_port=grant_port, large_file_threshold_bytes=large_threshold)
+    )
     try:
         runtime.start()
     except EmbeddedError as exc:
@@ -211,6 +216,10 @@ def up(
     console.print(f"  archive bucket  s3://{r.archive_bucket}")
     console.print(f"  quarantine      s3://{r.quarantine_bucket}")
     console.print(f"  state machine   {r.state_machine_arn}")
+    console.print(f"  grant API       POST {runtime.grant_url}")
+    console.print(
+        f"  user pool       {runtime.user_pool_id} (app client {runtime.user_pool_client_id})"
+    )
     console.print(f"  logs            {runtime.log_dir}")
     console.print(
         f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE s3://{r.staging_bucket}/"

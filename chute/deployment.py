@@ -11,6 +11,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from tasks.adapters.signer import AwsSigner
+
 DEFAULT_STACK = "Chute"
 
 
@@ -28,6 +30,13 @@ class Deployment:
     output_bucket: str
     region: str
     on_aws: bool
+    upload_role_arn: str | None = None
+    session: Any = None
+    """boto3 Session with the operator's credentials (signs upload grants)."""
+    endpoint_url: str | None = None
+
+    def signer(self) -> AwsSigner:
+        return AwsSigner(session=self.session, endpoint_url=self.endpoint_url)
 
     def console_url(self, execution_arn: str) -> str | None:
         if not self.on_aws:
@@ -72,6 +81,13 @@ def connect(
             output_bucket=resources.output_bucket,
             region=resources.region,
             on_aws=False,
+            upload_role_arn=resources.upload_role_arn,
+            session=boto3.Session(
+                aws_access_key_id="chute",
+                aws_secret_access_key="chute",
+                region_name=resources.region,
+            ),
+            endpoint_url=endpoint_url,
         )
         _check_reachable(deployment, f"the endpoint {endpoint_url}")
         return deployment
@@ -106,6 +122,8 @@ def connect(
         output_bucket=outputs["OutputBucket"],
         region=session.region_name or outputs["StateMachineArn"].split(":")[3],
         on_aws=True,
+        upload_role_arn=outputs.get("UploadRoleArn"),
+        session=session,
     )
 
 

@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import threading
+import urllib.request
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from botocore.config import Config
 from chute import DEFAULT_PORT
 from chute.batch_jobs import LocalBatch
 from chute.event_source import SqsEventSource
+from chute.grant_api import Authorizer, GrantApi
 from chute.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
 from tasks import names
 
@@ -114,6 +116,22 @@ class Resources:
     def role_arn(self) -> str:
         return f"arn:aws:iam::{self.account}:role/{self.prefix}-local"
 
+    @property
+    def upload_role_name(self) -> str:
+        return f"{self.prefix}-upload"
+
+    @property
+    def upload_role_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:role/{self.upload_role_name}"
+
+    @property
+    def user_pool_name(self) -> str:
+        return f"{self.prefix}-users"
+
+    @property
+    def user_pool_client_name(self) -> str:
+        return f"{self.prefix}-upload-clients"
+
 
 def load_definition(substitutions: dict[str, str]) -> str:
     """The workflow file with its ${Placeholders} filled (what CFN DefinitionSubstitutions does)."""
@@ -136,6 +154,8 @@ class LocalSettings:
     suffixes: tuple[str, ...] = names.DEFAULT_SUFFIXES
     max_receive_count: int = 3
     visibility_timeout_seconds: int = 30
+    grant_port: int | None = None
+    """Serve the grant API's twin on this port (None: not served; `chute up` serves it)."""
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -166,6 +186,9 @@ class EmbeddedAws:
         self._workers: LambdaWorkers | None = None
         self._batch: LocalBatch | None = None
         self._event_source: SqsEventSource | None = None
+        self._grant_api: GrantApi | None = None
+        self.user_pool_id = ""
+        self.user_pool_client_id = ""
         self._faults: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._faults_lock = threading.Lock()
 
@@ -185,6 +208,8 @@ class EmbeddedAws:
         from chute import moto_fixes
 
         check_port_free(self.settings.host, self.settings.port)
+        if self.settings.grant_port is not None:
+            check_port_free(self.settings.host, self.settings.grant_port)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.log_dir / "batch").mkdir(exist_ok=True)
         # The ASL interpreter calls back into the server on localhost:$MOTO_PORT.
@@ -219,11 +244,31 @@ class EmbeddedAws:
             region=self.settings.region,
         )
         self._event_source.start()
+        if self.settings.grant_port is not None:
+            self._grant_api = GrantApi(
+                host=self.settings.host,
+                port=self.settings.grant_port,
+                authorizer=self._authorizer(),
+                invoke=self._invoke_grant,
+            )
+            self._grant_api.start()
         return self
+
+    @property
+    def grant_url(self) -> str | None:
+        return self._grant_api.url if self._grant_api else None
+
+    @property
+    def issuer(self) -> str:
+        region = self.settings.region
+        return f"https://cognito-idp.{region}.amazonaws.com/{self.user_pool_id}"
 
     def stop(self) -> None:
         from chute import moto_fixes  # imports moto: only when the runtime was used
 
+        if self._grant_api:
+            self._grant_api.stop()
+            self._grant_api = None
         if self._event_source:
             self._event_source.stop()
         if self._batch:
@@ -312,6 +357,24 @@ class EmbeddedAws:
         result: InvokeResult = self._workers.invoke(spec, event)
         return result.payload, result.errored, result.logs
 
+    # --- the grant API's twin -----------------------------------------------------------------
+    def _authorizer(self) -> Authorizer:
+        """The user pool's signing keys, fetched from its JWKS URL as API Gateway does (moto
+        serves it at ``<endpoint>/<pool id>/.well-known/jwks.json``)."""
+        url = f"{self.endpoint_url}/{self.user_pool_id}/.well-known/jwks.json"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            jwks = json.load(response)
+        return Authorizer.from_jwks(self.issuer, (self.user_pool_client_id,), jwks)
+
+    def _invoke_grant(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        response = self.client("lambda").invoke(
+            FunctionName=self.resources.function_name("grant"), Payload=json.dumps(event)
+        )
+        if response.get("FunctionError"):
+            return None
+        result = json.loads(response["Payload"].read() or b"null")
+        return result if isinstance(result, dict) else None
+
     # --- resources ----------------------------------------------------------------------------
     def _create_resources(self) -> None:
         r = self.resources
@@ -356,6 +419,12 @@ class EmbeddedAws:
             RoleName=f"{r.prefix}-local",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )
+        iam.create_role(
+            RoleName=r.upload_role_name,
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+            MaxSessionDuration=3600,
+        )
+        self._create_user_pool()
         values = {
             names.ENV_STATE_MACHINE_ARN: r.state_machine_arn,
             names.ENV_STAGING_BUCKET: r.staging_bucket,
@@ -368,9 +437,12 @@ class EmbeddedAws:
             names.ENV_PART_SIZE_BYTES: str(8 * 1024 * 1024),
             names.ENV_CONTRACTS_FILE: str(CONTRACTS_FILE),
             names.ENV_OUTPUT_FORMATS: names.DEFAULT_OUTPUT_FORMATS,
+            names.ENV_UPLOAD_ROLE_ARN: r.upload_role_arn,
+            names.ENV_GRANT_EXPIRES_SECONDS: str(names.DEFAULT_GRANT_EXPIRES_SECONDS),
+            names.ENV_TENANT_CLAIM: names.DEFAULT_TENANT_CLAIM,
         }
         lam = self.client("lambda")
-        for step in ("validate", "convert", "archive", "quarantine"):
+        for step in ("validate", "convert", "archive", "quarantine", "grant"):
             self._create_function(lam, step, values)
         self._create_batch(values)
         self.client("sns").create_topic(Name=r.completion_topic_name)
@@ -382,6 +454,34 @@ class EmbeddedAws:
             type="STANDARD",
         )
         self._create_function(lam, "trigger", values)
+
+    def _create_user_pool(self) -> None:
+        """The identity provider of the grant API, as the stack creates it: users carry an
+        immutable ``custom:tenant``; the app client signs in with a password (no secret)."""
+        r = self.resources
+        cognito = self.client("cognito-idp")
+        pool = cognito.create_user_pool(
+            PoolName=r.user_pool_name,
+            Schema=[
+                {
+                    "Name": "tenant",
+                    "AttributeDataType": "String",
+                    "Mutable": False,
+                    "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "64"},
+                }
+            ],
+            AdminCreateUserConfig={"AllowAdminCreateUserOnly": True},
+        )["UserPool"]
+        self.user_pool_id = pool["Id"]
+        self.user_pool_client_id = cognito.create_user_pool_client(
+            UserPoolId=self.user_pool_id,
+            ClientName=r.user_pool_client_name,
+            ExplicitAuthFlows=[
+                "ALLOW_USER_PASSWORD_AUTH",
+                "ALLOW_USER_SRP_AUTH",
+                "ALLOW_REFRESH_TOKEN_AUTH",
+            ],
+        )["UserPoolClient"]["ClientId"]
 
     def substitutions(self) -> dict[str, str]:
         r = self.resources

@@ -14,6 +14,7 @@ from rich.table import Table
 from chute.console import console, err
 from chute.deployment import Deployment, DeploymentError, connect
 from chute.executions import ExecutionView, view
+from tasks import names
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -373,60 +374,55 @@ def register_grant(app: typer.Typer) -> None:
     def grant(
         name: Annotated[str, typer.Argument(help="The client's file name (sanitised).")],
         tenant: Annotated[str, typer.Option(help="Tenant: the key's first segment.")] = "cli",
-        kind: Annotated[
-            str, typer.Option("--kind", help="put (presigned PUT), post, or credentials.")
-        ] = "put",
-        content_type: Annotated[str, typer.Option(help="PUT: required Content-Type.")] = "text/csv",
-        max_bytes: Annotated[int, typer.Option(help="POST: largest size allowed.")] = 5 * 1024**3,
-        expires: Annotated[int, typer.Option(help="Seconds the grant is valid.")] = 900,
-        role_arn: Annotated[
-            str | None, typer.Option(help="credentials: role to assume (scoped to the key).")
+        put: Annotated[bool, typer.Option("--put", help="A presigned PUT (the default).")] = False,
+        post: Annotated[bool, typer.Option("--post", help="A presigned POST (browser form).")] = (
+            False
+        ),
+        credentials: Annotated[
+            bool,
+            typer.Option("--credentials", help="Credentials scoped to the key (multipart)."),
+        ] = False,
+        content_type: Annotated[
+            str | None, typer.Option(help="Content-Type S3 requires (default: by extension).")
         ] = None,
+        size: Annotated[
+            int | None, typer.Option(help="The file's size: refused early if over the limits.")
+        ] = None,
+        expires: Annotated[
+            int, typer.Option(help="Seconds a PUT/POST grant is valid (at most 3600).")
+        ] = names.DEFAULT_GRANT_EXPIRES_SECONDS,
         endpoint_url: Endpoint = None,
         stack: Stack = None,
         profile: Profile = None,
         region: Region = None,
     ) -> None:
-        """Mint an upload grant for exactly one server-chosen key; prints JSON."""
-        import boto3
-        from botocore.config import Config
+        """Mint an upload grant for exactly one server-chosen key; prints JSON.
 
-        from tasks import grants
+        The same rules as the grant API, signed with your own credentials."""
+        from tasks.grant.domain import GrantError, GrantRequest, Kind, mint
+        from tasks.settings import GrantSettings, SettingsError
 
+        options: tuple[tuple[Kind, bool], ...] = (
+            ("put", put),
+            ("post", post),
+            ("credentials", credentials),
+        )
+        chosen = [kind for kind, on in options if on]
+        if len(chosen) > 1:
+            raise _fail(ValueError("choose one of --put, --post, --credentials"))
         d = _connect(endpoint_url, stack, profile, region)
         try:
-            key = grants.grant_key(tenant, name)
-        except grants.GrantError as exc:
-            raise _fail(exc) from exc
-        signer = boto3.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=d.region,
-            config=Config(signature_version="s3v4"),
-            **(
-                {"aws_access_key_id": "chute", "aws_secret_access_key": "chute"}
-                if endpoint_url
-                else {}
-            ),
-        )
-        if kind == "put":
-            document = grants.presigned_put(signer, d.staging_bucket, key, content_type, expires)
-        elif kind == "post":
-            document = grants.presigned_post(signer, d.staging_bucket, key, max_bytes, expires)
-        elif kind == "credentials":
-            if not role_arn:
-                raise _fail(ValueError("--kind credentials needs --role-arn"))
-            sts = boto3.client(
-                "sts",
-                endpoint_url=endpoint_url,
-                region_name=d.region,
-                **(
-                    {"aws_access_key_id": "chute", "aws_secret_access_key": "chute"}
-                    if endpoint_url
-                    else {}
-                ),
+            settings = GrantSettings.from_mapping(
+                {
+                    names.ENV_STAGING_BUCKET: d.staging_bucket,
+                    names.ENV_UPLOAD_ROLE_ARN: d.upload_role_arn or "",
+                    names.ENV_GRANT_EXPIRES_SECONDS: str(expires),
+                }
             )
-            document = grants.temporary_credentials(sts, role_arn, d.staging_bucket, key, expires)
-        else:
-            raise _fail(ValueError(f"--kind must be put, post or credentials, not {kind!r}"))
+            request = GrantRequest(
+                name=name, kind=chosen[0] if chosen else "put", content_type=content_type, size=size
+            )
+            document = mint(request, tenant, settings, d.signer())
+        except (GrantError, SettingsError) as exc:
+            raise _fail(exc) from exc
         print(json.dumps(document, indent=2, default=str))

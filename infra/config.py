@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tasks import names
+from tasks.settings import MAX_GRANT_EXPIRES_SECONDS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +34,44 @@ class ChuteProps:
     no_success_alarm_hours: int = 6
     # Network for Batch on Fargate: None creates a small VPC (public subnets, no NAT gateway).
     vpc_id: str | None = None
+    # The upload grant API. Without an issuer the stack creates a Cognito user pool and app
+    # client; with one, tokens of that OpenID Connect provider (any of the audiences) are
+    # accepted instead. Both or neither.
+    grant_jwt_issuer: str | None = None
+    grant_jwt_audience: tuple[str, ...] = ()
+    grant_tenant_claim: str = names.DEFAULT_TENANT_CLAIM  # the verified claim naming the tenant
+    grant_expires_seconds: int = names.DEFAULT_GRANT_EXPIRES_SECONDS  # presigned URLs
+    # Browser origins allowed to call the grant API and to PUT/POST into staging (CORS).
+    upload_origins: tuple[str, ...] = ("*",)
     extra_tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if bool(self.grant_jwt_issuer) != bool(self.grant_jwt_audience):
+            raise ValueError(
+                "chute:grant_jwt_issuer and chute:grant_jwt_audience: give both (tokens of your "
+                "own OpenID Connect provider) or neither (the stack creates a Cognito user pool)"
+            )
+        if self.grant_jwt_issuer and not self.grant_jwt_issuer.startswith("https://"):
+            raise ValueError(
+                f"chute:grant_jwt_issuer={self.grant_jwt_issuer!r}: the issuer must be an "
+                "https:// URL (API Gateway fetches its OpenID configuration from there)"
+            )
+        if not 1 <= self.grant_expires_seconds <= MAX_GRANT_EXPIRES_SECONDS:
+            raise ValueError(
+                f"chute:grant_expires_seconds={self.grant_expires_seconds}: choose 1 to "
+                f"{MAX_GRANT_EXPIRES_SECONDS} seconds (grants are signed with role credentials "
+                "that last at most one hour)"
+            )
+        if not self.grant_jwt_issuer and self.grant_tenant_claim != names.DEFAULT_TENANT_CLAIM:
+            raise ValueError(
+                f"chute:grant_tenant_claim={self.grant_tenant_claim!r}: the user pool's tokens "
+                f"name the tenant in {names.DEFAULT_TENANT_CLAIM!r}; another claim needs your "
+                "own issuer (chute:grant_jwt_issuer)"
+            )
+        if not self.grant_tenant_claim.strip():
+            raise ValueError("chute:grant_tenant_claim: name the token claim that names the tenant")
+        if not self.upload_origins:
+            raise ValueError('chute:upload_origins: name at least one origin ("*" for any)')
 
     @classmethod
     def from_context(cls, get: Any) -> ChuteProps:

@@ -24,20 +24,22 @@ XRAY = (
 IAM4_BASIC = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 
 
-def _finding(rule: str, detail: str) -> str:
-    return f"AwsSolutions::AwsSolutions-{rule}[{detail}]"
+def _finding(rule: str, detail: str | None = None) -> str:
+    """A finding's ID: the rule, and for rules that report several (IAM4/IAM5) which one."""
+    rule_id = f"AwsSolutions::AwsSolutions-{rule}"
+    return rule_id if detail is None else f"{rule_id}[{detail}]"
 
 
-def _objects(bucket: s3.IBucket) -> str:
+def _objects(bucket: s3.IBucket, keys: str = "*") -> str:
     element = bucket.node.default_child
     assert isinstance(element, CfnElement)
     logical_id = Stack.of(bucket).get_logical_id(element)
-    return f"Resource::<{logical_id}.Arn>/*"
+    return f"Resource::<{logical_id}.Arn>/{keys}"
 
 
 def accept(construct: IConstruct, reason: str, rule: str, *details: str) -> None:
     Validations.of(construct).acknowledge(
-        *[Acknowledgment(id=_finding(rule, d), reason=reason) for d in details]
+        *[Acknowledgment(id=_finding(rule, d), reason=reason) for d in details or [None]]
     )
 
 
@@ -52,7 +54,7 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
     }
     for step, task in stack.steps.items():
         accept(task.role, XRAY, "IAM5", "Resource::*")
-        if buckets_of[step]:
+        if buckets_of.get(step):
             accept(
                 task.role,
                 f"the {step} step works on objects named after uploaded files, so the resource "
@@ -96,6 +98,7 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
         f"<{stack.get_logical_id(_cfn(machine))}.Name>:*",
         *[_objects(b) for b in (s.staging, s.output, s.archive, s.quarantine)],
     )
+    _accept_grant_findings(stack)
     for child in stack.node.children:
         if child.node.id.startswith("BucketNotificationsHandler"):
             accept(
@@ -105,6 +108,42 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
                 "IAM4",
                 IAM4_BASIC,
             )
+
+
+def _accept_grant_findings(stack: ChuteStack) -> None:
+    grants = stack.grants
+    uploads = _objects(stack.storage.staging, f"{stack.props.key_prefix}*")
+    accept(
+        grants.task.role,
+        "the grant function signs presigned PUT/POST requests for a key it picks per request "
+        "(<tenant>/<name>_<time>_<uuid>), and S3 checks them against its own role: s3:PutObject "
+        "only, on the staging objects under the key prefix",
+        "IAM5",
+        uploads,
+    )
+    accept(
+        grants.upload_role,
+        "each credentials grant assumes this role with a session policy naming its one key; "
+        "the role allows the three upload actions on the staging objects under the key prefix",
+        "IAM5",
+        uploads,
+    )
+    if grants.user_pool is None:
+        return
+    accept(
+        grants.user_pool,
+        "MFA is not required: the pool's users are partner systems and devices that sign in "
+        "non-interactively (USER_PASSWORD_AUTH from scripts) with passwords operators set "
+        "(14+ characters, all four character classes); self sign-up is off",
+        "COG2",
+    )
+    accept(
+        grants.user_pool,
+        "threat protection (adaptive authentication, compromised-credential checks) needs the "
+        "Plus feature plan, a paid per-user plan; the pool has no self sign-up and the grant "
+        "API is throttled and access-logged",
+        "COG8",
+    )
 
 
 def _cfn(construct: IConstruct) -> CfnElement:

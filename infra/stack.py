@@ -16,6 +16,7 @@ from constructs import Construct
 from infra.components.access import DELETE, READ, WRITE, allow_objects
 from infra.components.conversion import BatchConversion
 from infra.components.functions import TaskFunction
+from infra.components.grants import UploadGrants
 from infra.components.ingest import Ingest
 from infra.components.observability import Observability
 from infra.components.storage import Storage
@@ -64,6 +65,7 @@ class ChuteStack(Stack):
             "Storage",
             archive_transition_days=props.archive_transition_days,
             archive_expiration_days=props.archive_expiration_days,
+            upload_origins=props.upload_origins,
         )
         self.key = kms.Key(
             self,
@@ -163,6 +165,23 @@ class ChuteStack(Stack):
         machine.grant_start_execution(self.trigger)
         self.ingest.connect(self.trigger, max_concurrency=props.trigger_max_concurrency)
 
+        self.grants = UploadGrants(
+            self,
+            "Grants",
+            image=self.image,
+            settings=settings,
+            staging=s.staging,
+            key_prefix=props.key_prefix,
+            log_retention=keep,
+            jwt_issuer=props.grant_jwt_issuer,
+            jwt_audience=props.grant_jwt_audience,
+            tenant_claim=props.grant_tenant_claim,
+            expires_seconds=props.grant_expires_seconds,
+            allowed_origins=props.upload_origins,
+        )
+        self.steps["grant"] = self.grants.task
+        self.functions["grant"] = self.grants.function
+
         self.operators = self._operators_policy()
         # Last: it watches everything above.
         self.observability = Observability(
@@ -170,6 +189,7 @@ class ChuteStack(Stack):
             "Observability",
             state_machine=machine,
             functions=self.functions,
+            grant_api=self.grants.api,
             dead_letter_queue=self.ingest.dlq,
             events_queue=self.ingest.queue,
             key=self.key,
@@ -243,7 +263,8 @@ class ChuteStack(Stack):
         )
 
     def _operators_policy(self) -> iam.ManagedPolicy:
-        """For the people who run chute: monitor, upload, rerun (redrive), requeue."""
+        """For the people who run chute: monitor, upload (also as the upload role, for
+        `chute grant --credentials`), rerun (redrive), requeue."""
         s = self.storage
         machine = self.workflow.state_machine
         executions = (
@@ -284,6 +305,9 @@ class ChuteStack(Stack):
                 iam.PolicyStatement(
                     actions=["cloudformation:DescribeStacks"], resources=[self.stack_id]
                 ),
+                iam.PolicyStatement(
+                    actions=["sts:AssumeRole"], resources=[self.grants.upload_role.role_arn]
+                ),
             ],
         )
         allow_objects(policy, s.staging, READ, WRITE)  # upload, requeue
@@ -297,6 +321,7 @@ class ChuteStack(Stack):
             *(task.log_group for task in self.steps.values()),
             self.conversion.log_group,
             self.workflow.log_group,
+            self.grants.access_logs,
         ]
 
     def _outputs(self) -> None:
@@ -321,6 +346,11 @@ class ChuteStack(Stack):
                 f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
                 f"#dashboards/dashboard/{self.observability.dashboard_name}"
             ),
+            "GrantApiUrl": self.grants.url,
+            "UploadRoleArn": self.grants.upload_role.role_arn,
         }
+        if self.grants.user_pool is not None and self.grants.client is not None:
+            values["UserPoolId"] = self.grants.user_pool.user_pool_id
+            values["UserPoolClientId"] = self.grants.client.user_pool_client_id
         for name, value in values.items():
             CfnOutput(self, name, value=value)

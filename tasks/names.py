@@ -22,6 +22,9 @@ ENV_PART_SIZE_BYTES: Final = "CHUTE_PART_SIZE_BYTES"
 ENV_CONTRACTS_FILE: Final = "CHUTE_CONTRACTS_FILE"
 ENV_OUTPUT_FORMATS: Final = "CHUTE_OUTPUT_FORMATS"
 ENV_LOG_LEVEL: Final = "CHUTE_LOG_LEVEL"
+ENV_UPLOAD_ROLE_ARN: Final = "CHUTE_UPLOAD_ROLE_ARN"
+ENV_GRANT_EXPIRES_SECONDS: Final = "CHUTE_GRANT_EXPIRES_SECONDS"
+ENV_TENANT_CLAIM: Final = "CHUTE_TENANT_CLAIM"
 
 # Set by the state machine on the Batch job (container overrides), read by batch/.
 ENV_JOB_FILE: Final = "CHUTE_JOB_FILE"
@@ -35,6 +38,7 @@ HANDLERS: Final[dict[str, str]] = {
     "convert": "tasks.convert.handler.handler",
     "archive": "tasks.archive.handler.handler",
     "quarantine": "tasks.quarantine.handler.handler",
+    "grant": "tasks.grant.handler.handler",
 }
 
 # --- the Batch job's container command (the Dockerfile's CMD is exactly this) ------------------
@@ -62,6 +66,11 @@ DEFAULT_LARGE_FILE_THRESHOLD_BYTES: Final = 256 * 1024 * 1024
 DEFAULT_MAX_FILE_BYTES: Final = 50 * 1024**3
 DEFAULT_OUTPUT_FORMATS: Final = "jsonl,parquet"  # for files no data contract matches
 CONTRACTS_FILE_IN_IMAGE: Final = "/opt/chute/contracts/contracts.toml"
+
+# --- the upload grant API (the stack's HTTP API and `chute up`'s twin serve the same route) -----
+GRANT_ROUTE: Final = "/grants"
+DEFAULT_TENANT_CLAIM: Final = "custom:tenant"  # a Cognito user pool's custom attribute
+DEFAULT_GRANT_EXPIRES_SECONDS: Final = 15 * 60
 DEFAULT_BATCH_TIMEOUT_SECONDS: Final = 4 * 3600
 
 # --- function sizing (the CDK app and the embedded runtime both use this) ---------------------
@@ -71,6 +80,7 @@ FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
     "convert": 900,
     "archive": 300,
     "quarantine": 120,
+    "grant": 10,
 }
 FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
     "trigger": 256,
@@ -78,6 +88,7 @@ FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
     "convert": 1769,  # one full vCPU: conversion is CPU-bound
     "archive": 256,
     "quarantine": 256,
+    "grant": 256,
 }
 
 # --- which settings each function receives (the CDK app and the embedded runtime both use this) -
@@ -93,6 +104,15 @@ FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
     "convert": (ENV_PART_SIZE_BYTES, ENV_CONTRACTS_FILE),
     "archive": (ENV_ARCHIVE_BUCKET,),
     "quarantine": (ENV_QUARANTINE_BUCKET,),
+    "grant": (
+        ENV_STAGING_BUCKET,
+        ENV_PREFIX,
+        ENV_SUFFIXES,
+        ENV_MAX_FILE_BYTES,
+        ENV_UPLOAD_ROLE_ARN,
+        ENV_GRANT_EXPIRES_SECONDS,
+        ENV_TENANT_CLAIM,
+    ),
 }
 
 # --- the Batch job definition's retry strategy: retry only transient exits (EX_TEMPFAIL = 75);

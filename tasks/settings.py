@@ -163,3 +163,40 @@ class QuarantineSettings:
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> QuarantineSettings:
         return cls(quarantine_bucket=_required(env, names.ENV_QUARANTINE_BUCKET))
+
+
+MAX_GRANT_EXPIRES_SECONDS = 3600
+"""Grants are signed with the grant function's own temporary credentials and STS caps chained
+role sessions at one hour: longer expiries would be promises S3 does not keep."""
+
+
+@dataclass(frozen=True)
+class GrantSettings:
+    staging_bucket: str
+    prefix: str = ""
+    """Keys start with it (the trigger only starts executions for keys under it)."""
+    suffixes: tuple[str, ...] = names.DEFAULT_SUFFIXES
+    max_file_bytes: int = names.DEFAULT_MAX_FILE_BYTES
+    upload_role_arn: str | None = None
+    """Assumed for credentials grants; None: that kind is not offered."""
+    expires_seconds: int = names.DEFAULT_GRANT_EXPIRES_SECONDS
+    tenant_claim: str = names.DEFAULT_TENANT_CLAIM
+    """The verified token claim that names the caller's tenant."""
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> GrantSettings:
+        expires = _int(env, names.ENV_GRANT_EXPIRES_SECONDS, names.DEFAULT_GRANT_EXPIRES_SECONDS)
+        if expires > MAX_GRANT_EXPIRES_SECONDS:
+            raise SettingsError(
+                f"setting {names.ENV_GRANT_EXPIRES_SECONDS} must be at most"
+                f" {MAX_GRANT_EXPIRES_SECONDS} (one hour), got {expires}"
+            )
+        return cls(
+            staging_bucket=_required(env, names.ENV_STAGING_BUCKET),
+            prefix=env.get(names.ENV_PREFIX, ""),
+            suffixes=_suffixes(env),
+            max_file_bytes=_int(env, names.ENV_MAX_FILE_BYTES, names.DEFAULT_MAX_FILE_BYTES),
+            upload_role_arn=env.get(names.ENV_UPLOAD_ROLE_ARN, "").strip() or None,
+            expires_seconds=expires,
+            tenant_claim=env.get(names.ENV_TENANT_CLAIM, "").strip() or names.DEFAULT_TENANT_CLAIM,
+        )

@@ -17,13 +17,17 @@ DELETE = ("s3:DeleteObject", "s3:DeleteObjectVersion")
 
 
 def allow_objects(
-    grantee: iam.IGrantable | iam.ManagedPolicy, bucket: s3.IBucket, *actions: tuple[str, ...]
+    grantee: iam.IGrantable | iam.ManagedPolicy,
+    bucket: s3.IBucket,
+    *actions: tuple[str, ...],
+    keys: str = "*",
 ) -> None:
-    """``actions`` on the bucket's objects (plus ListBucket on the bucket when reading)."""
+    """``actions`` on the bucket's objects whose keys match ``keys`` (plus ListBucket on the
+    bucket when reading)."""
     statements = [
         iam.PolicyStatement(
             actions=[a for group in actions for a in group],
-            resources=[bucket.arn_for_objects("*")],
+            resources=[bucket.arn_for_objects(keys)],
         )
     ]
     if READ in actions:

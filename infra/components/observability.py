@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -52,6 +53,7 @@ class Observability(Construct):
         key: kms.IKey,
         alert_email: str | None,
         no_success_hours: int,
+        grant_api: apigwv2.IHttpApi | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if not 1 <= no_success_hours <= 24:
@@ -64,6 +66,7 @@ class Observability(Construct):
         self._functions = dict(functions)
         self._dlq = dead_letter_queue
         self._events = events_queue
+        self._grant_api = grant_api
         self._prefix = Stack.of(self).stack_name
         self.dashboard_name = f"chute-{self._prefix}"
 
@@ -169,6 +172,18 @@ class Observability(Construct):
                 comparison=ABOVE,
             )
         )
+        if self._grant_api:
+            # Grant failures stop uploads before anything arrives, so no other alarm sees them.
+            alarms.append(
+                self._alarm(
+                    "GrantServerErrors",
+                    self._grant_api.metric_server_error(period=PERIOD, statistic="Sum"),
+                    "the upload grant API answered 5xx: clients could not get upload grants "
+                    "(see the grant function's log)",
+                    threshold=0,
+                    comparison=ABOVE,
+                )
+            )
         alarms.append(self._no_success_alarm(no_success_hours))
         return alarms
 
@@ -334,13 +349,31 @@ class Observability(Construct):
             height=4,
             sort_by=cw.AlarmStatusWidgetSortBy.STATE_UPDATED_TIMESTAMP,
         )
+        last_row: list[cw.IWidget] = [backlog]
+        if self._grant_api:
+            api = self._grant_api
+            last_row.append(
+                _graph(
+                    "Upload grant API requests",
+                    [
+                        api.metric_count(period=PERIOD, statistic="Sum", label="requests"),
+                        api.metric_client_error(
+                            period=PERIOD, statistic="Sum", label="4xx (refused, bad token)"
+                        ),
+                        api.metric_server_error(period=PERIOD, statistic="Sum", label="5xx"),
+                    ],
+                    right=[api.metric_latency(period=PERIOD, statistic="p90", label="p90 latency")],
+                    left_label="requests",
+                    right_label="milliseconds",
+                )
+            )
         return [
             [status],
             [executions, duration],
             [lambda_errors, lambda_throttles],
             [batch, files],
             [processing, dlq],
-            [backlog],
+            last_row,
         ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
@@ -19,6 +20,7 @@ class Storage(Construct):
         *,
         archive_transition_days: int,
         archive_expiration_days: int,
+        upload_origins: Sequence[str] = ("*",),
     ) -> None:
         super().__init__(scope, construct_id)
         common: dict[str, Any] = {
@@ -60,7 +62,7 @@ class Storage(Construct):
             cors=[
                 s3.CorsRule(
                     allowed_methods=[s3.HttpMethods.PUT, s3.HttpMethods.POST],
-                    allowed_origins=["*"],
+                    allowed_origins=list(upload_origins),
                     allowed_headers=["*"],
                     exposed_headers=["ETag"],
                     max_age=3000,

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import boto3
 import pytest
@@ -14,12 +15,32 @@ import pytest
 from chute.embedded import free_port
 
 
+@dataclass(frozen=True)
+class Up:
+    endpoint: str
+    grant_url: str
+
+
 @pytest.fixture(scope="session")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
+def endpoint(up: Up) -> str:
+    return up.endpoint
+
+
+@pytest.fixture(scope="session")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    port, grant_port = free_port(), free_port()
     work = tmp_path_factory.mktemp("up")
     process = subprocess.Popen(
-        [sys.executable, "-m", "chute.cli", "up", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "chute.cli",
+            "up",
+            "--port",
+            str(port),
+            "--grant-port",
+            str(grant_port),
+        ],
         cwd=work,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -46,6 +67,6 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
             pytest.fail(f"chute up did not come up: {process.communicate()[0]}")
         time.sleep(0.3)
-    yield url
+    yield Up(endpoint=url, grant_url=f"http://127.0.0.1:{grant_port}/grants")
     process.send_signal(signal.SIGINT)
     process.wait(timeout=30)

@@ -18,7 +18,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import IConstruct
 
 from infra.components.observability import Observability
 from infra.components.workflow import WORKFLOW_FILE
@@ -76,6 +75,10 @@ REAL_METRICS: dict[str, frozenset[str]] = {
             "RecursiveInvocationsDropped",
         }
     ),
+    # HTTP APIs (the upload grant API); REST APIs name theirs 4XXError/5XXError instead.
+    "AWS/ApiGateway": frozenset(
+        {"Count", "4xx", "5xx", "Latency", "IntegrationLatency", "DataProcessed"}
+    ),
     "AWS/SQS": frozenset(
         {
             "ApproximateAgeOfOldestMessage",
@@ -105,6 +108,7 @@ REQUIRED_ALARM_METRICS = {
     ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
     ("AWS/SQS", "NumberOfMessagesSent"),
     ("AWS/Lambda", "Errors"),
+    ("AWS/ApiGateway", "5xx"),
 }
 WIDGET_TITLES = {
     "Alarms",
@@ -117,19 +121,11 @@ WIDGET_TITLES = {
     "Dead-letter queue depth",
     "Trigger queue backlog",
     "Processing time by route (upload to archived)",
+    "Upload grant API requests",
 }
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _id(synth: Synth, construct: IConstruct) -> str:
-    """The logical ID of a construct's CloudFormation resource, asked from the stack."""
-    child = construct.node.default_child
-    assert isinstance(child, cdk.CfnElement)
-    return synth.stack.get_logical_id(child)
-
-
-def _ref(synth: Synth, construct: IConstruct) -> dict[str, str]:
-    return {"Ref": _id(synth, construct)}
 
 
 def _alarms(synth: Synth) -> list[dict[str, Any]]:
@@ -207,9 +203,9 @@ def dashboard(synth: Synth) -> Dashboard:
 
 # --- alerting -----------------------------------------------------------------------------------
 def test_every_alarm_notifies_the_alert_topic(synth: Synth) -> None:
-    topic = _ref(synth, synth.stack.observability.alert_topic)
+    topic = synth.ref(synth.stack.observability.alert_topic)
     alarms = _alarms(synth)
-    assert len(alarms) == len(synth.stack.observability.alarms) == 7
+    assert len(alarms) == len(synth.stack.observability.alarms) == 8
     for alarm in alarms:
         assert alarm["AlarmActions"] == [topic], alarm["AlarmName"]
         assert alarm.get("ActionsEnabled", True) is True
@@ -222,7 +218,7 @@ def test_alarms_watch_the_required_metrics(synth: Synth) -> None:
 
 def test_alarms_watch_the_right_resources(synth: Synth) -> None:
     stack = synth.stack
-    machine = [{"Name": "StateMachineArn", "Value": _ref(synth, stack.workflow.state_machine)}]
+    machine = [{"Name": "StateMachineArn", "Value": synth.ref(stack.workflow.state_machine)}]
     for name in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
         alarm = _alarm(synth, name)
         assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/States", name)
@@ -241,7 +237,7 @@ def test_alarms_watch_the_right_resources(synth: Synth) -> None:
     assert dlq["Dimensions"] == [
         {
             "Name": "QueueName",
-            "Value": {"Fn::GetAtt": [_id(synth, stack.ingest.dlq), "QueueName"]},
+            "Value": {"Fn::GetAtt": [synth.logical_id(stack.ingest.dlq), "QueueName"]},
         }
     ]
     assert (dlq["ComparisonOperator"], dlq["Threshold"]) == ("GreaterThanThreshold", 0)
@@ -250,8 +246,14 @@ def test_alarms_watch_the_right_resources(synth: Synth) -> None:
 
     errors = _alarm(synth, "TriggerErrors")
     assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
-    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": _ref(synth, stack.trigger)}]
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": synth.ref(stack.trigger)}]
     assert (errors["ComparisonOperator"], errors["Threshold"]) == ("GreaterThanThreshold", 0)
+
+    grants = _alarm(synth, "GrantServerErrors")
+    assert (grants["Namespace"], grants["MetricName"]) == ("AWS/ApiGateway", "5xx")
+    assert grants["Dimensions"] == [{"Name": "ApiId", "Value": synth.ref(stack.grants.api)}]
+    assert (grants["Statistic"], grants["Period"]) == ("Sum", 300)
+    assert (grants["ComparisonOperator"], grants["Threshold"]) == ("GreaterThanThreshold", 0)
 
 
 def test_no_success_alarm_compares_arrivals_with_successes_over_the_configured_hours(
@@ -277,7 +279,7 @@ def test_no_success_alarm_compares_arrivals_with_successes_over_the_configured_h
     assert arrived["Metric"]["Dimensions"] == [
         {
             "Name": "QueueName",
-            "Value": {"Fn::GetAtt": [_id(synth, synth.stack.ingest.queue), "QueueName"]},
+            "Value": {"Fn::GetAtt": [synth.logical_id(synth.stack.ingest.queue), "QueueName"]},
         }
     ]
     assert (succeeded["Metric"]["Namespace"], succeeded["Metric"]["MetricName"]) == (
@@ -294,8 +296,8 @@ def test_no_success_alarm_compares_arrivals_with_successes_over_the_configured_h
 
 def test_alert_topic_is_encrypted_tls_only_and_cloudwatch_may_publish(synth: Synth) -> None:
     stack = synth.stack
-    topic_id = _id(synth, stack.observability.alert_topic)
-    key_id = _id(synth, stack.key)
+    topic_id = synth.logical_id(stack.observability.alert_topic)
+    key_id = synth.logical_id(stack.key)
     topic = synth.json["Resources"][topic_id]["Properties"]
     assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
 
@@ -336,7 +338,7 @@ def test_alert_email_is_subscribed(synth: Synth) -> None:
         {
             "Protocol": "email",
             "Endpoint": "ops@example.com",
-            "TopicArn": _ref(synth, synth.stack.observability.alert_topic),
+            "TopicArn": synth.ref(synth.stack.observability.alert_topic),
         },
     )
 
@@ -398,7 +400,8 @@ def test_dashboard_is_named_after_the_stack_with_the_expected_widgets(
 def test_alarm_widget_shows_every_alarm(synth: Synth, dashboard: Dashboard) -> None:
     shown = [dashboard.tokens[a] for a in dashboard.widget("Alarms")["properties"]["alarms"]]
     expected = [
-        {"Fn::GetAtt": [_id(synth, alarm), "Arn"]} for alarm in synth.stack.observability.alarms
+        {"Fn::GetAtt": [synth.logical_id(alarm), "Arn"]}
+        for alarm in synth.stack.observability.alarms
     ]
     assert sorted(map(json.dumps, shown)) == sorted(map(json.dumps, expected))
 
@@ -406,7 +409,7 @@ def test_alarm_widget_shows_every_alarm(synth: Synth, dashboard: Dashboard) -> N
 def test_execution_widgets_cover_every_status_and_percentile(
     synth: Synth, dashboard: Dashboard
 ) -> None:
-    machine = _ref(synth, synth.stack.workflow.state_machine)
+    machine = synth.ref(synth.stack.workflow.state_machine)
     statuses = dashboard.metrics("Executions by status")
     assert {name for _, name, _ in statuses} == {
         f"Executions{s}" for s in ("Started", "Succeeded", "Failed", "TimedOut", "Aborted")
@@ -418,7 +421,9 @@ def test_execution_widgets_cover_every_status_and_percentile(
 
 
 def test_lambda_widgets_cover_every_function(synth: Synth, dashboard: Dashboard) -> None:
-    functions = [_ref(synth, fn) for fn in synth.stack.functions.values()]
+    # every handler's function, the grant function included
+    assert set(synth.stack.functions) == set(names.HANDLERS)
+    functions = [synth.ref(fn) for fn in synth.stack.functions.values()]
     assert len(functions) == len(names.HANDLERS)
     for title, metric in (
         ("Lambda errors by function", "Errors"),
@@ -446,16 +451,25 @@ def test_batch_widget_uses_the_workflows_batch_integration(dashboard: Dashboard)
     assert all(dims == {"ServiceIntegrationResourceArn": resource} for *_, dims in rows)
 
 
+def test_grant_api_widget_shows_requests_errors_and_latency(
+    synth: Synth, dashboard: Dashboard
+) -> None:
+    rows = dashboard.metrics("Upload grant API requests")
+    assert {name for _, name, _ in rows} == {"Count", "4xx", "5xx", "Latency"}
+    api = {"ApiId": synth.ref(synth.stack.grants.api)}
+    assert all(ns == "AWS/ApiGateway" and dims == api for ns, _, dims in rows)
+
+
 def test_dlq_widget_shows_the_dead_letter_queue(synth: Synth, dashboard: Dashboard) -> None:
     rows = dashboard.metrics("Dead-letter queue depth")
-    dlq = {"Fn::GetAtt": [_id(synth, synth.stack.ingest.dlq), "QueueName"]}
+    dlq = {"Fn::GetAtt": [synth.logical_id(synth.stack.ingest.dlq), "QueueName"]}
     assert rows == [("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": dlq})]
 
 
 # --- outputs ------------------------------------------------------------------------------------
 def test_outputs_locate_the_dashboard_and_the_alert_topic(synth: Synth) -> None:
     outputs = synth.json["Outputs"]
-    assert outputs["AlertTopicArn"]["Value"] == _ref(synth, synth.stack.observability.alert_topic)
+    assert outputs["AlertTopicArn"]["Value"] == synth.ref(synth.stack.observability.alert_topic)
     url = outputs["DashboardConsoleUrl"]["Value"]["Fn::Join"][1]
     region = {"Ref": "AWS::Region"}
     assert url == [

@@ -233,6 +233,11 @@ def test_each_function_gets_only_what_it_uses(synth: Synth) -> None:
         "Quarantine": READ | WRITE,
     }
     assert _s3_access(synth, "JobRole") == {"Staging": READ, "Output": WRITE}
+    # presigned PUT/POST are signed with the grant function's own credentials
+    assert _s3_access(synth, "GrantStep") == {"Staging": {"s3:PutObject"}}
+    assert _s3_access(synth, "UploadRole") == {
+        "Staging": {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
+    }
 
 
 def test_operators_policy_allows_monitoring_and_redrive(synth: Synth) -> None:
@@ -257,4 +262,8 @@ def test_outputs_locate_every_resource_operators_need(synth: Synth) -> None:
         "StateMachineArn",
         "StateMachineConsoleUrl",
         "CompletionTopicArn",
+        "GrantApiUrl",
+        "UploadRoleArn",
+        "UserPoolId",
+        "UserPoolClientId",
     } <= outputs
