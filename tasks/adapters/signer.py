@@ -28,14 +28,18 @@ class AwsSigner:
         self._s3 = self._session.client("s3", region_name=self.region, config=config, **where)
         self._sts = self._session.client("sts", region_name=self.region, **where)
 
-    def presign_put(self, bucket: str, key: str, content_type: str, expires: int) -> str:
-        return str(
-            self._s3.generate_presigned_url(
-                "put_object",
-                Params={"Bucket": bucket, "Key": key, "ContentType": content_type},
-                ExpiresIn=expires,
-            )
-        )
+    def presign_put(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str,
+        expires: int,
+        content_length: int | None = None,
+    ) -> str:
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ContentType": content_type}
+        if content_length is not None:
+            params["ContentLength"] = content_length  # signed: S3 refuses any other size
+        return str(self._s3.generate_presigned_url("put_object", Params=params, ExpiresIn=expires))
 
     def presign_post(
         self,

@@ -153,7 +153,16 @@ class Signer(Protocol):
 
     region: str
 
-    def presign_put(self, bucket: str, key: str, content_type: str, expires: int) -> str: ...
+    def presign_put(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str,
+        expires: int,
+        content_length: int | None = None,
+    ) -> str:
+        """A presigned PUT URL whose signature covers the content type (and the length)."""
+        ...
 
     def presign_post(
         self,
@@ -222,9 +231,11 @@ def mint(
     common: dict[str, Any] = {"kind": request.kind, "bucket": bucket, "key": key}
     if request.kind == "put":
         content_type = _content_type(request, key)
-        url = signer.presign_put(bucket, key, content_type, expires)
+        # A declared size is signed too: S3 then refuses a body of any other length.
+        url = signer.presign_put(bucket, key, content_type, expires, content_length=request.size)
         headers = {"Content-Type": content_type}
-        return {**common, "method": "PUT", "url": url, "headers": headers, "expiresIn": expires}
+        put = {"method": "PUT", "url": url, "headers": headers, "expiresIn": expires}
+        return {**common, **put, **({"size": request.size} if request.size else {})}
     if request.kind == "post":
         content_type = _content_type(request, key)
         largest = min(settings.max_file_bytes, MAX_SINGLE_UPLOAD_BYTES)

@@ -109,8 +109,16 @@ def test_presigned_put_is_bound_to_the_key_content_type_and_expiry() -> None:
     assert url.path == "/acme/partner_20261123T101500Z_u.csv"
     assert query["X-Amz-Expires"] == ["900"]
     # S3 recomputes the signature over the signed headers: another Content-Type fails it
-    assert "content-type" in query["X-Amz-SignedHeaders"][0].split(";")
+    assert query["X-Amz-SignedHeaders"] == ["content-type;host"]
     assert grant["method"] == "PUT" and grant["headers"] == {"Content-Type": "text/csv"}
+
+
+def test_a_declared_size_is_signed_into_the_put() -> None:
+    grant = minted(kind="put", size=1234)
+    query = parse_qs(urlparse(grant["url"]).query)
+    # the browser sends Content-Length itself; a body of another size fails the signature
+    assert query["X-Amz-SignedHeaders"] == ["content-length;content-type;host"]
+    assert grant["size"] == 1234 and grant["headers"] == {"Content-Type": "text/csv"}
 
 
 def test_presigned_post_fixes_the_key_the_content_type_and_the_size_range() -> None:
@@ -292,7 +300,7 @@ def test_an_unexpected_failure_is_a_500_without_details(
     class Broken:
         region = "us-east-1"
 
-        def presign_put(self, *args: object) -> str:
+        def presign_put(self, *args: object, **kwargs: object) -> str:
             raise RuntimeError("secret internals")
 
     monkeypatch.setattr(grant_handler, "_signer", Broken)
