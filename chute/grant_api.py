@@ -75,7 +75,6 @@ Invoke = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 class GrantApi:
     def __init__(self, *, host: str, port: int, authorizer: Authorizer, invoke: Invoke) -> None:
-        self.url = f"http://{host}:{port}{names.GRANT_ROUTE}"
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,21 +85,26 @@ class GrantApi:
                 self._send(HTTPStatus.NO_CONTENT, {}, b"")
 
             def do_POST(self) -> None:
-                status, headers, body = api.handle(
-                    self.path, self.headers.get("Authorization"), self._body(), self.headers
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    self._send(*api.message(400, "Bad Request"))
+                    return
+                body = self.rfile.read(length) if 0 < length <= MAX_BODY_BYTES else b""
+                status, headers, out = api.handle(
+                    self.path,
+                    self.headers.get("Authorization"),
+                    body if length <= MAX_BODY_BYTES else None,
+                    self.headers,
                 )
-                self._send(status, headers, body)
+                self._send(status, headers, out)
 
             def do_GET(self) -> None:
                 self._send(*api.not_found())
 
             do_PUT = do_DELETE = do_PATCH = do_GET
-
-            def _body(self) -> bytes | None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY_BYTES:
-                    return None
-                return self.rfile.read(length) if length else b""
 
             def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
@@ -114,6 +118,8 @@ class GrantApi:
         self._invoke = invoke
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
+        bound = self._server.server_address[1]  # port 0: the one the system chose
+        self.url = f"http://{host}:{bound}{names.GRANT_ROUTE}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, daemon=True, name="grant-api"
         )
@@ -127,12 +133,12 @@ class GrantApi:
         self._server.server_close()
 
     @staticmethod
-    def _message(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
+    def message(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
         body = json.dumps({"message": message}).encode()
         return status, {"Content-Type": "application/json"}, body
 
     def not_found(self) -> tuple[int, dict[str, str], bytes]:
-        return self._message(404, "Not Found")
+        return self.message(404, "Not Found")
 
     def handle(
         self, path: str, authorization: str | None, body: bytes | None, headers: Any
@@ -142,9 +148,9 @@ class GrantApi:
             return self.not_found()
         claims = self._authorizer.claims(authorization)
         if claims is None:
-            return self._message(401, "Unauthorized")
+            return self.message(401, "Unauthorized")
         if body is None:
-            return self._message(413, "Request Entity Too Large")
+            return self.message(413, "Request Entity Too Large")
         event = {
             "version": "2.0",
             "routeKey": f"POST {names.GRANT_ROUTE}",
@@ -164,6 +170,6 @@ class GrantApi:
         }
         response = self._invoke(event)
         if not isinstance(response, dict) or "statusCode" not in response:
-            return self._message(500, "Internal Server Error")
+            return self.message(500, "Internal Server Error")
         out_headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
         return int(response["statusCode"]), out_headers, str(response.get("body", "")).encode()

@@ -110,3 +110,39 @@ def test_the_gateway_answers_for_itself(
     assert got == status
     # the gateway refuses before the function runs; a function failure is its own 500
     assert len(recorder.events) == (1 if status == 500 else 0)
+
+
+def test_over_http_preflight_routes_and_malformed_lengths() -> None:
+    import http.client
+    from urllib.parse import urlparse
+
+    recorder = Recorder({"statusCode": 200, "headers": {}, "body": '{"ok": true}'})
+    grant_api = api(recorder)
+    grant_api.start()
+    url = urlparse(grant_api.url)
+
+    def send(method: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, Any]:
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+        connection.putrequest(method, url.path, skip_accept_encoding=True)
+        for key, value in headers.items():
+            connection.putheader(key, value)
+        connection.endheaders(body or None)
+        response = connection.getresponse()
+        result = response.status, response
+        response.read()
+        connection.close()
+        return result
+
+    try:
+        status, preflight = send("OPTIONS", {"Origin": "https://app.example"})
+        assert status == 204
+        assert preflight.getheader("Access-Control-Allow-Origin") == "*"
+        assert "authorization" in preflight.getheader("Access-Control-Allow-Headers")
+        assert send("GET", {})[0] == 404
+        assert send("POST", {"Content-Length": "many"})[0] == 400
+        body = b'{"name": "a.csv"}'
+        auth = {"Authorization": f"Bearer {token()}", "Content-Length": str(len(body))}
+        assert send("POST", auth, body)[0] == 200
+    finally:
+        grant_api.stop()
+    assert [json.loads(e["body"]) for e in recorder.events] == [{"name": "a.csv"}]
