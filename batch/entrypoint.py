@@ -116,20 +116,44 @@ def _fail(exc: Exception) -> int:
     return code
 
 
+def _leave_failure(store: S3Store, plan: Plan, execution: str, exc: Exception) -> None:
+    """Leave the rejection for the Quarantine step (names.batch_failure_key): the job's exit code
+    tells the workflow to quarantine, this tells the report why. Best effort: without it the
+    report still has the job's description."""
+    key = names.batch_failure_key(execution)
+    document = {
+        "error": type(exc).__name__,
+        "cause": str(exc),
+        "exitCode": EXIT_DATAERR,
+        "execution": execution,
+        "key": plan.file.ref.key,
+    }
+    try:
+        store.put_json(plan.target.bucket, key, document)
+    except Exception as error:  # the exit code still says quarantine
+        log.warning("failure not left", bucket=plan.target.bucket, key=key, error=str(error))
+
+
 def main(argv: Sequence[str], environ: Mapping[str, str], *, store: S3Store | None = None) -> int:
     """Run the job described by ``environ``; return the process exit code (see EXIT_*)."""
     args = list(argv)
     if args in (["--help"], ["-h"]):
         print(USAGE, end="")
         return EXIT_OK
+    job: tuple[Plan, str] | None = None
     try:
         if args:
             raise UsageError(f"unexpected arguments: {' '.join(args)}")
         plan, execution, settings = _job(environ)
+        job = plan, execution
         log.bind(execution=execution, key=plan.file.ref.key)
+        store = store or S3Store()
         contracts = load_contracts(settings.contracts_file) if settings.contracts_file else None
-        output = convert(plan, store or S3Store(), settings, contracts)
+        output = convert(plan, store, settings, contracts)
     except Exception as exc:
-        return _fail(exc)
+        code = _fail(exc)
+        if code == EXIT_DATAERR and job is not None:
+            _leave_failure(store or S3Store(), *job, exc)
+        return code
     log.info("batch job finished", rows=output.rows, bytes=output.bytes)
     return EXIT_OK

@@ -14,6 +14,8 @@ from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
+from tasks import names
+
 if TYPE_CHECKING:
     from infra.stack import ChuteStack
 
@@ -62,6 +64,13 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
                 "IAM5",
                 *[_objects(b) for b in buckets_of[step]],
             )
+    accept(
+        stack.steps["quarantine"].role,
+        "a rejecting Batch job leaves its error under a fixed prefix, named after the execution "
+        "(known at run time): the quarantine step reads it into the report and deletes it",
+        "IAM5",
+        _objects(s.output, f"{names.BATCH_FAILURES_PREFIX}*"),
+    )
     accept(
         stack.conversion.job_role,
         "the Batch job reads the staged file and writes its output, both named after the "

@@ -116,6 +116,9 @@ class ChuteStack(Stack):
         for step, bucket in (("archive", s.archive), ("quarantine", s.quarantine)):
             allow_objects(fn[step], s.staging, READ, DELETE)
             allow_objects(fn[step], bucket, READ, WRITE)
+        # what a rejecting Batch job left for the report (names.batch_failure_key)
+        failures = f"{names.BATCH_FAILURES_PREFIX}*"
+        allow_objects(fn["quarantine"], s.output, READ, DELETE, keys=failures)
 
         self.vpc = self._vpc(props)
         self.conversion = BatchConversion(

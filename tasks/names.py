@@ -103,7 +103,7 @@ FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
     ),
     "convert": (ENV_PART_SIZE_BYTES, ENV_CONTRACTS_FILE),
     "archive": (ENV_ARCHIVE_BUCKET,),
-    "quarantine": (ENV_QUARANTINE_BUCKET,),
+    "quarantine": (ENV_QUARANTINE_BUCKET, ENV_OUTPUT_BUCKET),
     "grant": (
         ENV_STAGING_BUCKET,
         ENV_PREFIX,
@@ -124,6 +124,16 @@ BATCH_RETRY_STRATEGY: Final[dict[str, object]] = {
         {"onExitCode": "*", "action": "EXIT"},
     ],
 }
+
+
+# A Batch job that rejects a file (exit 65) leaves the error it raised here, in the output bucket,
+# because a container can't put it into the job's status: the Quarantine step reads it into the
+# report (structured contract problems included) and deletes it.
+BATCH_FAILURES_PREFIX: Final = "_chute/batch-failures/"
+
+
+def batch_failure_key(execution: str) -> str:
+    return f"{BATCH_FAILURES_PREFIX}{execution}.json"
 
 
 def batch_task_timeout_seconds(attempt_seconds: int) -> int:

@@ -159,10 +159,15 @@ class ArchiveSettings:
 @dataclass(frozen=True)
 class QuarantineSettings:
     quarantine_bucket: str
+    output_bucket: str | None = None
+    """Where a rejecting Batch job left its error (names.batch_failure_key); None: not read."""
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> QuarantineSettings:
-        return cls(quarantine_bucket=_required(env, names.ENV_QUARANTINE_BUCKET))
+        return cls(
+            quarantine_bucket=_required(env, names.ENV_QUARANTINE_BUCKET),
+            output_bucket=env.get(names.ENV_OUTPUT_BUCKET, "").strip() or None,
+        )
 
 
 MAX_GRANT_EXPIRES_SECONDS = 3600

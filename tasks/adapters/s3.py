@@ -175,6 +175,22 @@ class S3Store:
         except Exception as exc:
             raise translate(exc, what=f"delete s3://{ref.bucket}/{ref.key}") from exc
 
+    def get_json(self, bucket: str, key: str) -> Any | None:
+        """The JSON document at ``key``; None if there is none (or it isn't JSON)."""
+        try:
+            body = self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            error = translate(exc, what=f"get s3://{bucket}/{key}")
+            if isinstance(error, SourceMissing):
+                return None
+            if error is exc:
+                raise
+            raise error from exc
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
+
     def put_json(self, bucket: str, key: str, document: dict[str, Any]) -> None:
         body = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
         try:

@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from tasks import log, metrics, moves
+from tasks import log, metrics, moves, names
 from tasks.models import ObjectRef
 from tasks.moves import MoveOutcome, MoveResult
 from tasks.settings import QuarantineSettings
@@ -41,6 +41,8 @@ _STATUS: dict[MoveOutcome, FileStatus] = {
 class Store(moves.Store, Protocol):
     def put_json(self, bucket: str, key: str, document: dict[str, Any]) -> None: ...
 
+    def get_json(self, bucket: str, key: str) -> Any | None: ...
+
 
 def quarantine(
     source: ObjectRef,
@@ -52,9 +54,19 @@ def quarantine(
     settings: QuarantineSettings,
     now: datetime | None = None,
 ) -> dict[str, str]:
-    """Quarantine ``source`` and report why; returns ``{"bucket", "key", "reportKey"}``."""
+    """Quarantine ``source`` and report why; returns ``{"bucket", "key", "reportKey"}``.
+
+    A Batch job's failure reaches the workflow as the job's description (``cause``); the error
+    the job raised is read from where it left it (names.batch_failure_key), so the report names
+    it and keeps its details exactly as on the Lambda route."""
     bucket = settings.quarantine_bucket
     report_key = source.key + REPORT_SUFFIX
+    left_by_job = _batch_job_error(store, settings, failed_state, execution)
+    message: str | None
+    if left_by_job is not None:
+        error_name, message = left_by_job
+    else:
+        message = lambda_error_message(cause)
 
     def write_report(result: MoveResult) -> None:
         report = build_report(
@@ -62,6 +74,7 @@ def quarantine(
             status=_STATUS[result.outcome],
             error_name=error_name,
             cause=cause,
+            message=message,
             failed_state=failed_state,
             execution=execution,
             bucket=bucket,
@@ -70,6 +83,10 @@ def quarantine(
         store.put_json(bucket, report_key, report)
 
     result = moves.move(source, bucket, store, before_delete=write_report)
+    if left_by_job is not None and settings.output_bucket:
+        # the report has it now (a retry of this step finds none and keeps the job's cause)
+        failure = names.batch_failure_key(execution)
+        store.delete(ObjectRef(bucket=settings.output_bucket, key=failure, size=0))
     if result.outcome == "moved":  # not "already_moved": an earlier attempt counted that one
         metrics.file_quarantined(error_name)
     log.warning(
@@ -83,18 +100,36 @@ def quarantine(
     return {"bucket": bucket, "key": source.key, "reportKey": report_key}
 
 
+def _batch_job_error(
+    store: Store, settings: QuarantineSettings, failed_state: str, execution: str
+) -> tuple[str, str] | None:
+    """``(error name, message)`` a rejecting Batch job left for this execution, if any."""
+    if failed_state != "ConvertInBatch" or not settings.output_bucket or not execution:
+        return None
+    document = store.get_json(settings.output_bucket, names.batch_failure_key(execution))
+    if not isinstance(document, dict):
+        return None
+    name, message = document.get("error"), document.get("cause")
+    if not isinstance(name, str) or not name or not isinstance(message, str):
+        return None
+    return name, message
+
+
 def build_report(
     *,
     source: ObjectRef,
     status: FileStatus,
     error_name: str,
     cause: str,
+    message: str | None,
     failed_state: str,
     execution: str,
     bucket: str,
     now: datetime,
 ) -> dict[str, Any]:
-    """The ``<key>.error.json`` document: why the file was rejected and where it is."""
+    """The ``<key>.error.json`` document: why the file was rejected and where it is.
+    ``message``: the error's own message (a Lambda error's ``errorMessage``, or what a Batch job
+    left), which may carry a contract violation's problems."""
     cause_text, cause_truncated = truncate_utf8(cause, MAX_CAUSE_BYTES)
     report: dict[str, Any] = {
         "error": error_name,
@@ -113,7 +148,6 @@ def build_report(
             "key": source.key if status == "quarantined" else None,
         },
     }
-    message = lambda_error_message(cause)
     if message is not None:
         report["message"] = truncate_utf8(message, MAX_MESSAGE_BYTES)[0]
         details = contract_details(message)

@@ -231,7 +231,14 @@ def test_each_function_gets_only_what_it_uses(synth: Synth) -> None:
     assert _s3_access(synth, "QuarantineStep") == {
         "Staging": READ | DELETE,
         "Quarantine": READ | WRITE,
+        "Output": READ | DELETE,  # only what a rejecting Batch job left:
     }
+    (failures,) = [
+        st
+        for st in _statements(synth, "QuarantineStep")
+        if "StorageOutput" in dumps(st["Resource"]) and "s3:GetObject" in _actions([st])
+    ]
+    assert f'"/{names.BATCH_FAILURES_PREFIX}*"' in dumps(failures["Resource"])
     assert _s3_access(synth, "JobRole") == {"Staging": READ, "Output": WRITE}
     # presigned PUT/POST are signed with the grant function's own credentials
     assert _s3_access(synth, "GrantStep") == {"Staging": {"s3:PutObject"}}

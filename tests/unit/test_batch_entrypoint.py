@@ -25,6 +25,7 @@ from batch.entrypoint import (
 )
 from tasks import names
 from tasks.adapters.s3 import S3Store
+from tasks.errors import StorageUnavailable
 from tasks.models import FileSpec, ObjectRef, OutputFormat, Target
 from tests.unit.conftest import OUTPUT, STAGING
 
@@ -192,7 +193,29 @@ def test_bad_file_exits_65(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
         "cause": "row 3: expected 2 fields as in the header, found 1",
         "exitCode": 65,
     }
-    assert output_keys(s3) == []
+    # no output, only the rejection left for the Quarantine step's report
+    failure = names.batch_failure_key("exec-batch-1")
+    assert output_keys(s3) == [failure]
+    left = json.loads(s3.get_object(Bucket=OUTPUT, Key=failure)["Body"].read())
+    assert left == {
+        "error": "MalformedContent",
+        "cause": "row 3: expected 2 fields as in the header, found 1",
+        "exitCode": 65,
+        "execution": "exec-batch-1",
+        "key": "in/bad.csv",
+    }
+
+
+def test_a_rejection_that_cant_be_left_still_exits_65(
+    s3: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class NoWrites(S3Store):
+        def put_json(self, bucket: str, key: str, document: dict[str, Any]) -> None:
+            raise StorageUnavailable("S3 answered SlowDown")
+
+    environ = job_environ(s3, "in/bad.csv", b"a,b\n1,2\n3\n")
+    assert main([], environ, store=NoWrites(s3)) == EXIT_DATAERR
+    assert "failure not left" in capsys.readouterr().out
 
 
 def contracts_file(tmp_path: Path, text: str = CONTRACTS) -> str:
@@ -220,7 +243,7 @@ def test_contract_violation_exits_65(
     assert json.loads(report["cause"])["problems"] == [
         {"row": 3, "column": "id", "value": "x", "reason": "not a valid int"}
     ]
-    assert output_keys(s3) == []
+    assert output_keys(s3) == [names.batch_failure_key("exec-batch-1")]
 
 
 def test_typed_conversion_with_the_contracts_file_exits_0(s3: Any, tmp_path: Path) -> None:

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
+from tasks import names
 from tasks.adapters.s3 import S3Store
 from tasks.models import ObjectRef
 from tasks.quarantine import handler as quarantine_handler
 from tasks.quarantine.domain import MAX_CAUSE_BYTES, quarantine, truncate_utf8
 from tasks.settings import QuarantineSettings
-from tests.unit.conftest import KEYS, QUARANTINE, STAGING, fresh, put
+from tests.unit.conftest import KEYS, OUTPUT, QUARANTINE, STAGING, fresh, put
 
 SETTINGS = QuarantineSettings(quarantine_bucket=QUARANTINE)
 NOW = datetime(2024, 3, 14, 9, 26, 53, 589000, tzinfo=UTC)
@@ -161,6 +162,55 @@ def test_the_message_of_a_lambda_error_cause_is_extracted(s3: Any, store: S3Stor
     document = report(s3, "incoming/x.csv")
     assert document["message"] == "s3://chute-staging/incoming/x.csv: the file is empty (0 bytes)"
     assert document["cause"] == cause
+
+
+BATCH_CAUSE = json.dumps({"JobId": "j-1", "Container": {"ExitCode": 65}, "Attempts": [{}]})
+PROBLEMS = {
+    "contract": "orders",
+    "problemCount": 1,
+    "badRows": 1,
+    "problems": [{"row": 3, "column": "id", "value": "x", "reason": "not a valid int"}],
+}
+
+
+def quarantine_batch_rejection(store: S3Store, source: ObjectRef) -> None:
+    quarantine(
+        source,
+        "States.TaskFailed",
+        BATCH_CAUSE,
+        "ConvertInBatch",
+        "orders-csv-0123",
+        store,
+        QuarantineSettings(quarantine_bucket=QUARANTINE, output_bucket=OUTPUT),
+        now=NOW,
+    )
+
+
+def test_a_batch_rejection_is_reported_with_the_error_the_job_left(s3: Any, store: S3Store) -> None:
+    # GIVEN a Batch job rejected the file and left its ContractViolation (batch/entrypoint.py)
+    failure = names.batch_failure_key("orders-csv-0123")
+    left = {"error": "ContractViolation", "cause": json.dumps(PROBLEMS), "exitCode": 65}
+    s3.put_object(Bucket=OUTPUT, Key=failure, Body=json.dumps(left).encode())
+    # WHEN quarantined (the workflow's error is the job description)
+    quarantine_batch_rejection(store, stage(s3, "big/orders.csv"))
+    # THEN the report names the job's error with its problems, and keeps the job description
+    document = report(s3, "big/orders.csv")
+    assert document["error"] == "ContractViolation"
+    assert document["contract"] == PROBLEMS
+    assert document["cause"] == BATCH_CAUSE
+    assert document["failedState"] == "ConvertInBatch"
+    # and what the job left is gone
+    assert keys(s3, OUTPUT) == []
+
+
+def test_a_batch_rejection_without_what_the_job_left_keeps_the_job_description(
+    s3: Any, store: S3Store
+) -> None:
+    # e.g. the job could not write it, or a retry of this step already deleted it
+    quarantine_batch_rejection(store, stage(s3, "big/orders.csv"))
+    document = report(s3, "big/orders.csv")
+    assert (document["error"], document["cause"]) == ("States.TaskFailed", BATCH_CAUSE)
+    assert "contract" not in document
 
 
 def test_the_time_is_utc(s3: Any, store: S3Store) -> None:

@@ -10,6 +10,7 @@ import io
 import json
 
 import pyarrow.parquet as pq
+import pytest
 
 from tests.workflow.conftest import LARGE_THRESHOLD, Pipeline, wait_until
 
@@ -187,6 +188,11 @@ def test_batch_permanent_exit_quarantines(pipeline: Pipeline) -> None:
     assert len(job["Attempts"]) == 1
     report = json.loads(pipeline.read(pipeline.r.quarantine_bucket, key + ".error.json"))
     assert report["failedState"] == "ConvertInBatch"
+    # and the report names the job's own error, as on the Lambda route; nothing left behind
+    assert report["error"] == "MalformedContent"
+    assert "row 1002" in report["message"]
+    assert report["cause"] == ex.cause
+    assert not [k for k in pipeline.keys(pipeline.r.output_bucket) if k.startswith("_chute/")]
 
 
 def test_duplicate_event_delivery_starts_one_execution(pipeline: Pipeline, embedded) -> None:
@@ -303,25 +309,29 @@ def test_contract_types_the_output(pipeline: Pipeline) -> None:
     assert rows[1]["recorded_at"].isoformat() == "2026-11-23T09:05:00+00:00"
 
 
-def test_contract_violation_is_quarantined_with_the_problems(pipeline: Pipeline) -> None:
-    # GIVEN a device upload with a bad channel in its second data row
-    key = "devices/AB-123456/broken.tsv"
+@pytest.mark.parametrize(("route", "good_rows"), [("lambda", 1), ("batch", 60)])
+def test_contract_violation_is_quarantined_with_the_problems(
+    pipeline: Pipeline, route: str, good_rows: int
+) -> None:
+    # GIVEN a device upload with a bad channel after its good rows (60 rows: the Batch route)
+    key = f"devices/AB-123456/broken-{route}.tsv"
     body = READINGS_HEADER + (
-        "AB-123456\t2026-11-23T10:00:00Z\t1\t21.5\ttrue\tok\n"
-        "AB-123456\t2026-11-23T10:05:00Z\t9\t20.0\ttrue\tok\n"
+        "AB-123456\t2026-11-23T10:00:00Z\t1\t21.5\ttrue\tok\n" * good_rows
+        + "AB-123456\t2026-11-23T10:05:00Z\t9\t20.0\ttrue\tok\n"
     )
     pipeline.put(key, body.encode())
     ex = pipeline.wait_for(key)
-    # THEN it is quarantined and the report names row, column, value and reason
-    assert ex.error == "ContractViolation"
+    # THEN it is quarantined and the report names the error, row, column, value and reason
+    assert ex.route == route and ex.status == "FAILED"
     report = json.loads(pipeline.read(pipeline.r.quarantine_bucket, key + ".error.json"))
+    assert report["error"] == "ContractViolation"
     problems = report["contract"]["problems"]
-    assert problems[0]["row"] == 3
+    assert problems[0]["row"] == good_rows + 2
     assert problems[0]["column"] == "channel"
     assert problems[0]["value"] == "9"
     assert problems[0]["reason"] == "not an allowed value"
     # AND no partial output is left behind
-    assert not [k for k in pipeline.keys(pipeline.r.output_bucket) if "broken.tsv" in k]
+    assert not [k for k in pipeline.keys(pipeline.r.output_bucket) if "broken" in k]
 
 
 def test_every_step_logs_json_with_the_execution_and_the_key(pipeline: Pipeline, embedded) -> None:
