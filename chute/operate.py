@@ -14,10 +14,8 @@ from botocore.exceptions import ClientError
 
 from chute.deployment import Deployment
 from chute.executions import QUARANTINED, ExecutionView, view
-
-RERUN_SUFFIX = "-rerun"
-# Errors from RedriveExecution after which a new execution is the way (other errors propagate).
-_NOT_REDRIVABLE = {"ExecutionNotRedrivable", "ExecutionLimitExceeded"}
+from tasks.adapters.sfn import NOT_REDRIVABLE as _NOT_REDRIVABLE
+from tasks.adapters.sfn import rerun_name
 
 
 class OperateError(Exception):
@@ -162,10 +160,6 @@ class RerunResult:
     action: str  # redriven | restarted | skipped | refused
     reason: str
     new_execution: str | None = None
-
-
-def rerun_name(name: str) -> str:
-    return f"{name[: 80 - len(RERUN_SUFFIX)]}{RERUN_SUFFIX}"
 
 
 def rerun(

@@ -32,6 +32,10 @@ class ChuteProps:
     # Operations.
     alert_email: str | None = None
     no_success_alarm_hours: int = 6
+    # Scheduled auto-redrive of transiently failed executions: at most this many times each
+    # (0 turns it off), every this many minutes.
+    auto_redrive_max: int = names.DEFAULT_MAX_REDRIVES
+    auto_redrive_every_minutes: int = names.DEFAULT_REDRIVE_EVERY_MINUTES
     # Network for Batch on Fargate: None creates a small VPC (public subnets, no NAT gateway).
     vpc_id: str | None = None
     # The upload grant API. Without an issuer the stack creates a Cognito user pool and app

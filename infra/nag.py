@@ -96,6 +96,18 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
         "Resource::*",
     )
     machine = stack.workflow.state_machine
+    executions = (
+        "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+        f"<{stack.get_logical_id(_cfn(machine))}.Name>:*"
+    )
+    if stack.redrive is not None:
+        accept(
+            stack.redrive.task.role,
+            "the auto-redrive describes and redrives failed executions of this state machine, "
+            "which are named at run time (one per file)",
+            "IAM5",
+            executions,
+        )
     accept(
         stack.operators,
         "operators act on any execution (one per file, named at run time) and on any uploaded "
@@ -103,8 +115,7 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
         "resource-level permissions",
         "IAM5",
         "Resource::*",
-        "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
-        f"<{stack.get_logical_id(_cfn(machine))}.Name>:*",
+        executions,
         *[_objects(b) for b in (s.staging, s.output, s.archive, s.quarantine)],
     )
     _accept_grant_findings(stack)

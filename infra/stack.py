@@ -19,6 +19,7 @@ from infra.components.functions import TaskFunction
 from infra.components.grants import UploadGrants
 from infra.components.ingest import Ingest
 from infra.components.observability import Observability
+from infra.components.redrive import AutoRedrive
 from infra.components.storage import Storage
 from infra.components.workflow import Workflow
 from infra.config import ChuteProps
@@ -185,6 +186,20 @@ class ChuteStack(Stack):
         self.steps["grant"] = self.grants.task
         self.functions["grant"] = self.grants.function
 
+        self.redrive: AutoRedrive | None = None
+        if props.auto_redrive_max:
+            self.redrive = AutoRedrive(
+                self,
+                "AutoRedrive",
+                image=self.image,
+                state_machine=machine,
+                max_redrives=props.auto_redrive_max,
+                every_minutes=props.auto_redrive_every_minutes,
+                log_retention=keep,
+            )
+            self.steps["redrive"] = self.redrive.task
+            self.functions["redrive"] = self.redrive.function
+
         self.operators = self._operators_policy()
         # Last: it watches everything above.
         self.observability = Observability(
@@ -193,6 +208,7 @@ class ChuteStack(Stack):
             state_machine=machine,
             functions=self.functions,
             grant_api=self.grants.api,
+            auto_redrive=self.redrive is not None,
             dead_letter_queue=self.ingest.dlq,
             events_queue=self.ingest.queue,
             key=self.key,

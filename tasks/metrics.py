@@ -53,6 +53,16 @@ def file_quarantined(error_name: str | None = None) -> None:
     metrics.add_metric(name=names.METRIC_FILES_QUARANTINED, unit=MetricUnit.Count, value=1)
 
 
+def execution_redriven() -> None:
+    """The scheduled auto-redrive resumed a failed execution."""
+    get_metrics().add_metric(name=names.METRIC_EXECUTIONS_REDRIVEN, unit=MetricUnit.Count, value=1)
+
+
+def redrives_exhausted() -> None:
+    """An execution failed again after its last allowed redrive: a person must look at it."""
+    get_metrics().add_metric(name=names.METRIC_REDRIVES_EXHAUSTED, unit=MetricUnit.Count, value=1)
+
+
 def flush(execution: str | None = None) -> None:
     """Print what this invocation recorded as one EMF document; nothing if it recorded nothing.
 

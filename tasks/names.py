@@ -25,6 +25,8 @@ ENV_LOG_LEVEL: Final = "CHUTE_LOG_LEVEL"
 ENV_UPLOAD_ROLE_ARN: Final = "CHUTE_UPLOAD_ROLE_ARN"
 ENV_GRANT_EXPIRES_SECONDS: Final = "CHUTE_GRANT_EXPIRES_SECONDS"
 ENV_TENANT_CLAIM: Final = "CHUTE_TENANT_CLAIM"
+ENV_MAX_REDRIVES: Final = "CHUTE_MAX_REDRIVES"
+ENV_REDRIVE_EVERY_MINUTES: Final = "CHUTE_REDRIVE_EVERY_MINUTES"
 
 # Set by the state machine on the Batch job (container overrides), read by batch/.
 ENV_JOB_FILE: Final = "CHUTE_JOB_FILE"
@@ -39,6 +41,7 @@ HANDLERS: Final[dict[str, str]] = {
     "archive": "tasks.archive.handler.handler",
     "quarantine": "tasks.quarantine.handler.handler",
     "grant": "tasks.grant.handler.handler",
+    "redrive": "tasks.redrive.handler.handler",
 }
 
 # --- the Batch job's container command (the Dockerfile's CMD is exactly this) ------------------
@@ -71,6 +74,10 @@ CONTRACTS_FILE_IN_IMAGE: Final = "/opt/chute/contracts/contracts.toml"
 GRANT_ROUTE: Final = "/grants"
 DEFAULT_TENANT_CLAIM: Final = "custom:tenant"  # a Cognito user pool's custom attribute
 DEFAULT_GRANT_EXPIRES_SECONDS: Final = 15 * 60
+
+# --- scheduled auto-redrive (the stack's schedule; tasks/redrive) -------------------------------
+DEFAULT_MAX_REDRIVES: Final = 3
+DEFAULT_REDRIVE_EVERY_MINUTES: Final = 15
 DEFAULT_BATCH_TIMEOUT_SECONDS: Final = 4 * 3600
 
 # --- function sizing (the CDK app and the embedded runtime both use this) ---------------------
@@ -81,6 +88,7 @@ FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
     "archive": 300,
     "quarantine": 120,
     "grant": 10,
+    "redrive": 300,
 }
 FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
     "trigger": 256,
@@ -89,6 +97,7 @@ FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
     "archive": 256,
     "quarantine": 256,
     "grant": 256,
+    "redrive": 256,
 }
 
 # --- which settings each function receives (the CDK app and the embedded runtime both use this) -
@@ -113,6 +122,7 @@ FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
         ENV_GRANT_EXPIRES_SECONDS,
         ENV_TENANT_CLAIM,
     ),
+    "redrive": (ENV_STATE_MACHINE_ARN, ENV_MAX_REDRIVES, ENV_REDRIVE_EVERY_MINUTES),
 }
 
 # --- the Batch job definition's retry strategy: retry only transient exits (EX_TEMPFAIL = 75);
@@ -151,6 +161,8 @@ METRIC_FILES_PROCESSED: Final = "FilesProcessed"  # Count: one per original arch
 METRIC_BYTES_PROCESSED: Final = "BytesProcessed"  # Bytes: the archived original's size
 METRIC_FILES_QUARANTINED: Final = "FilesQuarantined"  # Count: one per original quarantined
 METRIC_PROCESSING_SECONDS: Final = "ProcessingSeconds"  # upload event to archived, per route
+METRIC_EXECUTIONS_REDRIVEN: Final = "ExecutionsRedriven"  # Count: by the scheduled auto-redrive
+METRIC_REDRIVES_EXHAUSTED: Final = "RedrivesExhausted"  # Count: failed again at the redrive cap
 # Dimensions added to ``METRICS_DIMENSIONS``: the route (lambda | batch) on FilesProcessed,
 # BytesProcessed and ProcessingSeconds; the error name on FilesQuarantined. Both are small sets.
 ROUTES: Final[tuple[str, ...]] = ("lambda", "batch")

@@ -205,3 +205,24 @@ class GrantSettings:
             expires_seconds=expires,
             tenant_claim=env.get(names.ENV_TENANT_CLAIM, "").strip() or names.DEFAULT_TENANT_CLAIM,
         )
+
+
+@dataclass(frozen=True)
+class RedriveSettings:
+    state_machine_arn: str
+    max_redrives: int = names.DEFAULT_MAX_REDRIVES
+    """Redrives per execution; Step Functions counts them (redriveCount)."""
+    every_minutes: int = names.DEFAULT_REDRIVE_EVERY_MINUTES
+    """How often the schedule runs (an execution failing at the cap is reported once)."""
+    lookback_hours: int = 24
+    """Failures older than this are left to the operators (`chute rerun`)."""
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> RedriveSettings:
+        return cls(
+            state_machine_arn=_required(env, names.ENV_STATE_MACHINE_ARN),
+            max_redrives=_int(env, names.ENV_MAX_REDRIVES, names.DEFAULT_MAX_REDRIVES),
+            every_minutes=_int(
+                env, names.ENV_REDRIVE_EVERY_MINUTES, names.DEFAULT_REDRIVE_EVERY_MINUTES
+            ),
+        )

@@ -54,6 +54,7 @@ class Observability(Construct):
         alert_email: str | None,
         no_success_hours: int,
         grant_api: apigwv2.IHttpApi | None = None,
+        auto_redrive: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         if not 1 <= no_success_hours <= 24:
@@ -67,6 +68,7 @@ class Observability(Construct):
         self._dlq = dead_letter_queue
         self._events = events_queue
         self._grant_api = grant_api
+        self._auto_redrive = auto_redrive
         self._prefix = Stack.of(self).stack_name
         self.dashboard_name = f"chute-{self._prefix}"
 
@@ -182,6 +184,22 @@ class Observability(Construct):
                     "(see the grant function's log)",
                     threshold=0,
                     comparison=ABOVE,
+                )
+            )
+        if self._auto_redrive:
+            alarms.append(
+                self._alarm(
+                    "RedrivesExhausted",
+                    cw.Metric(
+                        namespace=names.METRICS_NAMESPACE,
+                        metric_name=names.METRIC_REDRIVES_EXHAUSTED,
+                        dimensions_map=names.METRICS_DIMENSIONS,
+                        period=PERIOD,
+                        statistic="Sum",
+                    ),
+                    "an execution failed again after its last automatic redrive: the failure "
+                    "is not going away by itself (see `chute show`, then `chute rerun`)",
+                    threshold=1,
                 )
             )
         alarms.append(self._no_success_alarm(no_success_hours))

@@ -205,7 +205,7 @@ def dashboard(synth: Synth) -> Dashboard:
 def test_every_alarm_notifies_the_alert_topic(synth: Synth) -> None:
     topic = synth.ref(synth.stack.observability.alert_topic)
     alarms = _alarms(synth)
-    assert len(alarms) == len(synth.stack.observability.alarms) == 8
+    assert len(alarms) == len(synth.stack.observability.alarms) == 9
     for alarm in alarms:
         assert alarm["AlarmActions"] == [topic], alarm["AlarmName"]
         assert alarm.get("ActionsEnabled", True) is True
@@ -254,6 +254,16 @@ def test_alarms_watch_the_right_resources(synth: Synth) -> None:
     assert grants["Dimensions"] == [{"Name": "ApiId", "Value": synth.ref(stack.grants.api)}]
     assert (grants["Statistic"], grants["Period"]) == ("Sum", 300)
     assert (grants["ComparisonOperator"], grants["Threshold"]) == ("GreaterThanThreshold", 0)
+
+    # the name and dimensions tasks.metrics prints (EMF): anything else never has data
+    capped = _alarm(synth, "RedrivesExhausted")
+    assert (capped["Namespace"], capped["MetricName"]) == ("chute", "RedrivesExhausted")
+    assert capped["Dimensions"] == [{"Name": "service", "Value": "chute"}]
+    assert (capped["Statistic"], capped["ComparisonOperator"], capped["Threshold"]) == (
+        "Sum",
+        "GreaterThanOrEqualToThreshold",
+        1,
+    )
 
 
 def test_no_success_alarm_compares_arrivals_with_successes_over_the_configured_hours(

@@ -13,6 +13,7 @@ from botocore.stub import Stubber
 
 from chute import operate
 from chute.deployment import Deployment, DeploymentError, connect
+from tasks.adapters.sfn import RERUN_SUFFIX
 
 REGION = "eu-west-1"
 MACHINE = f"arn:aws:states:{REGION}:111122223333:stateMachine:Chute-Pipeline"
@@ -139,7 +140,7 @@ def test_rerun_on_aws_redrives_the_execution_itself() -> None:
         stub.add_client_error(
             "describe_execution",
             service_error_code="ExecutionDoesNotExist",
-            expected_params={"executionArn": EXECUTION + operate.RERUN_SUFFIX},
+            expected_params={"executionArn": EXECUTION + RERUN_SUFFIX},
         )
         stub.add_response("redrive_execution", {"redriveDate": NOW}, {"executionArn": EXECUTION})
         (result,) = operate.rerun(aws_deployment(sfn), [EXECUTION])
@@ -155,7 +156,7 @@ def test_rerun_starts_a_new_execution_with_the_input_when_redrive_is_impossible(
         stub.add_client_error(
             "describe_execution",
             service_error_code="ExecutionDoesNotExist",
-            expected_params={"executionArn": EXECUTION + operate.RERUN_SUFFIX},
+            expected_params={"executionArn": EXECUTION + RERUN_SUFFIX},
         )
         stub.add_client_error(
             "redrive_execution",
@@ -166,10 +167,10 @@ def test_rerun_starts_a_new_execution_with_the_input_when_redrive_is_impossible(
         stub.add_response("describe_execution", describe(), {"executionArn": EXECUTION})
         stub.add_response(
             "start_execution",
-            {"executionArn": EXECUTION + operate.RERUN_SUFFIX, "startDate": NOW},
+            {"executionArn": EXECUTION + RERUN_SUFFIX, "startDate": NOW},
             {
                 "stateMachineArn": MACHINE,
-                "name": "orders-csv-abc" + operate.RERUN_SUFFIX,
+                "name": "orders-csv-abc" + RERUN_SUFFIX,
                 "input": INPUT,
             },
         )

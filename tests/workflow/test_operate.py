@@ -9,6 +9,7 @@ import pytest
 from chute import operate
 from chute.deployment import Deployment, connect
 from chute.embedded import EmbeddedAws
+from tasks.adapters.sfn import rerun_name
 from tests.workflow.conftest import Pipeline, wait_until
 
 GOOD = b"id,name\n1,Ann\n2,Bob\n"
@@ -46,7 +47,7 @@ def test_a_transient_failure_is_found_shown_and_rerun_once(
     # THEN one new execution ran, with the same input, and succeeded
     assert first[0].action == "restarted"
     assert second[0].action == "skipped"
-    rerun_arn = failed.arn.rsplit(":", 1)[0] + ":" + operate.rerun_name(failed.name)
+    rerun_arn = failed.arn.rsplit(":", 1)[0] + ":" + rerun_name(failed.name)
 
     def finished() -> str | None:
         status = deployment.sfn.describe_execution(executionArn=rerun_arn)["status"]

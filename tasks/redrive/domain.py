@@ -1,0 +1,148 @@
+"""Which failed executions to redrive, and doing it through a port.
+
+Only failures another attempt can fix are redriven: the errors the workflow itself retries
+(exhausted), a timeout, or a Batch job that exited 75 (EX_TEMPFAIL) or was ended by the
+infrastructure. Never a quarantined file (``Rejected``), a stale event (``Stale``), a Batch job
+that reported a bug or bad parameters, an execution a person stopped, or one already rerun as a
+new execution by ``chute rerun``. Each execution is redriven at most ``max_redrives`` times
+(Step Functions counts them: ``redriveCount``); when one fails again at the cap the run says so
+(a metric with an alarm on it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from tasks import log, metrics
+from tasks.errors import TransientError
+from tasks.settings import RedriveSettings
+
+# What the workflow retries itself (tests/unit/test_redrive.py checks this against every Retry
+# of workflows/pipeline.asl.json), plus a task timing out: once those retries are exhausted, a
+# later attempt may succeed.
+RETRIED_ERRORS: frozenset[str] = frozenset(
+    {
+        *(cls.__name__ for cls in TransientError.__subclasses__()),
+        "Lambda.AWSLambdaException",
+        "Lambda.ClientExecutionTimeoutException",
+        "Lambda.SdkClientException",
+        "Lambda.ServiceException",
+        "Lambda.TooManyRequestsException",
+        "Sandbox.Timedout",
+        "Batch.AWSBatchException",
+        "Batch.ServerException",
+        "Batch.TooManyRequestsException",
+        "States.TaskFailed",
+    }
+)
+TRANSIENT_ERRORS: frozenset[str] = RETRIED_ERRORS | {"States.Timeout"}
+BATCH_TEMPFAIL = 75
+
+Decision = Literal["redrive", "not_transient", "capped", "already_rerun", "not_redrivable"]
+
+
+@dataclass(frozen=True)
+class FailedExecution:
+    arn: str
+    name: str
+    status: str  # FAILED | TIMED_OUT | ABORTED
+    stopped: datetime
+    error: str | None
+    cause: str | None
+    fail_state: str | None
+    """The Fail state the execution ended in (Rejected, Stale, BatchFailed), None: a task's
+    error after its retries, or a timeout."""
+    redrive_count: int
+
+
+class Executions(Protocol):
+    def failed_since(self, since: datetime) -> Iterable[FailedExecution]: ...
+
+    def rerun_exists(self, execution: FailedExecution) -> bool:
+        """Whether ``chute rerun`` already restarted it as a new execution."""
+        ...
+
+    def redrive(self, execution: FailedExecution) -> bool:
+        """RedriveExecution; False if Step Functions says it can't be redriven."""
+        ...
+
+
+def _batch_exit_code(cause: str | None) -> int | None:
+    try:
+        job = json.loads(cause or "")
+    except ValueError:
+        return None
+    container = job.get("Container") if isinstance(job, dict) else None
+    code = container.get("ExitCode") if isinstance(container, dict) else None
+    return code if isinstance(code, int) else None
+
+
+def is_transient(execution: FailedExecution) -> bool:
+    if execution.status == "TIMED_OUT":
+        return True
+    if execution.status != "FAILED" or execution.fail_state in ("Rejected", "Stale"):
+        return False
+    if execution.fail_state == "BatchFailed":
+        code = _batch_exit_code(execution.cause)
+        # no exit code: the infrastructure ended the job (host terminated, attempt timeout)
+        return code is None or code == BATCH_TEMPFAIL
+    return execution.fail_state is None and execution.error in TRANSIENT_ERRORS
+
+
+@dataclass
+class RedriveReport:
+    redriven: list[str] = field(default_factory=list)
+    capped: list[str] = field(default_factory=list)
+    skipped: dict[str, Decision] = field(default_factory=dict)
+
+
+def redrive_failed(
+    executions: Executions, settings: RedriveSettings, now: datetime
+) -> RedriveReport:
+    """One scheduled run: look at executions that failed within the lookback window."""
+    report = RedriveReport()
+    since = now - timedelta(hours=settings.lookback_hours)
+    recent = now - timedelta(minutes=2 * settings.every_minutes)
+    for execution in executions.failed_since(since):
+        decision = _decide(execution, executions, settings)
+        if decision == "redrive" and not executions.redrive(execution):
+            decision = "not_redrivable"
+        if decision == "redrive":
+            report.redriven.append(execution.name)
+            metrics.execution_redriven()
+            log.info(
+                "execution redriven",
+                execution=execution.name,
+                error=execution.error,
+                redrives=execution.redrive_count + 1,
+                max_redrives=settings.max_redrives,
+            )
+        elif decision == "capped":
+            report.capped.append(execution.name)
+            if execution.stopped >= recent:  # counted once, when it failed at the cap
+                metrics.redrives_exhausted()
+                log.warning(
+                    "redrives exhausted",
+                    execution=execution.name,
+                    error=execution.error,
+                    redrives=execution.redrive_count,
+                )
+        else:
+            report.skipped[execution.name] = decision
+    return report
+
+
+def _decide(
+    execution: FailedExecution, executions: Executions, settings: RedriveSettings
+) -> Decision:
+    if not is_transient(execution):
+        return "not_transient"
+    if execution.redrive_count >= settings.max_redrives:
+        return "capped"
+    if executions.rerun_exists(execution):
+        return "already_rerun"
+    return "redrive"

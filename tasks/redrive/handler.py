@@ -1,0 +1,37 @@
+"""Lambda entry point of the scheduled auto-redrive (an EventBridge schedule invokes it)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from tasks import log, metrics
+from tasks.adapters.sfn import FailedExecutions
+from tasks.redrive.domain import redrive_failed
+from tasks.settings import RedriveSettings
+
+
+@functools.cache
+def _settings() -> RedriveSettings:
+    return RedriveSettings.from_mapping(os.environ)
+
+
+@functools.cache
+def _executions() -> FailedExecutions:
+    return FailedExecutions(_settings().state_machine_arn)
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    try:
+        report = redrive_failed(_executions(), _settings(), datetime.now(UTC))
+    finally:
+        metrics.flush()
+    log.info(
+        "redrive run finished",
+        redriven=len(report.redriven),
+        capped=len(report.capped),
+        skipped=len(report.skipped),
+    )
+    return {"redriven": report.redriven, "capped": report.capped, "skipped": report.skipped}
