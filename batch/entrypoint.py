@@ -22,12 +22,13 @@ Exit codes (sysexits.h values; the same table is in docs/CONTRACTS.md):
       65  EXIT_DATAERR   the file is bad: a PermanentError           Quarantine
       66  EXIT_NOINPUT   source gone or changed: a StaleEventError   Fail, nothing moved
       70  EXIT_SOFTWARE  unexpected error (EX_SOFTWARE)              Fail, file stays in staging
-      75  EXIT_TEMPFAIL  a TransientError (EX_TEMPFAIL)              Batch retries, then Fail
+      75  EXIT_TEMPFAIL  a TransientError, or stopped (SIGTERM)     Batch retries, then Fail
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -92,9 +93,26 @@ def _job(environ: Mapping[str, str]) -> tuple[Plan, str, ConvertSettings]:
     return plan, execution, ConvertSettings.from_mapping(environ)
 
 
+class Stopped(Exception):
+    """AWS Batch stopped the job (SIGTERM: the attempt timeout, TerminateJob, a scale-in). The
+    conversion unwinds, which aborts its multipart uploads, within the stop timeout."""
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Stopped` in the main thread (``python -m batch`` calls this;
+    the default would kill the process and leave multipart uploads behind)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _exit_code(exc: Exception) -> int:
     if isinstance(exc, UsageError | ModelError | SettingsError | ContractConfigError):
         return EXIT_USAGE
+    if isinstance(exc, Stopped):
+        return EXIT_TEMPFAIL  # not the file's fault: rerunnable
     if isinstance(exc, PermanentError):
         return EXIT_DATAERR
     if isinstance(exc, StaleEventError):

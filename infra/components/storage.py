@@ -9,6 +9,8 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from tasks import names
+
 
 class Storage(Construct):
     """staging (versioned; uploads land here), output, archive (colder over time), quarantine."""
@@ -77,7 +79,14 @@ class Storage(Construct):
                 s3.LifecycleRule(
                     id="abort-incomplete-uploads",
                     abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
+                ),
+                # Quarantine deletes what a rejecting Batch job leaves; this catches the rest
+                # (e.g. an execution stopped before its Quarantine step).
+                s3.LifecycleRule(
+                    id="expire-batch-failures",
+                    prefix=names.BATCH_FAILURES_PREFIX,
+                    expiration=Duration.days(30),
+                ),
             ],
         )
         archive_rule = s3.LifecycleRule(

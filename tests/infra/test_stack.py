@@ -91,6 +91,16 @@ def test_staging_is_versioned_aborts_uploads_and_allows_browser_uploads(synth: S
     )
 
 
+def test_output_aborts_uploads_and_expires_what_batch_jobs_left(synth: Synth) -> None:
+    output = synth.json["Resources"][synth.logical_id(synth.stack.storage.output)]
+    rules = {r["Id"]: r for r in output["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 1
+    }
+    failures = rules["expire-batch-failures"]
+    assert (failures["Prefix"], failures["ExpirationInDays"]) == (names.BATCH_FAILURES_PREFIX, 30)
+
+
 def test_archive_moves_to_colder_storage(synth: Synth) -> None:
     days = synth.stack.props.archive_transition_days
     synth.template.has_resource_properties(

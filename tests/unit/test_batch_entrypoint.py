@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +26,7 @@ from batch.entrypoint import (
     EXIT_TEMPFAIL,
     EXIT_USAGE,
     main,
+    stop_on_sigterm,
 )
 from tasks import names
 from tasks.adapters.s3 import S3Store
@@ -390,3 +395,66 @@ def test_python_dash_m_batch_is_the_container_command() -> None:
         "exitCode": 64,
     }
     assert run_module("--help", env={}).returncode == EXIT_OK
+
+
+class _StallsAfter(io.RawIOBase):
+    """Serves ``limit`` bytes of ``inner``, then hangs (like a slow network read)."""
+
+    def __init__(self, inner: Any, limit: int) -> None:
+        self._inner = inner
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            threading.Event().wait(60)  # interrupted by the signal handler's exception
+            return 0
+        data = self._inner.read(min(len(buffer), self._left))
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def test_sigterm_stops_the_job_as_transient_and_leaves_no_upload_behind(
+    s3: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a 12 MB file whose read stalls after 11 MB, so output parts are already uploaded
+    rows = b"".join(b"%d,name-%d,%d.50\n" % (i, i, i) for i in range(600_000))
+    body = b"id,name,amount\n" + rows
+    environ = job_environ(
+        s3, "in/slow.csv", body, **{names.ENV_PART_SIZE_BYTES: str(5 * 1024 * 1024)}
+    )
+
+    class Stalling(S3Store):
+        def open_stream(self, ref: ObjectRef) -> Any:
+            return io.BufferedReader(_StallsAfter(super().open_stream(ref), 11 * 1024 * 1024))
+
+    def uploads() -> list[Any]:
+        return list(s3.list_multipart_uploads(Bucket=OUTPUT).get("Uploads", []))
+
+    seen: list[Any] = []
+
+    def stop_when_uploading() -> None:
+        deadline = time.monotonic() + 60
+        while not seen and time.monotonic() < deadline:
+            seen.extend(uploads())
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # what Batch sends on a timeout or TerminateJob
+
+    previous = signal.getsignal(signal.SIGTERM)
+    stop_on_sigterm()
+    stopper = threading.Thread(target=stop_when_uploading)
+    try:
+        stopper.start()
+        code = main([], environ, store=Stalling(s3))
+    finally:
+        stopper.join()
+        signal.signal(signal.SIGTERM, previous)
+    # THEN a transient exit (rerunnable, not the file's fault), no output, no upload left open
+    assert code == EXIT_TEMPFAIL
+    report = stderr_report(capsys.readouterr().err)
+    assert (report["error"], report["cause"]) == ("Stopped", "stopped by signal SIGTERM")
+    assert output_keys(s3) == []
+    assert seen and uploads() == []  # one was open when the signal came, and was aborted
