@@ -52,7 +52,8 @@ class Authorizer:
         """The token's claims (as strings, like API Gateway passes them), or None: 401."""
         if not authorization:
             return None
-        token = authorization.removeprefix("Bearer ").strip()
+        scheme, _, rest = authorization.strip().partition(" ")
+        token = rest.strip() if scheme.lower() == "bearer" else authorization.strip()
         try:
             decoded = jwt.decode(token, self.keys, algorithms=["RS256"])
             registry = jwt.JWTClaimsRegistry(

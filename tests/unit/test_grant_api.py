@@ -34,8 +34,9 @@ def authorizer() -> Authorizer:
     return Authorizer.from_jwks(ISSUER, ("client-1",), jwks)
 
 
-def test_a_valid_token_yields_its_claims_as_strings() -> None:
-    claims = authorizer().claims(f"Bearer {token()}")
+@pytest.mark.parametrize("scheme", ["Bearer ", "bearer ", ""])
+def test_a_valid_token_yields_its_claims_as_strings(scheme: str) -> None:
+    claims = authorizer().claims(f"{scheme}{token()}")
     assert claims is not None
     assert claims["custom:tenant"] == "acme" and claims["exp"].isdigit()
 
