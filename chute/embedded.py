@@ -158,13 +158,13 @@ class LocalSettings:
     """Serve the grant API's twin on this port (None: not served; `chute up` serves it)."""
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int, option: str = "--port") -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((host, port))
         except OSError as exc:
             raise PortInUse(
-                f"port {port} on {host} is already in use; pick another with --port"
+                f"port {port} on {host} is already in use; pick another with {option}"
             ) from exc
 
 
@@ -209,7 +209,12 @@ class EmbeddedAws:
 
         check_port_free(self.settings.host, self.settings.port)
         if self.settings.grant_port is not None:
-            check_port_free(self.settings.host, self.settings.grant_port)
+            if self.settings.grant_port == self.settings.port:
+                raise EmbeddedError(
+                    "the grant API needs a port of its own, not the endpoint's"
+                    f" ({self.settings.port}): pick another --grant-port"
+                )
+            check_port_free(self.settings.host, self.settings.grant_port, "--grant-port")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.log_dir / "batch").mkdir(exist_ok=True)
         # The ASL interpreter calls back into the server on localhost:$MOTO_PORT.
@@ -245,12 +250,18 @@ class EmbeddedAws:
         )
         self._event_source.start()
         if self.settings.grant_port is not None:
-            self._grant_api = GrantApi(
-                host=self.settings.host,
-                port=self.settings.grant_port,
-                authorizer=self._authorizer(),
-                invoke=self._invoke_grant,
-            )
+            try:
+                self._grant_api = GrantApi(
+                    host=self.settings.host,
+                    port=self.settings.grant_port,
+                    authorizer=self._authorizer(),
+                    invoke=self._invoke_grant,
+                )
+            except OSError as exc:  # taken since the check above
+                raise PortInUse(
+                    f"port {self.settings.grant_port} on {self.settings.host} is already in use;"
+                    " pick another with --grant-port"
+                ) from exc
             self._grant_api.start()
         return self
 

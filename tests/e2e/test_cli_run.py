@@ -101,3 +101,17 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         )
     assert result.returncode == 3
     assert f"port {port}" in result.stderr and "already in use" in result.stderr
+
+
+def test_up_needs_a_free_port_of_its_own_for_the_grant_api(tmp_path: Path) -> None:
+    port = free_port()
+    same = chute("up", "--port", str(port), "--grant-port", str(port), cwd=tmp_path)
+    assert same.returncode == 3
+    assert "grant API needs a port of its own" in same.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        result = chute("up", "--port", str(port), "--grant-port", str(taken), cwd=tmp_path)
+    assert result.returncode == 3
+    assert f"port {taken}" in result.stderr and "--grant-port" in result.stderr
