@@ -2,8 +2,8 @@
 Language interpreter) on 127.0.0.1, holding the same resources the CDK stack deploys, with the
 project's own handlers executing Lambda tasks and its own container command executing Batch jobs.
 
-This module and its helpers (moto_fixes, lambda_workers, batch_jobs, event_source) are the one
-place where running locally differs from running on AWS.
+This module and its helpers (moto_fixes, lambda_workers, batch_jobs, event_source, grant_api) are
+the one place where running locally differs from running on AWS.
 """
 
 from __future__ import annotations
