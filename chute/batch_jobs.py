@@ -10,7 +10,7 @@ import fnmatch
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,14 @@ def retry_decision(strategy: Mapping[str, Any] | None, exit_code: int, attempt: 
 class LocalBatch:
     """Executes submitted jobs on background threads."""
 
-    def __init__(self, base_env: Mapping[str, str], log_dir: Path, cwd: Path) -> None:
+    def __init__(
+        self,
+        base_env: Mapping[str, str],
+        log_dir: Path,
+        cwd: Path,
+        door: Callable[[dict[str, str]], None] | None = None,
+    ) -> None:
+        self._door = door
         self._base_env = dict(base_env)
         self._log_dir = log_dir
         self._cwd = cwd
@@ -82,6 +89,8 @@ class LocalBatch:
         job.log_stream_name = f"{job.job_definition.name}/default/{job.job_id}"
         attempt = 0
         exit_code = 1
+        if self._door is not None:
+            self._door(job_environment(job))
         while True:
             attempt += 1
             job.job_started_at = datetime.now()

@@ -29,6 +29,7 @@ from chute import DEFAULT_PORT
 from chute.batch_jobs import LocalBatch
 from chute.event_source import SqsEventSource
 from chute.grant_api import Authorizer, GrantApi
+from chute.holds import Hold, Holds
 from chute.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
 from tasks import names
 
@@ -191,6 +192,7 @@ class EmbeddedAws:
         self.user_pool_client_id = ""
         self._faults: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._faults_lock = threading.Lock()
+        self.holds = Holds()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> EmbeddedAws:
@@ -226,7 +228,10 @@ class EmbeddedAws:
 
         self._workers = LambdaWorkers(log_dir=self.log_dir)
         self._batch = LocalBatch(
-            base_env=self._process_env(), log_dir=self.log_dir / "batch", cwd=REPO_ROOT
+            base_env=self._process_env(),
+            log_dir=self.log_dir / "batch",
+            cwd=REPO_ROOT,
+            door=lambda env: self.holds.pass_through("batch", env.get(names.ENV_JOB_FILE, "")),
         )
         moto_fixes.HOOKS.lambda_executor = self._invoke_lambda
         moto_fixes.HOOKS.batch_executor = self._batch.submit
@@ -340,6 +345,11 @@ class EmbeddedAws:
         assert self._batch is not None
         self._batch.inject_exit(exit_code, times)
 
+    def hold(self, step: str, key: str) -> Hold:
+        """The next invocation of ``step`` (validate, convert, archive, quarantine or batch)
+        for ``key`` waits before running until the returned hold is released."""
+        return self.holds.add(step, key)
+
     def _take_fault(self, function_name: str) -> tuple[str, str] | None:
         with self._faults_lock:
             queue = self._faults.get(function_name)
@@ -348,6 +358,8 @@ class EmbeddedAws:
     # --- hooks --------------------------------------------------------------------------------
     def _invoke_lambda(self, fn: Any, event: Any) -> tuple[str, bool, str]:
         assert self._workers is not None
+        step = fn.function_name.removeprefix(f"{self.resources.prefix}-")
+        self.holds.pass_through(step, event)
         fault = self._take_fault(fn.function_name)
         if fault is not None:
             error = {"errorType": fault[0], "errorMessage": fault[1]}
@@ -392,9 +404,10 @@ class EmbeddedAws:
         s3 = self.client("s3")
         for bucket in (r.staging_bucket, r.output_bucket, r.archive_bucket, r.quarantine_bucket):
             s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(
-            Bucket=r.staging_bucket, VersioningConfiguration={"Status": "Enabled"}
-        )
+        for versioned in (r.staging_bucket, r.archive_bucket):  # as the stack has them
+            s3.put_bucket_versioning(
+                Bucket=versioned, VersioningConfiguration={"Status": "Enabled"}
+            )
 
         sqs = self.client("sqs")
         dlq_url = sqs.create_queue(QueueName=r.dlq_name)["QueueUrl"]

@@ -23,6 +23,9 @@ Fixes:
                             request fails with States.Runtime 'JobName' (getmoto/moto#10076)
   sfn-batch-casing-response results keep botocore casing (jobId, container.exitCode) where AWS
                             gives JobId, Container.ExitCode; .sync then fails on 'JobId'
+  s3-complete-if-match      CompleteMultipartUpload ignores If-Match (AWS: 412 when the current
+                            object has another ETag, 404 when there is none), which chute's
+                            newest-version-wins publication relies on
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ from moto.awslambda.models import LambdaFunction
 from moto.batch.models import Job
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.s3 import notifications as s3_notifications
+from moto.s3.exceptions import MissingKey, PreconditionFailed
 from moto.s3.models import S3Backend
+from moto.s3.responses import S3Response
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
     StatesErrorName,
@@ -234,6 +239,27 @@ def _batch_response_casing(original: Any) -> Any:
     return _normalise_response
 
 
+def _s3_complete_if_match(original: Any) -> Any:
+    def _key_response_post(
+        self: Any, request: Any, body: bytes, bucket_name: str, query: Any, key_name: str
+    ) -> Any:
+        if_match = self.headers.get("If-Match")
+        if query.get("uploadId") and if_match:
+            existing = self.backend.get_object(bucket_name, key_name)
+            multipart_id = query["uploadId"][0]
+            repeated = existing is not None and getattr(existing.multipart, "id", None) == (
+                multipart_id
+            )
+            if not repeated:
+                if existing is None:
+                    raise MissingKey(key=key_name)
+                if if_match.replace('"', "") != existing.etag.replace('"', ""):
+                    raise PreconditionFailed("If-Match")
+        return original(self, request, body, bucket_name, query, key_name)
+
+    return _key_response_post
+
+
 FIXES: dict[str, Fix] = {
     fix.name: fix
     for fix in (
@@ -306,6 +332,13 @@ FIXES: dict[str, Fix] = {
             StateTaskServiceBatch,
             "_normalise_response",
             _batch_response_casing,
+        ),
+        Fix(
+            "s3-complete-if-match",
+            "CompleteMultipartUpload ignores If-Match",
+            S3Response,
+            "_key_response_post",
+            _s3_complete_if_match,
         ),
     )
 }

@@ -63,6 +63,17 @@ class SourceChanged(StaleEventError):
     """The object in staging is not the version the event announced (it was overwritten)."""
 
 
+class Superseded(StaleEventError):
+    """A newer version of the file was uploaded after this one: the newer version's results are
+    the ones kept, and this version publishes nothing more (its bytes stay where they are)."""
+
+
+# --- not part of the workflow's contract --------------------------------------------------------
+class WriteConflict(Exception):
+    """A conditional write lost a race (412/409): another writer changed the object between the
+    check and the write. Callers look again and decide; it never leaves a step."""
+
+
 def concrete_errors() -> list[type[ChuteError]]:
     """Every error class the workflow must know by name (the leaves of the hierarchy)."""
     leaves: list[type[ChuteError]] = []

@@ -7,21 +7,32 @@ chained (``raise X from exc``).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
+from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable, WriteConflict
 from tasks.models import ObjectRef
+
+if TYPE_CHECKING:
+    from tasks.fence import Condition
+
+COPY_PART_BYTES: Final = 512 * 1024 * 1024
+"""Part size of a multipart copy: a 50 GB original is ~100 UploadPartCopy requests."""
+MAX_PARTS: Final = 10_000
+COPY_THREADS: Final = 16
+"""UploadPartCopy requests in flight at once (S3 copies server-side; the function only waits)."""
 
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchVersion", "NoSuchBucket"}
 _CHANGED = {"PreconditionFailed", "412"}
+_CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _TRANSIENT = {
     "SlowDown",
     "Throttling",
@@ -56,6 +67,24 @@ def translate(exc: Exception, *, what: str) -> Exception:
     return exc
 
 
+def translate_write(exc: Exception, *, what: str) -> Exception:
+    """Like :func:`translate`, for conditional writes: a failed precondition or a concurrent
+    conditional write is a WriteConflict (look again), not a changed source."""
+    if isinstance(exc, ClientError) and _code(exc) in _CONFLICT:
+        return WriteConflict(f"{what}: another writer changed the object ({_code(exc)})")
+    return translate(exc, what=what)
+
+
+def _conditions(condition: Condition | None) -> dict[str, str]:
+    if condition is None:
+        return {}
+    if condition.if_none_match:
+        return {"IfNoneMatch": "*"}
+    if condition.if_match:
+        return {"IfMatch": f'"{_strip_etag(condition.if_match)}"'}
+    return {}
+
+
 def default_client() -> Any:
     """A client with standard retry mode; the endpoint comes from AWS_ENDPOINT_URL when set."""
     return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
@@ -66,6 +95,8 @@ class Head:
     size: int
     etag: str
     version_id: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
 
 
 def _strip_etag(etag: str) -> str:
@@ -95,9 +126,13 @@ class S3Store:
             size=int(resp["ContentLength"]),
             etag=_strip_etag(resp.get("ETag", "")),
             version_id=resp.get("VersionId"),
+            metadata={str(k).lower(): str(v) for k, v in (resp.get("Metadata") or {}).items()},
+            content_type=resp.get("ContentType"),
         )
 
     def exists(self, bucket: str, key: str) -> Head | None:
+        """The current object under ``key`` (a HEAD without VersionId); None when there is none
+        (never written, deleted, or a delete marker on top)."""
         try:
             return self.head(ObjectRef(bucket=bucket, key=key, size=0))
         except SourceMissing:
@@ -134,12 +169,25 @@ class S3Store:
         body: BinaryIO = resp["Body"]
         return body
 
+    def writer(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        part_size: int,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ) -> MultipartWriter:
+        """An object written part by part; nothing is visible until ``complete`` (call
+        ``abort`` on failure)."""
+        return MultipartWriter(self._client, bucket, key, part_size, content_type, metadata)
+
     @contextmanager
     def multipart_writer(
         self, bucket: str, key: str, *, part_size: int, content_type: str
     ) -> Iterator[MultipartWriter]:
         """Write an object part by part; aborted (nothing visible) if the block raises."""
-        writer = MultipartWriter(self._client, bucket, key, part_size, content_type)
+        writer = self.writer(bucket, key, part_size=part_size, content_type=content_type)
         try:
             yield writer
         except BaseException:
@@ -148,26 +196,128 @@ class S3Store:
         writer.complete()
 
     def copy(
-        self, src: ObjectRef, dst_bucket: str, dst_key: str, *, if_match: str | None = None
-    ) -> None:
-        """Managed copy (multipart above the threshold, so objects over 5 GB work).
+        self,
+        src: ObjectRef,
+        dst_bucket: str,
+        dst_key: str,
+        *,
+        if_match: str | None = None,
+        metadata: dict[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> PendingCopy:
+        """Server-side copy of ``src`` (that version) to ``dst_key`` for any size: a multipart
+        copy with parts of up to :data:`COPY_PART_BYTES`, :data:`COPY_THREADS` at a time, each
+        retried by the client's standard retry mode (a failed part never restarts the finished
+        ones). Nothing is visible until the returned copy is completed, which can be conditional
+        on the destination; abort it otherwise.
 
-        ``if_match``: copy only while the source still has this eTag (else SourceChanged). Sent
-        quoted, as HTTP wants it: the managed copy checks it with a HeadObject too, and moto's
-        HeadObject only matches the quoted form.
+        ``if_match``: copy only while the source still has this eTag (else SourceChanged).
         """
-        source: dict[str, str] = {"Bucket": src.bucket, "Key": src.key, **_version_args(src)}
-        extra = {"CopySourceIfMatch": f'"{_strip_etag(if_match)}"'} if if_match else None
+        what = f"copy s3://{src.bucket}/{src.key}"
+        extra: dict[str, Any] = {"Metadata": metadata or {}}
+        if content_type:
+            extra["ContentType"] = content_type
+        if src.size == 0:
+            return PendingCopy(self, dst_bucket, dst_key, None, [], extra, what)
         try:
-            self._client.copy(
-                source,
-                dst_bucket,
-                dst_key,
-                ExtraArgs=extra,
-                Config=TransferConfig(multipart_threshold=64 * 1024 * 1024),
+            upload_id = str(
+                self._client.create_multipart_upload(Bucket=dst_bucket, Key=dst_key, **extra)[
+                    "UploadId"
+                ]
             )
         except Exception as exc:
-            raise translate(exc, what=f"copy s3://{src.bucket}/{src.key}") from exc
+            raise translate(exc, what=what) from exc
+        pending = PendingCopy(self, dst_bucket, dst_key, upload_id, [], extra, what)
+        try:
+            pending.parts = self._copy_parts(src, dst_bucket, dst_key, upload_id, if_match, what)
+        except BaseException:
+            pending.abort()
+            raise
+        return pending
+
+    def _copy_parts(
+        self,
+        src: ObjectRef,
+        dst_bucket: str,
+        dst_key: str,
+        upload_id: str,
+        if_match: str | None,
+        what: str,
+    ) -> list[dict[str, Any]]:
+        part_size = max(COPY_PART_BYTES, math.ceil(src.size / MAX_PARTS))
+        ranges = [
+            (number, start, min(start + part_size, src.size) - 1)
+            for number, start in enumerate(range(0, src.size, part_size), start=1)
+        ]
+        source: dict[str, str] = {"Bucket": src.bucket, "Key": src.key, **_version_args(src)}
+        conditions = {"CopySourceIfMatch": f'"{_strip_etag(if_match)}"'} if if_match else {}
+
+        def copy_part(part: tuple[int, int, int]) -> dict[str, Any]:
+            number, first, last = part
+            try:
+                resp = self._client.upload_part_copy(
+                    Bucket=dst_bucket,
+                    Key=dst_key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={first}-{last}",
+                    **conditions,
+                )
+            except Exception as exc:
+                raise translate(exc, what=what) from exc
+            return {"PartNumber": number, "ETag": resp["CopyPartResult"]["ETag"]}
+
+        if len(ranges) == 1:
+            return [copy_part(ranges[0])]
+        with ThreadPoolExecutor(max_workers=min(COPY_THREADS, len(ranges))) as pool:
+            return list(pool.map(copy_part, ranges))
+
+    def _put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        extra: dict[str, Any],
+        condition: Condition | None,
+        what: str,
+    ) -> None:
+        try:
+            self._client.put_object(
+                Bucket=bucket, Key=key, Body=body, **extra, **_conditions(condition)
+            )
+        except Exception as exc:
+            raise translate_write(exc, what=what) from exc
+
+    def delete_if_current(self, ref: ObjectRef) -> bool:
+        """Delete the current object under ``ref.key`` only while it is ``ref`` (If-Match on its
+        eTag, no VersionId: in a versioned bucket this puts a delete marker on top, so no older
+        version resurfaces). False when another object is current, or none."""
+        if not ref.etag:
+            return False
+        try:
+            self._client.delete_object(
+                Bucket=ref.bucket, Key=ref.key, IfMatch=f'"{_strip_etag(ref.etag)}"'
+            )
+        except ClientError as exc:
+            if _code(exc) in _CONFLICT | _MISSING:
+                return False
+            raise translate(exc, what=f"delete s3://{ref.bucket}/{ref.key}") from exc
+        except Exception as exc:
+            raise translate(exc, what=f"delete s3://{ref.bucket}/{ref.key}") from exc
+        return True
+
+    def delete_stamped(self, bucket: str, key: str, condition: Condition) -> None:
+        """Delete the object under ``key`` while it has the ETag ``condition`` names
+        (WriteConflict otherwise)."""
+        what = f"delete s3://{bucket}/{key}"
+        try:
+            self._client.delete_object(Bucket=bucket, Key=key, **_conditions(condition))
+        except Exception as exc:
+            error = translate_write(exc, what=what)
+            if isinstance(error, SourceMissing):
+                return
+            raise error from exc
 
     def delete(self, ref: ObjectRef) -> None:
         try:
@@ -191,21 +341,90 @@ class S3Store:
         except ValueError:
             return None
 
-    def put_json(self, bucket: str, key: str, document: dict[str, Any]) -> None:
+    def put_json(
+        self,
+        bucket: str,
+        key: str,
+        document: dict[str, Any],
+        *,
+        metadata: dict[str, str] | None = None,
+        condition: Condition | None = None,
+    ) -> None:
+        """Write a JSON document (conditionally: WriteConflict when ``condition`` fails)."""
         body = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
-        try:
-            self._client.put_object(
-                Bucket=bucket, Key=key, Body=body, ContentType="application/json"
+        extra: dict[str, Any] = {"ContentType": "application/json", "Metadata": metadata or {}}
+        self._put(bucket, key, body, extra, condition, f"put s3://{bucket}/{key}")
+
+
+class PendingCopy:
+    """A copy whose parts are in place, waiting for :meth:`complete` (or :meth:`abort`)."""
+
+    def __init__(
+        self,
+        store: S3Store,
+        bucket: str,
+        key: str,
+        upload_id: str | None,
+        parts: list[dict[str, Any]],
+        extra: dict[str, Any],
+        what: str,
+    ) -> None:
+        self._store = store
+        self._bucket = bucket
+        self._key = key
+        self._upload_id = upload_id
+        self.parts = parts
+        self._extra = extra
+        self._what = what
+        self._empty = upload_id is None  # a 0-byte source: one conditional PUT
+
+    def complete(self, condition: Condition | None = None) -> Head:
+        """Make the copy visible; WriteConflict when ``condition`` fails (the parts stay: complete
+        again with another condition). Returns the copy's HEAD."""
+        client = self._store.client
+        if self._empty:
+            self._store._put(self._bucket, self._key, b"", self._extra, condition, self._what)
+        else:
+            try:
+                client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self.parts},
+                    **_conditions(condition),
+                )
+            except Exception as exc:
+                raise translate_write(exc, what=self._what) from exc
+            self._upload_id = None
+        copied = self._store.exists(self._bucket, self._key)
+        if copied is None:
+            raise StorageUnavailable(f"{self._what}: the copy is not visible at {self._key}")
+        return copied
+
+    def abort(self) -> None:
+        if self._upload_id is None:
+            return
+        with suppress(ClientError, BotoCoreError):
+            self._store.client.abort_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
             )
-        except Exception as exc:
-            raise translate(exc, what=f"put s3://{bucket}/{key}") from exc
+        self._upload_id = None
 
 
 class MultipartWriter:
     """Buffers at most one part in memory; uploads each full part as it fills."""
 
-    def __init__(self, client: Any, bucket: str, key: str, part_size: int, content_type: str):
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        part_size: int,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ):
         self._client = client
+        self._metadata = metadata or {}
         self._bucket = bucket
         self._key = key
         self._part_size = part_size
@@ -213,6 +432,7 @@ class MultipartWriter:
         self._buffer = bytearray()
         self._parts: list[dict[str, Any]] = []
         self._upload_id: str | None = None
+        self._completed = False
         self.bytes_written = 0
 
     def write(self, data: bytes) -> None:
@@ -227,7 +447,10 @@ class MultipartWriter:
         if self._upload_id is None:
             try:
                 resp = self._client.create_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, ContentType=self._content_type
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    ContentType=self._content_type,
+                    Metadata=self._metadata,
                 )
             except Exception as exc:
                 raise translate(exc, what=f"write s3://{self._bucket}/{self._key}") from exc
@@ -249,31 +472,42 @@ class MultipartWriter:
             raise translate(exc, what=f"write s3://{self._bucket}/{self._key}") from exc
         self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
 
-    def complete(self) -> None:
-        try:
-            if self._upload_id is None:
-                # Small output: one plain PUT is cheaper than a one-part multipart upload.
+    def complete(self, condition: Condition | None = None) -> None:
+        """Make the object visible (conditionally: WriteConflict when ``condition`` fails, and
+        the writer can complete again with another condition)."""
+        what = f"write s3://{self._bucket}/{self._key}"
+        if self._upload_id is None:
+            # Small output: one plain PUT is cheaper than a one-part multipart upload.
+            try:
                 self._client.put_object(
                     Bucket=self._bucket,
                     Key=self._key,
                     Body=bytes(self._buffer),
                     ContentType=self._content_type,
+                    Metadata=self._metadata,
+                    **_conditions(condition),
                 )
-                return
-            if self._buffer:
-                self._upload_part(bytes(self._buffer))
-                self._buffer.clear()
+            except Exception as exc:
+                raise translate_write(exc, what=what) from exc
+            self._completed = True
+            return
+        if self._buffer:
+            self._upload_part(bytes(self._buffer))
+            self._buffer.clear()
+        try:
             self._client.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=self._key,
                 UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts},
+                **_conditions(condition),
             )
         except Exception as exc:
-            raise translate(exc, what=f"write s3://{self._bucket}/{self._key}") from exc
+            raise translate_write(exc, what=what) from exc
+        self._completed = True
 
     def abort(self) -> None:
-        if self._upload_id is None:
+        if self._upload_id is None or self._completed:
             return
         # If the abort fails too, the bucket's lifecycle rule removes the parts after a day.
         with suppress(ClientError, BotoCoreError):

@@ -12,7 +12,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from tasks import log, metrics, moves, names
+from tasks import fence, log, metrics, moves, names
+from tasks.fence import Condition, Stamp
 from tasks.models import ObjectRef
 from tasks.moves import MoveOutcome, MoveResult
 from tasks.settings import QuarantineSettings
@@ -39,7 +40,15 @@ _STATUS: dict[MoveOutcome, FileStatus] = {
 
 
 class Store(moves.Store, Protocol):
-    def put_json(self, bucket: str, key: str, document: dict[str, Any]) -> None: ...
+    def put_json(
+        self,
+        bucket: str,
+        key: str,
+        document: dict[str, Any],
+        *,
+        metadata: dict[str, str] | None = None,
+        condition: Condition | None = None,
+    ) -> None: ...
 
     def get_json(self, bucket: str, key: str) -> Any | None: ...
 
@@ -68,6 +77,8 @@ def quarantine(
     else:
         message = lambda_error_message(cause)
 
+    stamp = Stamp.of(source)
+
     def write_report(result: MoveResult) -> None:
         report = build_report(
             source=source,
@@ -80,7 +91,14 @@ def quarantine(
             bucket=bucket,
             now=now or datetime.now(UTC),
         )
-        store.put_json(bucket, report_key, report)
+        fence.publish(
+            lambda: store.exists(bucket, report_key),
+            lambda condition: store.put_json(
+                bucket, report_key, report, metadata=stamp.metadata(), condition=condition
+            ),
+            stamp,
+            f"s3://{bucket}/{report_key}",
+        )
 
     result = moves.move(source, bucket, store, before_delete=write_report)
     if left_by_job is not None and settings.output_bucket:
@@ -130,7 +148,7 @@ def build_report(
     """The ``<key>.error.json`` document: why the file was rejected and where it is.
     ``message``: the error's own message (a Lambda error's ``errorMessage``, or what a Batch job
     left), which may carry a contract violation's problems."""
-    cause_text, cause_truncated = truncate_utf8(cause, MAX_CAUSE_BYTES)
+    cause_text, cause_truncated = truncate_utf8(public_cause(cause), MAX_CAUSE_BYTES)
     report: dict[str, Any] = {
         "error": error_name,
         "message": None,
@@ -154,6 +172,57 @@ def build_report(
         if details is not None:
             report["contract"] = details
     return report
+
+
+_JOB_FIELDS = ("jobId", "jobName", "status", "statusReason", "createdAt", "startedAt", "stoppedAt")
+
+
+def public_cause(cause: str) -> str:
+    """What of a failure's cause a report may show: never a stack trace, an environment or a
+    path of the machine that ran the step. A Lambda error keeps its type and message; a Batch
+    job's description keeps its id, status, reason, timestamps, attempts and exit codes; any
+    other cause is kept as it is (Step Functions' own causes are plain sentences)."""
+    if not cause.startswith("{"):
+        return cause
+    try:
+        document = json.loads(cause)
+    except ValueError:
+        return ""  # cut upstream: unreadable, and it may hold anything
+    if not isinstance(document, dict):
+        return ""
+    if "errorType" in document or "errorMessage" in document:
+        kept = {k: document[k] for k in ("errorType", "errorMessage") if k in document}
+        return json.dumps(kept, ensure_ascii=False)
+    if "JobId" in document or "jobId" in document:
+        return json.dumps(_batch_summary(document), ensure_ascii=False)
+    return ""
+
+
+def _batch_summary(job: dict[str, Any]) -> dict[str, Any]:
+    def get(name: str) -> Any:
+        return job.get(name[0].upper() + name[1:], job.get(name))
+
+    summary = {name: get(name) for name in _JOB_FIELDS if get(name) is not None}
+    container = get("container")
+    if isinstance(container, dict):
+        exit_code = container.get("ExitCode", container.get("exitCode"))
+        if exit_code is not None:
+            summary["exitCode"] = exit_code
+    attempts = get("attempts")
+    if isinstance(attempts, list):
+        codes = []
+        for attempt in attempts:
+            inner = (
+                attempt.get("Container", attempt.get("container"))
+                if isinstance(attempt, dict)
+                else None
+            )
+            codes.append(
+                inner.get("ExitCode", inner.get("exitCode")) if isinstance(inner, dict) else None
+            )
+        summary["attempts"] = len(attempts)
+        summary["attemptExitCodes"] = codes
+    return summary
 
 
 def contract_details(message: str) -> dict[str, Any] | None:

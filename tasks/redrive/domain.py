@@ -33,6 +33,9 @@ RETRIED_ERRORS: frozenset[str] = frozenset(
         "Lambda.ServiceException",
         "Lambda.TooManyRequestsException",
         "Sandbox.Timedout",
+        "Runtime.ExitError",
+        "Runtime.OutOfMemory",
+        "Lambda.Unknown",
         "Batch.AWSBatchException",
         "Batch.ServerException",
         "Batch.TooManyRequestsException",
@@ -54,7 +57,8 @@ class FailedExecution:
     error: str | None
     cause: str | None
     fail_state: str | None
-    """The Fail state the execution ended in (Rejected, Stale, BatchFailed), None: a task's
+    """The Fail state the execution ended in (Rejected, Stale, BatchFailed, BatchSubmitFailed),
+    None: a task's
     error after its retries, or a timeout."""
     redrive_count: int
 
@@ -86,6 +90,8 @@ def is_transient(execution: FailedExecution) -> bool:
         return True
     if execution.status != "FAILED" or execution.fail_state in ("Rejected", "Stale"):
         return False
+    if execution.fail_state == "BatchSubmitFailed":
+        return True  # Batch refused or failed the call itself: never the file's fault
     if execution.fail_state == "BatchFailed":
         code = _batch_exit_code(execution.cause)
         # no exit code: the infrastructure ended the job (host terminated, attempt timeout)

@@ -6,8 +6,9 @@ magic bytes, then a bounded decompression of the prefix), and a header line (the
 ending within the first :data:`PREFIX_BYTES` bytes of content that is UTF-8, not empty, and names
 every column exactly once. With data contracts, the key must match one unless unmatched files are
 converted as text, and the header must satisfy the contract matched (ContractViolation).
-What the event says is checked against S3 first: a vanished object is SourceMissing, a replaced one
-SourceChanged (stale events fail without touching any file).
+What the event says is checked against S3 first: a deleted object is SourceMissing, one replaced by
+a newer upload Superseded, a changed one SourceChanged (stale events fail without touching any
+file).
 
 The plan carries everything the conversion needs, decided once here so that Lambda and Batch read
 the file the same way: the compression, the delimiter (the contract's, else the extension's, else
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import zstandard
 
-from tasks import formats, log
+from tasks import fence, formats, log
 from tasks.convert import dialect
 from tasks.errors import ContractViolation, InvalidFile, SourceChanged, UnsupportedFormat
 from tasks.models import Compression, FileSpec, ObjectRef, Plan, Target
@@ -63,6 +64,8 @@ _QUOTE = '"'
 class Store(Protocol):
     def head(self, ref: ObjectRef) -> Head: ...
 
+    def exists(self, bucket: str, key: str) -> Head | None: ...
+
     def read_prefix(self, ref: ObjectRef, length: int) -> bytes: ...
 
 
@@ -74,6 +77,8 @@ def validate(
 ) -> Plan:
     """The plan for converting ``source``, or the error that says what is wrong with it."""
     where = f"s3://{source.bucket}/{source.key}"
+    # Deleted or replaced since the event: nothing is read from a version the uploader removed.
+    fence.current_version(source, store.exists(source.bucket, source.key), where)
     head = store.head(source)  # SourceMissing when gone
     announced = (source.etag or "").strip('"')
     if announced and announced != head.etag:

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from chute import moto_fixes
 from tasks import metrics
 from tasks.adapters.s3 import S3Store
 from tasks.models import ObjectRef
@@ -52,8 +53,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        yield
+    # S3 conditional writes as AWS has them (chute's newest-version-wins publication needs them)
+    fix = moto_fixes.FIXES["s3-complete-if-match"]
+    fix.apply()
+    try:
+        with mock_aws():
+            yield
+    finally:
+        fix.revert()
 
 
 @pytest.fixture

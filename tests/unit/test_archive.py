@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 
-from tasks.adapters.s3 import S3Store
+from tasks.adapters import s3 as s3_adapter
+from tasks.adapters.s3 import Head, S3Store
 from tasks.archive import handler as archive_handler
 from tasks.archive.domain import archive
 from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
+from tasks.fence import Condition
 from tasks.models import FileSpec, ObjectRef
 from tasks.settings import ArchiveSettings
-from tests.unit.conftest import ARCHIVE, KEYS, STAGING, fresh, put
+from tests.unit.conftest import ARCHIVE, KEYS, SEQUENCER, STAGING, fresh, put
 
 SETTINGS = ArchiveSettings(archive_bucket=ARCHIVE)
 
@@ -36,7 +38,10 @@ def test_archive_moves_the_original(s3: Any, store: S3Store, key: str) -> None:
     archived = archive(file, store, SETTINGS)
 
     # THEN it is in the archive bucket under the same key, byte for byte, and gone from staging
-    assert archived == ObjectRef(bucket=ARCHIVE, key=key, size=file.ref.size, etag=file.ref.etag)
+    head = s3.head_object(Bucket=ARCHIVE, Key=key)
+    assert archived == ObjectRef(
+        bucket=ARCHIVE, key=key, size=file.ref.size, etag=head["ETag"].strip('"')
+    )
     body = s3.get_object(Bucket=ARCHIVE, Key=key)["Body"].read()
     assert body == b"id,name\n1,alice\n"
     assert keys(s3, STAGING) == []
@@ -109,13 +114,19 @@ def test_versioned_staging_moves_exactly_that_version(s3: Any, store: S3Store) -
     assert [v["VersionId"] for v in versions] == [new.ref.version_id]
 
 
-class NoCopyStore(S3Store):
-    """A store whose copy silently does nothing (a lost write)."""
+class _ShortCopy:
+    def complete(self, condition: Condition | None = None) -> Head:
+        return Head(size=0, etag="e", version_id=None)
 
-    def copy(
-        self, src: ObjectRef, dst_bucket: str, dst_key: str, *, if_match: str | None = None
-    ) -> None:
-        return None
+    def abort(self) -> None:
+        pass
+
+
+class NoCopyStore(S3Store):
+    """A store whose copy lands empty (a lost write)."""
+
+    def copy(self, src: ObjectRef, dst_bucket: str, dst_key: str, **kwargs: Any) -> Any:
+        return _ShortCopy()
 
 
 def test_an_unverified_copy_keeps_the_original(s3: Any) -> None:
@@ -126,7 +137,7 @@ def test_an_unverified_copy_keeps_the_original(s3: Any) -> None:
     with pytest.raises(StorageUnavailable) as caught:
         archive(file, NoCopyStore(), SETTINGS)
     assert str(caught.value) == (
-        f"copy to s3://{ARCHIVE}/incoming/x.csv: expected {file.ref.size} bytes, found nothing"
+        f"copy to s3://{ARCHIVE}/incoming/x.csv: expected {file.ref.size} bytes, found 0 bytes"
     )
     assert keys(s3, STAGING) == ["incoming/x.csv"]
 
@@ -134,9 +145,7 @@ def test_an_unverified_copy_keeps_the_original(s3: Any) -> None:
 class RacedCopyStore(S3Store):
     """A store whose copy finds the original replaced since it was checked (if_match fails)."""
 
-    def copy(
-        self, src: ObjectRef, dst_bucket: str, dst_key: str, *, if_match: str | None = None
-    ) -> None:
+    def copy(self, src: ObjectRef, dst_bucket: str, dst_key: str, **kwargs: Any) -> Any:
         raise SourceChanged(f"copy s3://{src.bucket}/{src.key}: object changed since the event")
 
 
@@ -149,16 +158,21 @@ def test_an_original_replaced_during_the_copy_is_left_alone(s3: Any) -> None:
     assert keys(s3, ARCHIVE) == []
 
 
-def test_archive_above_the_multipart_copy_threshold(s3: Any, store: S3Store) -> None:
-    # GIVEN an object larger than the managed copy's multipart threshold (64 MiB)
-    body = b"x" * (65 * 1024 * 1024)
+def test_archive_copies_in_parts(s3: Any, store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an object of 13 copy parts (parts made small so the test stays small: 5 MiB)
+    monkeypatch.setattr(s3_adapter, "COPY_PART_BYTES", 5 * 1024 * 1024)
+    body = bytes(range(256)) * (65 * 4096)  # 65 MiB, every byte position distinct mod 256
     file = stage(s3, "incoming/big.csv", body)
 
-    # WHEN archived  THEN the multipart copy arrives whole (its eTag is a multipart one)
+    # WHEN archived  THEN the parallel multipart copy arrives whole and in order
     archived = archive(file, store, SETTINGS)
     assert archived.size == len(body)
-    assert archived.etag and archived.etag.endswith("-9")
+    assert archived.etag and archived.etag.endswith("-13")
+    assert s3.get_object(Bucket=ARCHIVE, Key="incoming/big.csv")["Body"].read() == body
     assert keys(s3, STAGING) == []
+    # AND it is stamped with the version it holds
+    meta = s3.head_object(Bucket=ARCHIVE, Key="incoming/big.csv")["Metadata"]
+    assert meta == {"chute-version": file.ref.etag, "chute-sequencer": SEQUENCER}
 
 
 # --- handler ------------------------------------------------------------------------------------
@@ -175,9 +189,11 @@ def test_handler_returns_the_archived_ref(s3: Any, env: None) -> None:
     event = {"file": file.to_dict(), "execution": "DATA-CSV-0123"}
 
     # WHEN the handler runs  THEN it returns the archived ObjectRef as a dict
-    assert archive_handler.handler(event, None) == {
+    result = archive_handler.handler(event, None)
+    head = s3.head_object(Bucket=ARCHIVE, Key="incoming/déjà vu/DATA.CSV")
+    assert result == {
         "bucket": ARCHIVE,
         "key": "incoming/déjà vu/DATA.CSV",
         "size": file.ref.size,
-        "eTag": file.ref.etag,
+        "eTag": head["ETag"].strip('"'),
     }

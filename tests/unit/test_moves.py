@@ -11,6 +11,7 @@ import pytest
 
 from tasks.adapters.s3 import Head
 from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
+from tasks.fence import Condition
 from tasks.models import ObjectRef
 from tasks.moves import MoveResult, move
 from tests.unit.conftest import QUARANTINE, STAGING
@@ -37,16 +38,45 @@ class FakeStore:
         return self.objects.get((bucket, key))
 
     def copy(
-        self, src: ObjectRef, dst_bucket: str, dst_key: str, *, if_match: str | None = None
-    ) -> None:
+        self,
+        src: ObjectRef,
+        dst_bucket: str,
+        dst_key: str,
+        *,
+        if_match: str | None = None,
+        metadata: dict[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> FakeCopy:
         self.calls.append("copy")
         if self.on_copy is not None:
             raise self.on_copy
-        self.objects[(dst_bucket, dst_key)] = self.head(src)
+        found = self.head(src)
+        copied = Head(found.size, found.etag, None, dict(metadata or {}))
+        return FakeCopy(self, dst_bucket, dst_key, copied)
 
     def delete(self, ref: ObjectRef) -> None:
         self.calls.append("delete")
+        self.objects.pop((ref.bucket, ref.key), None)
+
+    def delete_if_current(self, ref: ObjectRef) -> bool:
+        self.calls.append("delete_if_current")
+        found = self.objects.get((ref.bucket, ref.key))
+        if found is None or found.etag != ref.etag:
+            return False
         del self.objects[(ref.bucket, ref.key)]
+        return True
+
+
+class FakeCopy:
+    def __init__(self, store: FakeStore, bucket: str, key: str, head: Head) -> None:
+        self.store, self.bucket, self.key, self.head = store, bucket, key, head
+
+    def complete(self, condition: Condition | None = None) -> Head:
+        self.store.objects[(self.bucket, self.key)] = self.head
+        return self.head
+
+    def abort(self) -> None:
+        pass
 
 
 def with_original(on_copy: Exception | None = None) -> FakeStore:
@@ -93,7 +123,7 @@ def test_before_delete_sees_the_result_while_the_original_is_still_there() -> No
     move(SOURCE, QUARANTINE, store, before_delete=record)
 
     assert seen == [("moved", True)]
-    assert store.calls == ["copy", "delete"]
+    assert store.calls == ["copy", "delete_if_current"]
 
 
 def test_before_delete_is_called_when_there_is_nothing_to_delete_too() -> None:

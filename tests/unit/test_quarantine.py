@@ -161,10 +161,29 @@ def test_the_message_of_a_lambda_error_cause_is_extracted(s3: Any, store: S3Stor
 
     document = report(s3, "incoming/x.csv")
     assert document["message"] == "s3://chute-staging/incoming/x.csv: the file is empty (0 bytes)"
-    assert document["cause"] == cause
+    # AND the cause keeps the error's type and message, never its stack trace or paths
+    assert json.loads(document["cause"]) == {
+        "errorType": "InvalidFile",
+        "errorMessage": "s3://chute-staging/incoming/x.csv: the file is empty (0 bytes)",
+    }
+    assert "/var/task" not in json.dumps(document)
 
 
-BATCH_CAUSE = json.dumps({"JobId": "j-1", "Container": {"ExitCode": 65}, "Attempts": [{}]})
+BATCH_CAUSE = json.dumps(
+    {
+        "JobId": "j-1",
+        "Status": "FAILED",
+        "Container": {
+            "ExitCode": 65,
+            "Command": ["python", "-m", "batch"],
+            "Environment": [{"Name": "CHUTE_CONTRACTS_FILE", "Value": "/home/me/contracts.toml"}],
+        },
+        "Attempts": [{"Container": {"ExitCode": 65, "LogStreamName": "chute/default/1"}}],
+    }
+)
+BATCH_SUMMARY = json.dumps(
+    {"jobId": "j-1", "status": "FAILED", "exitCode": 65, "attempts": 1, "attemptExitCodes": [65]}
+)
 PROBLEMS = {
     "contract": "orders",
     "problemCount": 1,
@@ -197,7 +216,8 @@ def test_a_batch_rejection_is_reported_with_the_error_the_job_left(s3: Any, stor
     document = report(s3, "big/orders.csv")
     assert document["error"] == "ContractViolation"
     assert document["contract"] == PROBLEMS
-    assert document["cause"] == BATCH_CAUSE
+    assert document["cause"] == BATCH_SUMMARY
+    assert "/home/me" not in json.dumps(document)
     assert document["failedState"] == "ConvertInBatch"
     # and what the job left is gone
     assert keys(s3, OUTPUT) == []
@@ -209,7 +229,7 @@ def test_a_batch_rejection_without_what_the_job_left_keeps_the_job_description(
     # e.g. the job could not write it, or a retry of this step already deleted it
     quarantine_batch_rejection(store, stage(s3, "big/orders.csv"))
     document = report(s3, "big/orders.csv")
-    assert (document["error"], document["cause"]) == ("States.TaskFailed", BATCH_CAUSE)
+    assert (document["error"], document["cause"]) == ("States.TaskFailed", BATCH_SUMMARY)
     assert "contract" not in document
 
 

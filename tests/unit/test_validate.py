@@ -19,8 +19,8 @@ from tasks.contracts import ContractConfigError, ContractSet, load_contracts
 from tasks.errors import (
     ContractViolation,
     InvalidFile,
-    SourceChanged,
     SourceMissing,
+    Superseded,
     UnsupportedFormat,
 )
 from tasks.models import FileSpec, ObjectRef, Plan, Target
@@ -329,17 +329,38 @@ def test_missing_object_is_source_missing(s3: Any, store: SpyStore) -> None:
         validate(ObjectRef(bucket=STAGING, key="incoming/gone.csv", size=3), store, SETTINGS)
 
 
-def test_replaced_object_is_source_changed(s3: Any, store: SpyStore) -> None:
+def test_replaced_object_is_superseded(s3: Any, store: SpyStore) -> None:
     # GIVEN the event of a first upload, then an overwrite of the key
     first = put(s3, "incoming/x.csv", b"a,b\n")
     second = put(s3, "incoming/x.csv", b"a,b,c\n")
 
-    # WHEN the first event is validated  THEN SourceChanged names both eTags
-    with pytest.raises(SourceChanged) as caught:
+    # WHEN the first event is validated  THEN Superseded names the newer object
+    with pytest.raises(Superseded) as caught:
         validate(first, store, SETTINGS)
-    assert first.etag and second.etag
-    assert first.etag in str(caught.value)
-    assert second.etag in str(caught.value)
+    assert second.etag and second.etag in str(caught.value)
+
+
+def test_a_version_replaced_in_versioned_staging_is_superseded(s3: Any, store: SpyStore) -> None:
+    # GIVEN versioned staging, a first upload and a newer version of the key
+    s3.put_bucket_versioning(Bucket=STAGING, VersioningConfiguration={"Status": "Enabled"})
+    first = put(s3, "incoming/x.csv", b"a,b\n")
+    second = put(s3, "incoming/x.csv", b"a,b,c\n")
+    # WHEN the first version's event is validated (that version is still readable by id)
+    with pytest.raises(Superseded) as caught:
+        validate(first, store, SETTINGS)
+    # THEN it is superseded by the newer version, named
+    assert str(second.version_id) in str(caught.value)
+
+
+def test_a_file_deleted_after_upload_is_source_missing(s3: Any, store: SpyStore) -> None:
+    # GIVEN versioned staging and a file deleted right after its upload (a delete marker)
+    s3.put_bucket_versioning(Bucket=STAGING, VersioningConfiguration={"Status": "Enabled"})
+    source = put(s3, "incoming/x.csv", b"a,b\n1,2\n")
+    s3.delete_object(Bucket=STAGING, Key="incoming/x.csv")
+    # WHEN validated  THEN SourceMissing: nothing is read from a version the uploader removed
+    with pytest.raises(SourceMissing) as caught:
+        validate(source, store, SETTINGS)
+    assert "no longer in staging" in str(caught.value)
 
 
 def test_quoted_etag_in_the_event_still_matches(s3: Any, store: SpyStore) -> None:

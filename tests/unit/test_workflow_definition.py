@@ -26,6 +26,11 @@ AWS_ERRORS = {
     "Batch.ServerException",
     "Batch.TooManyRequestsException",
     "States.TaskFailed",
+    "States.Permissions",
+    "Batch.ClientException",
+    "Runtime.ExitError",
+    "Runtime.OutOfMemory",
+    "Lambda.Unknown",
 }
 
 

@@ -254,3 +254,47 @@ def test_canary_describe_jobs_still_lacks_the_exit_code(embedded: EmbeddedAws) -
     with without("batch-exit-code"):
         job = _finished_job(embedded, 64)
         assert "exitCode" not in job["container"]
+
+
+# --- s3-complete-if-match ---------------------------------------------------------------------
+def _complete_if_match(s3: Any, key: str, if_match: str) -> None:
+    upload = s3.create_multipart_upload(Bucket="probe-bucket", Key=key)
+    part = s3.upload_part(
+        Bucket="probe-bucket", Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"new\n"
+    )
+    s3.complete_multipart_upload(
+        Bucket="probe-bucket",
+        Key=key,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+        IfMatch=if_match,
+    )
+
+
+def test_complete_multipart_upload_honours_if_match(probe: dict[str, Any]) -> None:
+    # GIVEN an object in place
+    s3 = probe["s3"]
+    etag = s3.put_object(Bucket="probe-bucket", Key="cas/x", Body=b"old\n")["ETag"]
+    # WHEN a completion names another ETag THEN S3 refuses it (412) and the object is unchanged
+    with pytest.raises(s3.exceptions.ClientError) as caught:
+        _complete_if_match(s3, "cas/x", '"0123456789abcdef0123456789abcdef"')
+    assert caught.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert s3.get_object(Bucket="probe-bucket", Key="cas/x")["Body"].read() == b"old\n"
+    # AND a completion on a key with no object is a 404
+    with pytest.raises(s3.exceptions.ClientError) as missing:
+        _complete_if_match(s3, "cas/absent", etag)
+    assert missing.value.response["Error"]["Code"] == "NoSuchKey"
+    # AND the right ETag completes
+    _complete_if_match(s3, "cas/x", etag)
+    assert s3.get_object(Bucket="probe-bucket", Key="cas/x")["Body"].read() == b"new\n"
+    _drain(probe)
+
+
+@pytest.mark.canary
+def test_canary_complete_multipart_upload_still_ignores_if_match(probe: dict[str, Any]) -> None:
+    s3 = probe["s3"]
+    s3.put_object(Bucket="probe-bucket", Key="cas/canary", Body=b"old\n")
+    with without("s3-complete-if-match"):
+        _complete_if_match(s3, "cas/canary", '"0123456789abcdef0123456789abcdef"')
+    assert s3.get_object(Bucket="probe-bucket", Key="cas/canary")["Body"].read() == b"new\n"
+    _drain(probe)

@@ -191,7 +191,11 @@ def test_batch_permanent_exit_quarantines(pipeline: Pipeline) -> None:
     # and the report names the job's own error, as on the Lambda route; nothing left behind
     assert report["error"] == "MalformedContent"
     assert "row 1002" in report["message"]
-    assert report["cause"] == ex.cause
+    # AND the report summarises the job (id, status, exit codes) without its environment or paths
+    summary = json.loads(report["cause"])
+    assert summary["jobId"] == job["JobId"]
+    assert (summary["exitCode"], summary["attemptExitCodes"]) == (65, [65])
+    assert "Environment" not in report["cause"] and "Traceback" not in json.dumps(report)
     assert not [k for k in pipeline.keys(pipeline.r.output_bucket) if k.startswith("_chute/")]
 
 
