@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from infra.components.grants import THROTTLE_BURST as GRANT_BURST
 from tasks import names
 from tasks.settings import MAX_GRANT_EXPIRES_SECONDS
 
@@ -26,9 +27,21 @@ class ChuteProps:
     # Retention.
     archive_transition_days: int = 30  # originals move to Glacier Instant Retrieval
     archive_expiration_days: int = 0  # 0 keeps originals forever
+    # Replaced archived originals (an older version of a key) are kept this long; 0 keeps them.
+    archive_noncurrent_days: int = 90
+    # Superseded uploads (older versions of a staged key) are kept this long in staging.
+    staging_noncurrent_days: int = 14
     log_retention_days: int = 90
     # Throughput.
     trigger_max_concurrency: int = 10
+    # Reserved concurrency: at most this many conversions run in Lambda at once, so a burst of
+    # uploads can't take the whole account's concurrency (0 = no reservation, no limit).
+    # Lambda keeps 100 of the account's concurrency unreserved: an account whose quota is 100
+    # or less (new accounts start lower) must deploy with 0.
+    convert_max_concurrency: int = 20
+    # Concurrency reserved for the grant function: guaranteed to it whatever else runs in the
+    # account (0 = none; it shares the unreserved pool).
+    grant_reserved_concurrency: int = 0
     # Operations.
     alert_email: str | None = None
     no_success_alarm_hours: int = 6
@@ -74,6 +87,21 @@ class ChuteProps:
             )
         if not self.grant_tenant_claim.strip():
             raise ValueError("chute:grant_tenant_claim: name the token claim that names the tenant")
+        zero_means = {"archive_noncurrent_days": "keep", "convert_max_concurrency": "none"}
+        for name, zero in zero_means.items():
+            if getattr(self, name) < 0:
+                raise ValueError(f"chute:{name}={getattr(self, name)}: 0 ({zero}) or more")
+        if self.staging_noncurrent_days < 1:
+            raise ValueError(
+                f"chute:staging_noncurrent_days={self.staging_noncurrent_days}: 1 day or more "
+                "(superseded uploads must leave staging eventually)"
+            )
+        if self.grant_reserved_concurrency and self.grant_reserved_concurrency < GRANT_BURST:
+            raise ValueError(
+                f"chute:grant_reserved_concurrency={self.grant_reserved_concurrency}: 0 (none) or "
+                f"at least {GRANT_BURST}, the grant API's burst (reserved concurrency also caps "
+                "the function: fewer would throttle grants the API admits)"
+            )
         if not self.upload_origins:
             raise ValueError('chute:upload_origins: name at least one origin ("*" for any)')
 

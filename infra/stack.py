@@ -13,7 +13,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.components.access import DELETE, READ, WRITE, allow_objects
+from infra.components.access import (
+    CHECK,
+    DELETE,
+    DELETE_CURRENT,
+    LIST_PARTS,
+    READ,
+    WRITE,
+    allow_objects,
+)
 from infra.components.conversion import BatchConversion
 from infra.components.functions import TaskFunction
 from infra.components.grants import UploadGrants
@@ -66,6 +74,8 @@ class ChuteStack(Stack):
             "Storage",
             archive_transition_days=props.archive_transition_days,
             archive_expiration_days=props.archive_expiration_days,
+            archive_noncurrent_days=props.archive_noncurrent_days,
+            staging_noncurrent_days=props.staging_noncurrent_days,
             upload_origins=props.upload_origins,
         )
         self.key = kms.Key(
@@ -98,6 +108,9 @@ class ChuteStack(Stack):
             names.ENV_CONTRACTS_FILE: names.CONTRACTS_FILE_IN_IMAGE,
             names.ENV_OUTPUT_FORMATS: ",".join(props.output_formats),
         }
+        # A burst of uploads converts at most this many files in Lambda at once; the others wait
+        # in the workflow's Retry on Lambda.TooManyRequestsException (0: no limit).
+        reserved = {"convert": props.convert_max_concurrency or None}
         self.steps = {
             step: TaskFunction(
                 self,
@@ -106,17 +119,19 @@ class ChuteStack(Stack):
                 image=self.image,
                 settings=settings,
                 log_retention=keep,
+                reserved_concurrency=reserved.get(step),
             )
             for step in TASK_STEPS
         }
         self.functions = {step: task.function for step, task in self.steps.items()}
         fn = self.functions
         allow_objects(fn["validate"], s.staging, READ)
-        allow_objects(fn["convert"], s.staging, READ)
-        allow_objects(fn["convert"], s.output, WRITE)
+        self._allow_conversion(fn["convert"])
+        # The move: a conditional multipart copy of the staged version into the destination,
+        # then a conditional delete of the staged key (If-Match) and of the version by id.
         for step, bucket in (("archive", s.archive), ("quarantine", s.quarantine)):
             allow_objects(fn[step], s.staging, READ, DELETE)
-            allow_objects(fn[step], bucket, READ, WRITE)
+            allow_objects(fn[step], bucket, READ, WRITE, LIST_PARTS)
         # what a rejecting Batch job left for the report (names.batch_failure_key)
         failures = f"{names.BATCH_FAILURES_PREFIX}*"
         allow_objects(fn["quarantine"], s.output, READ, DELETE, keys=failures)
@@ -133,8 +148,7 @@ class ChuteStack(Stack):
             attempt_timeout_seconds=props.batch_timeout_seconds,
             log_retention=keep,
         )
-        allow_objects(self.conversion.job_role, s.staging, READ)
-        allow_objects(self.conversion.job_role, s.output, WRITE)
+        self._allow_conversion(self.conversion.job_role)
 
         self.workflow = Workflow(
             self, "Workflow", substitutions=self.substitutions(), log_retention=keep
@@ -182,6 +196,7 @@ class ChuteStack(Stack):
             tenant_claim=props.grant_tenant_claim,
             expires_seconds=props.grant_expires_seconds,
             allowed_origins=props.upload_origins,
+            reserved_concurrency=props.grant_reserved_concurrency or None,
         )
         self.steps["grant"] = self.grants.task
         self.functions["grant"] = self.grants.function
@@ -255,6 +270,15 @@ class ChuteStack(Stack):
         )
         vpc.add_gateway_endpoint("S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3)
         return vpc
+
+    def _allow_conversion(self, grantee: iam.IGrantable) -> None:
+        """The convert function and the Batch job: read the staged version and check it is
+        still the key's current one (HEAD without a version id); publish outputs with
+        conditional writes (HEAD, If-None-Match/If-Match) and delete an older version's output
+        the newer one doesn't have (e.g. its ``<key>.rejected.jsonl``)."""
+        s = self.storage
+        allow_objects(grantee, s.staging, READ)
+        allow_objects(grantee, s.output, CHECK, WRITE, DELETE_CURRENT)
 
     def _allow_batch_sync(self, role: iam.IRole) -> None:
         """What `batch:submitJob.sync` needs: submit/describe/terminate, and the managed

@@ -85,8 +85,10 @@ FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
     "trigger": 60,
     "validate": 60,
     "convert": 900,
-    "archive": 300,
-    "quarantine": 120,
+    # Archive and Quarantine move files of up to the maximum file size (50 GB) with a parallel
+    # multipart copy (UploadPartCopy runs inside S3): Lambda's maximum, so one attempt finishes it.
+    "archive": 900,
+    "quarantine": 900,
     "grant": 10,
     "redrive": 300,
 }
@@ -94,8 +96,8 @@ FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
     "trigger": 256,
     "validate": 512,  # loads the data contracts (polars)
     "convert": 1769,  # one full vCPU: conversion is CPU-bound
-    "archive": 256,
-    "quarantine": 256,
+    "archive": 512,  # the parallel part copies: more memory is more CPU and network for them
+    "quarantine": 512,
     "grant": 256,
     "redrive": 256,
 }

@@ -28,7 +28,10 @@ class TaskFunction(Construct):
         image: ecr_assets.DockerImageAsset,
         settings: dict[str, str],
         log_retention: logs.RetentionDays,
+        reserved_concurrency: int | None = None,
     ) -> None:
+        """``reserved_concurrency``: set aside for this function and its upper limit (None: it
+        shares the account's unreserved concurrency, without a limit of its own)."""
         super().__init__(scope, construct_id)
         missing = set(names.FUNCTION_SETTINGS[step]) - set(settings)
         if missing:
@@ -61,4 +64,5 @@ class TaskFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             role=self.role,
+            reserved_concurrent_executions=reserved_concurrency,
         )

@@ -95,6 +95,7 @@ class UploadGrants(Construct):
         tenant_claim: str,
         expires_seconds: int,
         allowed_origins: Sequence[str],
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if bool(jwt_issuer) != bool(jwt_audience):
@@ -126,6 +127,7 @@ class UploadGrants(Construct):
                 names.ENV_TENANT_CLAIM: tenant_claim,
             },
             log_retention=log_retention,
+            reserved_concurrency=reserved_concurrency,
         )
         self.function = self.task.function
         # Presigned requests carry the function's own signature: S3 checks them against its

@@ -22,6 +22,8 @@ class Storage(Construct):
         *,
         archive_transition_days: int,
         archive_expiration_days: int,
+        archive_noncurrent_days: int,
+        staging_noncurrent_days: int,
         upload_origins: Sequence[str] = ("*",),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -39,6 +41,22 @@ class Storage(Construct):
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
         )
 
+        def abort_incomplete_uploads() -> s3.LifecycleRule:
+            # what a crashed or timed-out multipart upload or copy leaves (billed, invisible)
+            return s3.LifecycleRule(
+                id="abort-incomplete-uploads",
+                abort_incomplete_multipart_upload_after=Duration.days(1),
+            )
+
+        def expire_old_versions(days: int) -> s3.LifecycleRule:
+            # Older versions of a key (replaced, or hidden by a delete marker) go after `days`
+            # (0: never); then the delete markers left with no version behind them go too.
+            return s3.LifecycleRule(
+                id="expire-old-versions",
+                noncurrent_version_expiration=Duration.days(days) if days else None,
+                expired_object_delete_marker=True,
+            )
+
         def logged(prefix: str) -> dict[str, Any]:
             return {
                 **common,
@@ -51,15 +69,11 @@ class Storage(Construct):
             "Staging",
             **logged("staging"),
             versioned=True,
+            # Superseded uploads (an older version of a key, whose execution ends Stale) stay
+            # here as noncurrent versions until they expire.
             lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="abort-incomplete-uploads",
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                ),
-                s3.LifecycleRule(
-                    id="expire-old-versions",
-                    noncurrent_version_expiration=Duration.days(30),
-                ),
+                abort_incomplete_uploads(),
+                expire_old_versions(staging_noncurrent_days),
             ],
             cors=[
                 s3.CorsRule(
@@ -76,10 +90,7 @@ class Storage(Construct):
             "Output",
             **logged("output"),
             lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="abort-incomplete-uploads",
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                ),
+                abort_incomplete_uploads(),
                 # Quarantine deletes what a rejecting Batch job leaves; this catches the rest
                 # (e.g. an execution stopped before its Quarantine step).
                 s3.LifecycleRule(
@@ -99,7 +110,22 @@ class Storage(Construct):
             ],
             expiration=Duration.days(archive_expiration_days) if archive_expiration_days else None,
         )
+        # An original archived again (a newer version of its key) keeps the one it replaced as a
+        # noncurrent version, and so does one expired by archive_expiration_days.
         self.archive = s3.Bucket(
-            self, "Archive", **logged("archive"), versioned=True, lifecycle_rules=[archive_rule]
+            self,
+            "Archive",
+            **logged("archive"),
+            versioned=True,
+            lifecycle_rules=[
+                archive_rule,
+                expire_old_versions(archive_noncurrent_days),
+                abort_incomplete_uploads(),
+            ],
         )
-        self.quarantine = s3.Bucket(self, "Quarantine", **logged("quarantine"))
+        self.quarantine = s3.Bucket(
+            self,
+            "Quarantine",
+            **logged("quarantine"),
+            lifecycle_rules=[abort_incomplete_uploads()],
+        )

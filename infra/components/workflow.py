@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
@@ -27,8 +27,9 @@ class Workflow(Construct):
         self.log_group = logs.LogGroup(
             self,
             "Logs",
-            # Step Functions' resource policy size limits favour the /aws/vendedlogs/ prefix.
-            log_group_name=None,
+            # Under /aws/vendedlogs/: log delivery then needs no CloudWatch Logs resource policy
+            # entry per log group (the account's policies are capped at 5,120 characters).
+            log_group_name=f"/aws/vendedlogs/states/{Stack.of(self).stack_name}-pipeline",
             retention=log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import assertions
+from constructs import IConstruct
 
 from chute.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings
 from tasks import names
@@ -66,6 +67,12 @@ def test_data_buckets_log_access(synth: Synth) -> None:
     assert len(logged) == 4
 
 
+def _rules(synth: Synth, bucket: IConstruct) -> dict[str, dict[str, Any]]:
+    """The bucket's lifecycle rules by id."""
+    props = synth.json["Resources"][synth.logical_id(bucket)]["Properties"]
+    return {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+
+
 def test_staging_is_versioned_aborts_uploads_and_allows_browser_uploads(synth: Synth) -> None:
     synth.template.has_resource_properties(
         "AWS::S3::Bucket",
@@ -91,9 +98,22 @@ def test_staging_is_versioned_aborts_uploads_and_allows_browser_uploads(synth: S
     )
 
 
+def test_staging_keeps_superseded_uploads_for_a_while_then_expires_them_and_their_markers(
+    synth: Synth,
+) -> None:
+    # GIVEN the default parameters WHEN synthesized THEN superseded uploads (noncurrent
+    # versions) expire after staging_noncurrent_days, and so do the delete markers left behind
+    days = synth.stack.props.staging_noncurrent_days
+    assert days == 14
+    rule = _rules(synth, synth.stack.storage.staging)["expire-old-versions"]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": days}
+    assert rule["ExpiredObjectDeleteMarker"] is True
+    assert rule["Status"] == "Enabled"
+    assert "ExpirationInDays" not in rule  # current uploads are the pipeline's to move
+
+
 def test_output_aborts_uploads_and_expires_what_batch_jobs_left(synth: Synth) -> None:
-    output = synth.json["Resources"][synth.logical_id(synth.stack.storage.output)]
-    rules = {r["Id"]: r for r in output["Properties"]["LifecycleConfiguration"]["Rules"]}
+    rules = _rules(synth, synth.stack.storage.output)
     assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {
         "DaysAfterInitiation": 1
     }
@@ -124,6 +144,30 @@ def test_archive_moves_to_colder_storage(synth: Synth) -> None:
             }
         },
     )
+
+
+def test_archive_expires_replaced_originals_and_delete_markers(synth: Synth) -> None:
+    # GIVEN the versioned archive WHEN an original is archived again (or expires) THEN the
+    # version it replaced is deleted after archive_noncurrent_days, and a delete marker with
+    # nothing behind it goes too: nothing stays billed forever
+    days = synth.stack.props.archive_noncurrent_days
+    assert days == 90
+    archive = synth.stack.storage.archive
+    props = synth.json["Resources"][synth.logical_id(archive)]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    rule = _rules(synth, archive)["expire-old-versions"]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": days}
+    assert rule["ExpiredObjectDeleteMarker"] is True
+
+
+def test_archive_and_quarantine_abort_incomplete_multipart_uploads(synth: Synth) -> None:
+    # the moves are multipart copies: a timed-out or crashed one leaves parts behind
+    storage = synth.stack.storage
+    for bucket in (storage.archive, storage.quarantine, storage.staging, storage.output):
+        rule = _rules(synth, bucket)["abort-incomplete-uploads"]
+        assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+        assert rule["Status"] == "Enabled"
+        assert "Prefix" not in rule and "Filter" not in rule  # every key
 
 
 # --- ingest -------------------------------------------------------------------------------------
@@ -165,6 +209,36 @@ def test_functions_run_the_project_handlers_with_their_own_settings(synth: Synth
         assert set(fn["Environment"]["Variables"]) == set(names.FUNCTION_SETTINGS[step])
 
 
+def _function(synth: Synth, step: str) -> dict[str, Any]:
+    props: dict[str, Any] = synth.json["Resources"][synth.logical_id(synth.stack.functions[step])][
+        "Properties"
+    ]
+    return props
+
+
+def test_archive_and_quarantine_have_time_for_the_largest_file(synth: Synth) -> None:
+    # a 50 GB move is ~100 part copies of 512 MiB, run in parallel: Lambda's maximum timeout,
+    # so a retry never restarts a move that merely needed more time
+    for step in ("archive", "quarantine"):
+        fn = _function(synth, step)
+        assert fn["Timeout"] == 900
+        assert fn["MemorySize"] >= 512
+
+
+def test_conversions_in_lambda_are_capped_and_no_other_function_reserves(synth: Synth) -> None:
+    # GIVEN the defaults THEN a burst of uploads runs at most convert_max_concurrency
+    # conversions at once, leaving the rest of the account (the grant API included) alone
+    cap = synth.stack.props.convert_max_concurrency
+    assert 0 < cap <= 50
+    assert _function(synth, "convert")["ReservedConcurrentExecutions"] == cap
+    reserving = [
+        step
+        for step in synth.stack.functions
+        if "ReservedConcurrentExecutions" in _function(synth, step)
+    ]
+    assert reserving == ["convert"]
+
+
 # --- batch --------------------------------------------------------------------------------------
 def test_batch_job_runs_the_container_command_with_retry_by_exit_code(synth: Synth) -> None:
     job = synth.one("AWS::Batch::JobDefinition")
@@ -194,6 +268,18 @@ def test_state_machine_is_the_workflow_file_inline_standard_logged_and_traced(
     assert machine["LoggingConfiguration"]["Level"] == "ALL"
     assert json.loads(machine["DefinitionString"]) == json.loads(WORKFLOW_FILE.read_text())
     assert set(machine["DefinitionSubstitutions"]) == set(names.PLACEHOLDERS)
+
+
+def test_state_machine_logs_to_a_vended_logs_group(synth: Synth) -> None:
+    # /aws/vendedlogs/ needs no CloudWatch Logs resource policy entry per log group
+    workflow = synth.stack.workflow
+    group = synth.json["Resources"][synth.logical_id(workflow.log_group)]["Properties"]
+    assert group["LogGroupName"] == "/aws/vendedlogs/states/Chute-pipeline"
+    machine = synth.one("AWS::StepFunctions::StateMachine")
+    (destination,) = machine["LoggingConfiguration"]["Destinations"]
+    assert destination["CloudWatchLogsLogGroup"]["LogGroupArn"] == {
+        "Fn::GetAtt": [synth.logical_id(workflow.log_group), "Arn"]
+    }
 
 
 def test_cdk_and_the_embedded_runtime_fill_the_same_placeholders(synth: Synth) -> None:
@@ -227,20 +313,28 @@ def _s3_access(synth: Synth, role_fragment: str) -> dict[str, set[str]]:
 READ = {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
 WRITE = {"s3:PutObject", "s3:AbortMultipartUpload"}
 DELETE = {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+LIST_PARTS = {"s3:ListMultipartUploadParts"}
+# publishing outputs with conditional writes: HEAD the key (404, not 403, when it is missing:
+# ListBucket), write, and delete an older version's output the newer one doesn't have
+PUBLISH = {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload"} | {
+    "s3:DeleteObject"
+}
 
 
 def test_each_function_gets_only_what_it_uses(synth: Synth) -> None:
     assert "states:StartExecution" in _actions(_statements(synth, "TriggerStep"))
     assert _s3_access(synth, "TriggerStep") == {}
     assert _s3_access(synth, "ValidateStep") == {"Staging": READ}
-    assert _s3_access(synth, "ConvertStep") == {"Staging": READ, "Output": WRITE}
+    assert _s3_access(synth, "ConvertStep") == {"Staging": READ, "Output": PUBLISH}
+    # the moves: a conditional multipart copy (resumable: ListMultipartUploadParts) of the
+    # staged version, then a conditional delete of the staged key and of the version
     assert _s3_access(synth, "ArchiveStep") == {
         "Staging": READ | DELETE,
-        "Archive": READ | WRITE,
+        "Archive": READ | WRITE | LIST_PARTS,
     }
     assert _s3_access(synth, "QuarantineStep") == {
         "Staging": READ | DELETE,
-        "Quarantine": READ | WRITE,
+        "Quarantine": READ | WRITE | LIST_PARTS,
         "Output": READ | DELETE,  # only what a rejecting Batch job left:
     }
     (failures,) = [
@@ -249,7 +343,8 @@ def test_each_function_gets_only_what_it_uses(synth: Synth) -> None:
         if "StorageOutput" in dumps(st["Resource"]) and "s3:GetObject" in _actions([st])
     ]
     assert f'"/{names.BATCH_FAILURES_PREFIX}*"' in dumps(failures["Resource"])
-    assert _s3_access(synth, "JobRole") == {"Staging": READ, "Output": WRITE}
+    # the Batch job converts like the convert function
+    assert _s3_access(synth, "JobRole") == {"Staging": READ, "Output": PUBLISH}
     # presigned PUT/POST are signed with the grant function's own credentials
     assert _s3_access(synth, "GrantStep") == {"Staging": {"s3:PutObject"}}
     assert _s3_access(synth, "UploadRole") == {
