@@ -109,6 +109,10 @@ def run(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for all executions.")] = 900,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option(help="Start the embedded runtime empty (delete .chute/state first)."),
+    ] = False,
 ) -> None:
     """Upload files to staging, follow every execution to its end, download the outputs."""
     from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings, Resources
@@ -124,7 +128,7 @@ def run(
     )
     runtime: EmbeddedAws | None = None
     if endpoint_url is None:
-        settings = LocalSettings(port=port)
+        settings = LocalSettings(port=port, fresh=fresh)
         if large_threshold is not None:
             settings.large_file_threshold_bytes = large_threshold
         runtime = EmbeddedAws(settings)
@@ -196,12 +200,25 @@ def up(
     large_threshold: Annotated[
         int, typer.Option(help="Files of at least this many bytes go to AWS Batch.")
     ] = names.DEFAULT_LARGE_FILE_THRESHOLD_BYTES,
+    fresh: Annotated[
+        bool,
+        typer.Option(help="Start empty: delete the state kept in .chute/state (buckets, history)."),
+    ] = False,
 ) -> None:
-    """Serve the embedded local AWS with the pipeline deployed, until Ctrl-C."""
+    """Serve the embedded local AWS with the pipeline deployed, until Ctrl-C.
+
+    Buckets and execution history are kept in .chute/state and restored at the next start;
+    files that were in flight are processed again (see "State across restarts" in the README).
+    """
     from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings
 
     runtime = EmbeddedAws(
-        LocalSettings(port=port, grant_port=grant_port, large_file_threshold_bytes=large_threshold)
+        LocalSettings(
+            port=port,
+            grant_port=grant_port,
+            large_file_threshold_bytes=large_threshold,
+            fresh=fresh,
+        )
     )
     try:
         runtime.start()
@@ -221,6 +238,7 @@ def up(
         f"  user pool       {runtime.user_pool_id} (app client {runtime.user_pool_client_id})"
     )
     console.print(f"  logs            {runtime.log_dir}")
+    _print_recovery(runtime)
     console.print(
         f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE s3://{r.staging_bucket}/"
     )
@@ -233,6 +251,36 @@ def up(
         pass
     finally:
         runtime.stop()
+
+
+def _print_recovery(runtime: EmbeddedAws) -> None:
+    found = runtime.recovery
+    state = runtime.settings.state_dir / "state"
+    if not runtime.settings.persist:
+        return
+    if found.empty:
+        console.print(f"  state           {state} (empty; kept across restarts)")
+        return
+    objects = ", ".join(f"{n} in {b}" for b, n in sorted(found.objects.items()) if n)
+    console.print(
+        f"  state           {state}: restored {objects or 'no objects'};"
+        f" {found.executions} executions ({found.seconds:.2f}s; --fresh starts empty)"
+    )
+    if found.interrupted:
+        console.print(
+            f"  interrupted     {len(found.interrupted)} executions were running at the stop"
+            " (now ABORTED, chute.Interrupted)"
+        )
+    if found.announced:
+        console.print(
+            f"  resumed         {len(found.announced)} files announced again:"
+            f" {', '.join(found.announced[:5])}{' ...' if len(found.announced) > 5 else ''}"
+        )
+    for key, execution in found.failed:
+        console.print(
+            f"  [red]failed[/]          {key}: chute rerun {execution}"
+            f" --endpoint-url {runtime.endpoint_url}"
+        )
 
 
 @app.command()

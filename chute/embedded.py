@@ -31,6 +31,7 @@ from chute.event_source import SqsEventSource
 from chute.grant_api import Authorizer, GrantApi
 from chute.holds import Hold, Holds
 from chute.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
+from chute.persistence import Persistence, Recovery
 from tasks import names
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -157,10 +158,16 @@ class LocalSettings:
     visibility_timeout_seconds: int = 30
     grant_port: int | None = None
     """Serve the grant API's twin on this port (None: not served; `chute up` serves it)."""
+    persist: bool = True
+    """Keep buckets and executions under ``state_dir/state`` across restarts (chute.persistence)."""
+    fresh: bool = False
+    """Start empty: delete the kept state first."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as the server binds: a restart must not wait for the last run's TIME_WAIT connections
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -193,6 +200,8 @@ class EmbeddedAws:
         self._faults: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._faults_lock = threading.Lock()
         self.holds = Holds()
+        self._state: Persistence | None = None
+        self.recovery = Recovery()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> EmbeddedAws:
@@ -237,6 +246,9 @@ class EmbeddedAws:
         moto_fixes.HOOKS.batch_executor = self._batch.submit
         moto_fixes.HOOKS.time_scale = self.settings.time_scale
         moto_fixes.apply_all()
+        if self.settings.persist:
+            self._state = Persistence(self.settings.state_dir / "state", self.resources)
+            self._state.open(fresh=self.settings.fresh)
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         logging.getLogger("moto").setLevel(logging.CRITICAL)
@@ -245,6 +257,8 @@ class EmbeddedAws:
         )
         self._server.start()
         self._create_resources()
+        if self._state:
+            self.recovery = self._state.restore()
         self._event_source = SqsEventSource(
             sqs=self.client("sqs"),
             lambda_client=self.client("lambda"),
@@ -254,6 +268,8 @@ class EmbeddedAws:
             region=self.settings.region,
         )
         self._event_source.start()
+        if self._state:
+            self._state.announce(self.settings.suffixes)
         if self.settings.grant_port is not None:
             try:
                 self._grant_api = GrantApi(
@@ -294,6 +310,8 @@ class EmbeddedAws:
         if self._server:
             self._server.stop()
             self._server = None
+        if self._state:
+            self._state.close()
         moto_fixes.HOOKS.lambda_executor = None
         moto_fixes.HOOKS.batch_executor = None
         moto_fixes.revert_all()
