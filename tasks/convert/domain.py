@@ -17,7 +17,7 @@ from tasks.convert.engine import EngineOptions, convert_stream
 from tasks.convert.typed import ContractTyping
 from tasks.errors import ChuteError
 from tasks.models import Output, OutputFormat, Plan
-from tasks.settings import ConvertSettings
+from tasks.settings import ConvertSettings, DecompressionLimits
 
 CONTENT_TYPES: dict[str, str] = {
     "jsonl": "application/x-ndjson",
@@ -25,8 +25,10 @@ CONTENT_TYPES: dict[str, str] = {
 }
 
 
-def engine_options(plan: Plan, contracts: ContractSet | None) -> EngineOptions:
-    """How the engine must read and type this file."""
+def engine_options(
+    plan: Plan, contracts: ContractSet | None, limits: DecompressionLimits | None = None
+) -> EngineOptions:
+    """How the engine must read and type this file (within ``limits`` if compressed)."""
     typing = None
     quote = '"'
     if plan.target.contract:
@@ -41,6 +43,7 @@ def engine_options(plan: Plan, contracts: ContractSet | None) -> EngineOptions:
         quote=quote,
         compression=plan.file.compression,
         typing=typing,
+        limits=limits,
     )
 
 
@@ -54,7 +57,7 @@ def convert(
     worth retrying.
     """
     source, target = plan.file.ref, plan.target
-    options = engine_options(plan, contracts)
+    options = engine_options(plan, contracts, settings.decompression)
     log.info(
         "convert started",
         source_key=source.key,
