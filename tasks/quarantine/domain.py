@@ -130,7 +130,7 @@ def build_report(
     """The ``<key>.error.json`` document: why the file was rejected and where it is.
     ``message``: the error's own message (a Lambda error's ``errorMessage``, or what a Batch job
     left), which may carry a contract violation's problems."""
-    cause_text, cause_truncated = truncate_utf8(cause, MAX_CAUSE_BYTES)
+    cause_text, cause_truncated = truncate_utf8(public_cause(cause), MAX_CAUSE_BYTES)
     report: dict[str, Any] = {
         "error": error_name,
         "message": None,
@@ -154,6 +154,34 @@ def build_report(
         if details is not None:
             report["contract"] = details
     return report
+
+
+_BATCH_CONTAINER_KEYS = ("ExitCode", "Reason", "LogStreamName")
+
+
+def public_cause(cause: str) -> str:
+    """The cause as the report shows it: no stack trace, no local path, no settings.
+
+    A Lambda error's cause carries its ``stackTrace`` (file paths of the runtime): dropped. A
+    Batch job's cause is its DescribeJobs JSON, whose container part lists the job's whole
+    environment (settings, file paths): only the exit code, reason and log stream are kept.
+    Anything else is kept as it is."""
+    if not cause.startswith("{"):
+        return cause
+    try:
+        document = json.loads(cause)
+    except ValueError:
+        return cause
+    if not isinstance(document, dict):
+        return cause
+    if "errorType" in document:
+        document.pop("stackTrace", None)
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    container = document.get("Container")
+    if isinstance(container, dict):
+        document["Container"] = {k: container[k] for k in _BATCH_CONTAINER_KEYS if k in container}
+        return json.dumps(document, ensure_ascii=False)
+    return cause
 
 
 def contract_details(message: str) -> dict[str, Any] | None:

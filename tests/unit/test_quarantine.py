@@ -161,7 +161,10 @@ def test_the_message_of_a_lambda_error_cause_is_extracted(s3: Any, store: S3Stor
 
     document = report(s3, "incoming/x.csv")
     assert document["message"] == "s3://chute-staging/incoming/x.csv: the file is empty (0 bytes)"
-    assert document["cause"] == cause
+    # the cause is kept without the stack trace (file paths of the runtime)
+    kept = json.loads(cause)
+    del kept["stackTrace"]
+    assert json.loads(document["cause"]) == kept
 
 
 BATCH_CAUSE = json.dumps({"JobId": "j-1", "Container": {"ExitCode": 65}, "Attempts": [{}]})
@@ -279,3 +282,48 @@ def test_handler_tolerates_an_error_without_cause(s3: Any, env: None) -> None:
         "",
         "unknown",
     )
+
+
+# --- the report's cause: no stack trace, no local path ------------------------------------------
+def test_a_lambda_cause_loses_its_stack_trace() -> None:
+    from tasks.quarantine.domain import public_cause
+
+    cause = json.dumps(
+        {
+            "errorType": "MalformedContent",
+            "errorMessage": "row 2: expected 2 fields",
+            "requestId": "r-1",
+            "stackTrace": ['  File "/var/task/tasks/convert/engine.py", line 1, in x\n'],
+        }
+    )
+    assert json.loads(public_cause(cause)) == {
+        "errorType": "MalformedContent",
+        "errorMessage": "row 2: expected 2 fields",
+        "requestId": "r-1",
+    }
+
+
+def test_a_batch_cause_keeps_the_exit_code_not_the_environment() -> None:
+    from tasks.quarantine.domain import public_cause
+
+    container = {
+        "ExitCode": 65,
+        "LogStreamName": "chute-convert/default/1",
+        "Command": ["python", "-m", "batch"],
+        "Environment": [{"Name": "CHUTE_CONTRACTS_FILE", "Value": "/home/me/contracts.toml"}],
+    }
+    cause = json.dumps({"JobId": "1", "Status": "FAILED", "Container": container})
+    public = public_cause(cause)
+    assert json.loads(public) == {
+        "JobId": "1",
+        "Status": "FAILED",
+        "Container": {"ExitCode": 65, "LogStreamName": "chute-convert/default/1"},
+    }
+    assert "/home/me" not in public
+
+
+@pytest.mark.parametrize("cause", ["plain text", "{not json", "[1, 2]", '{"other": 1}'])
+def test_other_causes_are_kept_as_they_are(cause: str) -> None:
+    from tasks.quarantine.domain import public_cause
+
+    assert public_cause(cause) == cause
