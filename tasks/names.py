@@ -71,9 +71,9 @@ DEFAULT_LARGE_FILE_THRESHOLD_BYTES: Final = 256 * 1024 * 1024
 DEFAULT_MAX_FILE_BYTES: Final = 50 * 1024**3
 # Decompression limits (per file, enforced while streaming; docs/decisions.md 2026-12-03): the
 # content of a compressed file may be up to 10x the largest file accepted, and may expand at most
-# 200x -- checked only once more than the grace has come out, so small files never trip it.
+# 500x -- checked only once more than the grace has come out, so small files never trip it.
 DEFAULT_MAX_DECOMPRESSED_BYTES: Final = 10 * DEFAULT_MAX_FILE_BYTES
-DEFAULT_MAX_DECOMPRESSION_RATIO: Final = 200
+DEFAULT_MAX_DECOMPRESSION_RATIO: Final = 500
 DECOMPRESSION_RATIO_GRACE_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_OUTPUT_FORMATS: Final = "jsonl,parquet"  # for files no data contract matches
 CONTRACTS_FILE_IN_IMAGE: Final = "/opt/chute/contracts/contracts.toml"

@@ -205,14 +205,21 @@ def open_decompressed(
     """A binary stream of the decompressed bytes, and the compression found. ``declared``
     (from the extension) wins; otherwise the magic bytes decide. With ``limits``, reading
     compressed content past them raises DecompressionLimitExceeded."""
-    stream, kind, fed = _open(raw, declared)
+    # With limits, little read-ahead: the compressed bytes fed so far (the ratio's divisor)
+    # then overstate those the decompressor used by little, and a bomb is stopped early.
+    stream, kind, fed = _open(raw, declared, 1 << 20 if limits is None else _LIMITED_READ_AHEAD)
     if limits is None or kind == "none":
         return stream, kind
     limited = _Limited(stream, fed, limits, kind)
     return cast(BinaryIO, io.BufferedReader(limited, buffer_size=1 << 20)), kind
 
 
-def _open(raw: BinaryIO, declared: Compression | None) -> tuple[BinaryIO, Compression, _Peekable]:
+_LIMITED_READ_AHEAD = 64 * 1024
+
+
+def _open(
+    raw: BinaryIO, declared: Compression | None, read_ahead: int
+) -> tuple[BinaryIO, Compression, _Peekable]:
     head = b""
     while len(head) < MAGIC_BYTES:  # a raw stream may return fewer bytes than asked
         more = raw.read(MAGIC_BYTES - len(head))
@@ -221,7 +228,7 @@ def _open(raw: BinaryIO, declared: Compression | None) -> tuple[BinaryIO, Compre
         head += more
     kind = declared or from_magic(head)
     fed = _Peekable(head, raw)
-    stream = io.BufferedReader(fed, buffer_size=1 << 20)
+    stream = io.BufferedReader(fed, buffer_size=read_ahead)
     if kind == "gzip":
         gzip_file = igzip.IGzipFile(fileobj=stream, mode="rb")  # type: ignore[no-untyped-call]
         return cast(BinaryIO, gzip_file), kind, fed
