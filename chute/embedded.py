@@ -477,6 +477,8 @@ class EmbeddedAws:
             names.ENV_PREFIX: "",
             names.ENV_MAX_FILE_BYTES: str(names.DEFAULT_MAX_FILE_BYTES),
             names.ENV_PART_SIZE_BYTES: str(8 * 1024 * 1024),
+            names.ENV_MAX_DECOMPRESSED_BYTES: str(names.DEFAULT_MAX_DECOMPRESSED_BYTES),
+            names.ENV_MAX_DECOMPRESSION_RATIO: str(names.DEFAULT_MAX_DECOMPRESSION_RATIO),
             names.ENV_CONTRACTS_FILE: str(CONTRACTS_FILE),
             names.ENV_OUTPUT_FORMATS: names.DEFAULT_OUTPUT_FORMATS,
             names.ENV_UPLOAD_ROLE_ARN: r.upload_role_arn,

@@ -19,6 +19,10 @@ class ChuteProps:
     # Routing and limits.
     large_file_threshold_bytes: int = names.DEFAULT_LARGE_FILE_THRESHOLD_BYTES
     max_file_bytes: int = names.DEFAULT_MAX_FILE_BYTES
+    # Per compressed file: content bytes allowed, and how many times its compressed size it may
+    # expand (checked past the first 64 MiB of content) -- decompression bombs end quarantined.
+    max_decompressed_bytes: int = names.DEFAULT_MAX_DECOMPRESSED_BYTES
+    max_decompression_ratio: int = names.DEFAULT_MAX_DECOMPRESSION_RATIO
     # Outputs for files no data contract matches (contracts/contracts.toml names their own).
     output_formats: tuple[str, ...] = tuple(names.DEFAULT_OUTPUT_FORMATS.split(","))
     batch_timeout_seconds: int = names.DEFAULT_BATCH_TIMEOUT_SECONDS
@@ -87,6 +91,10 @@ class ChuteProps:
             )
         if not self.grant_tenant_claim.strip():
             raise ValueError("chute:grant_tenant_claim: name the token claim that names the tenant")
+        if self.max_decompressed_bytes < 1 or self.max_decompression_ratio < 1:
+            raise ValueError(
+                "chute:max_decompressed_bytes and chute:max_decompression_ratio must be positive"
+            )
         zero_means = {"archive_noncurrent_days": "keep", "convert_max_concurrency": "none"}
         for name, zero in zero_means.items():
             if getattr(self, name) < 0:

@@ -105,6 +105,8 @@ class ChuteStack(Stack):
             names.ENV_PREFIX: props.key_prefix,
             names.ENV_MAX_FILE_BYTES: str(props.max_file_bytes),
             names.ENV_PART_SIZE_BYTES: str(8 * 1024 * 1024),
+            names.ENV_MAX_DECOMPRESSED_BYTES: str(props.max_decompressed_bytes),
+            names.ENV_MAX_DECOMPRESSION_RATIO: str(props.max_decompression_ratio),
             names.ENV_CONTRACTS_FILE: names.CONTRACTS_FILE_IN_IMAGE,
             names.ENV_OUTPUT_FORMATS: ",".join(props.output_formats),
         }

@@ -49,6 +49,12 @@ class ContractViolation(PermanentError):
     """The file breaks its data contract (header, types, values); details in the message."""
 
 
+class DecompressionLimitExceeded(PermanentError):
+    """A compressed file holds more content than allowed (CHUTE_MAX_DECOMPRESSED_BYTES), or
+    expands more than allowed (CHUTE_MAX_DECOMPRESSION_RATIO): a decompression bomb, or a file
+    too large to convert. Stopped while streaming, before the content is all written."""
+
+
 # --- transient ------------------------------------------------------------------------------
 class StorageUnavailable(TransientError):
     """S3 throttled, answered 5xx, or the connection failed."""

@@ -19,6 +19,8 @@ ENV_SUFFIXES: Final = "CHUTE_SUFFIXES"
 ENV_PREFIX: Final = "CHUTE_PREFIX"
 ENV_MAX_FILE_BYTES: Final = "CHUTE_MAX_FILE_BYTES"
 ENV_PART_SIZE_BYTES: Final = "CHUTE_PART_SIZE_BYTES"
+ENV_MAX_DECOMPRESSED_BYTES: Final = "CHUTE_MAX_DECOMPRESSED_BYTES"
+ENV_MAX_DECOMPRESSION_RATIO: Final = "CHUTE_MAX_DECOMPRESSION_RATIO"
 ENV_CONTRACTS_FILE: Final = "CHUTE_CONTRACTS_FILE"
 ENV_OUTPUT_FORMATS: Final = "CHUTE_OUTPUT_FORMATS"
 ENV_LOG_LEVEL: Final = "CHUTE_LOG_LEVEL"
@@ -67,6 +69,12 @@ DEFAULT_SUFFIXES: Final[tuple[str, ...]] = tuple(
 )
 DEFAULT_LARGE_FILE_THRESHOLD_BYTES: Final = 256 * 1024 * 1024
 DEFAULT_MAX_FILE_BYTES: Final = 50 * 1024**3
+# Decompression limits (per file, enforced while streaming; docs/decisions.md 2026-12-03): the
+# content of a compressed file may be up to 10x the largest file accepted, and may expand at most
+# 500x -- checked only once more than the grace has come out, so small files never trip it.
+DEFAULT_MAX_DECOMPRESSED_BYTES: Final = 10 * DEFAULT_MAX_FILE_BYTES
+DEFAULT_MAX_DECOMPRESSION_RATIO: Final = 500
+DECOMPRESSION_RATIO_GRACE_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_OUTPUT_FORMATS: Final = "jsonl,parquet"  # for files no data contract matches
 CONTRACTS_FILE_IN_IMAGE: Final = "/opt/chute/contracts/contracts.toml"
 
@@ -111,8 +119,15 @@ FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
         ENV_MAX_FILE_BYTES,
         ENV_CONTRACTS_FILE,
         ENV_OUTPUT_FORMATS,
+        ENV_MAX_DECOMPRESSED_BYTES,
+        ENV_MAX_DECOMPRESSION_RATIO,
     ),
-    "convert": (ENV_PART_SIZE_BYTES, ENV_CONTRACTS_FILE),
+    "convert": (
+        ENV_PART_SIZE_BYTES,
+        ENV_CONTRACTS_FILE,
+        ENV_MAX_DECOMPRESSED_BYTES,
+        ENV_MAX_DECOMPRESSION_RATIO,
+    ),
     "archive": (ENV_ARCHIVE_BUCKET,),
     "quarantine": (ENV_QUARANTINE_BUCKET, ENV_OUTPUT_BUCKET),
     "grant": (

@@ -107,6 +107,30 @@ def _output_formats(env: Mapping[str, str]) -> tuple[OutputFormat, ...]:
 
 
 @dataclass(frozen=True)
+class DecompressionLimits:
+    """How much a compressed file may expand, checked while its content streams out."""
+
+    max_bytes: int = names.DEFAULT_MAX_DECOMPRESSED_BYTES
+    """Content bytes allowed per file."""
+    max_ratio: int = names.DEFAULT_MAX_DECOMPRESSION_RATIO
+    """Content bytes allowed per compressed byte read so far..."""
+    grace_bytes: int = names.DECOMPRESSION_RATIO_GRACE_BYTES
+    """...once more than this much content has come out (small files expand freely)."""
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> DecompressionLimits:
+        return cls(
+            max_bytes=_int(
+                env, names.ENV_MAX_DECOMPRESSED_BYTES, names.DEFAULT_MAX_DECOMPRESSED_BYTES
+            ),
+            max_ratio=_int(
+                env, names.ENV_MAX_DECOMPRESSION_RATIO, names.DEFAULT_MAX_DECOMPRESSION_RATIO
+            ),
+            grace_bytes=names.DECOMPRESSION_RATIO_GRACE_BYTES,
+        )
+
+
+@dataclass(frozen=True)
 class ValidateSettings:
     output_bucket: str
     suffixes: tuple[str, ...] = names.DEFAULT_SUFFIXES
@@ -115,6 +139,7 @@ class ValidateSettings:
     """Data contracts (TOML); None: no contracts, every file is converted as text."""
     output_formats: tuple[OutputFormat, ...] = _UNSET_OUTPUT_FORMATS
     """What files that match no contract are converted to (a contract names its own)."""
+    decompression: DecompressionLimits = DecompressionLimits()
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> ValidateSettings:
@@ -124,6 +149,7 @@ class ValidateSettings:
             max_file_bytes=_int(env, names.ENV_MAX_FILE_BYTES, names.DEFAULT_MAX_FILE_BYTES),
             contracts_file=_contracts_file(env),
             output_formats=_output_formats(env),
+            decompression=DecompressionLimits.from_mapping(env),
         )
 
 
@@ -136,6 +162,7 @@ class ConvertSettings:
     part_size_bytes: int = DEFAULT_PART_SIZE_BYTES
     contracts_file: Path | None = None
     """Data contracts named by plans (Target.contract); None: text mode only."""
+    decompression: DecompressionLimits = DecompressionLimits()
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> ConvertSettings:
@@ -144,7 +171,11 @@ class ConvertSettings:
             raise SettingsError(
                 f"setting {names.ENV_PART_SIZE_BYTES} must be at least {MIN_PART_SIZE_BYTES}"
             )
-        return cls(part_size_bytes=part, contracts_file=_contracts_file(env))
+        return cls(
+            part_size_bytes=part,
+            contracts_file=_contracts_file(env),
+            decompression=DecompressionLimits.from_mapping(env),
+        )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ from typing import BinaryIO, Literal, cast
 import zstandard
 from isal import igzip
 
+from tasks.errors import DecompressionLimitExceeded
+from tasks.settings import DecompressionLimits
+
 Compression = Literal["gzip", "zstd", "bz2", "none"]
 
 _MAGIC: tuple[tuple[re.Pattern[bytes], Compression], ...] = (
@@ -50,6 +53,8 @@ class _Peekable(io.RawIOBase):
     def __init__(self, head: bytes, rest: BinaryIO) -> None:
         self._head = head
         self._rest = rest
+        self.delivered = 0
+        """Bytes given out so far (the compressed bytes fed to a decompressor)."""
 
     def readable(self) -> bool:
         return True
@@ -60,10 +65,61 @@ class _Peekable(io.RawIOBase):
             n = min(len(view), len(self._head))
             view[:n] = self._head[:n]
             self._head = self._head[n:]
+            self.delivered += n
             return n
         data = self._rest.read(len(view))
         view[: len(data)] = data
+        self.delivered += len(data)
         return len(data)
+
+
+def check_expansion(
+    content: int, compressed: int, limits: DecompressionLimits, kind: Compression
+) -> None:
+    """DecompressionLimitExceeded if ``content`` bytes decompressed from ``compressed`` bytes of
+    ``kind`` are more than ``limits`` allow."""
+    if content > limits.max_bytes:
+        raise DecompressionLimitExceeded(
+            f"the {kind} content is larger than the limit of {limits.max_bytes} bytes"
+            f" (more than {content} bytes from the first {compressed} compressed bytes;"
+            " setting CHUTE_MAX_DECOMPRESSED_BYTES)"
+        )
+    if content > limits.grace_bytes and content > limits.max_ratio * max(compressed, 1):
+        raise DecompressionLimitExceeded(
+            f"the {kind} content expands more than {limits.max_ratio} times: {content} bytes"
+            f" from the first {compressed} compressed bytes (a decompression bomb?; setting"
+            " CHUTE_MAX_DECOMPRESSION_RATIO)"
+        )
+
+
+class _Limited(io.RawIOBase):
+    """The decompressed stream, stopped with DecompressionLimitExceeded as soon as the content
+    read so far breaks the limits (compared with the compressed bytes fed so far, which
+    read-ahead only overstates: the ratio is never overstated)."""
+
+    def __init__(
+        self, inner: BinaryIO, fed: _Peekable, limits: DecompressionLimits, kind: Compression
+    ) -> None:
+        self._inner = inner
+        self._fed = fed
+        self._limits = limits
+        self._kind = kind
+        self.content = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = self._inner.read(len(view))
+        view[: len(data)] = data
+        self.content += len(data)
+        check_expansion(self.content, self._fed.delivered, self._limits, self._kind)
+        return len(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
 
 
 class _ZstdFrames(io.RawIOBase):
@@ -142,10 +198,28 @@ class _ZstdFrames(io.RawIOBase):
 
 
 def open_decompressed(
-    raw: BinaryIO, declared: Compression | None = None
+    raw: BinaryIO,
+    declared: Compression | None = None,
+    limits: DecompressionLimits | None = None,
 ) -> tuple[BinaryIO, Compression]:
     """A binary stream of the decompressed bytes, and the compression found. ``declared``
-    (from the extension) wins; otherwise the magic bytes decide."""
+    (from the extension) wins; otherwise the magic bytes decide. With ``limits``, reading
+    compressed content past them raises DecompressionLimitExceeded."""
+    # With limits, little read-ahead: the compressed bytes fed so far (the ratio's divisor)
+    # then overstate those the decompressor used by little, and a bomb is stopped early.
+    stream, kind, fed = _open(raw, declared, 1 << 20 if limits is None else _LIMITED_READ_AHEAD)
+    if limits is None or kind == "none":
+        return stream, kind
+    limited = _Limited(stream, fed, limits, kind)
+    return cast(BinaryIO, io.BufferedReader(limited, buffer_size=1 << 20)), kind
+
+
+_LIMITED_READ_AHEAD = 64 * 1024
+
+
+def _open(
+    raw: BinaryIO, declared: Compression | None, read_ahead: int
+) -> tuple[BinaryIO, Compression, _Peekable]:
     head = b""
     while len(head) < MAGIC_BYTES:  # a raw stream may return fewer bytes than asked
         more = raw.read(MAGIC_BYTES - len(head))
@@ -153,13 +227,15 @@ def open_decompressed(
             break
         head += more
     kind = declared or from_magic(head)
-    stream = io.BufferedReader(_Peekable(head, raw), buffer_size=1 << 20)
+    fed = _Peekable(head, raw)
+    stream = io.BufferedReader(fed, buffer_size=read_ahead)
     if kind == "gzip":
-        return cast(BinaryIO, igzip.IGzipFile(fileobj=stream, mode="rb")), kind  # type: ignore[no-untyped-call]
+        gzip_file = igzip.IGzipFile(fileobj=stream, mode="rb")  # type: ignore[no-untyped-call]
+        return cast(BinaryIO, gzip_file), kind, fed
     if kind == "zstd":
         frames = cast(BinaryIO, _ZstdFrames(cast(BinaryIO, stream)))
         reader = zstandard.ZstdDecompressor().stream_reader(frames, read_across_frames=True)
-        return cast(BinaryIO, io.BufferedReader(reader, buffer_size=1 << 20)), kind
+        return cast(BinaryIO, io.BufferedReader(reader, buffer_size=1 << 20)), kind, fed
     if kind == "bz2":
-        return cast(BinaryIO, bz2.BZ2File(stream, mode="rb")), kind
-    return cast(BinaryIO, stream), kind
+        return cast(BinaryIO, bz2.BZ2File(stream, mode="rb")), kind, fed
+    return cast(BinaryIO, stream), kind, fed

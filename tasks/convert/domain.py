@@ -19,7 +19,7 @@ from tasks.convert.typed import ContractTyping
 from tasks.errors import ChuteError
 from tasks.fence import Stamp
 from tasks.models import ObjectRef, Output, OutputFormat, Plan
-from tasks.settings import ConvertSettings
+from tasks.settings import ConvertSettings, DecompressionLimits
 
 if TYPE_CHECKING:
     from tasks.adapters.s3 import Head
@@ -30,8 +30,10 @@ CONTENT_TYPES: dict[str, str] = {
 }
 
 
-def engine_options(plan: Plan, contracts: ContractSet | None) -> EngineOptions:
-    """How the engine must read and type this file."""
+def engine_options(
+    plan: Plan, contracts: ContractSet | None, limits: DecompressionLimits | None = None
+) -> EngineOptions:
+    """How the engine must read and type this file (within ``limits`` if compressed)."""
     typing = None
     quote = '"'
     if plan.target.contract:
@@ -46,6 +48,7 @@ def engine_options(plan: Plan, contracts: ContractSet | None) -> EngineOptions:
         quote=quote,
         compression=plan.file.compression,
         typing=typing,
+        limits=limits,
     )
 
 
@@ -65,7 +68,7 @@ def convert(
     changed under the reader, StorageUnavailable when S3 fails in a way worth retrying.
     """
     source, target = plan.file.ref, plan.target
-    options = engine_options(plan, contracts)
+    options = engine_options(plan, contracts, settings.decompression)
     stamp = Stamp.of(source)
     log.info(
         "convert started",

@@ -35,6 +35,7 @@ from zstandard import ZstdError
 from tasks.convert import chunker, dialect
 from tasks.convert.compression import Compression, open_decompressed
 from tasks.errors import MalformedContent
+from tasks.settings import DecompressionLimits
 
 OutputFormat = Literal["jsonl", "parquet"]
 Sink = Callable[[bytes], object]
@@ -63,6 +64,8 @@ class EngineOptions:
     # Typed mode: a callable that turns one text chunk into (typed frame, rejected rows frame or
     # None), raising a PermanentError when the file must be rejected. None: text mode.
     typing: ChunkTyping | None = None
+    # How far compressed content may expand (None: no limits).
+    limits: DecompressionLimits | None = None
 
     def __post_init__(self) -> None:
         # A read of 0 bytes means the end of the stream: the rest would be silently dropped.
@@ -115,10 +118,31 @@ def convert_stream(
 ) -> EngineResult:
     """Convert ``source`` to every format in ``options.outputs`` (each written to its sink).
 
-    Raises MalformedContent (a PermanentError) for content that can't be converted; the sinks
-    may have received part of the output by then (the caller discards it).
+    Raises MalformedContent (a PermanentError) for content that can't be converted,
+    DecompressionLimitExceeded past ``options.limits``; the sinks may have received part of the
+    output by then (the caller discards it).
     """
-    stream, compression = open_decompressed(source, options.compression)
+    try:
+        return _convert_stream(source, options, sinks, rejected_sink)
+    except pl.exceptions.PanicException as exc:
+        # A native library gave up on the content (a Rust panic is a BaseException: it would
+        # otherwise end the worker process with no report). The content is what it choked on.
+        raise MalformedContent(
+            f"the content can't be converted: the parser failed on it ({_first_line(exc)})"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _convert_stream(
+    source: BinaryIO,
+    options: EngineOptions,
+    sinks: Mapping[OutputFormat, Sink],
+    rejected_sink: Sink | None,
+) -> EngineResult:
+    stream, compression = open_decompressed(source, options.compression, options.limits)
     try:
         header_bytes, rest = chunker.first_record(stream, quote=options.quote.encode())
     except (chunker.UnterminatedQuote, OSError, EOFError, ZstdError) as exc:
@@ -295,6 +319,11 @@ def _parse_header(raw: bytes, delimiter: str, quote: str) -> list[str]:
     for index, name in enumerate(header, start=1):
         if not name:
             raise MalformedContent(f"header (row 1): column {index} has an empty name")
+        if "\x00" in name:  # Arrow's C interface can't carry it (polars would panic)
+            raise MalformedContent(
+                f"header (row 1): column {index} has a NUL byte (0x00) in its name"
+                " (is the file UTF-16 or binary?)"
+            )
         if name in seen:
             raise MalformedContent(
                 f"header (row 1): duplicate column name {name!r} (columns {seen[name]} and {index})"

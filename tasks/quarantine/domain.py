@@ -187,15 +187,15 @@ def public_cause(cause: str) -> str:
     try:
         document = json.loads(cause)
     except ValueError:
-        return ""  # cut upstream: unreadable, and it may hold anything
+        return cause
     if not isinstance(document, dict):
-        return ""
+        return cause
     if "errorType" in document or "errorMessage" in document:
         kept = {k: document[k] for k in ("errorType", "errorMessage") if k in document}
         return json.dumps(kept, ensure_ascii=False)
     if "JobId" in document or "jobId" in document:
         return json.dumps(_batch_summary(document), ensure_ascii=False)
-    return ""
+    return cause
 
 
 def _batch_summary(job: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +208,9 @@ def _batch_summary(job: dict[str, Any]) -> dict[str, Any]:
         exit_code = container.get("ExitCode", container.get("exitCode"))
         if exit_code is not None:
             summary["exitCode"] = exit_code
+        stream = container.get("LogStreamName", container.get("logStreamName"))
+        if stream:
+            summary["logStreamName"] = stream
     attempts = get("attempts")
     if isinstance(attempts, list):
         codes = []

@@ -29,9 +29,16 @@ import zstandard
 
 from tasks import fence, formats, log
 from tasks.convert import dialect
-from tasks.errors import ContractViolation, InvalidFile, SourceChanged, UnsupportedFormat
+from tasks.convert.compression import check_expansion
+from tasks.errors import (
+    ContractViolation,
+    DecompressionLimitExceeded,
+    InvalidFile,
+    SourceChanged,
+    UnsupportedFormat,
+)
 from tasks.models import Compression, FileSpec, ObjectRef, Plan, Target
-from tasks.settings import ValidateSettings
+from tasks.settings import DecompressionLimits, ValidateSettings
 
 if TYPE_CHECKING:
     from tasks.adapters.s3 import Head
@@ -57,7 +64,20 @@ _ZSTD_STEP = 16
 """Compressed bytes fed to zstd at a time: the decompressor has no output limit, and a few
 bytes can hold a whole 128 KiB block, so feeding little bounds the memory a bomb can take."""
 _UTF8_BOM = b"\xef\xbb\xbf"
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_WIDE_BOMS: Final = (
+    (b"\xff\xfe\x00\x00", "UTF-32LE"),
+    (b"\x00\x00\xfe\xff", "UTF-32BE"),
+    (b"\xff\xfe", "UTF-16LE"),
+    (b"\xfe\xff", "UTF-16BE"),
+)
+# Which byte positions (mod 4) are mostly NUL in text of each wide encoding without a byte order
+# mark (the characters of a header are mostly ASCII).
+_WIDE_NULS: Final = (
+    ("UTF-32LE", (False, True, True, True)),
+    ("UTF-32BE", (True, True, True, False)),
+    ("UTF-16LE", (False, True, False, True)),
+    ("UTF-16BE", (True, False, True, False)),
+)
 _QUOTE = '"'
 
 
@@ -107,8 +127,13 @@ def validate(
     # If-Match: SourceChanged if the object is replaced between the HEAD and this read.
     prefix = store.read_prefix(current, READ_BYTES[compression])
     text, complete = decompress_prefix(
-        prefix, compression, complete=len(prefix) >= head.size, where=where
+        prefix,
+        compression,
+        complete=len(prefix) >= head.size,
+        where=where,
+        limits=settings.decompression,
     )
+    check_encoding(text, where)
     quote = contract.dialect.quote if contract else _QUOTE
     raw = header_line(
         text, complete=complete, quote=quote, where=where, decompressed=compression != "none"
@@ -159,7 +184,12 @@ def match_contract(key: str, contracts: ContractSet | None, where: str) -> Contr
 
 # --- decompression of the prefix ----------------------------------------------------------------
 def decompress_prefix(
-    data: bytes, compression: Compression, *, complete: bool, where: str
+    data: bytes,
+    compression: Compression,
+    *,
+    complete: bool,
+    where: str,
+    limits: DecompressionLimits | None = None,
 ) -> tuple[bytes, bool]:
     """At most :data:`PREFIX_BYTES` of content from the start of the file.
 
@@ -177,6 +207,8 @@ def decompress_prefix(
             f"{where}: not {compression} (the first bytes are {data[: len(magic)].hex()},"
             f" {compression} starts with {magic.hex()})"
         )
+    if compression == "zstd" and limits is not None:
+        _check_declared_size(data, limits, where)
     decompress_member = _MEMBER[compression]
     out = bytearray()
     remaining = data
@@ -194,6 +226,24 @@ def decompress_prefix(
             # Trailing bytes that aren't another member (padding) end the content, as in gzip.
             return bytes(out), complete and len(out) < PREFIX_BYTES
         remaining = rest
+
+
+def _check_declared_size(data: bytes, limits: DecompressionLimits, where: str) -> None:
+    """A zstd frame that declares its content size: over the limits before reading it."""
+    if not data.startswith(MAGIC["zstd"]):
+        return
+    try:
+        declared = zstandard.frame_content_size(data)
+    except zstandard.ZstdError:
+        return  # a broken header: the decompression says so
+    if declared <= 0:  # -1: not declared
+        return
+    try:
+        # The ratio against the whole object's compressed size is unknown here: against the
+        # frame's declared size, with the bytes read as the (over)estimate of its compressed size.
+        check_expansion(declared, len(data), limits, "zstd")
+    except DecompressionLimitExceeded as exc:
+        raise DecompressionLimitExceeded(f"{where}: {exc} (declared in the frame header)") from None
 
 
 # One member/frame: (content up to ``limit`` bytes, whether the member ended, the bytes after it).
@@ -285,10 +335,32 @@ def _first_record_end(text: bytes, quote: bytes) -> int:
     return -1
 
 
+def check_encoding(text: bytes, where: str) -> None:
+    """InvalidFile for content in a wide encoding (UTF-16/32, with or without a byte order mark):
+    its NUL bytes would otherwise pass for UTF-8 and end up in the column names."""
+    for bom, name in _WIDE_BOMS:
+        if text.startswith(bom):
+            raise InvalidFile(
+                f"{where}: the content is {name} encoded (byte order mark {bom.hex()});"
+                " chute reads UTF-8: convert the file to UTF-8"
+            )
+    sample = text[: 4096 - 4096 % 4] if len(text) >= 4096 else text[: len(text) - len(text) % 4]
+    if len(sample) < 4 or b"\x00" not in sample:
+        return
+    per_slot = len(sample) // 4
+    mostly_nul = [sample[i::4].count(0) > 0.6 * per_slot for i in range(4)]
+    mostly_not = [sample[i::4].count(0) < 0.4 * per_slot for i in range(4)]
+    for name, pattern in _WIDE_NULS:
+        if all(mostly_nul[i] if nul else mostly_not[i] for i, nul in enumerate(pattern)):
+            raise InvalidFile(
+                f"{where}: the content looks {name} encoded (no byte order mark: NUL bytes"
+                " between the characters); chute reads UTF-8: convert the file to UTF-8"
+            )
+
+
 def parse_header(raw: bytes, *, delimiter: str, quote: str = _QUOTE, where: str) -> list[str]:
     """The column names in the header line ``raw``, or InvalidFile."""
-    if raw.startswith(_UTF16_BOMS):
-        raise InvalidFile(f"{where}: the header is UTF-16 encoded (byte order mark); use UTF-8")
+    check_encoding(raw, where)
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -307,6 +379,12 @@ def parse_header(raw: bytes, *, delimiter: str, quote: str = _QUOTE, where: str)
 
 
 def _check_columns(columns: list[str], where: str) -> None:
+    for i, name in enumerate(columns, start=1):
+        if "\x00" in name:
+            raise InvalidFile(
+                f"{where}: the header (row 1) has a NUL byte (0x00) in the name of column {i}"
+                f" (of {len(columns)} columns): is the file binary, or not UTF-8?"
+            )
     empty = [str(i) for i, name in enumerate(columns, start=1) if not name.strip()]
     if empty:
         raise InvalidFile(

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_cdk import assertions
 from constructs import IConstruct
 
 from chute.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings
+from infra.config import ChuteProps
 from tasks import names
 from tests.infra.conftest import Synth, dumps
 
@@ -379,3 +381,29 @@ def test_outputs_locate_every_resource_operators_need(synth: Synth) -> None:
         "UserPoolId",
         "UserPoolClientId",
     } <= outputs
+
+
+# --- decompression limits -----------------------------------------------------------------------
+def test_decompression_limits_reach_validate_convert_and_the_batch_job(synth: Synth) -> None:
+    # GIVEN the stack with its default parameters
+    expected = {
+        names.ENV_MAX_DECOMPRESSED_BYTES: str(names.DEFAULT_MAX_DECOMPRESSED_BYTES),
+        names.ENV_MAX_DECOMPRESSION_RATIO: str(names.DEFAULT_MAX_DECOMPRESSION_RATIO),
+    }
+    functions = [f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()]
+    by_handler = {f["ImageConfig"]["Command"][0]: f for f in functions if "ImageConfig" in f}
+    # THEN both functions that read content, and the Batch job, enforce the same limits
+    for step in ("validate", "convert"):
+        variables = by_handler[names.HANDLERS[step]]["Environment"]["Variables"]
+        assert {k: variables[k] for k in expected} == expected
+    job = synth.one("AWS::Batch::JobDefinition")
+    env = {e["Name"]: e["Value"] for e in job["ContainerProperties"]["Environment"]}
+    assert {k: env[k] for k in expected} == expected
+
+
+def test_decompression_limits_come_from_context() -> None:
+    context = {"chute:max_decompressed_bytes": "1000000", "chute:max_decompression_ratio": 50}
+    props = ChuteProps.from_context(context.get)
+    assert (props.max_decompressed_bytes, props.max_decompression_ratio) == (1000000, 50)
+    with pytest.raises(ValueError, match="max_decompression_ratio"):
+        ChuteProps(max_decompression_ratio=0)

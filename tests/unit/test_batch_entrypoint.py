@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -458,3 +459,48 @@ def test_sigterm_stops_the_job_as_transient_and_leaves_no_upload_behind(
     assert (report["error"], report["cause"]) == ("Stopped", "stopped by signal SIGTERM")
     assert output_keys(s3) == []
     assert seen and uploads() == []  # one was open when the signal came, and was aborted
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "error", "cause"),
+    [
+        (
+            "in/x.csv",
+            "id,name\n1,2\n".encode("utf-16-le"),
+            "MalformedContent",
+            "header (row 1): column 1 has a NUL byte (0x00) in its name",
+        ),
+        (
+            "in/x.csv.gz",
+            gzip.compress(b"a,b\n" + b"0,0\n" * (2 * 1024 * 1024), 9),
+            "DecompressionLimitExceeded",
+            "the gzip content expands more than 3 times",
+        ),
+    ],
+    ids=["utf16le-header", "gzip-bomb"],
+)
+def test_content_that_used_to_crash_or_flood_exits_65_with_its_name(
+    s3: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    key: str,
+    body: bytes,
+    error: str,
+    cause: str,
+) -> None:
+    # GIVEN the job's settings limit expansion to 3:1 past a 1 MiB grace (the bomb holds 8 MiB)
+    monkeypatch.setattr(names, "DECOMPRESSION_RATIO_GRACE_BYTES", 1024 * 1024)
+    environ = job_environ(
+        s3, key, body, formats=("jsonl", "parquet"), **{names.ENV_MAX_DECOMPRESSION_RATIO: "3"}
+    )
+    file = json.loads(environ[names.ENV_JOB_FILE])
+    file["compression"] = "gzip" if key.endswith(".gz") else "none"
+    environ[names.ENV_JOB_FILE] = json.dumps(file)
+    # WHEN the container runs
+    code = main([], environ, store=S3Store(s3))
+    # THEN EX_DATAERR with the named error (no crash), nothing published
+    assert code == EXIT_DATAERR
+    report = stderr_report(capsys.readouterr().err)
+    assert report["error"] == error
+    assert report["cause"].startswith(cause)
+    assert output_keys(s3) == [names.batch_failure_key("exec-batch-1")]

@@ -10,6 +10,7 @@ import gc
 import gzip
 import io
 import json
+import os
 import random
 import zlib
 from collections.abc import Iterator
@@ -904,3 +905,113 @@ def test_options_that_would_drop_data_are_refused(option: str) -> None:
 @pytest.mark.parametrize("data", [b"", b"\n\n\r\n", b"\xef\xbb\xbf", b"\xef\xbb\xbf\n"])
 def test_file_without_a_header(data: bytes) -> None:
     assert error_of(data) == "no header: the file has no content"
+
+
+# --- no input crashes the worker -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"a\x00b,c\n1,2\n", id="nul-in-a-column-name"),
+        pytest.param("id,name\n1,x\n".encode("utf-16-le"), id="utf16le-without-bom"),
+        pytest.param("id,name\n1,x\n".encode("utf-16-be"), id="utf16be-without-bom"),
+    ],
+)
+def test_nul_bytes_in_the_header_are_a_named_error_not_a_native_panic(data: bytes) -> None:
+    # GIVEN a header whose column names hold NUL bytes (Arrow's C schema can't carry them:
+    # polars panicked, which killed the worker process)
+    # WHEN it is converted to both formats THEN a MalformedContent names the header column
+    message = error_of(data, outputs=("jsonl", "parquet"))
+    assert message.startswith("header (row 1): column 1 has a NUL byte (0x00) in its name")
+
+
+def test_nul_bytes_in_values_are_data() -> None:
+    converted = both(b"id,name\n1,a\x00b\n2,\x00\n")
+    assert converted.records() == [{"id": "1", "name": "a\x00b"}, {"id": "2", "name": "\x00"}]
+    assert converted.table().to_pylist() == converted.records()
+
+
+def test_a_native_panic_becomes_malformed_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a native library that panics on the content (a BaseException, not an Exception)
+    import polars as pl
+
+    def panic(*args: Any, **kwargs: Any) -> Any:
+        raise pl.exceptions.PanicException("called `Option::unwrap()` on a `None` value\nmore")
+
+    monkeypatch.setattr(engine, "_ndjson", panic)
+    # WHEN it is converted THEN a named permanent error, with the panic's first line only
+    assert error_of(b"a,b\n1,2\n") == (
+        "the content can't be converted: the parser failed on it"
+        " (called `Option::unwrap()` on a `None` value)"
+    )
+
+
+# --- decompression limits --------------------------------------------------------------------
+def rows_of_zeros(rows: int) -> bytes:
+    return b"a,b\n" + b"0,0\n" * rows
+
+
+COMPRESSORS = {
+    "gzip": lambda data: gzip.compress(data, 9),
+    "zstd": lambda data: zstandard.ZstdCompressor(level=19).compress(data),
+    "bz2": lambda data: bz2.compress(data, 9),
+}
+
+
+def limits(**values: int) -> Any:
+    from tasks.settings import DecompressionLimits
+
+    return DecompressionLimits(**values)
+
+
+@pytest.mark.parametrize("kind", list(COMPRESSORS))
+def test_a_decompression_bomb_is_stopped_while_streaming(kind: Compression) -> None:
+    from tasks.errors import DecompressionLimitExceeded
+
+    # GIVEN 16 MiB of rows compressed more than 200:1, and a 1 MiB grace
+    content = rows_of_zeros(4 * 1024 * 1024)
+    compressed = COMPRESSORS[kind](content)
+    assert len(content) > 200 * len(compressed)
+    written: list[bytes] = []
+    options = EngineOptions(
+        outputs=("jsonl",),
+        compression=kind,
+        chunk_bytes=256 * 1024,
+        limits=limits(max_ratio=200, grace_bytes=1024 * 1024),
+    )
+    # WHEN it is converted THEN it stops soon after the grace, with a named permanent error
+    with pytest.raises(DecompressionLimitExceeded, match="expands more than 200 times"):
+        convert_stream(io.BytesIO(compressed), options, {"jsonl": written.append})
+    whole = len(content) * len(b'{"a":"0","b":"0"}\n') // len(b"0,0\n")  # ~72 MiB of JSON Lines
+    assert sum(map(len, written)) < whole // 4
+
+
+@pytest.mark.parametrize("kind", list(COMPRESSORS))
+def test_content_over_the_decompressed_size_limit_is_stopped(kind: Compression) -> None:
+    from tasks.errors import DecompressionLimitExceeded
+
+    content = os.urandom(1024 * 1024).hex().encode()  # 2 MiB, compresses ~2:1
+    data = b"h\n" + b"\n".join(content[i : i + 64] for i in range(0, len(content), 64))
+    options = EngineOptions(
+        compression=kind, chunk_bytes=64 * 1024, limits=limits(max_bytes=1024 * 1024)
+    )
+    with pytest.raises(DecompressionLimitExceeded, match="larger than the limit of 1048576"):
+        convert_stream(io.BytesIO(COMPRESSORS[kind](data)), options, {"jsonl": _discard})
+
+
+def test_small_files_expand_freely_within_the_grace() -> None:
+    # GIVEN a file that expands ~1000:1 but stays under the grace
+    data = rows_of_zeros(100_000)
+    options = EngineOptions(compression="gzip", limits=limits(max_ratio=10))
+    # THEN it converts
+    result = convert_stream(io.BytesIO(gzip.compress(data, 9)), options, {"jsonl": _discard})
+    assert result.rows == 100_000
+
+
+def test_plain_files_are_not_limited() -> None:
+    options = EngineOptions(limits=limits(max_bytes=10))
+    result = convert_stream(io.BytesIO(rows_of_zeros(100)), options, {"jsonl": _discard})
+    assert result.rows == 100
+
+
+def _discard(data: bytes) -> None:
+    pass

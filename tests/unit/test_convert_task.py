@@ -157,8 +157,8 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     parts) long before the end of a test-sized file."""
     real = domain.engine_options
 
-    def options(plan: Plan, contract_set: ContractSet | None) -> Any:
-        return dataclasses.replace(real(plan, contract_set), chunk_bytes=64 * 1024)
+    def options(plan: Plan, contract_set: ContractSet | None, limits: Any = None) -> Any:
+        return dataclasses.replace(real(plan, contract_set, limits), chunk_bytes=64 * 1024)
 
     monkeypatch.setattr(domain, "engine_options", options)
     monkeypatch.setattr(engine, "SINK_BUFFER_BYTES", 16 * 1024)
@@ -499,3 +499,30 @@ def test_import_does_not_read_the_environment(monkeypatch: pytest.MonkeyPatch) -
     # AND the invalid setting is reported on first use
     with pytest.raises(SettingsError, match=names.ENV_PART_SIZE_BYTES):
         module.settings()
+
+
+# --- decompression limits and bad headers (the Lambda route) -------------------------------------
+def test_a_decompression_bomb_is_rejected_by_the_settings_limits_and_leaves_nothing(
+    s3: Any,
+) -> None:
+    from tasks.errors import DecompressionLimitExceeded
+    from tasks.settings import DecompressionLimits
+
+    # GIVEN a gzip file holding 24 MiB of rows in ~25 KB (~1000:1)
+    body = gzip.compress(b"a,b\n" + b"0,0\n" * (6 * 1024 * 1024), 9)
+    file = upload(s3, "in/bomb.csv.gz", body, compression="gzip")
+    limits = DecompressionLimits(max_ratio=100, grace_bytes=4 * 1024 * 1024)
+    settings = ConvertSettings(decompression=limits)
+    # WHEN converted with a 100:1 limit past 4 MiB
+    with pytest.raises(DecompressionLimitExceeded, match="expands more than 100 times"):
+        convert(plan_for(file, "in/bomb.csv.gz", ("jsonl", "parquet")), S3Store(s3), settings)
+    # THEN no output and no upload is left behind
+    assert output_keys(s3) == []
+    assert pending_uploads(s3) == []
+
+
+def test_a_header_with_nul_bytes_is_malformed_content_for_parquet(s3: Any) -> None:
+    file = upload(s3, "in/nul.csv", "id,name\n1,2\n".encode("utf-16-le"))
+    with pytest.raises(MalformedContent, match="NUL byte"):
+        convert(plan_for(file, "in/nul.csv", ("parquet",)), S3Store(s3), ConvertSettings())
+    assert output_keys(s3) == []

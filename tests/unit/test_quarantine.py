@@ -299,3 +299,48 @@ def test_handler_tolerates_an_error_without_cause(s3: Any, env: None) -> None:
         "",
         "unknown",
     )
+
+
+# --- the report's cause: no stack trace, no local path ------------------------------------------
+def test_a_lambda_cause_loses_its_stack_trace() -> None:
+    from tasks.quarantine.domain import public_cause
+
+    cause = json.dumps(
+        {
+            "errorType": "MalformedContent",
+            "errorMessage": "row 2: expected 2 fields",
+            "requestId": "r-1",
+            "stackTrace": ['  File "/var/task/tasks/convert/engine.py", line 1, in x\n'],
+        }
+    )
+    assert json.loads(public_cause(cause)) == {
+        "errorType": "MalformedContent",
+        "errorMessage": "row 2: expected 2 fields",
+    }
+
+
+def test_a_batch_cause_keeps_the_exit_code_not_the_environment() -> None:
+    from tasks.quarantine.domain import public_cause
+
+    container = {
+        "ExitCode": 65,
+        "LogStreamName": "chute-convert/default/1",
+        "Command": ["python", "-m", "batch"],
+        "Environment": [{"Name": "CHUTE_CONTRACTS_FILE", "Value": "/home/me/contracts.toml"}],
+    }
+    cause = json.dumps({"JobId": "1", "Status": "FAILED", "Container": container})
+    public = public_cause(cause)
+    assert json.loads(public) == {
+        "jobId": "1",
+        "status": "FAILED",
+        "exitCode": 65,
+        "logStreamName": "chute-convert/default/1",
+    }
+    assert "/home/me" not in public
+
+
+@pytest.mark.parametrize("cause", ["plain text", "{not json", "[1, 2]", '{"other": 1}'])
+def test_other_causes_are_kept_as_they_are(cause: str) -> None:
+    from tasks.quarantine.domain import public_cause
+
+    assert public_cause(cause) == cause

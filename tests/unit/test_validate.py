@@ -530,7 +530,8 @@ def test_compressed_header_not_utf8(s3: Any, store: SpyStore) -> None:
 def test_header_utf16(s3: Any, store: SpyStore) -> None:
     source = put(s3, "incoming/x.csv", "id,name\n1,2\n".encode("utf-16"))
     assert invalid(store, source).endswith(
-        "the header is UTF-16 encoded (byte order mark); use UTF-8"
+        "the content is UTF-16LE encoded (byte order mark fffe); chute reads UTF-8:"
+        " convert the file to UTF-8"
     )
 
 
@@ -886,3 +887,93 @@ def test_handler_raises_the_contract_error_class(s3: Any, env: pytest.MonkeyPatc
     source = put(s3, "incoming/x.csv", b"")
     with pytest.raises(InvalidFile):
         validate_handler.handler({"source": source.to_dict(), "execution": "x"}, None)
+
+
+# --- wide encodings and NUL bytes (they used to crash the convert worker) ----------------------
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [
+        ("utf-16-le", "UTF-16LE"),
+        ("utf-16-be", "UTF-16BE"),
+        ("utf-32-le", "UTF-32LE"),
+        ("utf-32-be", "UTF-32BE"),
+    ],
+)
+def test_wide_encodings_without_a_byte_order_mark_are_named(
+    s3: Any, store: SpyStore, encoding: str, name: str
+) -> None:
+    # GIVEN text in a wide encoding without a byte order mark (its NULs are valid UTF-8)
+    source = put(s3, "incoming/x.csv", "id,name\n1,Zoë\n".encode(encoding))
+    # THEN the encoding is named, not passed on as column names holding NUL bytes
+    assert invalid(store, source).endswith(
+        f"the content looks {name} encoded (no byte order mark: NUL bytes between the"
+        " characters); chute reads UTF-8: convert the file to UTF-8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "name", "bom"), [("utf-32", "UTF-32LE", "fffe0000"), ("utf-16-be", "UTF-16BE", "")]
+)
+def test_wide_encodings_with_a_byte_order_mark_are_named(
+    s3: Any, store: SpyStore, encoding: str, name: str, bom: str
+) -> None:
+    body = ("\ufeff" if not bom else "") + "id,name\n1,2\n"
+    source = put(s3, "incoming/x.csv", body.encode(encoding))
+    assert f"the content is {name} encoded (byte order mark {bom or 'feff'})" in invalid(
+        store, source
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "column"), [(b"a\x00b,c", 1), (b"id,x\x00", 2), (b"id,name,\x00\x00", 3)]
+)
+def test_a_nul_byte_in_a_column_name_is_invalid(
+    s3: Any, store: SpyStore, header: bytes, column: int
+) -> None:
+    source = put(s3, "incoming/x.csv", header + b"\n1,2\n")
+    assert f"the header (row 1) has a NUL byte (0x00) in the name of column {column}" in invalid(
+        store, source
+    )
+
+
+# --- decompression limits ----------------------------------------------------------------------
+def test_a_zstd_frame_declaring_too_much_content_is_rejected_before_reading_it(
+    s3: Any, store: SpyStore
+) -> None:
+    from tasks.errors import DecompressionLimitExceeded
+    from tasks.settings import DecompressionLimits
+
+    # GIVEN a zstd file whose frame header declares 1 MiB of content (zeros compress ~4000:1)
+    body = zstd(b"a,b\n" + b"0,0\n" * (256 * 1024))
+    source = put(s3, "incoming/x.csv.zst", body)
+    limits = DecompressionLimits(max_bytes=512 * 1024)
+    settings = ValidateSettings(output_bucket=OUTPUT, decompression=limits)
+    # WHEN validated with a 512 KiB limit THEN rejected, naming the limit
+    with pytest.raises(DecompressionLimitExceeded) as caught:
+        validate(source, store, settings)
+    assert "larger than the limit of 524288 bytes" in str(caught.value)
+    assert "declared in the frame header" in str(caught.value)
+    # and within the default limits it is fine
+    validate(source, store, SETTINGS)
+
+
+def test_decompression_limits_come_from_the_settings() -> None:
+    from tasks import names
+    from tasks.settings import ConvertSettings, DecompressionLimits
+
+    env = {
+        names.ENV_OUTPUT_BUCKET: OUTPUT,
+        names.ENV_MAX_DECOMPRESSED_BYTES: "1000",
+        names.ENV_MAX_DECOMPRESSION_RATIO: "7",
+    }
+    expected = DecompressionLimits(max_bytes=1000, max_ratio=7)
+    assert ValidateSettings.from_mapping(env).decompression == expected
+    assert ConvertSettings.from_mapping(env).decompression == expected
+    assert ValidateSettings.from_mapping({names.ENV_OUTPUT_BUCKET: OUTPUT}).decompression == (
+        DecompressionLimits(
+            max_bytes=names.DEFAULT_MAX_DECOMPRESSED_BYTES,
+            max_ratio=names.DEFAULT_MAX_DECOMPRESSION_RATIO,
+        )
+    )
+    with pytest.raises(SettingsError, match="CHUTE_MAX_DECOMPRESSION_RATIO must be positive"):
+        ConvertSettings.from_mapping({names.ENV_MAX_DECOMPRESSION_RATIO: "0"})
