@@ -33,6 +33,7 @@ RETRIED_ERRORS: frozenset[str] = frozenset(
         "Lambda.ServiceException",
         "Lambda.TooManyRequestsException",
         "Sandbox.Timedout",
+        "Runtime.ExitError",
         "Batch.AWSBatchException",
         "Batch.ServerException",
         "Batch.TooManyRequestsException",

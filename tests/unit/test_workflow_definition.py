@@ -22,6 +22,7 @@ AWS_ERRORS = {
     "Lambda.TooManyRequestsException",
     "Lambda.ClientExecutionTimeoutException",
     "Sandbox.Timedout",
+    "Runtime.ExitError",
     "Batch.AWSBatchException",
     "Batch.ServerException",
     "Batch.TooManyRequestsException",

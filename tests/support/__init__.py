@@ -1,0 +1,1 @@
+"""Helpers shared by test tiers (not tests themselves)."""
