@@ -5,6 +5,7 @@ input, 3 the embedded runtime could not start, 4 timed out waiting."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from pathlib import Path
@@ -196,12 +197,38 @@ def up(
     large_threshold: Annotated[
         int, typer.Option(help="Files of at least this many bytes go to AWS Batch.")
     ] = names.DEFAULT_LARGE_FILE_THRESHOLD_BYTES,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            metavar="RULE",
+            help="Rehearse a failure (repeatable; also CHUTE_FAULTS, comma-separated): "
+            "s3:OPERATION:503|500[:COUNT[:PREFIX]], lambda:STEP:kill[:COUNT[:OPERATION]], "
+            "lambda:STEP:error=NAME[:COUNT], batch:kill|term[:COUNT[:OPERATION]], "
+            "batch:exit=CODE[:COUNT]. See README 'Rehearsing failures'.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the embedded local AWS with the pipeline deployed, until Ctrl-C."""
     from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings
+    from chute.faults import ENV_FAULTS, FaultSpecError, parse
 
+    rules: list[str] = []
+    for origin, text in [(ENV_FAULTS, os.environ.get(ENV_FAULTS, ""))] + [
+        ("--fault", f) for f in fault or []
+    ]:
+        try:
+            rules.extend(rule.text for rule in parse(text))
+        except FaultSpecError as exc:
+            err.print(f"[red]error:[/] {origin}: {exc}")
+            raise typer.Exit(EXIT_USAGE) from exc
     runtime = EmbeddedAws(
-        LocalSettings(port=port, grant_port=grant_port, large_file_threshold_bytes=large_threshold)
+        LocalSettings(
+            port=port,
+            grant_port=grant_port,
+            large_file_threshold_bytes=large_threshold,
+            faults=tuple(rules),
+        )
     )
     try:
         runtime.start()
@@ -221,6 +248,9 @@ def up(
         f"  user pool       {runtime.user_pool_id} (app client {runtime.user_pool_client_id})"
     )
     console.print(f"  logs            {runtime.log_dir}")
+    for rule in runtime.settings.faults:
+        console.print(f"  [yellow]fault armed[/]     {rule}")
+    runtime.faults.on_fire = lambda line: err.print(f"[yellow]fault fired[/] {line}")
     console.print(
         f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE s3://{r.staging_bucket}/"
     )

@@ -351,7 +351,8 @@ class Faults:
     _rules: list[Rule] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     log: list[str] = field(default_factory=list)
-    """One line per fault fired (what, where), for tests and the operator's console."""
+    """One line per fault fired (what, where, by whom), for tests and the operator's console."""
+    on_fire: Callable[[str], None] | None = None
 
     def add(self, specs: str | Iterable[str]) -> list[Rule]:
         """Arm rules (parsed first: nothing is armed if one is bad)."""
@@ -395,6 +396,8 @@ class Faults:
     def _record(self, line: str) -> None:
         with self._lock:
             self.log.append(line)
+        if self.on_fire is not None:
+            self.on_fire(line)
 
     def _signal_for(self, access_key: str, operation: str) -> None:
         if self.signal_process is None:
