@@ -30,6 +30,10 @@ rule                                       effect
 
 Example: ``CHUTE_FAULTS="s3:GetObject:503:3,lambda:convert:kill,batch:kill"``.
 
+PREFIX matches object keys in any bucket; bucket-level requests (``ListObjectsV2``...) have no
+key and match only rules without a PREFIX. A kill/term rule whose process never sends its
+request stays armed.
+
 A bad rule raises :class:`FaultSpecError` naming the rule and what is wrong. The S3 rules run
 inside the endpoint (the ``request-filter`` hook in :mod:`chute.moto_fixes`); callers are told
 apart by their access key id, which the runtime sets per function (``<prefix>-<step>``) and
