@@ -766,7 +766,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(report, indent=2) + "\n")
-    args.markdown.write_text(render_markdown(cells, machine))
+    markdown = render_markdown(cells, machine)
+    # keep the sections other tools write (bench/load.py's "## Load (issue 10)")
+    previous = args.markdown.read_text() if args.markdown.exists() else ""
+    kept = previous.find("\n## Load (issue 10)")
+    if kept >= 0:
+        markdown = markdown.rstrip("\n") + "\n" + previous[kept:]
+    args.markdown.write_text(markdown)
 
     print()
     print(render_text(cells))

@@ -125,6 +125,8 @@ class LocalBatch:
                 self._processes.add(process)
             try:
                 code = process.wait(timeout=timeout)
+                if code < 0:  # killed by a signal: a container's exit code is 128 + signal
+                    code = 128 - code
                 reason = "Essential container in task exited"
             except subprocess.TimeoutExpired:
                 process.kill()
@@ -135,6 +137,15 @@ class LocalBatch:
                 with self._lock:
                     self._processes.discard(process)
         return code, reason
+
+    def signal_running(self, signum: int) -> int | None:
+        """Send ``signum`` to one running job process (fault injection). Its pid, or None."""
+        with self._lock:
+            running = [p for p in self._processes if p.poll() is None]
+        if not running:
+            return None
+        running[0].send_signal(signum)
+        return int(running[0].pid)
 
     def close(self) -> None:
         self._closed = True

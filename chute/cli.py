@@ -5,6 +5,7 @@ input, 3 the embedded runtime could not start, 4 timed out waiting."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from pathlib import Path
@@ -204,6 +205,17 @@ def up(
         bool,
         typer.Option(help="Start empty: delete the state kept in .chute/state (buckets, history)."),
     ] = False,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            metavar="RULE",
+            help="Rehearse a failure (repeatable; also CHUTE_FAULTS, comma-separated): "
+            "s3:OPERATION:503|500[:COUNT[:PREFIX]], lambda:STEP:kill[:COUNT[:OPERATION]], "
+            "lambda:STEP:error=NAME[:COUNT], batch:kill|term[:COUNT[:OPERATION]], "
+            "batch:exit=CODE[:COUNT]. See README 'Rehearsing failures'.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the embedded local AWS with the pipeline deployed, until Ctrl-C.
 
@@ -211,13 +223,24 @@ def up(
     files that were in flight are processed again (see "State across restarts" in the README).
     """
     from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings
+    from chute.faults import ENV_FAULTS, FaultSpecError, parse
 
+    rules: list[str] = []
+    for origin, text in [(ENV_FAULTS, os.environ.get(ENV_FAULTS, ""))] + [
+        ("--fault", f) for f in fault or []
+    ]:
+        try:
+            rules.extend(rule.text for rule in parse(text))
+        except FaultSpecError as exc:
+            err.print(f"[red]error:[/] {origin}: {exc}")
+            raise typer.Exit(EXIT_USAGE) from exc
     runtime = EmbeddedAws(
         LocalSettings(
             port=port,
             grant_port=grant_port,
             large_file_threshold_bytes=large_threshold,
             fresh=fresh,
+            faults=tuple(rules),
         )
     )
     try:
@@ -239,6 +262,9 @@ def up(
     )
     console.print(f"  logs            {runtime.log_dir}")
     _print_recovery(runtime)
+    for rule in runtime.settings.faults:
+        console.print(f"  [yellow]fault armed[/]     {rule}")
+    runtime.faults.on_fire = lambda line: err.print(f"[yellow]fault fired[/] {line}")
     console.print(
         f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE s3://{r.staging_bucket}/"
     )

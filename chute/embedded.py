@@ -28,6 +28,8 @@ from botocore.config import Config
 from chute import DEFAULT_PORT
 from chute.batch_jobs import LocalBatch
 from chute.event_source import SqsEventSource
+from chute.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError
+from chute.faults import parse as parse_faults
 from chute.grant_api import Authorizer, GrantApi
 from chute.holds import Hold, Holds
 from chute.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
@@ -162,6 +164,8 @@ class LocalSettings:
     """Keep buckets and executions under ``state_dir/state`` across restarts (chute.persistence)."""
     fresh: bool = False
     """Start empty: delete the kept state first."""
+    faults: tuple[str, ...] = ()
+    """Fault rules armed at start (chute.faults syntax; `chute up --fault`, CHUTE_FAULTS)."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
@@ -202,6 +206,8 @@ class EmbeddedAws:
         self.holds = Holds()
         self._state: Persistence | None = None
         self.recovery = Recovery()
+        self.faults = Faults(function_name=self.resources.function_name)
+        """Injected S3 errors and worker kills (chute.faults); ``faults.add(rule)`` arms more."""
 
     # --- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> EmbeddedAws:
@@ -218,6 +224,10 @@ class EmbeddedAws:
 
         from chute import moto_fixes
 
+        try:
+            parse_faults(self.settings.faults)
+        except FaultSpecError as exc:
+            raise EmbeddedError(str(exc)) from exc
         check_port_free(self.settings.host, self.settings.port)
         if self.settings.grant_port is not None:
             if self.settings.grant_port == self.settings.port:
@@ -237,11 +247,13 @@ class EmbeddedAws:
 
         self._workers = LambdaWorkers(log_dir=self.log_dir)
         self._batch = LocalBatch(
-            base_env=self._process_env(),
+            base_env={**self._process_env(), "AWS_ACCESS_KEY_ID": BATCH_ACCESS_KEY},
             log_dir=self.log_dir / "batch",
             cwd=REPO_ROOT,
             door=lambda env: self.holds.pass_through("batch", env.get(names.ENV_JOB_FILE, "")),
         )
+        self._bind_faults()
+        moto_fixes.HOOKS.request_filter = self.faults.wsgi_filter
         moto_fixes.HOOKS.lambda_executor = self._invoke_lambda
         moto_fixes.HOOKS.batch_executor = self._batch.submit
         moto_fixes.HOOKS.time_scale = self.settings.time_scale
@@ -259,6 +271,7 @@ class EmbeddedAws:
         self._create_resources()
         if self._state:
             self.recovery = self._state.restore()
+        self.faults.add(self.settings.faults)
         self._event_source = SqsEventSource(
             sqs=self.client("sqs"),
             lambda_client=self.client("lambda"),
@@ -314,6 +327,7 @@ class EmbeddedAws:
             self._state.close()
         moto_fixes.HOOKS.lambda_executor = None
         moto_fixes.HOOKS.batch_executor = None
+        moto_fixes.HOOKS.request_filter = None
         moto_fixes.revert_all()
 
     # --- clients ------------------------------------------------------------------------------
@@ -368,6 +382,22 @@ class EmbeddedAws:
         for ``key`` waits before running until the returned hold is released."""
         return self.holds.add(step, key)
 
+    def _bind_faults(self) -> None:
+        """Let chute.faults signal our workers and use the injections above."""
+        workers, batch = self._workers, self._batch
+        assert workers is not None and batch is not None
+
+        def signal_process(function_name: str | None, signum: int) -> int | None:
+            if function_name is None:
+                return batch.signal_running(signum)
+            return workers.signal_running(function_name, signum)
+
+        self.faults.signal_process = signal_process
+        self.faults.inject_step_error = lambda step, error, times: self.inject_fault(
+            step, error, times=times
+        )
+        self.faults.inject_batch_exit = self.inject_batch_exit
+
     def _take_fault(self, function_name: str) -> tuple[str, str] | None:
         with self._faults_lock:
             queue = self._faults.get(function_name)
@@ -385,6 +415,7 @@ class EmbeddedAws:
         env = {
             **self._process_env(),
             **{str(k): str(v) for k, v in (fn.environment_vars or {}).items()},
+            "AWS_ACCESS_KEY_ID": fn.function_name,  # tells the endpoint who calls (chute.faults)
             "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
         }

@@ -102,6 +102,7 @@ class _Pool:
     spec: FunctionSpec
     idle: list[_Worker] = field(default_factory=list)
     busy: int = 0
+    running: set[_Worker] = field(default_factory=set)
     cond: threading.Condition = field(default_factory=threading.Condition)
 
 
@@ -138,22 +139,27 @@ class LambdaWorkers:
                     worker = pool.idle.pop()
                     if worker.alive():
                         pool.busy += 1
+                        pool.running.add(worker)
                         return worker
                 if pool.busy < self._max_workers:
                     pool.busy += 1
                     break
                 pool.cond.wait(timeout=1)
         try:
-            return self._spawn(pool.spec)
+            worker = self._spawn(pool.spec)
         except BaseException:
             with pool.cond:
                 pool.busy -= 1
                 pool.cond.notify()
             raise
+        with pool.cond:
+            pool.running.add(worker)
+        return worker
 
-    def _release(self, pool: _Pool, worker: _Worker | None) -> None:
+    def _release(self, pool: _Pool, worker: _Worker | None, used: _Worker) -> None:
         with pool.cond:
             pool.busy -= 1
+            pool.running.discard(used)
             if worker is not None and not self._closed:
                 pool.idle.append(worker)
             pool.cond.notify()
@@ -169,10 +175,10 @@ class LambdaWorkers:
             worker.send({"requestId": request_id, "deadlineMs": deadline_ms, "event": event_obj})
             response = worker.receive(spec.timeout_seconds)
             if response is not None:
-                self._release(pool, worker)
+                self._release(pool, worker, worker)
                 return InvokeResult(payload=response["payload"], errored=not response["ok"])
             worker.kill()
-            self._release(pool, None)
+            self._release(pool, None, worker)
             return _error(
                 "Sandbox.Timedout",
                 f"RequestId: {request_id} Error: Task timed out after "
@@ -180,11 +186,25 @@ class LambdaWorkers:
             )
         except (EOFError, OSError, BrokenPipeError):
             worker.kill()
-            self._release(pool, None)
+            self._release(pool, None, worker)
             return _error(
                 "Runtime.ExitError",
                 f"RequestId: {request_id} Error: Runtime exited without providing a reason",
             )
+
+    def signal_running(self, function_name: str, signum: int) -> int | None:
+        """Send ``signum`` to one worker of ``function_name`` that is in an invocation (fault
+        injection: a worker dying mid-invocation). The pid, or None if none is busy."""
+        with self._lock:
+            pool = self._pools.get(function_name)
+        if pool is None:
+            return None
+        with pool.cond:
+            workers = [w for w in pool.running if w.alive()]
+        if not workers:
+            return None
+        workers[0].process.send_signal(signum)
+        return int(workers[0].process.pid)
 
     def close(self) -> None:
         self._closed = True

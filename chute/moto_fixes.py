@@ -12,6 +12,8 @@ Hooks (not bugs, but the same mechanism):
   lambda-executor   LambdaFunction._invoke_lambda -> our warm worker processes
   batch-executor    BatchSimpleBackend._mark_job_as_finished -> our local job runner
   retry-time-scale  Retry backoff waits scaled by a factor (tests never sleep real intervals)
+  request-filter    every HTTP request to the endpoint passes chute.faults first (injected
+                    S3 errors, signals to workers), before moto's dispatcher
 Fixes:
   batch-exit-code           DescribeJobs lacks container.exitCode
   s3-multipart-put-event    CompleteMultipartUpload also emits ObjectCreated:Put
@@ -58,6 +60,7 @@ from moto.awslambda.models import LambdaFunction
 from moto.batch.models import Job
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.core.compat import HAS_CRT
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
 from moto.s3.exceptions import (
@@ -86,6 +89,7 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 LambdaExecutor = Callable[[LambdaFunction, Any], tuple[str, bool, str]]
 BatchExecutor = Callable[[Job], None]
+RequestFilter = Callable[[dict[str, Any]], tuple[str, list[tuple[str, str]], bytes] | None]
 
 
 @dataclass
@@ -125,6 +129,7 @@ class _Hooks:
     """(backend, bucket) after a request that may have changed any key of the bucket."""
     execution_started: Callable[[Any], None] | None = None
     execution_ended: Callable[[Any], None] | None = None
+    request_filter: RequestFilter | None = None
 
 
 HOOKS = _Hooks()
@@ -148,6 +153,18 @@ def _batch_executor(original: Any) -> Any:
         HOOKS.batch_executor(job)
 
     return _mark_job_as_finished
+
+
+def _request_filter(original: Any) -> Any:
+    def __call__(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        answer = HOOKS.request_filter(environ) if HOOKS.request_filter else None
+        if answer is None:
+            return original(self, environ, start_response)
+        status, headers, body = answer
+        start_response(status, headers)
+        return [body]
+
+    return __call__
 
 
 class _ScaledTime:
@@ -648,6 +665,13 @@ FIXES: dict[str, Fix] = {
             retrier_decl,
             "time",
             _retry_time,
+        ),
+        Fix(
+            "request-filter",
+            "moto's server has no middleware hook; injected faults answer before it",
+            DomainDispatcherApplication,
+            "__call__",
+            _request_filter,
         ),
         Fix(
             "batch-exit-code",

@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from chute import moto_fixes
 from chute.embedded import EmbeddedAws
@@ -558,3 +561,29 @@ def test_canary_complete_multipart_upload_still_ignores_if_match(probe: dict[str
         _complete_if_match(s3, "cas/canary", '"0123456789abcdef0123456789abcdef"')
     assert s3.get_object(Bucket="probe-bucket", Key="cas/canary")["Body"].read() == b"new\n"
     _drain(probe)
+
+
+# --- request-filter (hook) --------------------------------------------------------------------
+def test_injected_s3_faults_are_answered_through_the_request_filter(embedded: EmbeddedAws) -> None:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=embedded.endpoint_url,
+        region_name=embedded.settings.region,
+        aws_access_key_id="probe",
+        aws_secret_access_key="probe",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    bucket, key = embedded.resources.output_bucket, "request-filter-probe/x"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    embedded.faults.add(f"s3:GetObject:503:1:{key}")
+    try:
+        # without the hook the rule is never consulted: the request is served
+        with without("request-filter"):
+            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"x"
+        # with it, the armed rule answers S3's own error
+        with pytest.raises(ClientError) as error:
+            s3.get_object(Bucket=bucket, Key=key)
+        assert error.value.response["Error"]["Code"] == "SlowDown"
+        s3.delete_object(Bucket=bucket, Key=key)
+    finally:
+        embedded.faults.clear()

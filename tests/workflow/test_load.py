@@ -1,0 +1,31 @@
+"""Load, small (issue 10; the full run is bench/load.py): many files at once, every key with
+exactly one terminal outcome, none lost, none published twice."""
+
+from __future__ import annotations
+
+from bench.load import run_load
+from chute.embedded import EmbeddedAws
+from tests.workflow.conftest import LARGE_THRESHOLD
+
+
+def test_sixty_small_and_one_large_file_at_once_each_end_exactly_once(
+    embedded: EmbeddedAws,
+) -> None:
+    # GIVEN 60 small valid CSVs and one above the Batch threshold, uploaded at once
+    # WHEN the pipeline has finished with all of them
+    result = run_load(
+        embedded.client,
+        embedded.resources,
+        small=60,
+        large=1,
+        large_bytes=64 * LARGE_THRESHOLD,
+        uploaders=8,
+        timeout=300,
+    )
+    # THEN every key was archived with its output by exactly one execution, on its route
+    assert result.problems == []
+    assert result.lost == []
+    assert result.duplicated == []
+    assert result.outcomes == {"archived": 61}
+    assert result.executions == 61
+    assert result.routes == {"lambda": 60, "batch": 1}
