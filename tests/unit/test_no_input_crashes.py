@@ -51,6 +51,9 @@ class Staged:
     def head(self, ref: ObjectRef) -> Head:
         return Head(size=len(self.data), etag="etag", version_id=None)
 
+    def exists(self, bucket: str, key: str) -> Head | None:
+        return self.head(ObjectRef(bucket=bucket, key=key, size=0))
+
     def read_prefix(self, ref: ObjectRef, length: int) -> bytes:
         return self.data[:length]
 
