@@ -69,6 +69,18 @@ def _common_prefix(keys: list[str]) -> str:
     return first[:size]
 
 
+_KEY_OF: dict[str, str | None] = {}
+"""Execution ARN -> the staged key it processes (an execution's input never changes, so the
+suite asks once per execution, not at every poll)."""
+
+
+def execution_key(sfn: Any, arn: str) -> str | None:
+    if arn not in _KEY_OF:
+        desc = sfn.describe_execution(executionArn=arn)
+        _KEY_OF[arn] = source_of(desc.get("input")).get("key")
+    return _KEY_OF[arn]
+
+
 def executions_by_key(
     pipeline: PipelineLike, keys: Iterable[str]
 ) -> dict[str, list[ExecutionView]]:
@@ -77,8 +89,7 @@ def executions_by_key(
     wanted = set(keys)
     found: dict[str, list[ExecutionView]] = {key: [] for key in wanted}
     for item in list_arns(pipeline.sfn, pipeline.r.state_machine_arn):
-        desc = pipeline.sfn.describe_execution(executionArn=item["executionArn"])
-        key = source_of(desc.get("input")).get("key")
+        key = execution_key(pipeline.sfn, item["executionArn"])
         if key in wanted:
             found[key].append(view(pipeline.sfn, item["executionArn"]))
     return found

@@ -18,6 +18,7 @@ import pytest
 
 from chute.embedded import EmbeddedAws, LocalSettings, free_port
 from chute.executions import ExecutionView, list_arns, view
+from tests.support.accounting import execution_key
 
 _RECEIVED: list[dict[str, Any]] = []
 LARGE_THRESHOLD = 2048  # bytes: files of at least this size take the Batch route
@@ -38,9 +39,8 @@ class Pipeline:
     def executions_for(self, key: str) -> list[ExecutionView]:
         found = []
         for item in list_arns(self.sfn, self.r.state_machine_arn):
-            current = view(self.sfn, item["executionArn"])
-            if current.key == key:
-                found.append(current)
+            if execution_key(self.sfn, item["executionArn"]) == key:
+                found.append(view(self.sfn, item["executionArn"]))
         return found
 
     def wait_for(self, key: str, timeout: float = 60) -> ExecutionView:
