@@ -13,7 +13,7 @@ as cause, so the outcome is told by the exit code (the job definition's
 ``retryStrategy.evaluateOnExit`` retries only ``EXIT_TEMPFAIL``). On failure one JSON line
 ``{"error": <class name>, "cause": <message>, "exitCode": <code>}`` goes to stderr.
 
-Exit codes (sysexits.h values; the same table is in docs/CONTRACTS.md):
+Exit codes (sysexits.h values; the same table is in docs/step-events.md):
 
     code  constant       meaning                                     workflow
     ----  -------------  ------------------------------------------  ---------------------------

@@ -213,14 +213,14 @@ def up(
             help="Rehearse a failure (repeatable; also CHUTE_FAULTS, comma-separated): "
             "s3:OPERATION:503|500[:COUNT[:PREFIX]], lambda:STEP:kill[:COUNT[:OPERATION]], "
             "lambda:STEP:error=NAME[:COUNT], batch:kill|term[:COUNT[:OPERATION]], "
-            "batch:exit=CODE[:COUNT]. See README 'Rehearsing failures'.",
+            "batch:exit=CODE[:COUNT]. See docs/local.md 'Rehearsing failures'.",
         ),
     ] = None,
 ) -> None:
     """Serve the embedded local AWS with the pipeline deployed, until Ctrl-C.
 
     Buckets and execution history are kept in .chute/state and restored at the next start;
-    files that were in flight are processed again (see "State across restarts" in the README).
+    files that were in flight are processed again (see "State across restarts" in docs/local.md).
     """
     from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings
     from chute.faults import ENV_FAULTS, FaultSpecError, parse

@@ -2,11 +2,19 @@
 
 State data of one execution (JSONPath, camelCase as in the ASL):
 
-    $.source   ObjectRef   the object the S3 event announced (set by the trigger)
-    $.plan     Plan        file (validated ObjectRef + format) and target (where output goes)
-    $.output   Output      what the conversion wrote
-    $.archive  ObjectRef   where the original now lives
-    $.error    {Error, Cause}  set by a Catch
+    $.source       ObjectRef   the object the S3 event announced (set by the trigger)
+    $.config       {largeFileThresholdBytes, batchTimeoutSeconds}  set by LoadConfig
+    $.plan         Plan        file (validated ObjectRef + format) and target (where output goes)
+    $.convert      how the conversion ran: {route: "lambda", rows, bytes} (from the convert
+                   function's Output) or {route: "batch", jobId}
+    $.archive      ObjectRef   where the original now lives (bucket, key, size)
+    $.error        {Error, Cause}  set by a Catch
+    $.batchFailure {job}       the failed Batch job's description, parsed from $.error.Cause
+    $.failedState  str         the state whose error sent the file to Quarantine
+    $.quarantine   {bucket, key, reportKey}  where the file and its report went
+    $.summary      the completion message NotifySucceeded / NotifyRejected publish
+
+The events each step receives and returns: docs/step-events.md.
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ METRICS_DIMENSIONS: Final[dict[str, str]] = {"service": "chute"}
 METRIC_FILES_PROCESSED: Final = "FilesProcessed"  # Count: one per original archived (both routes)
 METRIC_BYTES_PROCESSED: Final = "BytesProcessed"  # Bytes: the archived original's size
 METRIC_FILES_QUARANTINED: Final = "FilesQuarantined"  # Count: one per original quarantined
-METRIC_PROCESSING_SECONDS: Final = "ProcessingSeconds"  # upload event to archived, per route
+METRIC_PROCESSING_SECONDS: Final = "ProcessingSeconds"  # execution start to archived, per route
 METRIC_EXECUTIONS_REDRIVEN: Final = "ExecutionsRedriven"  # Count: by the scheduled auto-redrive
 METRIC_REDRIVES_EXHAUSTED: Final = "RedrivesExhausted"  # Count: failed again at the redrive cap
 # Dimensions added to ``METRICS_DIMENSIONS``: the route (lambda | batch) on FilesProcessed,

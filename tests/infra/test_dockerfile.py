@@ -45,7 +45,7 @@ NEVER_IN_CONTEXT = (
     ".git/HEAD",
     "tests/unit/test_archive.py",
     "samples/orders.csv",
-    "docs/CONTRACTS.md",
+    "docs/step-events.md",
     "chute-out/samples/orders.csv.jsonl",
     ".chute/logs/worker.log",
     ".mypy_cache/3.11/tasks.json",

@@ -1,4 +1,4 @@
-"""The Batch container's entrypoint: main(argv, environ) -> exit code, per docs/CONTRACTS.md."""
+"""The Batch container's entrypoint: main(argv, environ) -> exit code, per docs/step-events.md."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def output_keys(client: Any) -> list[str]:
 
 
 def test_exit_codes_match_the_contract() -> None:
-    # The values are part of the workflow's contract (docs/CONTRACTS.md, evaluateOnExit).
+    # The values are part of the workflow's contract (docs/step-events.md, evaluateOnExit).
     assert (EXIT_OK, EXIT_USAGE, EXIT_DATAERR, EXIT_NOINPUT, EXIT_SOFTWARE, EXIT_TEMPFAIL) == (
         0,
         64,
@@ -97,7 +97,7 @@ def test_exit_codes_match_the_contract() -> None:
         70,
         75,
     )
-    contract = (REPO / "docs" / "CONTRACTS.md").read_text()
+    contract = (REPO / "docs" / "step-events.md").read_text()
     for code in (0, 64, 65, 66, 70, 75):
         assert f"| {code} |" in contract
 
