@@ -11,7 +11,7 @@ VENV_AWSCLI := .venv-awscli
 AWSCLI_STAMP := $(VENV_AWSCLI)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test lint typecheck unit infra workflow synth clean
+.PHONY: install run test lint typecheck unit workflow synth clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -508,7 +508,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "python_executable": sys.executable,
         # Read from the installed metadata, not by import: the harness stays small.
-        "versions": {d: version(d) for d in ("polars", "pyarrow", "duckdb", "chute", "orjson")},
+        "versions": {d: version(d) for d in ("polars", "pyarrow", "duckdb", "chute")},
         "chute_git": git("rev-parse", "--short", "HEAD"),
         "chute_git_dirty": bool(git("status", "--porcelain")),
     }

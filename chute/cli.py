@@ -125,7 +125,7 @@ def run(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_USAGE) from exc
     options = RunOptions(
-        paths=paths, out_dir=out, expect_quarantine=expect_quarantine or [], timeout_seconds=timeout
+        out_dir=out, expect_quarantine=expect_quarantine or [], timeout_seconds=timeout
     )
     runtime: EmbeddedAws | None = None
     if endpoint_url is None:

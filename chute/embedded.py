@@ -424,7 +424,6 @@ class EmbeddedAws:
             handler=fn.handler,
             environment=env,
             timeout_seconds=float(fn.timeout),
-            memory_mb=int(fn.memory_size),
         )
         result: InvokeResult = self._workers.invoke(spec, event)
         return result.payload, result.errored, result.logs

@@ -30,7 +30,6 @@ class FunctionSpec:
     handler: str  # "package.module.function"
     environment: dict[str, str]
     timeout_seconds: float
-    memory_mb: int = 512
 
 
 @dataclass

@@ -153,7 +153,6 @@ def download_outputs(s3: Any, results: list[FileResult], out_dir: Path) -> None:
 
 @dataclass
 class RunOptions:
-    paths: list[str]
     out_dir: Path = Path("chute-out")
     expect_quarantine: list[str] = field(default_factory=list)
     timeout_seconds: float = 900.0

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import RemovalPolicy, Stack
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -45,6 +44,3 @@ class Workflow(Construct):
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False
             ),
         )
-
-    def allow(self, statement: iam.PolicyStatement) -> None:
-        self.state_machine.add_to_role_policy(statement)

@@ -46,7 +46,6 @@ WORKERS = 2
 BOM = codecs.BOM_UTF8
 SINK_BUFFER_BYTES = 1 << 20
 """Parquet bytes buffered natively before each call into the (Python) sink."""
-_WANT_JSONL_IN_WORKER = True
 _FIELD_LIMIT = 2**31 - 1
 """For the precise path's csv module: no limit of its own (records are bounded by the chunker)."""
 
@@ -167,7 +166,7 @@ def _convert_stream(
         header,
         delimiter,
         options.quote,
-        want_jsonl=_WANT_JSONL_IN_WORKER and "jsonl" in options.outputs and not options.typing,
+        want_jsonl="jsonl" in options.outputs and not options.typing,
     )
     try:
         _convert_chunks(rest, stream, options, parse, writers, result, rejected_sink)
