@@ -6,13 +6,14 @@ chained (``raise X from exc``).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
 
 import boto3
 from botocore.config import Config
@@ -156,7 +157,8 @@ class S3Store:
         return data
 
     def open_stream(self, ref: ObjectRef) -> BinaryIO:
-        """A streaming body over the object; read it in chunks."""
+        """A streaming body over the object; read it in chunks. A network error while reading
+        is raised as the workflow's error (e.g. StorageUnavailable), like every other call."""
         try:
             resp = self._client.get_object(
                 Bucket=ref.bucket,
@@ -166,8 +168,8 @@ class S3Store:
             )
         except Exception as exc:
             raise translate(exc, what=f"s3://{ref.bucket}/{ref.key}") from exc
-        body: BinaryIO = resp["Body"]
-        return body
+        body = _TranslatedBody(resp["Body"], what=f"read s3://{ref.bucket}/{ref.key}")
+        return cast(BinaryIO, body)
 
     def writer(
         self,
@@ -354,6 +356,37 @@ class S3Store:
         body = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
         extra: dict[str, Any] = {"ContentType": "application/json", "Metadata": metadata or {}}
         self._put(bucket, key, body, extra, condition, f"put s3://{bucket}/{key}")
+
+
+class _TranslatedBody(io.RawIOBase):
+    """A response body whose read errors come out translated (:func:`translate`)."""
+
+    def __init__(self, body: Any, *, what: str) -> None:
+        self._body = body
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            data: bytes = self._body.read(None if size is None or size < 0 else size)
+        except Exception as exc:
+            error = translate(exc, what=self._what)
+            if error is exc:
+                raise
+            raise error from exc
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self._body.close()
+        super().close()
 
 
 class PendingCopy:

@@ -9,20 +9,52 @@ published by :mod:`tasks.fence` (newest version wins).
 from __future__ import annotations
 
 from contextlib import closing
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from tasks import fence, log
-from tasks.adapters.s3 import MultipartWriter, S3Store, translate
 from tasks.contracts import ContractSet
 from tasks.convert.engine import EngineOptions, convert_stream
 from tasks.convert.typed import ContractTyping
-from tasks.errors import ChuteError
-from tasks.fence import Stamp
+from tasks.fence import Condition, Stamp
 from tasks.models import ObjectRef, Output, OutputFormat, Plan
 from tasks.settings import ConvertSettings, DecompressionLimits
 
 if TYPE_CHECKING:
     from tasks.adapters.s3 import Head
+
+
+class Writer(Protocol):
+    """An object written part by part, invisible until completed."""
+
+    bytes_written: int
+
+    def write(self, data: bytes) -> None: ...
+
+    def complete(self, condition: Condition | None = None) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class Store(Protocol):
+    """What the conversion needs of S3 (tasks.adapters.s3.S3Store; errors already translated to
+    the workflow's error contract, reads of the stream included)."""
+
+    def open_stream(self, ref: ObjectRef) -> BinaryIO: ...
+
+    def writer(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        part_size: int,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Writer: ...
+
+    def exists(self, bucket: str, key: str) -> Head | None: ...
+
+    def delete_stamped(self, bucket: str, key: str, condition: Condition) -> None: ...
+
 
 CONTENT_TYPES: dict[str, str] = {
     "jsonl": "application/x-ndjson",
@@ -53,7 +85,7 @@ def engine_options(
 
 
 def convert(
-    plan: Plan, store: S3Store, settings: ConvertSettings, contracts: ContractSet | None = None
+    plan: Plan, store: Store, settings: ConvertSettings, contracts: ContractSet | None = None
 ) -> Output:
     """Convert ``plan.file`` to every format of ``plan.target``; return what was written.
 
@@ -79,7 +111,7 @@ def convert(
         contract=target.contract,
         target_key=target.key,
     )
-    writers: dict[OutputFormat, MultipartWriter] = {}
+    writers: dict[OutputFormat, Writer] = {}
     rejected = _LazyWriter(
         store, target.bucket, target.rejected_key, settings.part_size_bytes, stamp
     )
@@ -105,18 +137,11 @@ def convert(
             _publish(store, source, stamp, target.bucket, target.rejected_key, rejected.writer)
         else:
             _retract(store, source, stamp, target.bucket, target.rejected_key)
-    except BaseException as exc:
+    except BaseException:
         for writer in writers.values():
             writer.abort()
         rejected.abort()
-        if isinstance(exc, ChuteError) or not isinstance(exc, Exception):
-            raise
-        # Reading the body happens inside the engine: a network error mid-stream surfaces
-        # there untranslated. Map it to the error contract (e.g. StorageUnavailable) here.
-        translated = translate(exc, what=f"read s3://{source.bucket}/{source.key}")
-        if translated is exc:
-            raise
-        raise translated from exc
+        raise
     output = Output(
         bucket=target.bucket,
         keys={f: target.object_key(f) for f in target.formats},
@@ -137,7 +162,7 @@ def convert(
 
 
 def _publish(
-    store: S3Store, source: ObjectRef, stamp: Stamp, bucket: str, key: str, writer: MultipartWriter
+    store: Store, source: ObjectRef, stamp: Stamp, bucket: str, key: str, writer: Writer
 ) -> None:
     """Make one output visible, unless a newer version's is in place or this version is no
     longer staging's current object (nothing is published from a deleted or replaced file)."""
@@ -153,7 +178,7 @@ def _publish(
     fence.publish(look, write, stamp, f"s3://{bucket}/{key}")
 
 
-def _retract(store: S3Store, source: ObjectRef, stamp: Stamp, bucket: str, key: str) -> None:
+def _retract(store: Store, source: ObjectRef, stamp: Stamp, bucket: str, key: str) -> None:
     """Remove an older version's object at ``key`` (this version wrote none there)."""
 
     def look() -> Head | None:
@@ -173,13 +198,13 @@ def _where(ref: ObjectRef) -> str:
 class _LazyWriter:
     """A multipart writer that exists only once something is written (no empty files)."""
 
-    def __init__(self, store: S3Store, bucket: str, key: str, part_size: int, stamp: Stamp) -> None:
+    def __init__(self, store: Store, bucket: str, key: str, part_size: int, stamp: Stamp) -> None:
         self._store = store
         self._bucket = bucket
         self._key = key
         self._part_size = part_size
         self._stamp = stamp
-        self.writer: MultipartWriter | None = None
+        self.writer: Writer | None = None
 
     def write(self, data: bytes) -> None:
         if self.writer is None:
