@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from tasks import fence, log
 from tasks.adapters.s3 import MultipartWriter, S3Store, translate
-from tasks.contracts import ContractSet
 from tasks.convert.engine import EngineOptions, convert_stream
 from tasks.convert.typed import ContractTyping
+from tasks.data_contracts.model import ContractSet
 from tasks.errors import ChuteError
 from tasks.fence import Stamp
 from tasks.models import ObjectRef, Output, OutputFormat, Plan
