@@ -35,8 +35,8 @@ from typing import Any, Final
 
 from tasks import log, names
 from tasks.adapters.s3 import S3Store
-from tasks.contracts import ContractConfigError, load_contracts
 from tasks.convert.domain import convert
+from tasks.data_contracts.config import ContractConfigError, load_contracts
 from tasks.errors import PermanentError, StaleEventError, TransientError
 from tasks.models import FileSpec, ModelError, Plan, Target
 from tasks.settings import ConvertSettings, SettingsError

@@ -331,7 +331,7 @@ def convert(
 ) -> None:
     """Convert a local file with the same engine the pipeline runs (no AWS)."""
     from chute.local_convert import ConvertUsageError, convert_file
-    from tasks.contracts import ContractConfigError
+    from tasks.data_contracts.config import ContractConfigError
     from tasks.errors import PermanentError
 
     try:

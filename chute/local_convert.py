@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.contracts import ContractSet, load_contracts
 from tasks.convert.compression import from_extension
 from tasks.convert.engine import (
     ChunkTyping,
@@ -19,6 +18,8 @@ from tasks.convert.engine import (
 )
 from tasks.convert.infer import InferredTyping
 from tasks.convert.typed import ContractTyping
+from tasks.data_contracts.config import load_contracts
+from tasks.data_contracts.model import ContractSet
 
 REPO_CONTRACTS = Path(__file__).resolve().parent.parent / "contracts" / "contracts.toml"
 SUFFIX_FORMATS: dict[str, OutputFormat] = {

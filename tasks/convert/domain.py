@@ -12,9 +12,9 @@ from contextlib import closing
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from tasks import fence, log
-from tasks.contracts import ContractSet
 from tasks.convert.engine import EngineOptions, convert_stream
 from tasks.convert.typed import ContractTyping
+from tasks.data_contracts.model import ContractSet
 from tasks.fence import Condition, Stamp
 from tasks.models import ObjectRef, Output, OutputFormat, Plan
 from tasks.settings import ConvertSettings, DecompressionLimits

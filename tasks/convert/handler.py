@@ -8,8 +8,9 @@ from typing import Any
 
 from tasks import log
 from tasks.adapters.s3 import S3Store
-from tasks.contracts import ContractSet, load_contracts
 from tasks.convert.domain import convert
+from tasks.data_contracts.config import load_contracts
+from tasks.data_contracts.model import ContractSet
 from tasks.models import Plan
 from tasks.settings import ConvertSettings
 

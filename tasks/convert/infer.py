@@ -1,9 +1,10 @@
 """Typed mode without a contract: column types inferred from the first chunk.
 
 Each column gets the first of int, float, bool, date, timestamp that every non-empty value of the
-first chunk parses as (with exactly the contract rules of tasks/contracts.py), else string. The
-inferred contract then types every chunk; a later value that doesn't fit stops the conversion
-with its row and column (a streaming engine can't revise the schema of rows already written).
+first chunk parses as (with exactly the contract rules of tasks/data_contracts/check.py), else
+string. The inferred contract then types every chunk; a later value that doesn't fit stops the
+conversion with its row and column (a streaming engine can't revise the schema of rows already
+written).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from tasks.contracts import Column, ColumnType, Contract, Match, OnError, validate_chunk
 from tasks.convert.engine import ChunkTyping
 from tasks.convert.typed import ContractTyping
+from tasks.data_contracts.check import validate_chunk
+from tasks.data_contracts.model import Column, ColumnType, Contract, Match, OnError
 
 CANDIDATES: tuple[ColumnType, ...] = ("int", "float", "bool", "date", "timestamp")
 INFERRED = "inferred"

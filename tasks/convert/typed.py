@@ -1,12 +1,13 @@
-"""Typed mode: a data contract drives the engine's typing of each chunk (tasks/contracts.py)."""
+"""Typed mode: a data contract drives the engine's typing of each chunk (tasks/data_contracts/)."""
 
 from __future__ import annotations
 
 import polars as pl
 import pyarrow as pa
 
-from tasks.contracts import Contract, ErrorBudget, HeaderPlan, validate_chunk
 from tasks.convert.engine import ChunkTyping
+from tasks.data_contracts.check import ErrorBudget, output_schema, validate_chunk
+from tasks.data_contracts.model import Contract, HeaderPlan
 
 
 class ContractTyping(ChunkTyping):
@@ -19,7 +20,7 @@ class ContractTyping(ChunkTyping):
 
     def start(self, header: list[str]) -> pa.Schema:
         self._plan = self.contract.plan_header(header)
-        empty = pl.DataFrame(schema=self.contract.output_schema(self._plan))
+        empty = pl.DataFrame(schema=output_schema(self.contract, self._plan))
         return empty.to_arrow().schema
 
     def apply(

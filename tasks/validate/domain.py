@@ -42,7 +42,7 @@ from tasks.settings import DecompressionLimits, ValidateSettings
 
 if TYPE_CHECKING:
     from tasks.adapters.s3 import Head
-    from tasks.contracts import Contract, ContractSet
+    from tasks.data_contracts.model import Contract, ContractSet
 
 PREFIX_BYTES: Final = 64 * 1024
 """Content bytes checked (decompressed): the header line must end within them."""

@@ -8,7 +8,8 @@ from typing import Any
 
 from tasks import log
 from tasks.adapters.s3 import S3Store
-from tasks.contracts import ContractSet, load_contracts
+from tasks.data_contracts.config import load_contracts
+from tasks.data_contracts.model import ContractSet
 from tasks.models import ObjectRef
 from tasks.settings import ValidateSettings
 from tasks.validate.domain import validate
@@ -21,9 +22,11 @@ def _settings() -> ValidateSettings:
 
 @functools.cache
 def _contracts() -> ContractSet | None:
-    """Loaded once per cold start; a bad file fails every invocation (ContractConfigError)."""
+    """Loaded once per cold start; a bad file fails every invocation (ContractConfigError).
+    Patterns aren't compiled here (that takes polars; Validate checks headers only): Convert
+    and Batch load the same file with that check before reading any row."""
     path = _settings().contracts_file
-    return load_contracts(path) if path else None
+    return load_contracts(path, compile_patterns=False) if path else None
 
 
 @functools.cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -11,20 +12,16 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tasks.contracts import (
+from tasks.data_contracts.check import ChunkResult, ErrorBudget, output_schema, validate_chunk
+from tasks.data_contracts.config import ContractConfigError, load_contracts, parse_contracts
+from tasks.data_contracts.model import (
     MESSAGE_LIMIT,
-    ChunkResult,
     Column,
     Contract,
-    ContractConfigError,
-    ErrorBudget,
     HeaderPlan,
     Match,
     OnError,
     Problem,
-    load_contracts,
-    parse_contracts,
-    validate_chunk,
     violation_message,
 )
 from tasks.errors import ContractViolation, PermanentError
@@ -307,6 +304,30 @@ def test_config_errors_say_what_and_where(text: str, message: str) -> None:
     assert message in str(excinfo.value)
 
 
+@pytest.mark.parametrize(
+    "name", [k for k, (_, message) in CONFIG_ERRORS.items() if "pattern" not in message]
+)
+def test_without_compiling_patterns_every_other_mistake_is_still_found(name: str) -> None:
+    # GIVEN a contracts file with one mistake that isn't a pattern's syntax
+    text, message = CONFIG_ERRORS[name]
+    # WHEN parsed as Validate does, without compiling patterns  THEN the same error
+    with pytest.raises(ContractConfigError, match=re.escape(message)):
+        parse_contracts(text, source="contracts.toml", compile_patterns=False)
+
+
+def test_without_compiling_patterns_only_the_regex_syntax_is_left_unchecked() -> None:
+    # GIVEN a string column whose pattern Rust's regex rejects (look-around)
+    text = column_with('pattern = "(?=x)x"')
+    # WHEN parsed without compiling patterns  THEN it loads, pattern as written
+    contracts = parse_contracts(text, compile_patterns=False)
+    assert contracts.get("c").column("a").pattern == "(?=x)x"
+    # ...and the full check still rejects it; a pattern on an int column is rejected either way
+    with pytest.raises(ContractConfigError, match="invalid regex"):
+        parse_contracts(text)
+    with pytest.raises(ContractConfigError, match="only string columns take a pattern"):
+        parse_contracts(column_with('type = "int"\npattern = "(?=x)x"'), compile_patterns=False)
+
+
 def test_no_contracts_at_all_is_valid() -> None:
     contracts = parse_contracts('[settings]\nunmatched = "reject"\n')
     assert contracts.contracts == () and contracts.match("a.csv") is None
@@ -393,7 +414,7 @@ def test_missing_optional_column_becomes_a_null_column() -> None:
     # WHEN a chunk is validated  THEN "note" is in the output, all null, typed
     result = validate_chunk(contract, plan, pl.DataFrame({"id": ["1"], "name": ["a"]}), 2)
     assert result.valid.to_dicts() == [{"id": 1, "name": "a", "note": None}]
-    assert result.valid.schema == contract.output_schema(plan)
+    assert result.valid.schema == output_schema(contract, plan)
 
 
 def test_extra_columns_rejected() -> None:

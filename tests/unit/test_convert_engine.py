@@ -22,11 +22,11 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from tasks.contracts import parse_contracts
 from tasks.convert import dialect, engine
 from tasks.convert.compression import Compression, from_extension, from_magic
 from tasks.convert.engine import CHUNK_BYTES, EngineOptions, EngineResult, convert_stream
 from tasks.convert.typed import ContractTyping
+from tasks.data_contracts.config import parse_contracts
 from tasks.errors import ContractViolation, MalformedContent
 
 EDGE = Path(__file__).resolve().parents[1] / "fixtures" / "edge"

@@ -20,10 +20,11 @@ from botocore.exceptions import ReadTimeoutError
 
 from tasks import names
 from tasks.adapters.s3 import S3Store
-from tasks.contracts import ContractSet, parse_contracts
 from tasks.convert import domain, engine
 from tasks.convert import handler as handler_module
 from tasks.convert.domain import convert
+from tasks.data_contracts.config import parse_contracts
+from tasks.data_contracts.model import ContractSet
 from tasks.errors import (
     ContractViolation,
     MalformedContent,

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.contracts import ContractViolation
 from tasks.convert.engine import EngineOptions, convert_stream
 from tasks.convert.infer import InferredTyping
+from tasks.errors import ContractViolation
 
 DATA = (
     b"id,price,ok,day,at,name,empty\n"

@@ -15,7 +15,8 @@ import pytest
 import zstandard
 
 from tasks.adapters.s3 import S3Store
-from tasks.contracts import ContractConfigError, ContractSet, load_contracts
+from tasks.data_contracts.config import ContractConfigError, load_contracts
+from tasks.data_contracts.model import ContractSet
 from tasks.errors import (
     ContractViolation,
     InvalidFile,
