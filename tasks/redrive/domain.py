@@ -1,12 +1,12 @@
 """Which failed executions to redrive, and doing it through a port.
 
-Only failures another attempt can fix are redriven: the errors the workflow itself retries
-(exhausted), a timeout, or a Batch job that exited 75 (EX_TEMPFAIL) or was ended by the
-infrastructure. Never a quarantined file (``Rejected``), a stale event (``Stale``), a Batch job
-that reported a bug or bad parameters, an execution a person stopped, or one already rerun as a
-new execution by ``chute rerun``. Each execution is redriven at most ``max_redrives`` times
-(Step Functions counts them: ``redriveCount``); when one fails again at the cap the run says so
-(a metric with an alarm on it).
+Only failures another attempt can fix are redriven (``tasks.workflow.classify`` decides, as for
+``chute status``): the errors the workflow itself retries (exhausted), a timeout, or a Batch job
+that exited ``ExitCode.TEMPFAIL`` or was ended by the infrastructure. Never a quarantined file
+(``Rejected``), a stale event (``Stale``), a Batch job that reported a bug or bad parameters, an
+execution a person stopped, or one already rerun as a new execution by ``chute rerun``. Each
+execution is redriven at most ``max_redrives`` times (Step Functions counts them:
+``redriveCount``); when one fails again at the cap the run says so (a metric with an alarm on it).
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ class FailedExecution:
     error: str | None
     cause: str | None
     fail_state: str | None
-    """The Fail state the execution ended in (Rejected, Stale, BatchFailed, BatchSubmitFailed),
-    None: a task's
+    """The Fail state the execution ended in (``tasks.workflow.FAIL_STATES``); None: a task's
     error after its retries, or a timeout."""
     redrive_count: int
 
