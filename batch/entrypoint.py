@@ -10,19 +10,20 @@ parameters come from the environment the state machine sets (container overrides
 
 A Batch failure reaches the workflow only as ``States.TaskFailed`` with the DescribeJobs JSON
 as cause, so the outcome is told by the exit code (the job definition's
-``retryStrategy.evaluateOnExit`` retries only ``EXIT_TEMPFAIL``). On failure one JSON line
+``retryStrategy.evaluateOnExit`` retries only ``ExitCode.TEMPFAIL``). On failure one JSON line
 ``{"error": <class name>, "cause": <message>, "exitCode": <code>}`` goes to stderr.
 
-Exit codes (sysexits.h values; the same table is in docs/step-events.md):
+Exit codes: ``tasks.workflow.ExitCode`` (sysexits.h values; the same table is in
+docs/step-events.md):
 
-    code  constant       meaning                                     workflow
-    ----  -------------  ------------------------------------------  ---------------------------
-       0  EXIT_OK        converted                                   Archive
-      64  EXIT_USAGE     bad job parameters or settings (EX_USAGE)   Fail, file stays in staging
-      65  EXIT_DATAERR   the file is bad: a PermanentError           Quarantine
-      66  EXIT_NOINPUT   source gone or changed: a StaleEventError   Fail, nothing moved
-      70  EXIT_SOFTWARE  unexpected error (EX_SOFTWARE)              Fail, file stays in staging
-      75  EXIT_TEMPFAIL  a TransientError, or stopped (SIGTERM)     Batch retries, then Fail
+    code  ExitCode   meaning                                     workflow
+    ----  ---------  ------------------------------------------  ---------------------------
+       0  OK         converted                                   Archive
+      64  USAGE      bad job parameters or settings (EX_USAGE)   Fail, file stays in staging
+      65  DATAERR    the file is bad: a PermanentError           Quarantine
+      66  NOINPUT    source gone or changed: a StaleEventError   Fail, nothing moved
+      70  SOFTWARE   unexpected error (EX_SOFTWARE)              Fail, file stays in staging
+      75  TEMPFAIL   a TransientError, or stopped (SIGTERM)     Batch retries, then Fail
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import json
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 from tasks import log, names
 from tasks.adapters.s3 import S3Store
@@ -40,19 +41,7 @@ from tasks.data_contracts.config import ContractConfigError, load_contracts
 from tasks.errors import PermanentError, StaleEventError, TransientError
 from tasks.models import FileSpec, ModelError, Plan, Target
 from tasks.settings import ConvertSettings, SettingsError
-
-EXIT_OK: Final = 0
-"""Converted: the target object is written."""
-EXIT_USAGE: Final = 64
-"""Bad job parameters: missing or malformed CHUTE_JOB_* variables, bad settings, unknown args."""
-EXIT_DATAERR: Final = 65
-"""The file is bad (a PermanentError): quarantine it."""
-EXIT_NOINPUT: Final = 66
-"""The source is gone or changed (a StaleEventError): nothing to do."""
-EXIT_SOFTWARE: Final = 70
-"""An unexpected exception: a bug or a misconfiguration (e.g. access denied)."""
-EXIT_TEMPFAIL: Final = 75
-"""A TransientError (throttling, 5xx, network): worth retrying the job."""
+from tasks.workflow import ExitCode
 
 USAGE = f"""\
 usage: python -m batch [--help]
@@ -63,8 +52,10 @@ Convert one file for the chute pipeline (the AWS Batch job). Parameters come fro
   {names.ENV_JOB_EXECUTION:<22}  execution name (log correlation id)
   {names.ENV_PART_SIZE_BYTES:<22}  multipart part size in bytes (optional)
 
-exit codes: {EXIT_OK} converted, {EXIT_USAGE} bad parameters, {EXIT_DATAERR} bad file,
-  {EXIT_NOINPUT} source gone or changed, {EXIT_SOFTWARE} unexpected error, {EXIT_TEMPFAIL} transient
+exit codes: {ExitCode.OK} converted, {ExitCode.USAGE} bad parameters, \
+{ExitCode.DATAERR} bad file,
+  {ExitCode.NOINPUT} source gone or changed, {ExitCode.SOFTWARE} unexpected error, \
+{ExitCode.TEMPFAIL} transient
 """
 
 
@@ -110,22 +101,22 @@ def stop_on_sigterm() -> None:
 
 def _exit_code(exc: Exception) -> int:
     if isinstance(exc, UsageError | ModelError | SettingsError | ContractConfigError):
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if isinstance(exc, Stopped):
-        return EXIT_TEMPFAIL  # not the file's fault: rerunnable
+        return ExitCode.TEMPFAIL  # not the file's fault: rerunnable
     if isinstance(exc, PermanentError):
-        return EXIT_DATAERR
+        return ExitCode.DATAERR
     if isinstance(exc, StaleEventError):
-        return EXIT_NOINPUT
+        return ExitCode.NOINPUT
     if isinstance(exc, TransientError):
-        return EXIT_TEMPFAIL
-    return EXIT_SOFTWARE
+        return ExitCode.TEMPFAIL
+    return ExitCode.SOFTWARE
 
 
 def _fail(exc: Exception) -> int:
     code = _exit_code(exc)
     name = type(exc).__name__
-    if code == EXIT_SOFTWARE:
+    if code == ExitCode.SOFTWARE:
         log.get_logger().exception("batch job crashed", error=name, exit_code=code)
     else:
         log.error("batch job failed", error=name, cause=str(exc), exit_code=code)
@@ -142,7 +133,7 @@ def _leave_failure(store: S3Store, plan: Plan, execution: str, exc: Exception) -
     document = {
         "error": type(exc).__name__,
         "cause": str(exc),
-        "exitCode": EXIT_DATAERR,
+        "exitCode": ExitCode.DATAERR,
         "execution": execution,
         "key": plan.file.ref.key,
     }
@@ -157,7 +148,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str], *, store: S3Store | No
     args = list(argv)
     if args in (["--help"], ["-h"]):
         print(USAGE, end="")
-        return EXIT_OK
+        return ExitCode.OK
     job: tuple[Plan, str] | None = None
     try:
         if args:
@@ -170,8 +161,8 @@ def main(argv: Sequence[str], environ: Mapping[str, str], *, store: S3Store | No
         output = convert(plan, store, settings, contracts)
     except Exception as exc:
         code = _fail(exc)
-        if code == EXIT_DATAERR and job is not None:
+        if code == ExitCode.DATAERR and job is not None:
             _leave_failure(store or S3Store(), *job, exc)
         return code
     log.info("batch job finished", rows=output.rows, bytes=output.bytes)
-    return EXIT_OK
+    return ExitCode.OK

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-# Outcomes, from the operator's point of view.
-SUCCEEDED = "SUCCEEDED"
-QUARANTINED = "QUARANTINED"  # permanent error: the file is in quarantine with a report
-STALE = "STALE"  # the event no longer matched staging; nothing was moved
-FAILED = "FAILED"  # transient/unexpected: the file is still in staging, rerun it
-RUNNING = "RUNNING"
+from tasks.workflow import Outcome, classify, fail_state_of, route_of
+
+# The outcomes (tasks.workflow.Outcome) under the names the CLI imports.
+SUCCEEDED = Outcome.SUCCEEDED
+QUARANTINED = Outcome.QUARANTINED
+STALE = Outcome.STALE
+FAILED = Outcome.FAILED
+RUNNING = Outcome.RUNNING
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class ExecutionView:
     name: str
     arn: str
     status: str  # the Step Functions status
-    outcome: str
+    outcome: Outcome
     key: str | None
     etag: str | None
     route: str | None  # "lambda" | "batch" | None (not reached yet)
@@ -33,6 +35,7 @@ class ExecutionView:
     error: str | None
     cause: str | None
     output: dict[str, Any] | None
+    transient: bool = False  # FAILED in a way another attempt may fix (tasks.workflow.Verdict)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -67,39 +70,29 @@ def view(sfn: Any, arn: str) -> ExecutionView:
         for e in _history(sfn, arn)
         if "stateEnteredEventDetails" in e
     ]
-    route = (
-        "batch"
-        if "ConvertInBatch" in entered
-        else "lambda"
-        if "ConvertInLambda" in entered
-        else None
-    )
     status = desc["status"]
-    if status == "SUCCEEDED":
-        outcome = SUCCEEDED
-    elif status == "RUNNING":
-        outcome = RUNNING
-    elif "Rejected" in entered:
-        outcome = QUARANTINED
-    elif "Stale" in entered:
-        outcome = STALE
-    else:
-        outcome = FAILED
+    verdict = classify(
+        status,
+        fail_state=fail_state_of(entered),
+        error=desc.get("error"),
+        cause=desc.get("cause"),
+    )
     output = json.loads(desc["output"]) if desc.get("output") else None
     return ExecutionView(
         name=desc["name"],
         arn=arn,
         status=status,
-        outcome=outcome,
+        outcome=verdict.outcome,
         key=source.get("key"),
         etag=source.get("eTag"),
-        route=route,
+        route=route_of(entered),
         started=desc.get("startDate"),
         stopped=desc.get("stopDate"),
         current_state=entered[-1] if entered else None,
         error=desc.get("error"),
         cause=desc.get("cause"),
         output=output,
+        transient=verdict.transient,
     )
 
 

@@ -13,9 +13,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chute.deployment import Deployment
-from chute.executions import QUARANTINED, ExecutionView, view
+from chute.executions import ExecutionView, view
 from tasks.adapters.sfn import NOT_REDRIVABLE as _NOT_REDRIVABLE
 from tasks.adapters.sfn import rerun_name
+from tasks.workflow import Outcome, State
 
 
 class OperateError(Exception):
@@ -132,7 +133,7 @@ def timeline(d: Deployment, arn: str) -> Timeline:
     if current.status != "RUNNING" and states and states[-1].ended is None:
         states[-1].ended = current.stopped
     if current.cause and current.route == "batch":
-        _batch_details(next(s for s in states if s.name == "ConvertInBatch"), current.cause)
+        _batch_details(next(s for s in states if s.name == State.CONVERT_IN_BATCH), current.cause)
     description = d.sfn.describe_execution(executionArn=arn)
     return Timeline(
         execution=current,
@@ -186,9 +187,9 @@ def rerun(
 def _rerun_one(d: Deployment, arn: str, *, force: bool) -> RerunResult:
     current = view(d.sfn, arn)
     name = current.name
-    if current.status in ("RUNNING", "SUCCEEDED"):
+    if current.outcome in (Outcome.RUNNING, Outcome.SUCCEEDED):
         return RerunResult(name, "skipped", f"execution is {current.status}")
-    if current.outcome == QUARANTINED and not force:
+    if current.outcome == Outcome.QUARANTINED and not force:
         return RerunResult(
             name,
             "refused",

@@ -191,7 +191,8 @@ class ArchiveSettings:
 class QuarantineSettings:
     quarantine_bucket: str
     output_bucket: str | None = None
-    """Where a rejecting Batch job left its error (names.batch_failure_key); None: not read."""
+    """The only bucket a rejecting Batch job's error is read from (the workflow passes where the
+    job left it, ``jobFailure``); None: never read."""
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> QuarantineSettings:

@@ -9,12 +9,13 @@ report is still written and says so.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from tasks import fence, log, metrics, moves, names
+from tasks import fence, log, metrics, moves
 from tasks.fence import Condition, Stamp
-from tasks.models import ObjectRef
+from tasks.models import ModelError, ObjectRef
 from tasks.moves import MoveOutcome, MoveResult
 from tasks.settings import QuarantineSettings
 
@@ -37,6 +38,28 @@ _STATUS: dict[MoveOutcome, FileStatus] = {
     "not_found": "not_found",
     "changed": "changed",
 }
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """Where a rejecting Batch job left the error it raised (the workflow's ``jobFailure``,
+    built by the ``BatchConvertRejected`` state as ``tasks.names.batch_failure_key`` in the
+    output bucket): ``{"error", "cause", "exitCode", "execution", "key"}``."""
+
+    bucket: str
+    key: str
+
+    @classmethod
+    def from_payload(cls, data: Any) -> JobFailure | None:
+        """None for null (every rejection but the Batch job's)."""
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise ModelError("jobFailure must be an object or null")
+        bucket, key = data.get("bucket"), data.get("key")
+        if not isinstance(bucket, str) or not bucket or not isinstance(key, str) or not key:
+            raise ModelError("jobFailure needs a bucket and a key")
+        return cls(bucket=bucket, key=key)
 
 
 class Store(moves.Store, Protocol):
@@ -62,15 +85,16 @@ def quarantine(
     store: Store,
     settings: QuarantineSettings,
     now: datetime | None = None,
+    job_failure: JobFailure | None = None,
 ) -> dict[str, str]:
     """Quarantine ``source`` and report why; returns ``{"bucket", "key", "reportKey"}``.
 
     A Batch job's failure reaches the workflow as the job's description (``cause``); the error
-    the job raised is read from where it left it (names.batch_failure_key), so the report names
-    it and keeps its details exactly as on the Lambda route."""
+    the job raised is read from where the workflow says it left it (``job_failure``), so the
+    report names it and keeps its details exactly as on the Lambda route."""
     bucket = settings.quarantine_bucket
     report_key = source.key + REPORT_SUFFIX
-    left_by_job = _batch_job_error(store, settings, failed_state, execution)
+    left_by_job = _job_error(store, settings, job_failure)
     message: str | None
     if left_by_job is not None:
         error_name, message = left_by_job
@@ -101,10 +125,9 @@ def quarantine(
         )
 
     result = moves.move(source, bucket, store, before_delete=write_report)
-    if left_by_job is not None and settings.output_bucket:
+    if left_by_job is not None and job_failure is not None:
         # the report has it now (a retry of this step finds none and keeps the job's cause)
-        failure = names.batch_failure_key(execution)
-        store.delete(ObjectRef(bucket=settings.output_bucket, key=failure, size=0))
+        store.delete(ObjectRef(bucket=job_failure.bucket, key=job_failure.key, size=0))
     if result.outcome == "moved":  # not "already_moved": an earlier attempt counted that one
         metrics.file_quarantined(error_name)
     log.warning(
@@ -118,13 +141,18 @@ def quarantine(
     return {"bucket": bucket, "key": source.key, "reportKey": report_key}
 
 
-def _batch_job_error(
-    store: Store, settings: QuarantineSettings, failed_state: str, execution: str
+def _job_error(
+    store: Store, settings: QuarantineSettings, job_failure: JobFailure | None
 ) -> tuple[str, str] | None:
-    """``(error name, message)`` a rejecting Batch job left for this execution, if any."""
-    if failed_state != "ConvertInBatch" or not settings.output_bucket or not execution:
+    """``(error name, message)`` a rejecting Batch job left where ``job_failure`` says, if any.
+    Only the output bucket is read (the function may read nothing else): a location elsewhere
+    is logged and ignored, the report keeps the job's description."""
+    if job_failure is None:
         return None
-    document = store.get_json(settings.output_bucket, names.batch_failure_key(execution))
+    if job_failure.bucket != settings.output_bucket:
+        log.warning("job failure not read", bucket=job_failure.bucket, key=job_failure.key)
+        return None
+    document = store.get_json(job_failure.bucket, job_failure.key)
     if not isinstance(document, dict):
         return None
     name, message = document.get("error"), document.get("cause")

@@ -8,8 +8,8 @@ from typing import Any
 
 from tasks import log, metrics
 from tasks.adapters.s3 import S3Store
-from tasks.models import ObjectRef
-from tasks.quarantine.domain import quarantine
+from tasks.models import ModelError, ObjectRef
+from tasks.quarantine.domain import JobFailure, quarantine
 from tasks.settings import QuarantineSettings
 
 
@@ -31,6 +31,11 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     source = ObjectRef.from_dict(event.get("source"))
     log.bind(key=source.key)
     try:
+        job_failure = JobFailure.from_payload(event.get("jobFailure"))
+    except ModelError as exc:  # the file is quarantined all the same, with the job's cause
+        log.warning("job failure ignored", reason=str(exc))
+        job_failure = None
+    try:
         return quarantine(
             source,
             error_name=str(error.get("Error") or "Unknown"),
@@ -39,6 +44,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             execution=execution,
             store=_store(),
             settings=_settings(),
+            job_failure=job_failure,
         )
     finally:
         metrics.flush(execution)

@@ -1,49 +1,24 @@
 """Which failed executions to redrive, and doing it through a port.
 
-Only failures another attempt can fix are redriven: the errors the workflow itself retries
-(exhausted), a timeout, or a Batch job that exited 75 (EX_TEMPFAIL) or was ended by the
-infrastructure. Never a quarantined file (``Rejected``), a stale event (``Stale``), a Batch job
-that reported a bug or bad parameters, an execution a person stopped, or one already rerun as a
-new execution by ``chute rerun``. Each execution is redriven at most ``max_redrives`` times
-(Step Functions counts them: ``redriveCount``); when one fails again at the cap the run says so
-(a metric with an alarm on it).
+Only failures another attempt can fix are redriven (``tasks.workflow.classify`` decides, as for
+``chute status``): the errors the workflow itself retries (exhausted), a timeout, or a Batch job
+that exited ``ExitCode.TEMPFAIL`` or was ended by the infrastructure. Never a quarantined file
+(``Rejected``), a stale event (``Stale``), a Batch job that reported a bug or bad parameters, an
+execution a person stopped, or one already rerun as a new execution by ``chute rerun``. Each
+execution is redriven at most ``max_redrives`` times (Step Functions counts them:
+``redriveCount``); when one fails again at the cap the run says so (a metric with an alarm on it).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from tasks import log, metrics
-from tasks.errors import TransientError
 from tasks.settings import RedriveSettings
-
-# What the workflow retries itself (tests/unit/test_redrive.py checks this against every Retry
-# of workflows/pipeline.asl.json), plus a task timing out: once those retries are exhausted, a
-# later attempt may succeed.
-RETRIED_ERRORS: frozenset[str] = frozenset(
-    {
-        *(cls.__name__ for cls in TransientError.__subclasses__()),
-        "Lambda.AWSLambdaException",
-        "Lambda.ClientExecutionTimeoutException",
-        "Lambda.SdkClientException",
-        "Lambda.ServiceException",
-        "Lambda.TooManyRequestsException",
-        "Sandbox.Timedout",
-        "Runtime.ExitError",
-        "Runtime.OutOfMemory",
-        "Lambda.Unknown",
-        "Batch.AWSBatchException",
-        "Batch.ServerException",
-        "Batch.TooManyRequestsException",
-        "States.TaskFailed",
-    }
-)
-TRANSIENT_ERRORS: frozenset[str] = RETRIED_ERRORS | {"States.Timeout"}
-BATCH_TEMPFAIL = 75
+from tasks.workflow import classify
 
 Decision = Literal["redrive", "not_transient", "capped", "already_rerun", "not_redrivable"]
 
@@ -57,8 +32,7 @@ class FailedExecution:
     error: str | None
     cause: str | None
     fail_state: str | None
-    """The Fail state the execution ended in (Rejected, Stale, BatchFailed, BatchSubmitFailed),
-    None: a task's
+    """The Fail state the execution ended in (``tasks.workflow.FAIL_STATES``); None: a task's
     error after its retries, or a timeout."""
     redrive_count: int
 
@@ -75,28 +49,14 @@ class Executions(Protocol):
         ...
 
 
-def _batch_exit_code(cause: str | None) -> int | None:
-    try:
-        job = json.loads(cause or "")
-    except ValueError:
-        return None
-    container = job.get("Container") if isinstance(job, dict) else None
-    code = container.get("ExitCode") if isinstance(container, dict) else None
-    return code if isinstance(code, int) else None
-
-
 def is_transient(execution: FailedExecution) -> bool:
-    if execution.status == "TIMED_OUT":
-        return True
-    if execution.status != "FAILED" or execution.fail_state in ("Rejected", "Stale"):
-        return False
-    if execution.fail_state == "BatchSubmitFailed":
-        return True  # Batch refused or failed the call itself: never the file's fault
-    if execution.fail_state == "BatchFailed":
-        code = _batch_exit_code(execution.cause)
-        # no exit code: the infrastructure ended the job (host terminated, attempt timeout)
-        return code is None or code == BATCH_TEMPFAIL
-    return execution.fail_state is None and execution.error in TRANSIENT_ERRORS
+    """Whether another attempt may succeed (tasks.workflow.classify decides)."""
+    return classify(
+        execution.status,
+        fail_state=execution.fail_state,
+        error=execution.error,
+        cause=execution.cause,
+    ).transient
 
 
 @dataclass

@@ -19,20 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch import entrypoint
-from batch.entrypoint import (
-    EXIT_DATAERR,
-    EXIT_NOINPUT,
-    EXIT_OK,
-    EXIT_SOFTWARE,
-    EXIT_TEMPFAIL,
-    EXIT_USAGE,
-    main,
-    stop_on_sigterm,
-)
+from batch.entrypoint import main, stop_on_sigterm
 from tasks import names
 from tasks.adapters.s3 import S3Store
 from tasks.errors import StorageUnavailable
 from tasks.models import FileSpec, ObjectRef, OutputFormat, Target
+from tasks.workflow import ExitCode
 from tests.unit.conftest import OUTPUT, STAGING
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,14 +81,7 @@ def output_keys(client: Any) -> list[str]:
 
 def test_exit_codes_match_the_contract() -> None:
     # The values are part of the workflow's contract (docs/step-events.md, evaluateOnExit).
-    assert (EXIT_OK, EXIT_USAGE, EXIT_DATAERR, EXIT_NOINPUT, EXIT_SOFTWARE, EXIT_TEMPFAIL) == (
-        0,
-        64,
-        65,
-        66,
-        70,
-        75,
-    )
+    assert [int(code) for code in ExitCode] == [0, 64, 65, 66, 70, 75]
     contract = (REPO / "docs" / "step-events.md").read_text()
     for code in (0, 64, 65, 66, 70, 75):
         assert f"| {code} |" in contract
@@ -109,7 +94,7 @@ def test_success_writes_the_target_and_exits_0(s3: Any, capsys: pytest.CaptureFi
     # WHEN the container runs
     code = main([], environ, store=S3Store(s3))
     # THEN it exits 0, wrote both targets, and said nothing on stderr
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     body = s3.get_object(Bucket=OUTPUT, Key=f"{key}.jsonl")["Body"].read()
     assert body == b'{"id":"1","name":"a"}\n{"id":"2","name":"b"}\n'
     parquet = s3.get_object(Bucket=OUTPUT, Key=f"{key}.parquet")["Body"].read()
@@ -121,14 +106,14 @@ def test_success_writes_the_target_and_exits_0(s3: Any, capsys: pytest.CaptureFi
 
 
 def test_help_prints_usage_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--help"], {}) == EXIT_OK
+    assert main(["--help"], {}) == ExitCode.OK
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m batch")
     assert names.ENV_JOB_FILE in out
 
 
 def test_unknown_argument_exits_64(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--fast"], {}) == EXIT_USAGE
+    assert main(["--fast"], {}) == ExitCode.USAGE
     assert stderr_report(capsys.readouterr().err) == {
         "error": "UsageError",
         "cause": "unexpected arguments: --fast",
@@ -179,7 +164,7 @@ def test_bad_job_parameters_exit_64(
     # WHEN the container runs
     code = main([], environ, store=S3Store(s3))
     # THEN EX_USAGE, one JSON line on stderr naming the problem, and nothing written
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     report = stderr_report(capsys.readouterr().err)
     assert report["error"] == error
     assert cause in report["cause"]
@@ -193,7 +178,7 @@ def test_bad_file_exits_65(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
     # WHEN the container runs
     code = main([], environ, store=S3Store(s3))
     # THEN EX_DATAERR with the PermanentError's class name and message, and no output
-    assert code == EXIT_DATAERR
+    assert code == ExitCode.DATAERR
     assert stderr_report(capsys.readouterr().err) == {
         "error": "MalformedContent",
         "cause": "row 3: expected 2 fields as in the header, found 1",
@@ -220,7 +205,7 @@ def test_a_rejection_that_cant_be_left_still_exits_65(
             raise StorageUnavailable("S3 answered SlowDown")
 
     environ = job_environ(s3, "in/bad.csv", b"a,b\n1,2\n3\n")
-    assert main([], environ, store=NoWrites(s3)) == EXIT_DATAERR
+    assert main([], environ, store=NoWrites(s3)) == ExitCode.DATAERR
     assert "failure not left" in capsys.readouterr().out
 
 
@@ -243,7 +228,7 @@ def test_contract_violation_exits_65(
         **{names.ENV_CONTRACTS_FILE: contracts_file(tmp_path)},
     )
     # WHEN the container runs THEN EX_DATAERR (a PermanentError: quarantine), nothing written
-    assert main([], environ, store=S3Store(s3)) == EXIT_DATAERR
+    assert main([], environ, store=S3Store(s3)) == ExitCode.DATAERR
     report = stderr_report(capsys.readouterr().err)
     assert (report["error"], report["exitCode"]) == ("ContractViolation", 65)
     assert json.loads(report["cause"])["problems"] == [
@@ -260,7 +245,7 @@ def test_typed_conversion_with_the_contracts_file_exits_0(s3: Any, tmp_path: Pat
         contract="orders",
         **{names.ENV_CONTRACTS_FILE: contracts_file(tmp_path)},
     )
-    assert main([], environ, store=S3Store(s3)) == EXIT_OK
+    assert main([], environ, store=S3Store(s3)) == ExitCode.OK
     body = s3.get_object(Bucket=OUTPUT, Key="in/orders.csv.jsonl")["Body"].read()
     assert body == b'{"id":1}\n{"id":2}\n'
 
@@ -276,7 +261,7 @@ def test_broken_contracts_file_exits_64(
         **{names.ENV_CONTRACTS_FILE: contracts_file(tmp_path, "[settings\n")},
     )
     # WHEN the container runs THEN EX_USAGE: the file stays in staging
-    assert main([], environ, store=S3Store(s3)) == EXIT_USAGE
+    assert main([], environ, store=S3Store(s3)) == ExitCode.USAGE
     report = stderr_report(capsys.readouterr().err)
     assert (report["error"], report["exitCode"]) == ("ContractConfigError", 64)
     assert output_keys(s3) == []
@@ -286,7 +271,7 @@ def test_missing_source_exits_66(s3: Any, capsys: pytest.CaptureFixture[str]) ->
     # GIVEN a job for an object that is no longer in staging
     environ = job_environ(s3, "in/gone.csv", None)
     # WHEN the container runs THEN EX_NOINPUT (a StaleEventError)
-    assert main([], environ, store=S3Store(s3)) == EXIT_NOINPUT
+    assert main([], environ, store=S3Store(s3)) == ExitCode.NOINPUT
     report = stderr_report(capsys.readouterr().err)
     assert (report["error"], report["exitCode"]) == ("SourceMissing", 66)
 
@@ -296,7 +281,7 @@ def test_changed_source_exits_66(s3: Any, capsys: pytest.CaptureFixture[str]) ->
     environ = job_environ(s3, "in/changed.csv", b"a\n1\n")
     s3.put_object(Bucket=STAGING, Key="in/changed.csv", Body=b"a\n2\n")
     # WHEN the container runs THEN EX_NOINPUT (SourceChanged)
-    assert main([], environ, store=S3Store(s3)) == EXIT_NOINPUT
+    assert main([], environ, store=S3Store(s3)) == ExitCode.NOINPUT
     report = stderr_report(capsys.readouterr().err)
     assert (report["error"], report["exitCode"]) == ("SourceChanged", 66)
     assert output_keys(s3) == []
@@ -310,7 +295,7 @@ def test_unexpected_exception_exits_70(s3: Any, capsys: pytest.CaptureFixture[st
 
     environ = job_environ(s3, "in/a.csv", b"a\n1\n")
     # WHEN the container runs THEN EX_SOFTWARE with the original class name
-    assert main([], environ, store=BrokenStore(s3)) == EXIT_SOFTWARE
+    assert main([], environ, store=BrokenStore(s3)) == ExitCode.SOFTWARE
     assert stderr_report(capsys.readouterr().err) == {
         "error": "RuntimeError",
         "cause": "bug in the store",
@@ -325,7 +310,7 @@ def test_access_denied_is_unexpected_not_transient(
     environ = job_environ(s3, "in/a.csv", b"a\n1\n")
     fail_get_object(s3, status=403, code="AccessDenied")
     # WHEN the container runs THEN EX_SOFTWARE
-    assert main([], environ, store=S3Store(s3)) == EXIT_SOFTWARE
+    assert main([], environ, store=S3Store(s3)) == ExitCode.SOFTWARE
     report = stderr_report(capsys.readouterr().err)
     assert (report["error"], report["exitCode"]) == ("AccessDenied", 70)
 
@@ -345,7 +330,7 @@ def test_throttling_exits_75(s3: Any, capsys: pytest.CaptureFixture[str]) -> Non
     environ = job_environ(s3, "in/a.csv", b"a\n1\n")
     fail_get_object(s3, status=503, code="SlowDown")
     # WHEN the container runs THEN EX_TEMPFAIL (a TransientError), so Batch retries the job
-    assert main([], environ, store=S3Store(s3)) == EXIT_TEMPFAIL
+    assert main([], environ, store=S3Store(s3)) == ExitCode.TEMPFAIL
     report = stderr_report(capsys.readouterr().err)
     assert report["error"] == "StorageUnavailable"
     assert "SlowDown" in report["cause"]
@@ -366,7 +351,7 @@ def test_store_is_built_by_default_when_not_injected(
 
     monkeypatch.setattr(entrypoint, "S3Store", build)
     # WHEN the container runs THEN it converts with that store
-    assert main([], environ) == EXIT_OK
+    assert main([], environ) == ExitCode.OK
     assert len(built) == 1
     assert output_keys(s3) == ["in/default.csv.jsonl"]
 
@@ -389,13 +374,13 @@ def test_python_dash_m_batch_is_the_container_command() -> None:
     # WHEN run as a process
     result = run_module(env={})
     # THEN the process exit status is the code main returned, with one JSON line on stderr
-    assert result.returncode == EXIT_USAGE
+    assert result.returncode == ExitCode.USAGE
     assert stderr_report(result.stderr) == {
         "error": "UsageError",
         "cause": "CHUTE_JOB_EXECUTION is required",
         "exitCode": 64,
     }
-    assert run_module("--help", env={}).returncode == EXIT_OK
+    assert run_module("--help", env={}).returncode == ExitCode.OK
 
 
 class _StallsAfter(io.RawIOBase):
@@ -454,7 +439,7 @@ def test_sigterm_stops_the_job_as_transient_and_leaves_no_upload_behind(
         stopper.join()
         signal.signal(signal.SIGTERM, previous)
     # THEN a transient exit (rerunnable, not the file's fault), no output, no upload left open
-    assert code == EXIT_TEMPFAIL
+    assert code == ExitCode.TEMPFAIL
     report = stderr_report(capsys.readouterr().err)
     assert (report["error"], report["cause"]) == ("Stopped", "stopped by signal SIGTERM")
     assert output_keys(s3) == []
@@ -499,7 +484,7 @@ def test_content_that_used_to_crash_or_flood_exits_65_with_its_name(
     # WHEN the container runs
     code = main([], environ, store=S3Store(s3))
     # THEN EX_DATAERR with the named error (no crash), nothing published
-    assert code == EXIT_DATAERR
+    assert code == ExitCode.DATAERR
     report = stderr_report(capsys.readouterr().err)
     assert report["error"] == error
     assert report["cause"].startswith(cause)

@@ -13,7 +13,7 @@ from tasks import names
 from tasks.adapters.s3 import S3Store
 from tasks.models import ObjectRef
 from tasks.quarantine import handler as quarantine_handler
-from tasks.quarantine.domain import MAX_CAUSE_BYTES, quarantine, truncate_utf8
+from tasks.quarantine.domain import MAX_CAUSE_BYTES, JobFailure, quarantine, truncate_utf8
 from tasks.settings import QuarantineSettings
 from tests.unit.conftest import KEYS, OUTPUT, QUARANTINE, STAGING, fresh, put
 
@@ -192,25 +192,38 @@ PROBLEMS = {
 }
 
 
-def quarantine_batch_rejection(store: S3Store, source: ObjectRef) -> None:
+# where the workflow's BatchConvertRejected state says the job left its error
+JOB_FAILURE = JobFailure(bucket=OUTPUT, key=names.batch_failure_key("orders-csv-0123"))
+
+
+def quarantine_batch_rejection(
+    store: S3Store,
+    source: ObjectRef,
+    job_failure: JobFailure | None = JOB_FAILURE,
+    failed_state: str = "ConvertInBatch",
+) -> None:
     quarantine(
         source,
         "States.TaskFailed",
         BATCH_CAUSE,
-        "ConvertInBatch",
+        failed_state,
         "orders-csv-0123",
         store,
         QuarantineSettings(quarantine_bucket=QUARANTINE, output_bucket=OUTPUT),
         now=NOW,
+        job_failure=job_failure,
     )
+
+
+def leave_job_failure(s3: Any, key: str = JOB_FAILURE.key) -> None:
+    left = {"error": "ContractViolation", "cause": json.dumps(PROBLEMS), "exitCode": 65}
+    s3.put_object(Bucket=OUTPUT, Key=key, Body=json.dumps(left).encode())
 
 
 def test_a_batch_rejection_is_reported_with_the_error_the_job_left(s3: Any, store: S3Store) -> None:
     # GIVEN a Batch job rejected the file and left its ContractViolation (batch/entrypoint.py)
-    failure = names.batch_failure_key("orders-csv-0123")
-    left = {"error": "ContractViolation", "cause": json.dumps(PROBLEMS), "exitCode": 65}
-    s3.put_object(Bucket=OUTPUT, Key=failure, Body=json.dumps(left).encode())
-    # WHEN quarantined (the workflow's error is the job description)
+    leave_job_failure(s3)
+    # WHEN quarantined (the workflow's error is the job description, jobFailure where it is)
     quarantine_batch_rejection(store, stage(s3, "big/orders.csv"))
     # THEN the report names the job's error with its problems, and keeps the job description
     document = report(s3, "big/orders.csv")
@@ -231,6 +244,42 @@ def test_a_batch_rejection_without_what_the_job_left_keeps_the_job_description(
     document = report(s3, "big/orders.csv")
     assert (document["error"], document["cause"]) == ("States.TaskFailed", BATCH_SUMMARY)
     assert "contract" not in document
+
+
+def test_the_job_failure_is_read_where_the_workflow_says_not_by_state_name(
+    s3: Any, store: S3Store
+) -> None:
+    # GIVEN what a job left, at a location the workflow passes (any key in the output bucket)
+    leave_job_failure(s3, "_chute/elsewhere/x.json")
+    # WHEN quarantined with that location, whatever the failed state is called
+    where = JobFailure(bucket=OUTPUT, key="_chute/elsewhere/x.json")
+    quarantine_batch_rejection(store, stage(s3, "big/orders.csv"), where, "SomeOtherState")
+    # THEN the report names the job's error, and the document is gone
+    assert report(s3, "big/orders.csv")["contract"] == PROBLEMS
+    assert keys(s3, OUTPUT) == []
+
+
+def test_without_a_job_failure_nothing_is_read_even_from_convert_in_batch(
+    s3: Any, store: S3Store
+) -> None:
+    # GIVEN a document at the usual place, but the workflow passes no location (jobFailure null)
+    leave_job_failure(s3)
+    # WHEN quarantined
+    quarantine_batch_rejection(store, stage(s3, "big/orders.csv"), None)
+    # THEN the report keeps the job description and the document is left alone
+    assert report(s3, "big/orders.csv")["error"] == "States.TaskFailed"
+    assert keys(s3, OUTPUT) == [JOB_FAILURE.key]
+
+
+def test_a_job_failure_outside_the_output_bucket_is_not_read(s3: Any, store: S3Store) -> None:
+    # GIVEN a location in a bucket the function was not given (it may not read there)
+    s3.put_object(Bucket=STAGING, Key="x.json", Body=b'{"error": "Oops", "cause": "c"}')
+    # WHEN quarantined
+    outside = JobFailure(bucket=STAGING, key="x.json")
+    quarantine_batch_rejection(store, stage(s3, "big/orders.csv"), outside)
+    # THEN the report keeps the job description and nothing is deleted
+    assert report(s3, "big/orders.csv")["error"] == "States.TaskFailed"
+    assert "x.json" in keys(s3, STAGING)
 
 
 def test_the_time_is_utc(s3: Any, store: S3Store) -> None:
@@ -285,6 +334,40 @@ def test_handler_takes_the_catch_output(s3: Any, env: None) -> None:
         "bad suffix",
         "DATA-CSV-0123",
     )
+
+
+def test_handler_reads_the_job_failure_the_workflow_passes(
+    s3: Any, env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the Batch rejection's input to Quarantine: jobFailure says where the job left its error
+    monkeypatch.setenv("CHUTE_OUTPUT_BUCKET", OUTPUT)
+    leave_job_failure(s3)
+    event = {
+        "source": stage(s3, "big/orders.csv").to_dict(),
+        "error": {"Error": "States.TaskFailed", "Cause": BATCH_CAUSE},
+        "failedState": "ConvertInBatch",
+        "jobFailure": {"bucket": OUTPUT, "key": JOB_FAILURE.key},
+        "execution": "orders-csv-0123",
+    }
+    # WHEN the handler runs
+    quarantine_handler.handler(event, None)
+    # THEN the report names the job's own error
+    assert report(s3, "big/orders.csv")["error"] == "ContractViolation"
+
+
+@pytest.mark.parametrize("job_failure", ["s3://x/y", {"bucket": OUTPUT}, {"key": 1}, []])
+def test_handler_quarantines_despite_a_malformed_job_failure(
+    s3: Any, env: None, job_failure: Any
+) -> None:
+    event = {
+        "source": stage(s3, "big/orders.csv").to_dict(),
+        "error": {"Error": "States.TaskFailed", "Cause": BATCH_CAUSE},
+        "failedState": "ConvertInBatch",
+        "jobFailure": job_failure,
+        "execution": "orders-csv-0123",
+    }
+    quarantine_handler.handler(event, None)
+    assert report(s3, "big/orders.csv")["error"] == "States.TaskFailed"
 
 
 def test_handler_tolerates_an_error_without_cause(s3: Any, env: None) -> None:

@@ -16,12 +16,12 @@ from botocore.stub import Stubber
 from tasks.adapters.sfn import FailedExecutions
 from tasks.redrive import handler as redrive_handler
 from tasks.redrive.domain import (
-    RETRIED_ERRORS,
     FailedExecution,
     is_transient,
     redrive_failed,
 )
 from tasks.settings import RedriveSettings
+from tasks.workflow import RETRIED_ERRORS
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 MACHINE = "arn:aws:states:us-east-1:111122223333:stateMachine:chute-pipeline"
