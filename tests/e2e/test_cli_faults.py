@@ -66,9 +66,10 @@ def test_rules_from_the_option_and_the_environment_answer_real_http_errors(
     )
     banner: list[str] = []
     try:
-        # (the banner is printed once the runtime is up, its rules armed)
+        # (the banner is printed once the runtime is up, its rules armed; its last line is the
+        # "try: aws ..." hint)
         assert process.stdout is not None
-        while not banner or "chute embedded AWS on" not in banner[-1]:
+        while not banner or "try: aws --endpoint-url" not in banner[-1]:
             line = process.stdout.readline()
             if not line:
                 pytest.fail(f"chute up did not come up: {''.join(banner)}")
