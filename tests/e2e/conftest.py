@@ -7,18 +7,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import boto3
 import pytest
 
 from chute.embedded import free_port
-
-
-@dataclass(frozen=True)
-class Up:
-    endpoint: str
-    grant_url: str
+from tests.support.up import Up
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from tests.e2e.conftest import Up
 from tests.e2e.test_cli_ops import chute, finished
+from tests.support.up import Up
 
 PASSWORD = "Correct-horse-9!"
 

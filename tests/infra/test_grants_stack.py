@@ -13,7 +13,7 @@ from constructs import IConstruct
 from infra.components.grants import THROTTLE_BURST, THROTTLE_RATE_PER_SECOND, UPLOAD_ACTIONS
 from infra.config import ChuteProps
 from tasks import names
-from tests.infra.conftest import DEFAULT_CONTEXT, Synth
+from tests.support.synth import DEFAULT_CONTEXT, Synth
 
 ISSUER = "https://login.example.com/realms/partners"
 AUDIENCE = ("chute-uploads", "chute-devices")

@@ -11,7 +11,7 @@ from constructs import IConstruct
 
 from infra.components.grants import THROTTLE_BURST
 from infra.config import ChuteProps
-from tests.infra.conftest import DEFAULT_CONTEXT, Synth
+from tests.support.synth import DEFAULT_CONTEXT, Synth
 
 TUNED = {
     "chute:archive_noncurrent_days": "0",  # keep replaced originals forever

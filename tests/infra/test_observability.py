@@ -22,7 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from infra.components.observability import Observability
 from infra.components.workflow import WORKFLOW_FILE
 from tasks import names
-from tests.infra.conftest import Synth
+from tests.support.synth import Synth
 
 # The real CloudWatch metric names of each AWS namespace chute may use (from the Step Functions,
 # Lambda and SQS "metrics" pages of the AWS documentation).

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chute.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings, load_definition
-from tests.infra.conftest import Synth
+from tests.support.synth import Synth
 
 REPO = Path(__file__).resolve().parents[2]
 ASL_VALIDATOR = REPO / "node_modules" / ".bin" / "asl-validator"

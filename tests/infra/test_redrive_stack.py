@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tasks import names
-from tests.infra.conftest import DEFAULT_CONTEXT, Synth, dumps
+from tests.support.synth import DEFAULT_CONTEXT, Synth, dumps
 
 
 def _role_statements(synth: Synth, fragment: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from constructs import IConstruct
 from chute.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings
 from infra.config import ChuteProps
 from tasks import names
-from tests.infra.conftest import Synth, dumps
+from tests.support.synth import Synth, dumps
 
 Match = assertions.Match
 

@@ -28,7 +28,7 @@ OUTPUT_SUFFIXES = (".jsonl", ".parquet")
 
 
 class PipelineLike(Protocol):
-    """What the helper needs (tests.workflow.conftest.Pipeline has it)."""
+    """What the helper needs (tests.support.pipeline.Pipeline has it)."""
 
     r: Any
     s3: Any

@@ -15,7 +15,7 @@ from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
 from tasks.fence import Condition
 from tasks.models import FileSpec, ObjectRef
 from tasks.settings import ArchiveSettings
-from tests.unit.conftest import ARCHIVE, KEYS, SEQUENCER, STAGING, fresh, put
+from tests.support.unit import ARCHIVE, KEYS, SEQUENCER, STAGING, fresh, put
 
 SETTINGS = ArchiveSettings(archive_bucket=ARCHIVE)
 

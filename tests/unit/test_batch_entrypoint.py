@@ -25,7 +25,7 @@ from tasks.adapters.s3 import S3Store
 from tasks.errors import StorageUnavailable
 from tasks.models import FileSpec, ObjectRef, OutputFormat, Target
 from tasks.workflow import ExitCode
-from tests.unit.conftest import OUTPUT, STAGING
+from tests.support.unit import OUTPUT, STAGING
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = """

@@ -42,7 +42,7 @@ from tasks.models import (
     Target,
 )
 from tasks.settings import MIN_PART_SIZE_BYTES, ConvertSettings, SettingsError
-from tests.unit.conftest import OUTPUT, STAGING, fresh
+from tests.support.unit import OUTPUT, STAGING, fresh
 
 SMALL_PARTS = ConvertSettings(part_size_bytes=MIN_PART_SIZE_BYTES)  # 5 MiB, S3's minimum
 TINY_PARTS = ConvertSettings(part_size_bytes=64 * 1024)

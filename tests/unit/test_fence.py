@@ -15,7 +15,7 @@ from tasks.fence import Condition, Stamp, current_version, decide, publish
 from tasks.models import FileSpec, ObjectRef, Plan, Target
 from tasks.quarantine.domain import quarantine
 from tasks.settings import ArchiveSettings, ConvertSettings, QuarantineSettings
-from tests.unit.conftest import ARCHIVE, OUTPUT, QUARANTINE, STAGING
+from tests.support.unit import ARCHIVE, OUTPUT, QUARANTINE, STAGING
 
 OLD = Stamp(version="v1", sequencer="0062A1")
 NEW = Stamp(version="v2", sequencer="00062A2")  # shorter/longer: compared after padding

@@ -15,7 +15,7 @@ from tasks.archive import handler as archive_handler
 from tasks.errors import SourceMissing
 from tasks.models import FileSpec
 from tasks.quarantine import handler as quarantine_handler
-from tests.unit.conftest import ARCHIVE, QUARANTINE, STAGING, fresh, put
+from tests.support.unit import ARCHIVE, QUARANTINE, STAGING, fresh, put
 
 BODY = b"id,name\n1,alice\n2,bob\n"
 

@@ -14,7 +14,7 @@ from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
 from tasks.fence import Condition
 from tasks.models import ObjectRef
 from tasks.moves import MoveResult, move
-from tests.unit.conftest import QUARANTINE, STAGING
+from tests.support.unit import QUARANTINE, STAGING
 
 KEY = "incoming/x.csv"
 SOURCE = ObjectRef(bucket=STAGING, key=KEY, size=4, etag="e1")

@@ -15,7 +15,7 @@ from tasks.models import ObjectRef
 from tasks.quarantine import handler as quarantine_handler
 from tasks.quarantine.domain import MAX_CAUSE_BYTES, JobFailure, quarantine, truncate_utf8
 from tasks.settings import QuarantineSettings
-from tests.unit.conftest import KEYS, OUTPUT, QUARANTINE, STAGING, fresh, put
+from tests.support.unit import KEYS, OUTPUT, QUARANTINE, STAGING, fresh, put
 
 SETTINGS = QuarantineSettings(quarantine_bucket=QUARANTINE)
 NOW = datetime(2024, 3, 14, 9, 26, 53, 589000, tzinfo=UTC)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chute.upload import MIN_PART_BYTES, UploadInterrupted, part_size_for, upload_file
-from tests.unit.conftest import STAGING
+from tests.support.unit import STAGING
 
 
 def parts_sent(s3: Any) -> list[int]:

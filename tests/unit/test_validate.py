@@ -28,7 +28,7 @@ from tasks.models import FileSpec, ObjectRef, Plan, Target
 from tasks.settings import SettingsError, ValidateSettings
 from tasks.validate import handler as validate_handler
 from tasks.validate.domain import PREFIX_BYTES, READ_BYTES, validate
-from tests.unit.conftest import OUTPUT, STAGING, fresh, put
+from tests.support.unit import OUTPUT, STAGING, fresh, put
 
 SETTINGS = ValidateSettings(output_bucket=OUTPUT, output_formats=("jsonl",))
 

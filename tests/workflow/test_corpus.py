@@ -14,7 +14,7 @@ from pathlib import Path
 from chute.executions import ExecutionView, list_arns, view
 from tasks import formats
 from tests.support.corpus import IGNORED, PREFIX, SUCCEEDED, Case, cases
-from tests.workflow.conftest import Pipeline
+from tests.support.pipeline import Pipeline
 
 DEADLINE_SECONDS = 300
 LOCAL_PATHS = (str(Path.cwd()), str(Path.home()), "/tmp/", "site-packages", '.py"', ".py,")

@@ -19,7 +19,7 @@ from chute.embedded import EmbeddedAws
 from tasks.adapters.sfn import rerun_name
 from tasks.formats import output_base
 from tests.support.accounting import assert_accounted
-from tests.workflow.conftest import LARGE_THRESHOLD, Pipeline, wait_until
+from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 
 SMALL = b"id,name\n1,Ann\n2,Bob\n"
 

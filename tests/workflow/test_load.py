@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bench.load import run_load
 from chute.embedded import EmbeddedAws
-from tests.workflow.conftest import LARGE_THRESHOLD
+from tests.support.pipeline import LARGE_THRESHOLD
 
 
 def test_sixty_small_and_one_large_file_at_once_each_end_exactly_once(

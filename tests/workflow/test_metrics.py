@@ -11,7 +11,7 @@ import pytest
 
 from chute.embedded import EmbeddedAws
 from tasks import names
-from tests.workflow.conftest import LARGE_THRESHOLD, Pipeline, wait_until
+from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 
 
 def documents(aws: EmbeddedAws, step: str, execution: str) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from chute import moto_fixes
 from chute.embedded import EmbeddedAws
-from tests.workflow.conftest import wait_until
+from tests.support.pipeline import wait_until
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from chute import operate
 from chute.deployment import Deployment, connect
 from chute.embedded import EmbeddedAws
 from tasks.adapters.sfn import rerun_name
-from tests.workflow.conftest import Pipeline, wait_until
+from tests.support.pipeline import Pipeline, wait_until
 
 GOOD = b"id,name\n1,Ann\n2,Bob\n"
 

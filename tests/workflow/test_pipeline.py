@@ -12,7 +12,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from tests.workflow.conftest import LARGE_THRESHOLD, Pipeline, wait_until
+from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 
 SMALL_CSV = b'id,name,city\n1,Ann,Oslo\n2,"Smith, Bob",Z\xc3\xbcrich\n'
 

@@ -9,7 +9,7 @@ import gzip
 import hashlib
 
 from chute.executions import ExecutionView
-from tests.workflow.conftest import LARGE_THRESHOLD, Pipeline, wait_until
+from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 
 
 def _csv(tag: str, rows: int = 3) -> bytes:

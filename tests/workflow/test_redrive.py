@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from chute.embedded import EmbeddedAws
 from tasks.adapters.sfn import FailedExecutions
 from tasks.redrive.domain import is_transient
-from tests.workflow.conftest import Pipeline
+from tests.support.pipeline import Pipeline
 
 
 def test_real_failures_are_classified_from_their_histories(
