@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -12,7 +10,7 @@ import boto3
 import pytest
 
 from chute.embedded import free_port
-from tests.support.up import Up
+from tests.support.up import Up, launch_up
 
 
 @pytest.fixture(scope="session")
@@ -24,22 +22,7 @@ def endpoint(up: Up) -> str:
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     port, grant_port = free_port(), free_port()
     work = tmp_path_factory.mktemp("up")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chute.cli",
-            "up",
-            "--port",
-            str(port),
-            "--grant-port",
-            str(grant_port),
-        ],
-        cwd=work,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = launch_up(work, port, grant_port)
     url = f"http://127.0.0.1:{port}"
     lam = boto3.client(
         "lambda",

@@ -18,6 +18,7 @@ import boto3
 import pytest
 
 from chute.embedded import free_port
+from tests.support.up import launch_up
 
 GOOD = [f"batch/good-{i}.csv" for i in range(6)]
 BAD = "batch/bad.csv"  # UTF-16 with a byte-order mark: a permanent error with a report
@@ -25,23 +26,8 @@ ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:chute-pipeline"
 
 
 def _start(work: Path, port: int, grant_port: int) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chute.cli",
-            "up",
-            "--port",
-            str(port),
-            "--grant-port",
-            str(grant_port),
-        ],
-        cwd=work,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its workers die with it when the test kills the group
-    )
+    # its own process group: its workers die with it when the test kills the group
+    process = launch_up(work, port, grant_port, new_session=True)
     lam = _client("lambda", port)
     deadline = time.monotonic() + 60
     while True:
