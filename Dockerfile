@@ -4,7 +4,25 @@
 #   Lambda: the function's image config sets entrypoint ["python", "-m", "awslambdaric"]
 #           and cmd [<handler path>], e.g. ["tasks.validate.handler.handler"].
 
-# Exact tag; pin the digest too (@sha256:...) once it can be resolved.
+# Stage 1: the native conversion core (native/: Rust, PyO3) as a wheel for linux x86_64, built
+# with the toolchain native/rust-toolchain.toml pins and the crates Cargo.lock pins. The wheel is
+# abi3 (CPython >= 3.11) and linked against this Debian release's glibc, the runtime's own.
+# arm64 (Graviton Lambda/Batch): the same Dockerfile under `docker buildx build --platform
+# linux/arm64` (both images are multi-arch; the crates need nothing architecture-specific), and
+# the CDK asset's platform set to LINUX_ARM64.
+FROM public.ecr.aws/docker/library/rust:1.95.0-slim-bookworm AS native
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY constraints.txt ./
+COPY native/ native/
+RUN python3 -m venv /opt/maturin \
+    && /opt/maturin/bin/pip install --no-cache-dir -c constraints.txt maturin \
+    && /opt/maturin/bin/maturin build --release --locked --compatibility linux \
+        --manifest-path native/Cargo.toml --out /wheels
+
+# Stage 2, the image. Exact tag; pin the digest too (@sha256:...) once it can be resolved.
 FROM public.ecr.aws/docker/library/python:3.11.14-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 \
@@ -20,10 +38,13 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY tasks/ tasks/
 COPY batch/ batch/
 
+COPY --from=native /wheels/ /tmp/wheels/
+
 # The project's runtime dependencies plus the Lambda Runtime Interface Client (extra "lambda"),
-# all locked by constraints.txt. The sources are installed into site-packages, then removed.
-RUN pip install -c constraints.txt ".[lambda]" \
-    && cd / && rm -rf /tmp/chute-src
+# all locked by constraints.txt, and the native core's wheel. The sources are installed into
+# site-packages, then removed.
+RUN pip install -c constraints.txt ".[lambda]" /tmp/wheels/chute_native-*.whl \
+    && cd / && rm -rf /tmp/chute-src /tmp/wheels
 
 # Run as a fixed, unprivileged uid. Installed files stay root-owned and world-readable, so the
 # code also runs under whatever uid a platform picks; the user owns nothing in the image.

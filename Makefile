@@ -5,13 +5,19 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed-stamp
+# The native conversion core (native/, Rust): built into the venv by maturin, rebuilt when its
+# sources change. Cargo's target dir stays in native/target (gitignored), so a rebuild in the
+# same clone only compiles what changed.
+NATIVE_STAMP := $(VENV)/.installed-native
+NATIVE_SOURCES := $(wildcard native/src/*.rs) native/Cargo.toml native/Cargo.lock \
+	native/pyproject.toml native/rust-toolchain.toml native/chute_native.pyi
 # The real aws CLI (v1) for tests/e2e/test_aws_cli.py, in its own venv: its dependencies must
 # not meet the boto3/botocore pinned in constraints.txt.
 VENV_AWSCLI := .venv-awscli
 AWSCLI_STAMP := $(VENV_AWSCLI)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test lint typecheck unit workflow synth clean
+.PHONY: install run test lint typecheck unit workflow synth clean native-lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,12 +48,18 @@ $(AWSCLI_STAMP): constraints-awscli.txt | $(VENV_AWSCLI)/bin/python
 	$(VENV_AWSCLI)/bin/python -m pip install --quiet -c constraints-awscli.txt awscli
 	touch $@
 
-install: $(DEV_STAMP) $(NODE_STAMP)
+$(NATIVE_STAMP): $(NATIVE_SOURCES) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt maturin
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --quiet --release --locked \
+		--manifest-path native/Cargo.toml
+	touch $@
+
+install: $(DEV_STAMP) $(NODE_STAMP) $(NATIVE_STAMP)
 
 # The main job: the bundled samples through the real state machine on the embedded local AWS.
 # The demo lowers the Batch threshold so one sample takes the Batch route; broken.csv is
 # expected to be quarantined.
-run: $(RUN_STAMP)
+run: $(RUN_STAMP) $(NATIVE_STAMP)
 	$(BIN)/chute run samples --large-threshold 100000 --expect-quarantine broken.csv
 
 # Synthesize the CloudFormation template offline (no account, no Docker, no CDK CLI).
@@ -55,9 +67,18 @@ synth: install
 	$(BIN)/python infra/app.py cdk.out
 	@echo "template: cdk.out/Chute.template.json"
 
-lint: install
+lint: install native-lint
 	$(BIN)/ruff check chute tasks batch infra tests
 	$(BIN)/ruff format --check chute tasks batch infra tests
+
+# The native core: formatting, clippy (with and without the Python binding) and its own tests
+# (cargo test builds the core without the binding, so it needs no libpython). The release
+# profile's target dir is shared with the build above.
+native-lint:
+	cd native && cargo fmt --check
+	cd native && cargo clippy --locked --release --all-targets -- -D warnings
+	cd native && cargo clippy --locked --release --features python -- -D warnings
+	cd native && cargo test --locked --release
 
 typecheck: install
 	$(BIN)/mypy
@@ -74,5 +95,5 @@ workflow: install $(AWSCLI_STAMP)
 test: lint typecheck unit workflow
 
 clean:
-	rm -rf $(VENV) $(VENV_AWSCLI) node_modules .chute chute-out cdk.out
+	rm -rf $(VENV) $(VENV_AWSCLI) node_modules .chute chute-out cdk.out native/target
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

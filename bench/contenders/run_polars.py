@@ -1,7 +1,10 @@
-"""polars streaming engine, its defaults (type inference):
+"""polars streaming engine, all cores:
 scan_csv(src).sink_parquet(dst, compression="zstd") | .sink_ndjson(dst).
 
-    python run_polars.py SRC DST parquet|jsonl
+    python run_polars.py SRC DST parquet|jsonl [text]
+
+Default: polars' own type inference. ``text``: every column read as text
+(``scan_csv(infer_schema=False)``), the same work as chute's text mode.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import sys
 import polars as pl
 
 
-def main(src: str, dst: str, target: str) -> None:
-    frame = pl.scan_csv(src)  # .gz: polars decompresses it itself
+def main(src: str, dst: str, target: str, mode: str = "inferred") -> None:
+    # .gz: polars decompresses it itself
+    frame = pl.scan_csv(src, infer_schema=False) if mode == "text" else pl.scan_csv(src)
     if target == "parquet":
         frame.sink_parquet(dst, compression="zstd")
     elif target == "jsonl":
@@ -22,4 +26,4 @@ def main(src: str, dst: str, target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -1,15 +1,18 @@
 """The conversion engine: delimited text in (any of gzip/zstd/bz2/none), JSON Lines and/or
 Parquet out, streamed in bounded memory, both cores busy.
 
-    source ─▶ decompress ─▶ header + delimiter ─▶ record-aligned chunks (chunker.py)
-           ─▶ [2 workers] parse (polars, all columns as text) ─▶ check ─▶ contract/typing
-           ─▶ [in order] JSON Lines bytes / Parquet row groups ─▶ sinks
+    source ─▶ decompress ─▶ header + delimiter ─▶ native core (chute_native, Rust):
+           cut into record-aligned chunks ─▶ [worker threads] parse ─▶ check ─▶ encode
+           ─▶ [in file order] JSON Lines bytes / Parquet row groups ─▶ sinks
 
-The fast path parses each chunk with polars. Every chunk is checked cheaply (the number of
-delimiters outside quoted values must equal rows * (columns - 1)); a chunk that fails the check
-or that polars rejects (broken quoting, bytes that aren't UTF-8) is parsed again by the precise
-path (stdlib csv) only to find and name the exact row. Text mode keeps every value exactly as
-written (an empty field is "", never null); typed mode casts per the data contract.
+This module reads and decompresses the stream (the decompression limits apply there), parses
+the header and hands every block to the native core, which does the rest of the chunk loop with
+the GIL released (native/src/convert.rs): it parses each chunk exactly as Python's
+``csv.reader(strict=True)`` reads it, checks every record's width and UTF-8, names the exact
+row at fault, and encodes JSON Lines and Parquet (dictionary encoding, statistics, one row group
+per chunk). Text mode keeps every value exactly as written (an empty field is "", never null).
+Typed mode gets each chunk's text columns back and types them per the data contract
+(ChunkTyping, polars), then writes them here.
 
 Rows are numbered as people count lines in a spreadsheet: the header is row 1; fully empty
 lines are skipped and not counted.
@@ -21,15 +24,12 @@ import codecs
 import contextlib
 import csv
 import io
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, cast
 
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
+import chute_native
+from isal.igzip_lib import IsalError
 from zstandard import ZstdError
 
 from tasks.convert import chunker, dialect
@@ -37,17 +37,22 @@ from tasks.convert.compression import Compression, open_decompressed
 from tasks.errors import MalformedContent
 from tasks.settings import DecompressionLimits
 
+if TYPE_CHECKING:  # typed mode only: text mode never imports polars or pyarrow
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
 OutputFormat = Literal["jsonl", "parquet"]
 Sink = Callable[[bytes], object]
 
-CHUNK_BYTES = 4 * 1024 * 1024
-"""Input bytes per chunk: with two workers and two chunks queued, memory stays ~10x this."""
+CHUNK_BYTES = 8 * 1024 * 1024
+"""Input bytes per chunk (and per Parquet row group): memory stays ~10x this."""
 WORKERS = 2
 BOM = codecs.BOM_UTF8
 SINK_BUFFER_BYTES = 1 << 20
-"""Parquet bytes buffered natively before each call into the (Python) sink."""
-_FIELD_LIMIT = 2**31 - 1
-"""For the precise path's csv module: no limit of its own (records are bounded by the chunker)."""
+"""Typed mode: Parquet bytes buffered natively before each call into the (Python) sink."""
+ZSTD_LEVEL = 3
+"""Parquet page compression (zstd's own default level)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,6 @@ class EngineOptions:
     compression: Compression | None = None  # None: from the magic bytes
     chunk_bytes: int = CHUNK_BYTES
     workers: int = WORKERS
-    parquet_compression: str = "zstd"
     max_record_bytes: int = chunker.MAX_RECORD_BYTES
     # Typed mode: a callable that turns one text chunk into (typed frame, rejected rows frame or
     # None), raising a PermanentError when the file must be rejected. None: text mode.
@@ -95,20 +99,6 @@ class ChunkTyping(Protocol):
         ...
 
 
-class _RowError(Exception):
-    def __init__(self, index: int, message: str) -> None:
-        super().__init__(message)
-        self.index = index  # record index within the chunk
-        self.message = message
-
-
-@dataclass
-class _Parsed:
-    frame: pl.DataFrame
-    jsonl: bytes | None = None
-    error: _RowError | None = None
-
-
 def convert_stream(
     source: BinaryIO,
     options: EngineOptions,
@@ -123,9 +113,12 @@ def convert_stream(
     """
     try:
         return _convert_stream(source, options, sinks, rejected_sink)
-    except pl.exceptions.PanicException as exc:
-        # A native library gave up on the content (a Rust panic is a BaseException: it would
-        # otherwise end the worker process with no report). The content is what it choked on.
+    except BaseException as exc:
+        # A native library gave up on the content (a Rust panic, in polars or in chute_native,
+        # is a BaseException: it would otherwise end the worker process with no report). The
+        # content is what it choked on.
+        if type(exc).__name__ != "PanicException":
+            raise
         raise MalformedContent(
             f"the content can't be converted: the parser failed on it ({_first_line(exc)})"
         ) from None
@@ -142,13 +135,8 @@ def _convert_stream(
     rejected_sink: Sink | None,
 ) -> EngineResult:
     stream, compression = open_decompressed(source, options.compression, options.limits)
-    try:
+    with _content_errors("the header"):
         header_bytes, rest = chunker.first_record(stream, quote=options.quote.encode())
-    except (chunker.UnterminatedQuote, OSError, EOFError, ZstdError) as exc:
-        error = _content_error(exc, "the header")
-        if error is exc:  # e.g. a network error: keeps its type for the caller to classify
-            raise
-        raise error from exc
     if header_bytes.startswith(BOM):
         header_bytes = header_bytes[len(BOM) :]
     if not header_bytes.strip():
@@ -156,120 +144,73 @@ def _convert_stream(
     delimiter = options.delimiter or dialect.sniff(header_bytes, quote=options.quote.encode())
     header = _parse_header(header_bytes, delimiter, options.quote)
     result = EngineResult(columns=header, delimiter=delimiter, compression=compression)
-    schema = (
-        options.typing.start(header)
-        if options.typing
-        else pa.schema([pa.field(name, pa.large_string()) for name in header])
-    )
-    writers = _Writers(options.outputs, sinks, schema, options.parquet_compression, header)
-    parse = _Parser(
+    typed = _Typed(options, sinks, header, rejected_sink, result) if options.typing else None
+    core = chute_native.Converter(
         header,
         delimiter,
         options.quote,
-        want_jsonl="jsonl" in options.outputs and not options.typing,
+        jsonl="jsonl" in options.outputs and typed is None,
+        parquet="parquet" in options.outputs and typed is None,
+        columns=typed is not None,
+        workers=options.workers,
+        max_record=options.max_record_bytes,
+        zstd_level=ZSTD_LEVEL,
     )
+
+    def write(chunks: list[chute_native.Chunk], error: chute_native.BadContent | None) -> None:
+        """Writes each chunk in file order; then reports the chunk that failed, if any."""
+        for rows, jsonl, parquet, columns in chunks:
+            if typed is not None:
+                assert columns is not None
+                typed.write(rows, columns)
+                continue
+            result.rows += rows
+            if jsonl:
+                sinks["jsonl"](jsonl)
+            if parquet:
+                sinks["parquet"](parquet)
+        if error is not None:
+            raise MalformedContent(str(error)) from None
+
     try:
-        _convert_chunks(rest, stream, options, parse, writers, result, rejected_sink)
+        size = options.chunk_bytes
+        for start in range(0, len(rest), size):  # read with the header: cut as any read
+            write(*core.feed(rest[start : start + size]))
+        while True:
+            with _content_errors("the data"):
+                block = stream.read(size)
+            if not block:
+                break
+            write(*core.feed(block))
+        chunks, error, footer = core.finish()
+        write(chunks, error)
+        if footer:
+            sinks["parquet"](footer)
     except BaseException:
-        writers.discard()
+        if typed is not None:
+            typed.writers.discard()
         raise
-    writers.close()
+    if typed is not None:
+        typed.writers.close()
     return result
 
 
-def _convert_chunks(
-    rest: bytes,
-    stream: BinaryIO,
-    options: EngineOptions,
-    parse: _Parser,
-    writers: _Writers,
-    result: EngineResult,
-    rejected_sink: Sink | None,
-) -> None:
-    # Three stages: this thread reads and cuts chunks; the parse pool parses them (polars uses
-    # every core inside each call); one writer thread types and encodes them in file order.
-    with (
-        ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="parse") as pool,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer,
-    ):
-        pending: deque[Future[None]] = deque()
-        chunks = _chunks(
-            rest, stream, options.chunk_bytes, options.quote.encode(), options.max_record_bytes
-        )
-        state = _WriteState()
-
-        def consume(parsed_future: Future[_Parsed]) -> None:
-            if state.failed:
-                return  # an earlier chunk failed: write nothing more
-            try:
-                _consume(parsed_future.result(), state, options, writers, result, rejected_sink)
-            except BaseException:
-                state.failed = True
-                raise
-
-        def wait_oldest() -> None:
-            pending.popleft().result()
-
-        try:
-            for chunk in chunks:
-                parsed = pool.submit(parse, chunk)
-                pending.append(writer.submit(consume, parsed))
-                if len(pending) > options.workers:
-                    wait_oldest()
-        except (chunker.UnterminatedQuote, chunker.RecordTooLong) as exc:
-            while pending:  # a bad row before it is reported first
-                wait_oldest()
-            # The record at fault is the one after every row read (see chunker.records).
-            raise MalformedContent(f"row {state.data_rows + 2}: cannot parse: {exc}") from exc
-        except BaseException:
-            state.failed = True
-            raise
-        finally:
-            if state.failed:
-                for future in pending:
-                    future.cancel()
-        while pending:
-            wait_oldest()
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    chunker.UnterminatedQuote,
+    OSError,
+    EOFError,
+    ZstdError,
+    cast(type[BaseException], IsalError),  # untyped; not an OSError
+)
 
 
-@dataclass
-class _WriteState:
-    data_rows: int = 0  # data rows read before the chunk being written
-    failed: bool = False
-
-
-def _consume(
-    parsed: _Parsed,
-    state: _WriteState,
-    options: EngineOptions,
-    writers: _Writers,
-    result: EngineResult,
-    rejected_sink: Sink | None,
-) -> None:
-    """The writer stage, for one chunk, in file order."""
-    if parsed.error is not None:
-        row = state.data_rows + parsed.error.index + 2
-        raise MalformedContent(f"row {row}: {parsed.error.message}")
-    frame, jsonl = parsed.frame, parsed.jsonl
-    if options.typing:
-        frame, rejected = options.typing.apply(frame, state.data_rows + 2)
-        if rejected is not None and rejected.height:
-            result.rejected_rows += rejected.height
-            if rejected_sink is not None:
-                rejected_sink(_ndjson(rejected))
-    state.data_rows += parsed.frame.height
-    writers.write(frame, jsonl)
-    result.rows += frame.height
-
-
-def _chunks(
-    rest: bytes, stream: BinaryIO, size: int, quote: bytes, max_record: int
-) -> Iterator[bytes]:
-    source = cast(BinaryIO, _Prefixed(rest, stream))
+@contextlib.contextmanager
+def _content_errors(where: str) -> Any:
+    """Decompression failures while reading ``where`` become MalformedContent."""
     try:
-        yield from chunker.records(source, size, quote, max_record=max_record)
-    except (OSError, EOFError, ZstdError) as exc:
-        error = _content_error(exc, "the data")
+        yield
+    except _READ_ERRORS as exc:
+        error = _content_error(exc, where)
         if error is exc:  # e.g. a network error: keeps its type for the caller to classify
             raise
         raise error from exc
@@ -278,7 +219,7 @@ def _chunks(
 def _content_error(exc: BaseException, where: str) -> Exception:
     """Decompression failures are bad files; other OSErrors (network) keep their type."""
     name = type(exc).__name__
-    if name in {"BadGzipFile", "ZstdError", "error"} or isinstance(exc, EOFError):
+    if name in {"BadGzipFile", "ZstdError", "IsalError", "error"} or isinstance(exc, EOFError):
         return MalformedContent(f"corrupt or truncated compressed data in {where}: {exc}")
     if isinstance(exc, OSError) and "Invalid data stream" in str(exc):  # bz2
         return MalformedContent(f"corrupt compressed data in {where}: {exc}")
@@ -287,22 +228,43 @@ def _content_error(exc: BaseException, where: str) -> Exception:
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
-class _Prefixed(io.RawIOBase):
-    """The bytes already read past the header, then the rest of the stream."""
+class _Typed:
+    """Typed mode: each chunk's text columns typed by ``options.typing``, then written."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = head
-        self._rest = rest
+    def __init__(
+        self,
+        options: EngineOptions,
+        sinks: Mapping[OutputFormat, Sink],
+        header: list[str],
+        rejected_sink: Sink | None,
+        result: EngineResult,
+    ) -> None:
+        assert options.typing is not None
+        self.typing = options.typing
+        self.header = header
+        self.rejected_sink = rejected_sink
+        self.result = result
+        self.data_rows = 0  # data rows before the chunk being written
+        self.writers = _Writers(options.outputs, sinks, self.typing.start(header), header)
 
-    def read(self, size: int | None = -1) -> bytes:
-        size = -1 if size is None else size
-        if self._head:
-            if 0 <= size <= len(self._head):  # at most ``size`` bytes, as a read must return
-                head, self._head = self._head[:size], self._head[size:]
-                return head
-            head, self._head = self._head, b""
-            return head + self._rest.read(size - len(head) if size > 0 else -1)
-        return self._rest.read(size)
+    def write(self, rows: int, columns: list[tuple[bytes, bytes]]) -> None:
+        import polars as pl
+        import pyarrow as pa
+
+        arrays = [
+            pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(values))
+            for offsets, values in columns
+        ]
+        chunk = pl.from_arrow(pa.Table.from_arrays(arrays, names=self.header))
+        assert isinstance(chunk, pl.DataFrame)
+        frame, rejected = self.typing.apply(chunk, self.data_rows + 2)
+        if rejected is not None and rejected.height:
+            self.result.rejected_rows += rejected.height
+            if self.rejected_sink is not None:
+                self.rejected_sink(_ndjson(rejected))
+        self.data_rows += rows
+        self.writers.write(frame)
+        self.result.rows += frame.height
 
 
 def _parse_header(raw: bytes, delimiter: str, quote: str) -> list[str]:
@@ -329,100 +291,6 @@ def _parse_header(raw: bytes, delimiter: str, quote: str) -> list[str]:
             )
         seen[name] = index
     return header
-
-
-class _Parser:
-    """Parses one chunk of whole records into a frame of text columns (a worker's job)."""
-
-    def __init__(self, header: list[str], delimiter: str, quote: str, *, want_jsonl: bool) -> None:
-        self.header = header
-        self.delimiter = delimiter
-        self.quote = quote
-        self.want_jsonl = want_jsonl
-        self.schema = dict.fromkeys(header, pl.String)
-
-    def __call__(self, chunk: bytes) -> _Parsed:
-        frame = self._fast(chunk)
-        if frame is None:
-            try:
-                frame = self._precise(chunk)
-            except _RowError as error:
-                return _Parsed(pl.DataFrame(schema=self.schema), error=error)
-        jsonl = _ndjson(frame) if self.want_jsonl else None
-        return _Parsed(frame, jsonl)
-
-    def _fast(self, chunk: bytes) -> pl.DataFrame | None:
-        try:
-            frame = pl.read_csv(
-                chunk,
-                has_header=False,
-                new_columns=self.header,
-                schema=self.schema,
-                separator=self.delimiter,
-                quote_char=self.quote,
-                infer_schema=False,
-                empty_string_is_null=False,
-                missing_columns="insert",
-            )
-        except Exception:  # polars reports bad rows only by byte offset: go find the row
-            return None
-        if frame.width != len(self.header) or frame.null_count().sum_horizontal()[0]:
-            return None
-        # Where polars and the precise path would disagree, the precise path decides (so the
-        # result never depends on how the file was cut into chunks): a CR that doesn't end a
-        # line (polars keeps it as data), and in a one-column file the empty values (a blank
-        # line, skipped, reads like an empty field).
-        if chunk.count(b"\r") != chunk.count(b"\r\n"):
-            return None
-        if frame.width == 1 and frame.height and (frame.get_column(self.header[0]) == "").any():
-            return None
-        # Ragged rows and blank lines: polars pads short rows; the delimiters outside quoted
-        # values must be exactly rows x (columns - 1).
-        outside = chunk.count(self.delimiter.encode()) - sum(
-            frame.select(
-                pl.col(name).str.count_matches(self.delimiter, literal=True).sum()
-                for name in self.header
-            ).row(0)
-        )
-        if outside != frame.height * (len(self.header) - 1):
-            return None
-        return frame
-
-    def _precise(self, chunk: bytes) -> pl.DataFrame:
-        text = chunk.decode("utf-8", errors="surrogateescape")
-        if csv.field_size_limit() < _FIELD_LIMIT:  # the stdlib default (128 KiB) is too small
-            csv.field_size_limit(_FIELD_LIMIT)  # process-wide; one value, so threads agree
-        reader = csv.reader(
-            io.StringIO(text, newline="\n"),  # lines end at LF only, as for the chunker
-            delimiter=self.delimiter,
-            quotechar=self.quote,
-            strict=True,
-        )
-        width = len(self.header)
-        rows: list[list[str]] = []
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                message = str(exc)
-                if message.startswith("new-line character seen in unquoted field"):
-                    message = "a carriage return (CR) outside quotes"
-                raise _RowError(len(rows), f"cannot parse: {message}") from exc
-            if not record:
-                continue  # a blank line (a line holding "" is one empty field)
-            if len(record) != width:
-                raise _RowError(
-                    len(rows), f"expected {width} fields as in the header, found {len(record)}"
-                )
-            for value in record:
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise _RowError(len(rows), "not valid UTF-8") from None
-            rows.append(record)
-        return pl.DataFrame(rows, schema=self.schema, orient="row")
 
 
 def _nowhere(data: bytes) -> None:
@@ -458,50 +326,53 @@ class _SinkFile(io.RawIOBase):
         return self._position
 
 
-def _native_buffered(file: _SinkFile) -> pa.NativeFile:
-    """pyarrow writing to a Python file takes the GIL for every page, and the other stages hold
-    it often: a native 1 MiB buffer in front calls into Python once per MiB instead."""
-    return pa.BufferedOutputStream(pa.PythonFile(file, mode="w"), buffer_size=SINK_BUFFER_BYTES)
-
-
 class _Writers:
+    """Typed mode's writers: JSON Lines by polars, Parquet by pyarrow (typed columns)."""
+
     def __init__(
         self,
         outputs: tuple[OutputFormat, ...],
         sinks: Mapping[OutputFormat, Sink],
         schema: pa.Schema | None,
-        parquet_compression: str,
         header: list[str],
     ) -> None:
         """``schema`` None: taken from the first frame written (inferred types)."""
+        import pyarrow as pa
+
         self._outputs = outputs
         self._sinks = sinks
-        self._compression = parquet_compression
         self._parquet: pq.ParquetWriter | None = None
         self._schema = schema
         self._fallback = pa.schema([pa.field(name, pa.large_string()) for name in header])
         if "parquet" in outputs:
             self._file = _SinkFile(sinks["parquet"])
-            self._stream = _native_buffered(self._file)
+            # pyarrow writing to a Python file takes the GIL for every page: a native buffer in
+            # front calls into Python once per SINK_BUFFER_BYTES instead.
+            self._stream = pa.BufferedOutputStream(
+                pa.PythonFile(self._file, mode="w"), buffer_size=SINK_BUFFER_BYTES
+            )
             if schema is not None:
                 self._open(schema)
 
     def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
+        import pyarrow.parquet as pq
+
         self._schema = schema
         self._parquet = pq.ParquetWriter(
             self._stream,
             schema,
-            compression=self._compression,
-            use_dictionary=False,
-            write_statistics=False,
+            compression="zstd",
+            compression_level=ZSTD_LEVEL,
+            use_dictionary=True,
+            write_statistics=True,
         )
         return self._parquet
 
-    def write(self, frame: pl.DataFrame, jsonl: bytes | None) -> None:
+    def write(self, frame: pl.DataFrame) -> None:
         if not frame.height:
             return
         if "jsonl" in self._outputs:
-            self._sinks["jsonl"](jsonl if jsonl is not None else _ndjson(frame))
+            self._sinks["jsonl"](_ndjson(frame))
         if "parquet" in self._outputs:
             table = frame.to_arrow()  # polars' strings arrive as large_string: no copy
             writer = self._parquet or self._open(table.schema)

@@ -31,6 +31,7 @@ from tasks import names
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
+NATIVE_TARGET = REPO_ROOT / "native" / "target"
 
 # An exact version tag: major.minor.patch, an optional variant, an optional digest.
 PINNED_IMAGE = re.compile(
@@ -58,6 +59,7 @@ NEVER_IN_CONTEXT = (
     "tasks/__pycache__/names.cpython-311.pyc",
     "tasks/archive/__pycache__/domain.cpython-311.pyc",
     "batch/entrypoint.pyc",
+    "native/target/release/libchute_native.so",
 )
 
 
@@ -113,7 +115,8 @@ def copy_sources(steps: list[Instruction]) -> list[str]:
     sources: list[str] = []
     for step in of(steps, "COPY") + of(steps, "ADD"):
         words = json.loads(step.args) if step.args.startswith("[") else shlex.split(step.args)
-        assert not any(w.startswith("--from") for w in words), "no multi-stage copies expected"
+        if any(w.startswith("--from") for w in words):
+            continue
         words = [w for w in words if not w.startswith("--")]
         sources.extend(words[:-1])
     return sources
@@ -182,12 +185,31 @@ def test_the_matcher_follows_dockers_rules() -> None:
 
 # --- the image -----------------------------------------------------------------------------------
 def test_base_image_is_pinned_to_an_exact_python_311_tag(steps: list[Instruction]) -> None:
-    [base] = of(steps, "FROM")  # one stage
-    image = base.args.split()[0]
-    match = PINNED_IMAGE.match(image)
-    assert match, f"{image}: not pinned to an exact major.minor.patch tag"
-    assert "latest" not in image
+    *builders, base = of(steps, "FROM")  # the image is the last stage
+    for stage in [*builders, base]:
+        image = stage.args.split()[0]
+        assert PINNED_IMAGE.match(image), f"{image}: not pinned to an exact major.minor.patch tag"
+        assert "latest" not in image
+    match = PINNED_IMAGE.match(base.args.split()[0])
+    assert match
     assert match["version"].startswith("3.11."), "the project targets Python 3.11 (pyproject)"
+
+
+def test_the_native_core_is_built_in_a_builder_stage_and_installed(
+    steps: list[Instruction],
+) -> None:
+    # GIVEN the builder stage (a Rust image) and the image's stage
+    [builder] = [s for s in of(steps, "FROM") if s.args.split()[-1] == "native"]
+    rust = PINNED_IMAGE.match(builder.args.split()[0])
+    assert rust and rust["repo"].endswith("/rust")
+    # THEN its Rust is the toolchain native/rust-toolchain.toml pins
+    toolchain = tomllib.loads((REPO_ROOT / "native" / "rust-toolchain.toml").read_text())
+    assert rust["version"] == toolchain["toolchain"]["channel"]
+    # AND it builds the wheel from the locked crates, the image copies and installs it
+    runs = " ".join(s.args for s in of(steps, "RUN"))
+    assert re.search(r"maturin build --release --locked .*--manifest-path native/Cargo.toml", runs)
+    assert any(s.args.startswith("--from=native /wheels/") for s in of(steps, "COPY"))
+    assert re.search(r"pip install -c constraints\.txt \S+ /tmp/wheels/chute_native-\*\.whl", runs)
 
 
 def test_python_and_pip_environment(steps: list[Instruction]) -> None:
@@ -237,7 +259,10 @@ def test_every_copied_path_exists_and_is_in_the_context(
             else [
                 p
                 for p in path.rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+                if p.is_file()
+                and "__pycache__" not in p.parts
+                and p.suffix != ".pyc"
+                and not p.is_relative_to(NATIVE_TARGET)  # cargo's output (kept out: see above)
             ]
         )
         assert files, f"COPY {source}: nothing to copy"

@@ -1,15 +1,14 @@
-"""The chunker: a byte stream cut into chunks of whole records, wherever the reads happen to end."""
+"""The header record, wherever the reads happen to end (the native core cuts the rest into chunks:
+native/src/split.rs has those tests)."""
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any, BinaryIO, cast
 
 import pytest
 
-from tasks.convert import chunker
-from tasks.convert.chunker import RecordTooLong, UnterminatedQuote, first_record, records
+from tasks.convert.chunker import UnterminatedQuote, first_record
 
 # Quoted newlines (LF and CRLF), escaped quotes next to them, delimiters inside quotes, a blank
 # line, and a last record without a newline: every kind of place a cut could go wrong.
@@ -37,96 +36,6 @@ class Trickle(io.RawIOBase):
         chunk = self._data.read(min(len(buffer), self._step))
         buffer[: len(chunk)] = chunk
         return len(chunk)
-
-
-def chunks_of(data: bytes, chunk_bytes: int, **kwargs: Any) -> list[bytes]:
-    return list(records(io.BytesIO(data), chunk_bytes, **kwargs))
-
-
-def parse(data: bytes) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(data.decode(), newline="")))
-
-
-# --- records() ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 5, 7, 11, 64, 1 << 20])
-def test_chunks_end_on_record_boundaries_however_the_reads_fall(chunk_bytes: int) -> None:
-    # GIVEN records whose quoted fields hold newlines and escaped quotes
-    # WHEN cut with reads of every size (quotes and newlines fall across block edges)
-    chunks = chunks_of(TRICKY, chunk_bytes)
-    # THEN nothing is lost or duplicated, in order
-    assert b"".join(chunks) == TRICKY
-    # AND every chunk but the last ends with a newline, and parses on its own to whole records:
-    # parsing the chunks one by one gives exactly the records of the whole input
-    assert all(chunk.endswith(b"\n") for chunk in chunks[:-1])
-    assert [row for chunk in chunks for row in parse(chunk)] == parse(TRICKY)
-
-
-def test_small_reads_give_one_record_per_chunk() -> None:
-    # GIVEN a one-byte read size: a chunk is cut at the first newline outside quotes
-    chunks = chunks_of(b'a,1\nb,"x\ny"\n\nc,3', 1)
-    # THEN each record (and the blank line) is its own chunk; quoted newlines never cut
-    assert chunks == [b"a,1\n", b'b,"x\ny"\n', b"\n", b"c,3"]
-
-
-def test_large_reads_give_few_chunks_of_about_the_read_size() -> None:
-    data = b"".join(b'%d,"v\n%d"\n' % (i, i) for i in range(10_000))
-    chunks = chunks_of(data, 4096)
-    assert b"".join(chunks) == data
-    assert all(len(chunk) <= 2 * 4096 for chunk in chunks)
-    assert len(chunks) >= len(data) // (2 * 4096)
-
-
-def test_a_record_longer_than_the_read_size_is_returned_whole() -> None:
-    # GIVEN a quoted field of 10 kB with newlines inside, read 100 bytes at a time
-    big = b'1,"' + b"line\n" * 2_000 + b'"\n'
-    data = b"0,x\n" + big + b"2,y\n"
-    chunks = chunks_of(data, 100)
-    # THEN it is never cut: it comes out whole, at the start of a chunk
-    assert chunks[0] == b"0,x\n"
-    assert chunks[1].startswith(big)
-    assert b"".join(chunks) == data
-
-
-def test_a_record_longer_than_the_limit_is_refused() -> None:
-    # GIVEN a quote that is never closed, followed by far more data than the record limit
-    data = b'1,2\n3,"open\n' + b"4,5\n" * 1_000
-    # THEN the chunker stops with RecordTooLong instead of buffering the rest of the file
-    with pytest.raises(RecordTooLong, match="longer than 1000 bytes"):
-        chunks_of(data, 64, max_record=1_000)
-
-
-def test_default_record_limit_is_generous() -> None:
-    assert chunker.MAX_RECORD_BYTES >= 16 * 1024 * 1024
-
-
-@pytest.mark.parametrize("chunk_bytes", [1, 4, 1 << 20])
-def test_unterminated_quote_at_end_of_stream(chunk_bytes: int) -> None:
-    # GIVEN a last record whose quote never closes
-    data = b'1,2\n3,"never closed\n4,5\n'
-    # WHEN chunked THEN the complete records come first, then UnterminatedQuote
-    produced: list[bytes] = []
-    with pytest.raises(UnterminatedQuote, match="ends inside a quoted field"):
-        for chunk in records(io.BytesIO(data), chunk_bytes):
-            produced.append(chunk)
-    assert b"".join(produced) == b"1,2\n"
-
-
-def test_escaped_quotes_keep_the_parity() -> None:
-    # GIVEN a field that is only escaped quotes and newlines
-    data = b'"""\n""\n"""\nnext\n'
-    # THEN its newlines are inside quotes: one record, then the next
-    assert chunks_of(data, 1) == [b'"""\n""\n"""\n', b"next\n"]
-
-
-def test_single_quote_character_can_be_configured() -> None:
-    data = b"1,'a\nb'\n2,c\n"
-    assert chunks_of(data, 1, quote=b"'") == [b"1,'a\nb'\n", b"2,c\n"]
-
-
-def test_empty_stream_gives_no_chunks() -> None:
-    assert chunks_of(b"", 10) == []
 
 
 # --- first_record() -------------------------------------------------------------------------

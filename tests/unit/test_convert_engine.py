@@ -419,6 +419,16 @@ def test_corrupt_compressed_input_is_malformed(compression: Compression) -> None
         run(bytes(broken), chunk_bytes=4096)
 
 
+def test_a_broken_deflate_stream_at_the_start_is_malformed() -> None:
+    # GIVEN gzip data whose deflate stream breaks in its first block (found by
+    # test_native_fuzz.py: isal's IsalError is not an OSError)
+    data = gzip.compress(b"id,name\n" + b"".join(b"%d,n%d\n" % (i, i) for i in range(200)))
+    broken = data[:10] + b"\x00" + data[10:]
+    # THEN it is MalformedContent naming the compressed data, never another type of error
+    with pytest.raises(MalformedContent, match="corrupt or truncated compressed data in the"):
+        run(broken)
+
+
 @pytest.mark.parametrize("compression", list(COMPRESSORS))
 def test_plain_file_declared_compressed_is_malformed(compression: Compression) -> None:
     with pytest.raises(MalformedContent, match="corrupt"):
@@ -937,9 +947,9 @@ def test_a_native_panic_becomes_malformed_content(monkeypatch: pytest.MonkeyPatc
     def panic(*args: Any, **kwargs: Any) -> Any:
         raise pl.exceptions.PanicException("called `Option::unwrap()` on a `None` value\nmore")
 
-    monkeypatch.setattr(engine, "_ndjson", panic)
+    monkeypatch.setattr(engine, "_ndjson", panic)  # typed mode's JSON Lines (polars)
     # WHEN it is converted THEN a named permanent error, with the panic's first line only
-    assert error_of(b"a,b\n1,2\n") == (
+    assert error_of(ORDERS, typing=typing(REJECT)) == (
         "the content can't be converted: the parser failed on it"
         " (called `Option::unwrap()` on a `None` value)"
     )

@@ -1,0 +1,134 @@
+//! The Python module `chute_native`.
+
+use crate::convert;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+create_exception!(
+    chute_native,
+    BadContent,
+    PyValueError,
+    "The content can't be converted (the message names the row)."
+);
+
+/// One conversion: feed it the decompressed stream block by block, then finish it.
+#[pyclass(module = "chute_native")]
+struct Converter {
+    inner: std::sync::Mutex<convert::Converter>,
+}
+
+fn byte_of(name: &str, value: &str) -> PyResult<u8> {
+    match value.as_bytes() {
+        [byte] if byte.is_ascii() && *byte != b'\n' && *byte != b'\r' => Ok(*byte),
+        _ => Err(PyValueError::new_err(format!(
+            "the {name} must be one ASCII character other than CR and LF, not {value:?}"
+        ))),
+    }
+}
+
+type PyChunks<'py> = Bound<'py, PyList>;
+
+fn to_python<'py>(py: Python<'py>, chunks: Vec<convert::Chunk>) -> PyResult<PyChunks<'py>> {
+    let list = PyList::empty(py);
+    for chunk in chunks {
+        let bytes = |data: Option<Vec<u8>>| data.map(|d| PyBytes::new(py, &d));
+        let columns = match chunk.columns {
+            Some(columns) => {
+                let out = PyList::empty(py);
+                for column in columns {
+                    let offsets: Vec<u8> = column
+                        .offsets
+                        .iter()
+                        .flat_map(|o| o.to_le_bytes())
+                        .collect();
+                    out.append((PyBytes::new(py, &offsets), PyBytes::new(py, &column.values)))?;
+                }
+                Some(out)
+            }
+            None => None,
+        };
+        let item = PyTuple::new(
+            py,
+            [
+                chunk.rows.into_pyobject(py)?.into_any(),
+                bytes(chunk.jsonl).into_pyobject(py)?.into_any(),
+                bytes(chunk.parquet).into_pyobject(py)?.into_any(),
+                columns.into_pyobject(py)?.into_any(),
+            ],
+        )?;
+        list.append(item)?;
+    }
+    Ok(list)
+}
+
+fn raise_after<'py>(
+    chunks: PyChunks<'py>,
+    error: Option<String>,
+) -> PyResult<(PyChunks<'py>, Option<PyErr>)> {
+    Ok((chunks, error.map(BadContent::new_err)))
+}
+
+#[pymethods]
+impl Converter {
+    #[new]
+    #[pyo3(signature = (header, delimiter, quote, *, jsonl, parquet, columns, workers, max_record, zstd_level))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        header: Vec<String>,
+        delimiter: &str,
+        quote: &str,
+        jsonl: bool,
+        parquet: bool,
+        columns: bool,
+        workers: usize,
+        max_record: usize,
+        zstd_level: i32,
+    ) -> PyResult<Self> {
+        let config = convert::Config {
+            delimiter: byte_of("delimiter", delimiter)?,
+            quote: byte_of("quote", quote)?,
+            header,
+            jsonl,
+            parquet,
+            columns,
+            workers: workers.max(1),
+            max_record: max_record.max(1),
+            zstd_level,
+        };
+        if config.delimiter == config.quote {
+            return Err(PyValueError::new_err(
+                "the delimiter and the quote must differ",
+            ));
+        }
+        let inner = convert::Converter::new(config).map_err(PyRuntimeError::new_err)?;
+        Ok(Converter {
+            inner: std::sync::Mutex::new(inner),
+        })
+    }
+
+    /// The chunks that `block` completed, as (rows, jsonl, parquet, columns) tuples, and the
+    /// error (BadContent) to raise once they are written, if any.
+    fn feed<'py>(&self, py: Python<'py>, block: &[u8]) -> PyResult<(PyChunks<'py>, Option<PyErr>)> {
+        let (chunks, error) = py.detach(|| self.inner.lock().unwrap().feed(block));
+        raise_after(to_python(py, chunks)?, error)
+    }
+
+    /// The last chunks, the error if any, and the Parquet file's last bytes (its footer).
+    fn finish<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(PyChunks<'py>, Option<PyErr>, Bound<'py, PyBytes>)> {
+        let (chunks, error, tail) = py.detach(|| self.inner.lock().unwrap().finish());
+        let (chunks, error) = raise_after(to_python(py, chunks)?, error)?;
+        Ok((chunks, error, PyBytes::new(py, &tail)))
+    }
+}
+
+#[pymodule]
+fn chute_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Converter>()?;
+    m.add("BadContent", m.py().get_type::<BadContent>())?;
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! chute's conversion core: delimited text -> JSON Lines / Parquet, parsed, checked and encoded
+//! on worker threads with the GIL released (see tasks/convert/engine.py, the one caller).
+
+pub mod convert;
+pub mod json;
+pub mod parse;
+pub mod split;
+
+#[cfg(feature = "python")]
+mod binding;
