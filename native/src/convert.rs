@@ -124,13 +124,41 @@ pub fn text_schema(header: &[String]) -> SchemaRef {
     ))
 }
 
-fn writer_properties(level: i32) -> Result<WriterProperties, Message> {
+fn writer_properties(level: i32, dictionary: bool) -> Result<WriterProperties, Message> {
     let level = ZstdLevel::try_new(level).map_err(|e| e.to_string())?;
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
-        .set_dictionary_enabled(true)
+        .set_dictionary_enabled(dictionary)
         .set_statistics_enabled(EnabledStatistics::Chunk)
+        // pages end at 1 MiB (the default), not at 20,000 rows: short values compress better
+        .set_data_page_row_count_limit(usize::MAX)
         .build())
+}
+
+/// Column writers with and without dictionary encoding (chosen per column and row group).
+struct Factories {
+    dictionary: ArrowRowGroupWriterFactory,
+    plain: ArrowRowGroupWriterFactory,
+}
+
+/// How many leading values of a column chunk decide its encoding.
+const DICTIONARY_SAMPLE: usize = 4096;
+
+/// Dictionary encoding pays where values repeat: among the first values of the column chunk,
+/// distinct ones must be at most half. Elsewhere (ids, amounts: nearly all distinct) the dictionary's
+/// indices compress worse than the plain values under zstd.
+fn dictionary_pays(column: &TextColumn) -> bool {
+    let rows = column.offsets.len() - 1;
+    let sample = rows.min(DICTIONARY_SAMPLE);
+    let mut seen = std::collections::HashSet::with_capacity(sample);
+    for i in 0..sample {
+        let (start, end) = (column.offsets[i] as usize, column.offsets[i + 1] as usize);
+        seen.insert(&column.values[start..end]);
+        if seen.len() * 2 > sample {
+            return false;
+        }
+    }
+    true
 }
 
 impl Converter {
@@ -139,13 +167,21 @@ impl Converter {
         let (parquet, factory) = if config.parquet {
             let buffer = SharedBuffer::default();
             let schema = text_schema(&config.header);
-            let props = writer_properties(config.zstd_level)?;
-            let writer = ArrowWriter::try_new(buffer.clone(), schema, Some(props))
+            let props = writer_properties(config.zstd_level, true)?;
+            let writer = ArrowWriter::try_new(buffer.clone(), Arc::clone(&schema), Some(props))
                 .map_err(|e| e.to_string())?;
-            let (writer, factory) = writer.into_serialized_writer().map_err(|e| e.to_string())?;
+            let (writer, dictionary) =
+                writer.into_serialized_writer().map_err(|e| e.to_string())?;
+            // Only its factory is used: column chunks encoded without a dictionary, appended to
+            // the real file's row groups like the others.
+            let props = writer_properties(config.zstd_level, false)?;
+            let unused = ArrowWriter::try_new(std::io::sink(), schema, Some(props))
+                .map_err(|e| e.to_string())?;
+            let (_, plain) = unused.into_serialized_writer().map_err(|e| e.to_string())?;
+            let factories = Factories { dictionary, plain };
             (
                 Some(ParquetFile { writer, buffer }),
-                Some(Arc::new(factory)),
+                Some(Arc::new(factories)),
             )
         } else {
             (None, None)
@@ -376,7 +412,7 @@ fn encode(
     data: &[u8],
     index: usize,
     config: &Config,
-    factory: Option<&ArrowRowGroupWriterFactory>,
+    factory: Option<&Factories>,
 ) -> Result<Encoded, Failure> {
     let prefixes = json::key_prefixes(&config.header);
     let width = config.header.len();
@@ -422,12 +458,23 @@ fn encode_parquet(
     columns: Vec<TextColumn>,
     index: usize,
     config: &Config,
-    factory: &ArrowRowGroupWriterFactory,
+    factories: &Factories,
 ) -> Result<Vec<ArrowColumnChunk>, Message> {
     let schema = text_schema(&config.header);
-    let mut writers = factory
-        .create_column_writers(index)
-        .map_err(|e| e.to_string())?;
+    let create = |factory: &ArrowRowGroupWriterFactory| {
+        factory
+            .create_column_writers(index)
+            .map_err(|e| e.to_string())
+    };
+    let (dictionary, plain) = (create(&factories.dictionary)?, create(&factories.plain)?);
+    let mut writers = Vec::with_capacity(columns.len());
+    for (column, (with, without)) in columns.iter().zip(dictionary.into_iter().zip(plain)) {
+        writers.push(if dictionary_pays(column) {
+            with
+        } else {
+            without
+        });
+    }
     for ((column, field), writer) in columns
         .into_iter()
         .zip(schema.fields())

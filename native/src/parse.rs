@@ -30,6 +30,10 @@ impl<'a> Record<'a> {
         self.spans.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
     pub fn field(&self, i: usize) -> &'a [u8] {
         let span = self.spans[i];
         let source = if span.scratch {

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # typed mode only: text mode never imports polars or pyarrow
 OutputFormat = Literal["jsonl", "parquet"]
 Sink = Callable[[bytes], object]
 
-CHUNK_BYTES = 8 * 1024 * 1024
+CHUNK_BYTES = 4 * 1024 * 1024
 """Input bytes per chunk (and per Parquet row group): memory stays ~10x this."""
 WORKERS = 2
 BOM = codecs.BOM_UTF8

@@ -606,6 +606,45 @@ def test_correct_under_any_parallel_splitting(rows: int, chunk_sizes: tuple[int,
         assert table_rows == first_rows, key
 
 
+# --- the Parquet file -----------------------------------------------------------------------
+
+
+def test_parquet_reads_the_same_in_pyarrow_polars_and_duckdb(tmp_path: Path) -> None:
+    import duckdb
+    import polars as pl
+
+    # GIVEN mixed data (quoted newlines, non-ASCII, empties) written as several row groups
+    data = bench_like_csv(3_000)
+    path = tmp_path / "out.parquet"
+    path.write_bytes(both(data, chunk_bytes=64 * 1024).parquet)
+    reference = expected_rows(data)
+    # THEN each reader gets exactly the input's rows, as text
+    assert pq.read_table(path).to_pylist() == reference
+    assert pl.read_parquet(path).to_dicts() == reference
+    relation = duckdb.sql(f"SELECT * FROM read_parquet('{path}')")
+    assert [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()] == (
+        reference
+    )
+
+
+def test_parquet_dictionary_encodes_repeating_columns_and_keeps_statistics() -> None:
+    # GIVEN a column of nearly unique values (id) and one of few values (country)
+    out = both(bench_like_csv(3_000), chunk_bytes=128 * 1024)
+    metadata = pq.ParquetFile(io.BytesIO(out.parquet)).metadata
+    names = out.result.columns
+    # THEN one row group per chunk, each with min/max statistics
+    assert metadata.num_row_groups > 1
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        country = row_group.column(names.index("country"))
+        assert country.statistics.has_min_max
+        assert {country.statistics.min, country.statistics.max} == {"CH", "JP"}
+        # AND the dictionary only where values repeat (elsewhere it compresses worse)
+        assert "RLE_DICTIONARY" in country.encodings
+        assert "RLE_DICTIONARY" not in row_group.column(names.index("id")).encodings
+        assert country.compression == "ZSTD"
+
+
 # --- streaming and memory -------------------------------------------------------------------
 
 
