@@ -136,9 +136,9 @@ def run_once(
 def table(runs: Sequence[Run]) -> str:
     by = {(r.case, r.contender, r.size_mb, r.input_kind): r for r in runs}
     lines = [
-        "| case | size | chute s | polars s | speed ratio | chute RSS MiB | polars RSS MiB"
-        " | chute out MiB | polars out MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| case | size | chute s | polars s | speed ratio | chute CPU s | polars CPU s"
+        " | chute RSS MiB | polars RSS MiB | chute out MiB | polars out MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         if r.contender != "chute" or r.case == "compressed":
@@ -148,6 +148,7 @@ def table(runs: Sequence[Run]) -> str:
         lines.append(
             f"| {r.case} | {r.size_mb} MB | {r.sample.wall_s:.2f} | "
             f"{peer.sample.wall_s if peer else float('nan'):.2f} | {ratio} | "
+            f"{r.sample.cpu_s:.2f} | {peer.sample.cpu_s if peer else float('nan'):.2f} | "
             f"{r.sample.peak_rss_mib:.0f} | {peer.sample.peak_rss_mib if peer else 0:.0f} | "
             f"{r.output_mib:.1f} | {peer.output_mib if peer else 0:.1f} |"
         )
@@ -196,7 +197,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--chute-bin", type=Path, default=Path(sys.executable).parent / "chute")
     p.add_argument("--markdown", type=Path, help="replace the native section of this file")
     p.add_argument("--json", type=Path, help="raw samples")
+    p.add_argument("--from-json", type=Path, help="only render the tables of an earlier --json")
     args = p.parse_args(argv)
+    if args.from_json:
+        runs = [
+            Run(**(r | {"sample": Sample(**r["sample"])}))
+            for r in json.loads(args.from_json.read_text())["runs"]
+        ]
+        print(table(runs))
+        if args.markdown:
+            write_markdown(args.markdown, table(runs))
+        return 0
     sizes = [int(s) for s in args.sizes.split(",") if s]
     cases = [c for c in args.cases.split(",") if c]
     runs: list[Run] = []

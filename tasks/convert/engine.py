@@ -303,6 +303,17 @@ def _ndjson(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+DICTIONARY_SAMPLE = 4096
+"""Leading values of a column that decide its Parquet encoding (as in native/src/convert.rs)."""
+
+
+def _repeating(frame: pl.DataFrame) -> list[str]:
+    """The columns worth dictionary encoding: at most half of the first values distinct
+    (elsewhere the dictionary's indices compress worse than the plain values)."""
+    sample = frame.head(DICTIONARY_SAMPLE)
+    return [col.name for col in sample.iter_columns() if 2 * col.n_unique() <= sample.height]
+
+
 class _SinkFile(io.RawIOBase):
     """A write-only file over a sink."""
 
@@ -351,10 +362,9 @@ class _Writers:
             self._stream = pa.BufferedOutputStream(
                 pa.PythonFile(self._file, mode="w"), buffer_size=SINK_BUFFER_BYTES
             )
-            if schema is not None:
-                self._open(schema)
 
-    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
+    def _open(self, schema: pa.Schema, first: pl.DataFrame | None) -> pq.ParquetWriter:
+        """The writer, opened on the first frame: it tells which columns repeat values."""
         import pyarrow.parquet as pq
 
         self._schema = schema
@@ -363,7 +373,7 @@ class _Writers:
             schema,
             compression="zstd",
             compression_level=ZSTD_LEVEL,
-            use_dictionary=True,
+            use_dictionary=_repeating(first) if first is not None else False,
             write_statistics=True,
         )
         return self._parquet
@@ -375,14 +385,14 @@ class _Writers:
             self._sinks["jsonl"](_ndjson(frame))
         if "parquet" in self._outputs:
             table = frame.to_arrow()  # polars' strings arrive as large_string: no copy
-            writer = self._parquet or self._open(table.schema)
+            writer = self._parquet or self._open(self._schema or table.schema, frame)
             if table.schema != self._schema:
                 table = table.cast(self._schema)
             writer.write_table(table)
 
     def close(self) -> None:
         if "parquet" in self._outputs:
-            writer = self._parquet or self._open(self._schema or self._fallback)
+            writer = self._parquet or self._open(self._schema or self._fallback, None)
             writer.close()
             self._parquet = None
             self._stream.close()
