@@ -25,6 +25,7 @@ import contextlib
 import csv
 import io
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, cast
 
@@ -188,10 +189,10 @@ def _convert_stream(
             sinks["parquet"](footer)
     except BaseException:
         if typed is not None:
-            typed.writers.discard()
+            typed.discard()
         raise
     if typed is not None:
-        typed.writers.close()
+        typed.close()
     return result
 
 
@@ -246,6 +247,28 @@ class _Typed:
         self.result = result
         self.data_rows = 0  # data rows before the chunk being written
         self.writers = _Writers(options.outputs, sinks, self.typing.start(header), header)
+        # Encoding chunk k (pyarrow, polars: both release the GIL) overlaps typing chunk k + 1.
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
+        self._encoding: Future[None] | None = None
+
+    def _encoded(self) -> None:
+        """Waits for the chunk being encoded (its error, if any, is raised here)."""
+        if self._encoding is not None:
+            encoding, self._encoding = self._encoding, None
+            encoding.result()
+
+    def close(self) -> None:
+        try:
+            self._encoded()
+            self.writers.close()
+        finally:
+            self._encoder.shutdown()
+
+    def discard(self) -> None:
+        with contextlib.suppress(BaseException):
+            self._encoded()
+        self._encoder.shutdown()
+        self.writers.discard()
 
     def write(self, rows: int, columns: list[tuple[bytes, bytes]]) -> None:
         import polars as pl
@@ -263,7 +286,8 @@ class _Typed:
             if self.rejected_sink is not None:
                 self.rejected_sink(_ndjson(rejected))
         self.data_rows += rows
-        self.writers.write(frame)
+        self._encoded()
+        self._encoding = self._encoder.submit(self.writers.write, frame)
         self.result.rows += frame.height
 
 
