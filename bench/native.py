@@ -10,7 +10,7 @@ in the same invocation, on the same generated file.
 - text-jsonl: `chute convert SRC DST --to jsonl` vs `scan_csv(infer_schema=False).sink_ndjson`
 - typed-parquet: `chute convert SRC DST --to parquet --infer`
   vs `scan_csv().sink_parquet(zstd)` (polars' own inference)
-- compressed: `chute convert SRC.gz` and `SRC.zst` to JSON Lines, against chute on the plain file
+- compressed: `chute convert SRC.gz` and `SRC.zst` to Parquet, against chute on the plain file
 
 Prints, per case and size: wall seconds, speed ratio (polars seconds ÷ chute seconds: above 1,
 chute is faster), peak RSS of both, and the Parquet sizes. ``--big`` adds one run of chute's text
@@ -161,10 +161,10 @@ def table(runs: Sequence[Run]) -> str:
             "|---|---:|---:|---:|---:|---:|",
         ]
         for r in compressed:
-            plain = by.get(("text-jsonl", "chute", r.size_mb, "none"))
+            plain = by.get(("text-parquet", "chute", r.size_mb, "none"))
             ratio = f"{plain.sample.wall_s / r.sample.wall_s:.2f}x" if plain else "-"
             lines.append(
-                f"| {r.input_kind} → JSON Lines | {r.size_mb} MB | {r.sample.wall_s:.2f} | "
+                f"| {r.input_kind} → Parquet | {r.size_mb} MB | {r.sample.wall_s:.2f} | "
                 f"{plain.sample.wall_s if plain else float('nan'):.2f} | {ratio} | "
                 f"{r.sample.peak_rss_mib:.0f} |"
             )
