@@ -126,8 +126,20 @@ impl Converter {
     }
 }
 
+/// Buffers of 4 MiB and more (chunks, their JSON Lines) are mapped and unmapped
+/// by glibc on each use instead of being carved from per-thread heaps: otherwise the dynamic
+/// mmap threshold moves up and those heaps fragment, and RSS creeps up with the file's size.
+fn bound_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // Safety: mallopt only sets a malloc tunable; called once, at import.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
 #[pymodule]
 fn chute_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    bound_large_allocations();
     m.add_class::<Converter>()?;
     m.add("BadContent", m.py().get_type::<BadContent>())?;
     Ok(())
