@@ -179,7 +179,7 @@ def test_archive_copies_in_parts(s3: Any, store: S3Store, monkeypatch: pytest.Mo
 @pytest.fixture
 def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CHUTE_ARCHIVE_BUCKET", ARCHIVE)
-    with fresh(archive_handler._settings, archive_handler._store):
+    with fresh():
         yield
 
 

@@ -807,7 +807,7 @@ def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
         "CHUTE_OUTPUT_FORMATS",
     ):
         monkeypatch.delenv(name, raising=False)
-    with fresh(validate_handler._settings, validate_handler._contracts, validate_handler._store):
+    with fresh():
         yield monkeypatch
 
 
