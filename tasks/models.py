@@ -15,12 +15,12 @@ State data of one execution (JSONPath, camelCase as in the ASL):
     $.summary      the completion message NotifySucceeded / NotifyRejected publish
 
 The events each step receives and returns: docs/step-events.md. Also here: types a domain and
-its adapter share (``FailedExecution``), so that adapters never import a domain.
+its adapter share (``Head``, ``FailedExecution``), so that adapters never import a domain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -215,3 +215,14 @@ class FailedExecution:
     """The Fail state the execution ended in (``tasks.workflow.FAIL_STATES``); None: a task's
     error after its retries, or a timeout."""
     redrive_count: int
+
+
+@dataclass(frozen=True)
+class Head:
+    """What S3 says of an object (HeadObject), as the adapter gives it to the domains."""
+
+    size: int
+    etag: str
+    version_id: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None

@@ -18,7 +18,7 @@ from tasks.moves import Store
 from tasks.settings import ArchiveSettings
 
 if TYPE_CHECKING:
-    from tasks.adapters.s3 import Head
+    from tasks.models import Head
 
 
 def archive(

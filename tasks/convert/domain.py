@@ -21,7 +21,7 @@ from tasks.models import ObjectRef, Output, Plan
 from tasks.settings import ConvertSettings, DecompressionLimits
 
 if TYPE_CHECKING:
-    from tasks.adapters.s3 import Head
+    from tasks.models import Head
 
 
 class Writer(Protocol):

@@ -50,8 +50,8 @@ from tasks.models import FileSpec, ObjectRef, Plan, Target
 from tasks.settings import DecompressionLimits, ValidateSettings
 
 if TYPE_CHECKING:
-    from tasks.adapters.s3 import Head
     from tasks.data_contracts.model import Contract, ContractSet
+    from tasks.models import Head
 
 PREFIX_BYTES: Final = 64 * 1024
 """Content bytes checked (decompressed): the header line must end within them."""

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from tasks.adapters import s3 as s3_adapter
-from tasks.adapters.s3 import Head, S3Store
+from tasks.adapters.s3 import S3Store
 from tasks.archive import handler as archive_handler
 from tasks.archive.domain import archive
 from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
 from tasks.fence import Condition
-from tasks.models import FileSpec, ObjectRef
+from tasks.models import FileSpec, Head, ObjectRef
 from tasks.settings import ArchiveSettings
 from tests.support.unit import ARCHIVE, KEYS, SEQUENCER, STAGING, fresh, put
 

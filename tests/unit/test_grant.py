@@ -18,13 +18,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tasks import entry
-from tasks.adapters.s3 import Head
 from tasks.adapters.signer import AwsSigner
 from tasks.errors import PermanentError
 from tasks.grant import domain as grants
 from tasks.grant import handler as grant_handler
 from tasks.grant.domain import GrantError, GrantRequest, mint
-from tasks.models import ObjectRef
+from tasks.models import Head, ObjectRef
 from tasks.settings import GrantSettings, ValidateSettings
 from tasks.validate.domain import validate
 

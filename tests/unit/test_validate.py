@@ -441,6 +441,8 @@ def test_the_wrong_compression_for_the_suffix(
         (gzip.compress(b"a,b\n"), "gzip", ".gz"),
         (zstd(b"a,b\n"), "zstd", ".zst"),
         (bz2.compress(b"a,b\n"), "bz2", ".bz2"),
+        # an empty file compressed: the end-of-stream magic instead of a block's
+        (bz2.compress(b""), "bz2", ".bz2"),
     ],
 )
 def test_compressed_content_under_a_plain_key(
