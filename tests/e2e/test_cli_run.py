@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chute.embedded import free_port
+from chute.local.embedded import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CHUTE = [sys.executable, "-m", "chute.cli"]

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chute import executions
-from chute.executions import ExecutionView, list_arns, source_of, view
+from chute.ops import executions
+from chute.ops.executions import ExecutionView, list_arns, source_of, view
 from tasks.formats import output_base
 
 REPORT_SUFFIX = ".error.json"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chute.executions import QUARANTINED, RUNNING, SUCCEEDED, ExecutionView, list_arns, view
+from chute.ops.executions import QUARANTINED, RUNNING, SUCCEEDED, ExecutionView, list_arns, view
 
 
 class RunError(Exception):

@@ -1,5 +1,5 @@
 """The operations commands (status, watch, show, rerun, requeue): parsing and presentation over
-chute.operate, registered on the main app by chute.cli."""
+chute.ops.operate, registered on the main app by chute.cli."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from chute.console import console, err
-from chute.deployment import Deployment, DeploymentError, connect
-from chute.executions import ExecutionView, view
+from chute.cli.console import console, err
+from chute.ops.deployment import Deployment, DeploymentError, connect
+from chute.ops.executions import ExecutionView, view
 from tasks import names
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -83,7 +83,7 @@ def _readable_cause(cause: str | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    from chute import operate
+    from chute.ops import operate
 
     @app.command()
     def status(
@@ -306,8 +306,8 @@ def register_upload(app: typer.Typer) -> None:
             TransferSpeedColumn,
         )
 
-        from chute.run import FileResult, RunError, Uploaded, collect_files, wait_for_executions
-        from chute.upload import upload_file
+        from chute.ops.run import FileResult, RunError, Uploaded, collect_files, wait_for_executions
+        from chute.ops.upload import upload_file
 
         try:
             files = collect_files(paths)

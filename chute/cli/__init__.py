@@ -1,5 +1,5 @@
-"""The ``chute`` command line. Commands are thin: parsing and presentation over chute.run and
-chute.embedded. Exit codes: 0 ok, 1 a file did not reach its expected outcome, 2 bad usage or
+"""The ``chute`` command line. Commands are thin: parsing and presentation over chute.ops.run and
+chute.local.embedded. Exit codes: 0 ok, 1 a file did not reach its expected outcome, 2 bad usage or
 input, 3 the embedded runtime could not start, 4 timed out waiting."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from rich.live import Live
 from rich.table import Table
 
 from chute import DEFAULT_PORT
-from chute.executions import QUARANTINED, SUCCEEDED
+from chute.ops.executions import QUARANTINED, SUCCEEDED
 from tasks import names
 
 if TYPE_CHECKING:  # the embedded runtime (boto3, moto) loads only for the commands that use it
-    from chute.embedded import EmbeddedAws, Resources
-    from chute.run import FileResult, RunOptions
+    from chute.local.embedded import EmbeddedAws, Resources
+    from chute.ops.run import FileResult, RunOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RUNTIME, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 
@@ -31,7 +31,7 @@ app = typer.Typer(
     help="chute: validate, convert and archive files through a Step Functions pipeline, "
     "on AWS or on an embedded local AWS.",
 )
-from chute.console import console, err  # noqa: E402
+from chute.cli.console import console, err  # noqa: E402
 
 _STYLE = {SUCCEEDED: "green", QUARANTINED: "yellow", "RUNNING": "cyan"}
 
@@ -116,8 +116,8 @@ def run(
     ] = False,
 ) -> None:
     """Upload files to staging, follow every execution to its end, download the outputs."""
-    from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings, Resources
-    from chute.run import RunError, RunOptions, collect_files
+    from chute.local.embedded import EmbeddedAws, EmbeddedError, LocalSettings, Resources
+    from chute.ops.run import RunError, RunOptions, collect_files
 
     try:
         files = collect_files(paths)
@@ -172,7 +172,7 @@ def _run_with_display(
     files: list[Any],
     quiet: bool,
 ) -> tuple[list[FileResult], bool]:
-    from chute.run import run_files
+    from chute.ops.run import run_files
 
     s3 = clients.client("s3")
     sfn = clients.client("stepfunctions")
@@ -222,8 +222,8 @@ def up(
     Buckets and execution history are kept in .chute/state and restored at the next start;
     files that were in flight are processed again (see "State across restarts" in docs/local.md).
     """
-    from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings
-    from chute.faults import ENV_FAULTS, FaultSpecError, parse
+    from chute.local.embedded import EmbeddedAws, EmbeddedError, LocalSettings
+    from chute.local.faults import ENV_FAULTS, FaultSpecError, parse
 
     rules: list[str] = []
     for origin, text in [(ENV_FAULTS, os.environ.get(ENV_FAULTS, ""))] + [
@@ -330,7 +330,7 @@ def convert(
     ] = False,
 ) -> None:
     """Convert a local file with the same engine the pipeline runs (no AWS)."""
-    from chute.local_convert import ConvertUsageError, convert_file
+    from chute.local.convert import ConvertUsageError, convert_file
     from tasks.data_contracts.config import ContractConfigError
     from tasks.errors import PermanentError
 
@@ -359,7 +359,7 @@ def convert(
 
 
 def _register_operations() -> None:
-    from chute.ops_cli import register, register_grant, register_upload
+    from chute.cli.operations import register, register_grant, register_upload
 
     register_upload(app)
     register_grant(app)

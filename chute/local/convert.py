@@ -21,7 +21,7 @@ from tasks.convert.typed import ContractTyping
 from tasks.data_contracts.config import load_contracts
 from tasks.data_contracts.model import ContractSet
 
-REPO_CONTRACTS = Path(__file__).resolve().parent.parent / "contracts" / "contracts.toml"
+REPO_CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "contracts.toml"
 SUFFIX_FORMATS: dict[str, OutputFormat] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",

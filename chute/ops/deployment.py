@@ -58,7 +58,7 @@ def connect(
 ) -> Deployment:
     config = Config(retries={"mode": "standard", "max_attempts": 5})
     if endpoint_url:
-        from chute.embedded import DEFAULT_REGION, Resources  # naming only, no moto
+        from chute.local.embedded import DEFAULT_REGION, Resources  # naming only, no moto
 
         resources = Resources(prefix="chute", region=region or DEFAULT_REGION)
 

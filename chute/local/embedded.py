@@ -26,17 +26,17 @@ import boto3
 from botocore.config import Config
 
 from chute import DEFAULT_PORT
-from chute.batch_jobs import LocalBatch
-from chute.event_source import SqsEventSource
-from chute.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError
-from chute.faults import parse as parse_faults
-from chute.grant_api import Authorizer, GrantApi
-from chute.holds import Hold, Holds
-from chute.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
-from chute.persistence import Persistence, Recovery
+from chute.local.batch_jobs import LocalBatch
+from chute.local.event_source import SqsEventSource
+from chute.local.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError
+from chute.local.faults import parse as parse_faults
+from chute.local.grant_api import Authorizer, GrantApi
+from chute.local.holds import Hold, Holds
+from chute.local.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
+from chute.local.persistence import Persistence, Recovery
 from tasks import names
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_FILE = REPO_ROOT / "workflows" / "pipeline.asl.json"
 CONTRACTS_FILE = REPO_ROOT / "contracts" / "contracts.toml"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -161,11 +161,12 @@ class LocalSettings:
     grant_port: int | None = None
     """Serve the grant API's twin on this port (None: not served; `chute up` serves it)."""
     persist: bool = True
-    """Keep buckets and executions under ``state_dir/state`` across restarts (chute.persistence)."""
+    """Keep buckets and executions under ``state_dir/state`` across restarts
+    (chute.local.persistence)."""
     fresh: bool = False
     """Start empty: delete the kept state first."""
     faults: tuple[str, ...] = ()
-    """Fault rules armed at start (chute.faults syntax; `chute up --fault`, CHUTE_FAULTS)."""
+    """Fault rules armed at start (chute.local.faults syntax; `chute up --fault`, CHUTE_FAULTS)."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
@@ -207,7 +208,8 @@ class EmbeddedAws:
         self._state: Persistence | None = None
         self.recovery = Recovery()
         self.faults = Faults(function_name=self.resources.function_name)
-        """Injected S3 errors and worker kills (chute.faults); ``faults.add(rule)`` arms more."""
+        """Injected S3 errors and worker kills (chute.local.faults); ``faults.add(rule)`` arms
+        more."""
 
     # --- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> EmbeddedAws:
@@ -222,7 +224,7 @@ class EmbeddedAws:
         from moto.moto_api import state_manager
         from moto.server import ThreadedMotoServer
 
-        from chute import moto_fixes
+        from chute.local import moto_fixes
 
         try:
             parse_faults(self.settings.faults)
@@ -309,7 +311,7 @@ class EmbeddedAws:
         return f"https://cognito-idp.{region}.amazonaws.com/{self.user_pool_id}"
 
     def stop(self) -> None:
-        from chute import moto_fixes  # imports moto: only when the runtime was used
+        from chute.local import moto_fixes  # imports moto: only when the runtime was used
 
         if self._grant_api:
             self._grant_api.stop()
@@ -383,7 +385,7 @@ class EmbeddedAws:
         return self.holds.add(step, key)
 
     def _bind_faults(self) -> None:
-        """Let chute.faults signal our workers and use the injections above."""
+        """Let chute.local.faults signal our workers and use the injections above."""
         workers, batch = self._workers, self._batch
         assert workers is not None and batch is not None
 
@@ -415,7 +417,8 @@ class EmbeddedAws:
         env = {
             **self._process_env(),
             **{str(k): str(v) for k, v in (fn.environment_vars or {}).items()},
-            "AWS_ACCESS_KEY_ID": fn.function_name,  # tells the endpoint who calls (chute.faults)
+            # tells the endpoint who calls (chute.local.faults)
+            "AWS_ACCESS_KEY_ID": fn.function_name,
             "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
         }
