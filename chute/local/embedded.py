@@ -22,9 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from chute import DEFAULT_PORT
 from chute.local.batch_jobs import LocalBatch
 from chute.local.event_source import SqsEventSource
@@ -34,13 +31,13 @@ from chute.local.grant_api import Authorizer, GrantApi
 from chute.local.holds import Hold, Holds
 from chute.local.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
 from chute.local.persistence import Persistence, Recovery
+from chute.ops import deployment
+from chute.ops.resources import ACCOUNT_ID, DEFAULT_REGION, Resources
 from tasks import names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_FILE = REPO_ROOT / "workflows" / "pipeline.asl.json"
 CONTRACTS_FILE = REPO_ROOT / "contracts" / "contracts.toml"
-ACCOUNT_ID = "123456789012"  # moto's default account
-DEFAULT_REGION = "us-east-1"
 
 
 class EmbeddedError(RuntimeError):
@@ -49,92 +46,6 @@ class EmbeddedError(RuntimeError):
 
 class PortInUse(EmbeddedError):
     """The endpoint's port is taken (another `chute up`, LocalStack...)."""
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Names and ARNs of the pipeline's resources (the same set the CDK stack outputs)."""
-
-    prefix: str
-    region: str
-    account: str = ACCOUNT_ID
-
-    def bucket(self, role: str) -> str:
-        return f"{self.prefix}-{role}"
-
-    @property
-    def staging_bucket(self) -> str:
-        return self.bucket("staging")
-
-    @property
-    def output_bucket(self) -> str:
-        return self.bucket("output")
-
-    @property
-    def archive_bucket(self) -> str:
-        return self.bucket("archive")
-
-    @property
-    def quarantine_bucket(self) -> str:
-        return self.bucket("quarantine")
-
-    @property
-    def queue_name(self) -> str:
-        return f"{self.prefix}-staging-events"
-
-    @property
-    def dlq_name(self) -> str:
-        return f"{self.prefix}-staging-events-dlq"
-
-    def function_name(self, step: str) -> str:
-        return f"{self.prefix}-{step}"
-
-    def function_arn(self, step: str) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name(step)}"
-
-    @property
-    def completion_topic_name(self) -> str:
-        return f"{self.prefix}-completions"
-
-    @property
-    def completion_topic_arn(self) -> str:
-        return f"arn:aws:sns:{self.region}:{self.account}:{self.completion_topic_name}"
-
-    @property
-    def state_machine_name(self) -> str:
-        return f"{self.prefix}-pipeline"
-
-    @property
-    def state_machine_arn(self) -> str:
-        return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{self.state_machine_name}"
-
-    @property
-    def job_queue(self) -> str:
-        return f"{self.prefix}-convert"
-
-    @property
-    def job_definition(self) -> str:
-        return f"{self.prefix}-convert"
-
-    @property
-    def role_arn(self) -> str:
-        return f"arn:aws:iam::{self.account}:role/{self.prefix}-local"
-
-    @property
-    def upload_role_name(self) -> str:
-        return f"{self.prefix}-upload"
-
-    @property
-    def upload_role_arn(self) -> str:
-        return f"arn:aws:iam::{self.account}:role/{self.upload_role_name}"
-
-    @property
-    def user_pool_name(self) -> str:
-        return f"{self.prefix}-users"
-
-    @property
-    def user_pool_client_name(self) -> str:
-        return f"{self.prefix}-upload-clients"
 
 
 def load_definition(substitutions: dict[str, str]) -> str:
@@ -334,13 +245,8 @@ class EmbeddedAws:
 
     # --- clients ------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=self.settings.region,
-            aws_access_key_id="chute",
-            aws_secret_access_key="chute",
-            config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        return deployment.client(
+            service, endpoint_url=self.endpoint_url, region=self.settings.region, max_attempts=3
         )
 
     def queue_url(self, name: str | None = None) -> str:
@@ -562,21 +468,16 @@ class EmbeddedAws:
 
     def substitutions(self) -> dict[str, str]:
         r = self.resources
-        return {
-            "ValidateFunctionArn": r.function_arn("validate"),
-            "ConvertFunctionArn": r.function_arn("convert"),
-            "ArchiveFunctionArn": r.function_arn("archive"),
-            "QuarantineFunctionArn": r.function_arn("quarantine"),
-            "BatchJobQueueArn": (f"arn:aws:batch:{r.region}:{r.account}:job-queue/{r.job_queue}"),
-            "BatchJobDefinitionArn": (
+        return names.workflow_substitutions(
+            function_arns={step: r.function_arn(step) for step in names.HANDLERS},
+            batch_job_queue_arn=f"arn:aws:batch:{r.region}:{r.account}:job-queue/{r.job_queue}",
+            batch_job_definition_arn=(
                 f"arn:aws:batch:{r.region}:{r.account}:job-definition/{r.job_definition}:1"
             ),
-            "LargeFileThresholdBytes": str(self.settings.large_file_threshold_bytes),
-            "BatchTimeoutSeconds": str(
-                names.batch_task_timeout_seconds(self.settings.batch_timeout_seconds)
-            ),
-            "CompletionTopicArn": r.completion_topic_arn,
-        }
+            large_file_threshold_bytes=self.settings.large_file_threshold_bytes,
+            batch_attempt_seconds=self.settings.batch_timeout_seconds,
+            completion_topic_arn=r.completion_topic_arn,
+        )
 
     def _create_function(self, lam: Any, step: str, values: dict[str, str]) -> None:
         buf = io.BytesIO()
