@@ -1,6 +1,6 @@
 """Where the pipeline runs: the embedded runtime (``--endpoint-url``) or an AWS stack (profile,
-region and stack name; the stack's outputs name the resources). Every operations command goes
-through this one object, so the same code path serves both."""
+region and stack name; the stack's outputs name the resources). Every command that talks to a
+pipeline goes through this one object, so the same code path serves both."""
 
 from __future__ import annotations
 
