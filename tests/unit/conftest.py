@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chute import moto_fixes
+from chute.local import moto_fixes
 from tasks.adapters.s3 import S3Store
 from tests.support.unit import BUCKETS
 

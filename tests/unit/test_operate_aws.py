@@ -11,8 +11,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from chute import operate
-from chute.deployment import Deployment, DeploymentError, connect
+from chute.ops import operate
+from chute.ops.deployment import Deployment, DeploymentError, connect
 from tasks.adapters.sfn import RERUN_SUFFIX
 
 REGION = "eu-west-1"

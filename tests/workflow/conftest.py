@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chute.embedded import EmbeddedAws, LocalSettings, free_port
+from chute.local.embedded import EmbeddedAws, LocalSettings, free_port
 from tests.support.pipeline import (
     LARGE_THRESHOLD,
     Pipeline,

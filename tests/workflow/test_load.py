@@ -4,7 +4,7 @@ exactly one terminal outcome, none lost, none published twice."""
 from __future__ import annotations
 
 from bench.load import run_load
-from chute.embedded import EmbeddedAws
+from chute.local.embedded import EmbeddedAws
 from tests.support.pipeline import LARGE_THRESHOLD
 
 

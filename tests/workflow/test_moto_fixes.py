@@ -1,4 +1,4 @@
-"""Each change to moto's behaviour (chute/moto_fixes.py): a test that fails without it, and a
+"""Each change to moto's behaviour (chute/local/moto_fixes.py): a test that fails without it, and a
 canary that fails once the pinned upstream version no longer needs it (then delete the fix).
 
 They run against the embedded server, reverting one fix at a time (the suite is sequential).
@@ -16,8 +16,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from chute import moto_fixes
-from chute.embedded import EmbeddedAws
+from chute.local import moto_fixes
+from chute.local.embedded import EmbeddedAws
 from tests.support.pipeline import wait_until
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from chute import operate
-from chute.deployment import Deployment, connect
-from chute.embedded import EmbeddedAws
+from chute.local.embedded import EmbeddedAws
+from chute.ops import operate
+from chute.ops.deployment import Deployment, connect
 from tasks.adapters.sfn import rerun_name
 from tests.support.pipeline import Pipeline, wait_until
 

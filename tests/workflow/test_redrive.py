@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from chute.embedded import EmbeddedAws
+from chute.local.embedded import EmbeddedAws
 from tasks.adapters.sfn import FailedExecutions
 from tasks.redrive.domain import is_transient
 from tests.support.pipeline import Pipeline

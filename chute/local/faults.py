@@ -35,7 +35,7 @@ key and match only rules without a PREFIX. A kill/term rule whose process never 
 request stays armed.
 
 A bad rule raises :class:`FaultSpecError` naming the rule and what is wrong. The S3 rules run
-inside the endpoint (the ``request-filter`` hook in :mod:`chute.moto_fixes`); callers are told
+inside the endpoint (the ``request-filter`` hook in :mod:`chute.local.moto_fixes`); callers are told
 apart by their access key id, which the runtime sets per function (``<prefix>-<step>``) and
 for Batch jobs (:data:`BATCH_ACCESS_KEY`).
 """

@@ -2,7 +2,7 @@
 and the record of every execution, kept under ``<state_dir>/state/``.
 
 Write-through: an S3 request that changes an object is on disk before its response is sent
-(hooks in chute/moto_fixes.py), an execution is recorded when it starts and when it ends. Every
+(hooks in moto_fixes.py), an execution is recorded when it starts and when it ends. Every
 file is written to a temporary name, fsynced, then renamed over its final name (and the folder
 fsynced), so a SIGKILL at any moment leaves either the old or the new record, never a torn one;
 bodies are streamed in chunks, never held whole in memory.
@@ -246,7 +246,7 @@ class StateStore:
     def _sync(self, backend: Any, bucket: str, key: str) -> None:
         from moto.s3.models import FakeKey
 
-        from chute.moto_fixes import key_chunks
+        from chute.local.moto_fixes import key_chunks
 
         current = backend.get_bucket(bucket).keys.get(key)
         if not isinstance(current, FakeKey):  # deleted, or a delete marker
@@ -305,7 +305,7 @@ class StateStore:
     def restore_objects(self, backend: Any) -> dict[str, int]:
         """Put every object stored when the store was prepared back into the (freshly created)
         buckets, except where a client already wrote the key since (the newer write wins)."""
-        from chute.moto_fixes import SMALL_BODY_BYTES, FileBody
+        from chute.local.moto_fixes import SMALL_BODY_BYTES, FileBody
 
         counts: dict[str, int] = {}
         for bucket in sorted(self.buckets):
@@ -449,7 +449,7 @@ class Persistence:
         self._announce: list[Any] = []
 
     def open(self, *, fresh: bool) -> None:
-        from chute import moto_fixes
+        from chute.local import moto_fixes
 
         self.store.prepare(fresh=fresh)
         moto_fixes.HOOKS.object_written = self.store.object_written
@@ -516,7 +516,7 @@ class Persistence:
         return self.recovery.announced
 
     def close(self) -> None:
-        from chute import moto_fixes
+        from chute.local import moto_fixes
 
         moto_fixes.HOOKS.object_written = None
         moto_fixes.HOOKS.bucket_written = None

@@ -1,5 +1,5 @@
 """Operations on executions and files: status, show, rerun, requeue. Public AWS APIs only, so the
-same code runs against the embedded runtime and AWS (through chute.deployment.Deployment)."""
+same code runs against the embedded runtime and AWS (through chute.ops.deployment.Deployment)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chute.deployment import Deployment
-from chute.executions import ExecutionView, view
+from chute.ops.deployment import Deployment
+from chute.ops.executions import ExecutionView, view
 from tasks.adapters.sfn import NOT_REDRIVABLE as _NOT_REDRIVABLE
 from tasks.adapters.sfn import rerun_name
 from tasks.workflow import Outcome, State

@@ -1,4 +1,4 @@
-"""The process a local Lambda worker runs: ``python -m chute.lambda_runtime HANDLER``.
+"""The process a local Lambda worker runs: ``python -m chute.local.lambda_runtime HANDLER``.
 
 Like Lambda's runtime interface: imports the handler once (cold start), then serves invocations
 one at a time. Requests arrive as JSON lines on stdin; each response is one JSON line on the file

@@ -40,7 +40,7 @@ class InvokeResult:
 
 
 class _Worker:
-    """One warm runtime process (``python -m chute.lambda_runtime``)."""
+    """One warm runtime process (``python -m chute.local.lambda_runtime``)."""
 
     def __init__(self, spec: FunctionSpec, log_path: Path | None) -> None:
         read_fd, write_fd = os.pipe()
@@ -48,7 +48,7 @@ class _Worker:
         log: IO[bytes] | int = log_path.open("ab") if log_path else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "chute.lambda_runtime", spec.handler],
+                [sys.executable, "-m", "chute.local.lambda_runtime", spec.handler],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,

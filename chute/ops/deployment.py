@@ -1,6 +1,6 @@
 """Where the pipeline runs: the embedded runtime (``--endpoint-url``) or an AWS stack (profile,
-region and stack name; the stack's outputs name the resources). Every operations command goes
-through this one object, so the same code path serves both."""
+region and stack name; the stack's outputs name the resources). Every command that talks to a
+pipeline goes through this one object, so the same code path serves both."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from chute.ops.resources import DEFAULT_REGION, Resources
 from tasks.adapters.signer import AwsSigner
 
 DEFAULT_STACK = "Chute"
@@ -48,6 +49,33 @@ class Deployment:
         )
 
 
+LOCAL_KEY = "chute"
+"""Access key id and secret of clients of the embedded runtime (any value works there)."""
+
+
+def client(
+    service: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    session: Any | None = None,
+    max_attempts: int = 5,
+) -> Any:
+    """The one boto3 client factory: against an endpoint (the embedded runtime, local
+    credentials) or from the operator's session (AWS). Standard retry mode."""
+    config = Config(retries={"mode": "standard", "max_attempts": max_attempts})
+    if endpoint_url is None:
+        return (session or boto3.Session(region_name=region)).client(service, config=config)
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=LOCAL_KEY,
+        aws_secret_access_key=LOCAL_KEY,
+        config=config,
+    )
+
+
 def connect(
     *,
     endpoint_url: str | None = None,
@@ -56,25 +84,11 @@ def connect(
     region: str | None = None,
     session: Any | None = None,
 ) -> Deployment:
-    config = Config(retries={"mode": "standard", "max_attempts": 5})
     if endpoint_url:
-        from chute.embedded import DEFAULT_REGION, Resources  # naming only, no moto
-
         resources = Resources(prefix="chute", region=region or DEFAULT_REGION)
-
-        def client(name: str) -> Any:
-            return boto3.client(
-                name,
-                endpoint_url=endpoint_url,
-                region_name=resources.region,
-                aws_access_key_id="chute",
-                aws_secret_access_key="chute",
-                config=config,
-            )
-
         deployment = Deployment(
-            sfn=client("stepfunctions"),
-            s3=client("s3"),
+            sfn=client("stepfunctions", endpoint_url=endpoint_url, region=resources.region),
+            s3=client("s3", endpoint_url=endpoint_url, region=resources.region),
             state_machine_arn=resources.state_machine_arn,
             staging_bucket=resources.staging_bucket,
             quarantine_bucket=resources.quarantine_bucket,
@@ -83,8 +97,8 @@ def connect(
             on_aws=False,
             upload_role_arn=resources.upload_role_arn,
             session=boto3.Session(
-                aws_access_key_id="chute",
-                aws_secret_access_key="chute",
+                aws_access_key_id=LOCAL_KEY,
+                aws_secret_access_key=LOCAL_KEY,
                 region_name=resources.region,
             ),
             endpoint_url=endpoint_url,
@@ -94,7 +108,7 @@ def connect(
     session = session or boto3.Session(profile_name=profile, region_name=region)
     name = stack or DEFAULT_STACK
     try:
-        cfn = session.client("cloudformation", config=config)
+        cfn = client("cloudformation", session=session)
         described = cfn.describe_stacks(StackName=name)["Stacks"][0]
     except NoCredentialsError as exc:
         raise DeploymentError(
@@ -114,8 +128,8 @@ def connect(
     if missing:
         raise DeploymentError(f"stack {name!r} has no output {', '.join(missing)}: is it chute?")
     return Deployment(
-        sfn=session.client("stepfunctions", config=config),
-        s3=session.client("s3", config=config),
+        sfn=client("stepfunctions", session=session),
+        s3=client("s3", session=session),
         state_machine_arn=outputs["StateMachineArn"],
         staging_bucket=outputs["StagingBucket"],
         quarantine_bucket=outputs["QuarantineBucket"],

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chute.executions import QUARANTINED, RUNNING, SUCCEEDED, ExecutionView, list_arns, view
+from chute.ops.executions import ExecutionView, list_arns, view
+from tasks.workflow import Outcome
 
 
 class RunError(Exception):
@@ -47,8 +48,8 @@ class FileResult:
     @property
     def ok(self) -> bool:
         if self.expected_quarantine:
-            return self.outcome == QUARANTINED
-        return self.outcome == SUCCEEDED
+            return self.outcome == Outcome.QUARANTINED
+        return self.outcome == Outcome.SUCCEEDED
 
 
 def collect_files(paths: Iterable[str | Path]) -> list[LocalFile]:
@@ -126,11 +127,11 @@ def wait_for_executions(
             if current.status != "RUNNING":
                 seen.add(arn)
         for result in results:
-            if result.execution is not None and result.execution.outcome == RUNNING:
+            if result.execution is not None and result.execution.outcome == Outcome.RUNNING:
                 result.execution = view(sfn, result.execution.arn)
         if on_progress:
             on_progress(results)
-        if all(r.execution is not None and r.execution.outcome != RUNNING for r in results):
+        if all(r.execution is not None and r.execution.outcome != Outcome.RUNNING for r in results):
             return True
         if time.monotonic() > deadline:
             return False

@@ -1,6 +1,5 @@
-"""The ``chute`` command line. Commands are thin: parsing and presentation over chute.run and
-chute.embedded. Exit codes: 0 ok, 1 a file did not reach its expected outcome, 2 bad usage or
-input, 3 the embedded runtime could not start, 4 timed out waiting."""
+"""Running chute on this machine (run, up, convert): parsing and presentation over chute.ops.run,
+chute.local.embedded and chute.local.convert. Exit codes: chute.cli.options.Exit."""
 
 from __future__ import annotations
 
@@ -16,31 +15,26 @@ from rich.live import Live
 from rich.table import Table
 
 from chute import DEFAULT_PORT
-from chute.executions import QUARANTINED, SUCCEEDED
+from chute.cli.console import console, err
+from chute.cli.options import Exit, Target, fail
 from tasks import names
+from tasks.workflow import Outcome
 
-if TYPE_CHECKING:  # the embedded runtime (boto3, moto) loads only for the commands that use it
-    from chute.embedded import EmbeddedAws, Resources
-    from chute.run import FileResult, RunOptions
+if TYPE_CHECKING:  # the embedded runtime (moto) loads only for the commands that use it
+    from chute.local.embedded import EmbeddedAws
+    from chute.ops.deployment import Deployment
+    from chute.ops.run import FileResult, RunOptions
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RUNTIME, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+app = typer.Typer()
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="chute: validate, convert and archive files through a Step Functions pipeline, "
-    "on AWS or on an embedded local AWS.",
-)
-from chute.console import console, err  # noqa: E402
-
-_STYLE = {SUCCEEDED: "green", QUARANTINED: "yellow", "RUNNING": "cyan"}
+_STYLE = {Outcome.SUCCEEDED: "green", Outcome.QUARANTINED: "yellow", "RUNNING": "cyan"}
 
 
 def _location(result: FileResult) -> str:
     ex = result.execution
     if ex is None:
         return ""
-    if ex.outcome == SUCCEEDED and ex.output:
+    if ex.outcome == Outcome.SUCCEEDED and ex.output:
         target = ex.output.get("output", {})
         formats = "|".join(target.get("formats", []))
         where = f"s3://{target.get('bucket')}/{target.get('key')}.{{{formats}}}"
@@ -58,7 +52,7 @@ def _table(results: list[FileResult], title: str) -> Table:
         ex = r.execution
         status = r.outcome
         style = _STYLE.get(status, "red")
-        if r.expected_quarantine and status == QUARANTINED:
+        if r.expected_quarantine and status == Outcome.QUARANTINED:
             status = "QUARANTINED (expected)"
         duration = f"{ex.duration_seconds:.1f}s" if ex and ex.duration_seconds is not None else ""
         table.add_row(
@@ -116,17 +110,18 @@ def run(
     ] = False,
 ) -> None:
     """Upload files to staging, follow every execution to its end, download the outputs."""
-    from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings, Resources
-    from chute.run import RunError, RunOptions, collect_files
+    from chute.local.embedded import EmbeddedAws, EmbeddedError, LocalSettings
+    from chute.ops.run import RunError, RunOptions, collect_files
 
     try:
         files = collect_files(paths)
     except RunError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_USAGE) from exc
+        raise fail(exc) from exc
     options = RunOptions(
         out_dir=out, expect_quarantine=expect_quarantine or [], timeout_seconds=timeout
     )
+    if endpoint_url is not None and large_threshold is not None:
+        raise fail(ValueError("--large-threshold only applies to the embedded runtime"))
     runtime: EmbeddedAws | None = None
     if endpoint_url is None:
         settings = LocalSettings(port=port, fresh=fresh)
@@ -137,19 +132,12 @@ def run(
             runtime.start()
         except EmbeddedError as exc:
             runtime.stop()
-            err.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(EXIT_RUNTIME) from exc
-        clients = runtime
-        resources = runtime.resources
+            raise fail(exc, Exit.RUNTIME) from exc
+        target = Target(endpoint_url=runtime.endpoint_url, region=settings.region)
     else:
-        if large_threshold is not None:
-            err.print("[red]error:[/] --large-threshold only applies to the embedded runtime")
-            raise typer.Exit(EXIT_USAGE)
-        clients = EmbeddedAws(LocalSettings())
-        clients.endpoint_url = endpoint_url
-        resources = Resources(prefix="chute", region=clients.settings.region)
+        target = Target(endpoint_url=endpoint_url)
     try:
-        results, finished = _run_with_display(clients, resources, options, files, as_json)
+        results, finished = _run_with_display(target.connect(), options, files, as_json)
     finally:
         if runtime is not None:
             runtime.stop()
@@ -161,26 +149,23 @@ def run(
             console.print(f"logs: {runtime.log_dir}")
     if not finished:
         err.print(f"[red]timed out[/] after {timeout:.0f}s waiting for executions")
-        raise typer.Exit(EXIT_TIMEOUT)
-    raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
+        raise typer.Exit(Exit.TIMEOUT)
+    raise typer.Exit(Exit.OK if all(r.ok for r in results) else Exit.FAILED)
 
 
 def _run_with_display(
-    clients: EmbeddedAws,
-    resources: Resources,
+    d: Deployment,
     options: RunOptions,
     files: list[Any],
     quiet: bool,
 ) -> tuple[list[FileResult], bool]:
-    from chute.run import run_files
+    from chute.ops.run import run_files
 
-    s3 = clients.client("s3")
-    sfn = clients.client("stepfunctions")
     common = {
-        "s3": s3,
-        "sfn": sfn,
-        "staging_bucket": resources.staging_bucket,
-        "state_machine_arn": resources.state_machine_arn,
+        "s3": d.s3,
+        "sfn": d.sfn,
+        "staging_bucket": d.staging_bucket,
+        "state_machine_arn": d.state_machine_arn,
         "options": options,
         "files": files,
     }
@@ -222,8 +207,8 @@ def up(
     Buckets and execution history are kept in .chute/state and restored at the next start;
     files that were in flight are processed again (see "State across restarts" in docs/local.md).
     """
-    from chute.embedded import EmbeddedAws, EmbeddedError, LocalSettings
-    from chute.faults import ENV_FAULTS, FaultSpecError, parse
+    from chute.local.embedded import EmbeddedAws, EmbeddedError, LocalSettings
+    from chute.local.faults import ENV_FAULTS, FaultSpecError, parse
 
     rules: list[str] = []
     for origin, text in [(ENV_FAULTS, os.environ.get(ENV_FAULTS, ""))] + [
@@ -232,8 +217,7 @@ def up(
         try:
             rules.extend(rule.text for rule in parse(text))
         except FaultSpecError as exc:
-            err.print(f"[red]error:[/] {origin}: {exc}")
-            raise typer.Exit(EXIT_USAGE) from exc
+            raise fail(ValueError(f"{origin}: {exc}")) from exc
     runtime = EmbeddedAws(
         LocalSettings(
             port=port,
@@ -247,8 +231,7 @@ def up(
         runtime.start()
     except EmbeddedError as exc:
         runtime.stop()
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_RUNTIME) from exc
+        raise fail(exc, Exit.RUNTIME) from exc
     r = runtime.resources
     console.print(f"chute embedded AWS on [bold]{runtime.endpoint_url}[/] (Ctrl-C to stop)")
     console.print(f"  staging bucket  s3://{r.staging_bucket}")
@@ -330,7 +313,7 @@ def convert(
     ] = False,
 ) -> None:
     """Convert a local file with the same engine the pipeline runs (no AWS)."""
-    from chute.local_convert import ConvertUsageError, convert_file
+    from chute.local.convert import ConvertUsageError, convert_file
     from tasks.data_contracts.config import ContractConfigError
     from tasks.errors import PermanentError
 
@@ -345,33 +328,13 @@ def convert(
             infer=infer,
         )
     except (ConvertUsageError, ContractConfigError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_USAGE) from exc
+        raise fail(exc) from exc
     except PermanentError as exc:
         err.print(f"[red]{type(exc).__name__}:[/] {exc}")
-        raise typer.Exit(EXIT_FAILED) from exc
+        raise typer.Exit(Exit.FAILED) from exc
     r = done.result
     rate = done.input_bytes / 1e6 / done.seconds if done.seconds else 0.0
     err.print(
         f"{r.rows} rows -> {done.output} in {done.seconds:.2f}s ({rate:.0f} MB/s)"
         + (f"; {r.rejected_rows} rejected -> {done.rejected}" if done.rejected else "")
     )
-
-
-def _register_operations() -> None:
-    from chute.ops_cli import register, register_grant, register_upload
-
-    register_upload(app)
-    register_grant(app)
-    register(app)
-
-
-_register_operations()
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -22,25 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from chute import DEFAULT_PORT
-from chute.batch_jobs import LocalBatch
-from chute.event_source import SqsEventSource
-from chute.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError
-from chute.faults import parse as parse_faults
-from chute.grant_api import Authorizer, GrantApi
-from chute.holds import Hold, Holds
-from chute.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
-from chute.persistence import Persistence, Recovery
+from chute.local.batch_jobs import LocalBatch
+from chute.local.event_source import SqsEventSource
+from chute.local.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError
+from chute.local.faults import parse as parse_faults
+from chute.local.grant_api import Authorizer, GrantApi
+from chute.local.holds import Hold, Holds
+from chute.local.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
+from chute.local.persistence import Persistence, Recovery
+from chute.ops import deployment
+from chute.ops.resources import ACCOUNT_ID, DEFAULT_REGION, Resources
 from tasks import names
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_FILE = REPO_ROOT / "workflows" / "pipeline.asl.json"
 CONTRACTS_FILE = REPO_ROOT / "contracts" / "contracts.toml"
-ACCOUNT_ID = "123456789012"  # moto's default account
-DEFAULT_REGION = "us-east-1"
 
 
 class EmbeddedError(RuntimeError):
@@ -49,92 +46,6 @@ class EmbeddedError(RuntimeError):
 
 class PortInUse(EmbeddedError):
     """The endpoint's port is taken (another `chute up`, LocalStack...)."""
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Names and ARNs of the pipeline's resources (the same set the CDK stack outputs)."""
-
-    prefix: str
-    region: str
-    account: str = ACCOUNT_ID
-
-    def bucket(self, role: str) -> str:
-        return f"{self.prefix}-{role}"
-
-    @property
-    def staging_bucket(self) -> str:
-        return self.bucket("staging")
-
-    @property
-    def output_bucket(self) -> str:
-        return self.bucket("output")
-
-    @property
-    def archive_bucket(self) -> str:
-        return self.bucket("archive")
-
-    @property
-    def quarantine_bucket(self) -> str:
-        return self.bucket("quarantine")
-
-    @property
-    def queue_name(self) -> str:
-        return f"{self.prefix}-staging-events"
-
-    @property
-    def dlq_name(self) -> str:
-        return f"{self.prefix}-staging-events-dlq"
-
-    def function_name(self, step: str) -> str:
-        return f"{self.prefix}-{step}"
-
-    def function_arn(self, step: str) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name(step)}"
-
-    @property
-    def completion_topic_name(self) -> str:
-        return f"{self.prefix}-completions"
-
-    @property
-    def completion_topic_arn(self) -> str:
-        return f"arn:aws:sns:{self.region}:{self.account}:{self.completion_topic_name}"
-
-    @property
-    def state_machine_name(self) -> str:
-        return f"{self.prefix}-pipeline"
-
-    @property
-    def state_machine_arn(self) -> str:
-        return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{self.state_machine_name}"
-
-    @property
-    def job_queue(self) -> str:
-        return f"{self.prefix}-convert"
-
-    @property
-    def job_definition(self) -> str:
-        return f"{self.prefix}-convert"
-
-    @property
-    def role_arn(self) -> str:
-        return f"arn:aws:iam::{self.account}:role/{self.prefix}-local"
-
-    @property
-    def upload_role_name(self) -> str:
-        return f"{self.prefix}-upload"
-
-    @property
-    def upload_role_arn(self) -> str:
-        return f"arn:aws:iam::{self.account}:role/{self.upload_role_name}"
-
-    @property
-    def user_pool_name(self) -> str:
-        return f"{self.prefix}-users"
-
-    @property
-    def user_pool_client_name(self) -> str:
-        return f"{self.prefix}-upload-clients"
 
 
 def load_definition(substitutions: dict[str, str]) -> str:
@@ -161,11 +72,12 @@ class LocalSettings:
     grant_port: int | None = None
     """Serve the grant API's twin on this port (None: not served; `chute up` serves it)."""
     persist: bool = True
-    """Keep buckets and executions under ``state_dir/state`` across restarts (chute.persistence)."""
+    """Keep buckets and executions under ``state_dir/state`` across restarts
+    (chute.local.persistence)."""
     fresh: bool = False
     """Start empty: delete the kept state first."""
     faults: tuple[str, ...] = ()
-    """Fault rules armed at start (chute.faults syntax; `chute up --fault`, CHUTE_FAULTS)."""
+    """Fault rules armed at start (chute.local.faults syntax; `chute up --fault`, CHUTE_FAULTS)."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
@@ -207,7 +119,8 @@ class EmbeddedAws:
         self._state: Persistence | None = None
         self.recovery = Recovery()
         self.faults = Faults(function_name=self.resources.function_name)
-        """Injected S3 errors and worker kills (chute.faults); ``faults.add(rule)`` arms more."""
+        """Injected S3 errors and worker kills (chute.local.faults); ``faults.add(rule)`` arms
+        more."""
 
     # --- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> EmbeddedAws:
@@ -222,7 +135,7 @@ class EmbeddedAws:
         from moto.moto_api import state_manager
         from moto.server import ThreadedMotoServer
 
-        from chute import moto_fixes
+        from chute.local import moto_fixes
 
         try:
             parse_faults(self.settings.faults)
@@ -309,7 +222,7 @@ class EmbeddedAws:
         return f"https://cognito-idp.{region}.amazonaws.com/{self.user_pool_id}"
 
     def stop(self) -> None:
-        from chute import moto_fixes  # imports moto: only when the runtime was used
+        from chute.local import moto_fixes  # imports moto: only when the runtime was used
 
         if self._grant_api:
             self._grant_api.stop()
@@ -332,13 +245,8 @@ class EmbeddedAws:
 
     # --- clients ------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=self.settings.region,
-            aws_access_key_id="chute",
-            aws_secret_access_key="chute",
-            config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        return deployment.client(
+            service, endpoint_url=self.endpoint_url, region=self.settings.region, max_attempts=3
         )
 
     def queue_url(self, name: str | None = None) -> str:
@@ -383,7 +291,7 @@ class EmbeddedAws:
         return self.holds.add(step, key)
 
     def _bind_faults(self) -> None:
-        """Let chute.faults signal our workers and use the injections above."""
+        """Let chute.local.faults signal our workers and use the injections above."""
         workers, batch = self._workers, self._batch
         assert workers is not None and batch is not None
 
@@ -415,7 +323,8 @@ class EmbeddedAws:
         env = {
             **self._process_env(),
             **{str(k): str(v) for k, v in (fn.environment_vars or {}).items()},
-            "AWS_ACCESS_KEY_ID": fn.function_name,  # tells the endpoint who calls (chute.faults)
+            # tells the endpoint who calls (chute.local.faults)
+            "AWS_ACCESS_KEY_ID": fn.function_name,
             "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
         }
@@ -559,21 +468,16 @@ class EmbeddedAws:
 
     def substitutions(self) -> dict[str, str]:
         r = self.resources
-        return {
-            "ValidateFunctionArn": r.function_arn("validate"),
-            "ConvertFunctionArn": r.function_arn("convert"),
-            "ArchiveFunctionArn": r.function_arn("archive"),
-            "QuarantineFunctionArn": r.function_arn("quarantine"),
-            "BatchJobQueueArn": (f"arn:aws:batch:{r.region}:{r.account}:job-queue/{r.job_queue}"),
-            "BatchJobDefinitionArn": (
+        return names.workflow_substitutions(
+            function_arns={step: r.function_arn(step) for step in names.HANDLERS},
+            batch_job_queue_arn=f"arn:aws:batch:{r.region}:{r.account}:job-queue/{r.job_queue}",
+            batch_job_definition_arn=(
                 f"arn:aws:batch:{r.region}:{r.account}:job-definition/{r.job_definition}:1"
             ),
-            "LargeFileThresholdBytes": str(self.settings.large_file_threshold_bytes),
-            "BatchTimeoutSeconds": str(
-                names.batch_task_timeout_seconds(self.settings.batch_timeout_seconds)
-            ),
-            "CompletionTopicArn": r.completion_topic_arn,
-        }
+            large_file_threshold_bytes=self.settings.large_file_threshold_bytes,
+            batch_attempt_seconds=self.settings.batch_timeout_seconds,
+            completion_topic_arn=r.completion_topic_arn,
+        )
 
     def _create_function(self, lam: Any, step: str, values: dict[str, str]) -> None:
         buf = io.BytesIO()

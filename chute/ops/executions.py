@@ -12,13 +12,6 @@ from typing import Any
 
 from tasks.workflow import Outcome, classify, fail_state_of, route_of
 
-# The outcomes (tasks.workflow.Outcome) under the names the CLI imports.
-SUCCEEDED = Outcome.SUCCEEDED
-QUARANTINED = Outcome.QUARANTINED
-STALE = Outcome.STALE
-FAILED = Outcome.FAILED
-RUNNING = Outcome.RUNNING
-
 
 @dataclass(frozen=True)
 class ExecutionView:

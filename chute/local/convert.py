@@ -21,7 +21,7 @@ from tasks.data_contracts.model import ContractSet
 from tasks.formats import OutputFormat
 from tasks.formats.keys import from_extension
 
-REPO_CONTRACTS = Path(__file__).resolve().parent.parent / "contracts" / "contracts.toml"
+REPO_CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "contracts.toml"
 SUFFIX_FORMATS: dict[str, OutputFormat] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",

@@ -12,7 +12,7 @@ Hooks (not bugs, but the same mechanism):
   lambda-executor   LambdaFunction._invoke_lambda -> our warm worker processes
   batch-executor    BatchSimpleBackend._mark_job_as_finished -> our local job runner
   retry-time-scale  Retry backoff waits scaled by a factor (tests never sleep real intervals)
-  request-filter    every HTTP request to the endpoint passes chute.faults first (injected
+  request-filter    every HTTP request to the endpoint passes chute.local.faults first (injected
                     S3 errors, signals to workers), before moto's dispatcher
 Fixes:
   batch-exit-code           DescribeJobs lacks container.exitCode
@@ -31,7 +31,7 @@ Memory (moto holds whole object bodies in memory; these keep the server's memory
   s3-get-object-streaming   GetObject reads the whole body into memory before sending it
   s3-upload-part-copy-range UploadPartCopy reads the whole source object for every part
   s3-copy-object-streaming  CopyObject reads the whole source object into memory
-Persistence hooks (chute/persistence.py keeps the embedded runtime's data across restarts):
+Persistence hooks (chute/local/persistence.py keeps the embedded runtime's data across restarts):
   persist-s3-*              every S3 request that changes an object reports it before answering
   persist-execution-*       an execution reports its start and its end
   s3-complete-if-match      CompleteMultipartUpload ignores If-Match (AWS: 412 when the current
