@@ -205,6 +205,10 @@ def up(
         bool,
         typer.Option(help="Start empty: delete the state kept in .chute/state (buckets, history)."),
     ] = False,
+    console_port: Annotated[
+        int | None,
+        typer.Option(help="Port of the web console (default: --port + 4; 0: no console)."),
+    ] = None,
     fault: Annotated[
         list[str] | None,
         typer.Option(
@@ -261,6 +265,10 @@ def up(
         f"  user pool       {runtime.user_pool_id} (app client {runtime.user_pool_client_id})"
     )
     console.print(f"  logs            {runtime.log_dir}")
+    web = _start_console(runtime.endpoint_url, port + 4 if console_port is None else console_port)
+    if web is None and console_port:
+        runtime.stop()
+        raise typer.Exit(EXIT_RUNTIME)
     _print_recovery(runtime)
     for rule in runtime.settings.faults:
         console.print(f"  [yellow]fault armed[/]     {rule}")
@@ -276,7 +284,26 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
+        if web is not None:
+            web.stop()
         runtime.stop()
+
+
+def _start_console(endpoint_url: str, port: int) -> Any:
+    """The web console over the embedded runtime (None: not started, the reason printed)."""
+    if port == 0:
+        return None
+    from chute.console_web.server import ConsoleServer
+    from chute.deployment import connect
+
+    try:
+        web = ConsoleServer(connect(endpoint_url=endpoint_url), port=port).start()
+    except OSError as exc:
+        why = f"port {port}: {exc.strerror}; pick --console-port"
+        err.print(f"[yellow]console not started:[/] {why}")
+        return None
+    console.print(f"  console         [bold]{web.url}[/]")
+    return web
 
 
 def _print_recovery(runtime: EmbeddedAws) -> None:
@@ -356,6 +383,49 @@ def convert(
         f"{r.rows} rows -> {done.output} in {done.seconds:.2f}s ({rate:.0f} MB/s)"
         + (f"; {r.rejected_rows} rejected -> {done.rejected}" if done.rejected else "")
     )
+
+
+@app.command("console")
+def web_console(
+    port: Annotated[int, typer.Option(help="Port to serve the console on.")] = 4570,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (loopback; anything else exposes it).")
+    ] = "127.0.0.1",
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="Embedded runtime endpoint (e.g. http://127.0.0.1:4566).")
+    ] = None,
+    stack: Annotated[str | None, typer.Option(help="AWS: stack name (default Chute).")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS: profile.")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS: region.")] = None,
+) -> None:
+    """Serve the web console over a deployment (AWS with your credentials, or --endpoint-url),
+    on localhost, until Ctrl-C. See docs/console.md."""
+    from chute.console_web.server import LOOPBACK, ConsoleServer
+    from chute.deployment import DeploymentError, connect
+
+    try:
+        d = connect(endpoint_url=endpoint_url, stack=stack, profile=profile, region=region)
+    except DeploymentError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    try:
+        web = ConsoleServer(d, host=host, port=port).start()
+    except OSError as exc:
+        err.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror}; pick --port")
+        raise typer.Exit(EXIT_RUNTIME) from exc
+    if host not in LOOPBACK:
+        err.print(f"[yellow]warning:[/] listening on {host}: anyone who reaches it acts as you")
+    where = f"stack {d.state_machine_arn}" if d.on_aws else f"the endpoint {endpoint_url}"
+    console.print(f"chute console on [bold]{web.url}[/] over {where} (Ctrl-C to stop)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        web.stop()
 
 
 def _register_operations() -> None:

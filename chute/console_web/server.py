@@ -248,7 +248,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("HX-Request"):  # a fragment for htmx to show in place
             return self.server.app.render("_result.html", status=status, error=message)
         try:
-            return self.server.app.render("error.html", status=status, message=message)
+            app = self.server.app
+            return app.render("error.html", status=status, code=int(status), message=message)
         except Exception:  # the error page itself must not fail the request
             return Page(status, message.encode(), "text/plain; charset=utf-8")
 
