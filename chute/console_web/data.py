@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chute import operate
@@ -131,6 +132,7 @@ class ConsoleData:
         self._ttl = running_ttl
         self._clock = clock
         self._definition: dict[str, Any] | None = None
+        self._presigner: Any = None
 
     # --- executions ------------------------------------------------------------------------
     def view(self, arn: str) -> ExecutionView:
@@ -306,8 +308,15 @@ class ConsoleData:
     def _link(self, bucket: str, key: str) -> str:
         """A presigned GET: the browser downloads from S3 directly, signed by the console's
         credentials, which never reach the page."""
+        if self._presigner is None:
+            # SigV4 (its signature carries the expiry), on the bucket's regional endpoint
+            config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
+            where = {"endpoint_url": self.d.endpoint_url} if self.d.endpoint_url else {}
+            self._presigner = self.d.session.client(
+                "s3", region_name=self.d.region, config=config, **where
+            )
         return str(
-            self.d.s3.generate_presigned_url(
+            self._presigner.generate_presigned_url(
                 "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=LINK_SECONDS
             )
         )

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from grandalf.graphs import Edge, Graph, Vertex
 from grandalf.layouts import SugiyamaLayout
+from grandalf.routing import route_with_lines
 
 StateStatus = Literal["not-run", "running", "succeeded", "retried", "failed", "caught"]
 
@@ -159,16 +160,20 @@ def layout(definition: Mapping[str, Any], states: Mapping[str, StateRecord]) -> 
     for name, vertex in vertices.items():
         vertex.view = _Box(max(90.0, CHAR_WIDTH * len(name) + 24), NODE_HEIGHT)
     edges = transitions(definition)
-    graph = Graph(list(vertices.values()), [Edge(vertices[s], vertices[t]) for s, t, _ in edges])
+    links = [Edge(vertices[s], vertices[t]) for s, t, _ in edges]
+    for link in links:
+        link.view = _Path()
+    graph = Graph(list(vertices.values()), links)
     for component in graph.C:
         sugiyama = SugiyamaLayout(component)
+        sugiyama.route_edge = route_with_lines  # polylines through the layers, box to box
         roots = [v for v in component.sV if v.data == definition.get("StartAt")]
         sugiyama.init_all(roots=roots or None)
         sugiyama.xspace, sugiyama.yspace = 24, 30
         sugiyama.draw()
-        sugiyama.route_edge = None
-    xs = [v.view.xy[0] - v.view.w / 2 for v in vertices.values()]
-    ys = [v.view.xy[1] - v.view.h / 2 for v in vertices.values()]
+    bends = [p for link in links for p in link.view.points]  # routes may pass outside nodes
+    xs = [v.view.xy[0] - v.view.w / 2 for v in vertices.values()] + [x for x, _ in bends]
+    ys = [v.view.xy[1] - v.view.h / 2 for v in vertices.values()] + [y for _, y in bends]
     dx, dy = MARGIN - min(xs), MARGIN - min(ys)
     nodes = [
         Node(
@@ -184,17 +189,26 @@ def layout(definition: Mapping[str, Any], states: Mapping[str, StateRecord]) -> 
     ]
     by_name = {n.name: n for n in nodes}
     arrows = []
-    for source, target, catch in edges:
+    for (source, target, catch), link in zip(edges, links, strict=True):
         a, b = by_name[source], by_name[target]
-        start = (a.cx, a.y + a.height)
-        end = (b.cx, b.y)
-        if b.y <= a.y:  # a back edge: leave and enter from the side
-            start, end = (a.x + a.width, a.y + a.height / 2), (b.x + b.width, b.y + b.height / 2)
+        points = tuple((x + dx, y + dy) for x, y in link.view.points)
         taken = a.record.entered > 0 and b.record.entered > 0
-        arrows.append(Arrow(points=(start, end), catch=catch, taken=taken))
-    width = max(n.x + n.width for n in nodes) + MARGIN
-    height = max(n.y + n.height for n in nodes) + MARGIN
+        arrows.append(Arrow(points=points, catch=catch, taken=taken))
+    width = max([n.x + n.width for n in nodes] + [x for a in arrows for x, _ in a.points]) + MARGIN
+    height = max([n.y + n.height for n in nodes] + [y for a in arrows for _, y in a.points])
+    height += MARGIN
     return Drawing(nodes=nodes, arrows=arrows, width=width, height=height)
+
+
+class _Path:
+    """Where grandalf puts an edge's route (``setpath``) and its head's angle."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[float, float]] = []
+        self.head_angle = 0.0
+
+    def setpath(self, points: list[tuple[float, float]]) -> None:
+        self.points = [(float(x), float(y)) for x, y in points]
 
 
 class _Box:
