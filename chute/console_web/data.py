@@ -32,7 +32,7 @@ from chute.deployment import Deployment
 from chute.executions import ExecutionView, view
 from tasks import names
 from tasks.quarantine.domain import public_cause
-from tasks.workflow import Outcome
+from tasks.workflow import ExitCode, Outcome
 
 STATUSES = ("running", "succeeded", "quarantined", "failed", "stale", "ignored")
 """The statuses of a file in the list: the execution outcomes, and ``ignored`` for a staged
@@ -457,7 +457,7 @@ def _batch(timeline: operate.Timeline) -> dict[str, Any] | None:
     for event in timeline.events:
         for key in ("taskSucceededEventDetails", "taskFailedEventDetails"):
             details = event.get(key)
-            if not isinstance(details, dict) or details.get("resource", "").find("batch") < 0:
+            if not isinstance(details, dict) or details.get("resourceType") != "batch":
                 continue
             document = details.get("output") or details.get("cause") or ""
             try:
@@ -467,6 +467,14 @@ def _batch(timeline: operate.Timeline) -> dict[str, Any] | None:
             if isinstance(parsed, dict):
                 summary.update({k: v for k, v in parsed.items() if v is not None})
     summary["jobId"] = summary.get("jobId") or run.batch_job_id
+    summary["logStream"] = summary.pop("logStreamName", None) or summary.get("logStream")
+    for name in ("createdAt", "startedAt", "stoppedAt"):
+        if isinstance(summary.get(name), int):  # epoch milliseconds
+            stamp = datetime.fromtimestamp(summary[name] / 1000, UTC)
+            summary[name] = stamp.isoformat(timespec="milliseconds")
+    code = summary.get("exitCode")
+    if isinstance(code, int) and code in set(ExitCode):
+        summary["exitCode"] = f"{code}: {ExitCode(code).meaning}"
     return summary
 
 

@@ -203,3 +203,29 @@ def test_glance_counts_throughput_and_failures(page: Any, embedded: EmbeddedAws)
     glance = page.get_by_test_id("glance")
     expect(glance.locator('tr[data-route="lambda"]')).to_be_visible()
     assert re.search(r"MalformedContent\s+\d+", glance.inner_text())
+
+
+def test_the_batch_route_shows_its_job(page: Any, embedded: EmbeddedAws) -> None:
+    # GIVEN a file large enough for the Batch route, with a bad row far down
+    key = "partners/acme/large-bad.csv"
+    rows = b"".join(b"%d,item-%d,%d\n" % (i, i, i * 3) for i in range(1, 200))
+    body = b"id,name,amount\n" + rows + b"200,short\n"
+    embedded.client("s3").put_object(Bucket=embedded.resources.staging_bucket, Key=key, Body=body)
+    # WHEN its execution is opened
+    page.goto(f"/?prefix={key}")
+    expect(row(page, key)).to_have_attribute("data-status", "quarantined")
+    expect(row(page, key)).to_contain_text("batch")
+    row(page, key).locator("a").click()
+    # THEN the Batch job is shown with its exit code, and the graph went through ConvertInBatch
+    batch = page.get_by_test_id("batch")
+    expect(batch).to_contain_text("jobId")
+    expect(batch).to_contain_text("65: the file is bad")
+    expect(batch).to_contain_text("attemptExitCodes")
+    graph = page.get_by_test_id("graph")
+    expect(graph.locator('g[data-state="ConvertInBatch"]')).to_have_attribute(
+        "data-status", "caught"
+    )
+    expect(graph.locator('g[data-state="BatchConvertRejected"]')).to_have_attribute(
+        "data-status", "succeeded"
+    )
+    expect(page.locator('[data-testid="preview"] tr.bad')).to_have_attribute("data-row", "201")
