@@ -38,6 +38,7 @@ COOKIE = "chute_console"
 TOKEN_HEADER = "X-CSRF-Token"
 PER_PAGE = 50
 MAX_BODY = 64 * 1024
+MAX_SESSIONS = 1000
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -281,7 +282,11 @@ class _Handler(BaseHTTPRequestHandler):
         new_session = None
         if session is None:
             session = new_session = secrets.token_urlsafe(24)
-            self.server.sessions.add(session)
+            with self.server.lock:
+                sessions = self.server.sessions
+                sessions[session] = None
+                while len(sessions) > MAX_SESSIONS:  # the oldest go first
+                    del sessions[next(iter(sessions))]
         if parts.path.startswith("/static/"):
             self._send(self._guarded(lambda: _static(parts.path.removeprefix("/static/"))))
             return
@@ -327,7 +332,8 @@ def _static(name: str) -> Page:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     app: Console
-    sessions: set[str]
+    sessions: dict[str, None]  # insertion-ordered: the oldest first
+    lock: threading.Lock
 
 
 class ConsoleServer:
@@ -340,7 +346,8 @@ class ConsoleServer:
         names = {host, *(LOOPBACK if host in LOOPBACK else ())}
         hosts = tuple(f"{n}:{self.port}" if ":" not in n else f"[{n}]:{self.port}" for n in names)
         self._server.app = Console(deployment, allowed_hosts=hosts)
-        self._server.sessions = set()
+        self._server.sessions = {}
+        self._server.lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @property

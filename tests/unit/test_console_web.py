@@ -382,3 +382,54 @@ def test_the_vendored_htmx_is_the_version_package_json_pins() -> None:
     from_npm = ROOT / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"
     if from_npm.exists():  # `make install` runs npm ci
         assert from_npm.read_bytes() == vendored
+
+
+def test_paging_through_many_executions_reads_each_finished_one_once(s3: Any) -> None:
+    # GIVEN 120 succeeded executions on AWS, listed in two pages of ListExecutions
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    names = [f"ok-{i:03d}" for i in range(120)]
+    items = [
+        {
+            "executionArn": arn(n),
+            "stateMachineArn": MACHINE,
+            "name": n,
+            "status": "SUCCEEDED",
+            "startDate": NOW - timedelta(seconds=i),
+        }
+        for i, n in enumerate(names)
+    ]
+    done = [entered(1, "ConvertInLambda"), exited(2, "ConvertInLambda")]
+    data = ConsoleData(aws_deployment(sfn, s3))
+    with Stubber(sfn) as stub:
+        for page, more in ((names[:100], {"nextToken": "t"}), (names[100:], {})):
+            listed = items[:100] if more else items[100:]
+            stub.add_response("list_executions", {"executions": listed, **more})
+            for n in page:  # the paginator reads the next page once this one is consumed
+                stub.add_response("describe_execution", describe(n, "SUCCEEDED"))
+                stub.add_response("get_execution_history", {"events": done})
+        # WHEN page 2 of 50 rows is read
+        listing = data.listing(Filters(), page=2, per_page=50)
+        stub.assert_no_pending_responses()
+    # THEN it holds rows 51-100, newest first, of 3 pages, with the counts of all 120
+    assert (listing.page, listing.pages, listing.total) == (2, 3, 120)
+    assert [r.execution for r in listing.rows] == names[50:100]
+    assert listing.counts["succeeded"] == 120
+    # AND the next page costs only the listing (the views are kept)
+    with Stubber(sfn) as stub:
+        stub.add_response("list_executions", {"executions": items[:100], "nextToken": "t"})
+        stub.add_response("list_executions", {"executions": items[100:]})
+        assert [r.execution for r in data.listing(Filters(), page=3).rows] == names[100:]
+        stub.assert_no_pending_responses()
+
+
+def test_chute_console_says_when_the_deployment_cannot_be_reached() -> None:
+    from typer.testing import CliRunner
+
+    from chute.cli import app
+    from chute.embedded import free_port
+
+    result = CliRunner().invoke(
+        app, ["console", "--endpoint-url", f"http://127.0.0.1:{free_port()}", "--port", "0"]
+    )
+    assert result.exit_code == 2
+    assert "cannot reach" in result.output
