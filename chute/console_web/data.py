@@ -42,6 +42,9 @@ _SFN_STATUS = {"running": "RUNNING", "succeeded": "SUCCEEDED"}
 PREVIEW_BYTES = 256 * 1024
 PREVIEW_ROWS = 12
 LINK_SECONDS = 900
+MULTIPART_THRESHOLD = 64 * 1024 * 1024  # bytes: larger browser uploads go in parts
+PART_SIZE = 16 * 1024 * 1024
+MAX_PARTS = 10_000  # S3's limit
 _ROW = re.compile(r"\brow (\d+)\b")
 
 
@@ -133,6 +136,8 @@ class ConsoleData:
         self._clock = clock
         self._definition: dict[str, Any] | None = None
         self._presigner: Any = None
+        self.multipart_threshold = MULTIPART_THRESHOLD
+        self.part_size = PART_SIZE
 
     # --- executions ------------------------------------------------------------------------
     def view(self, arn: str) -> ExecutionView:
@@ -308,6 +313,9 @@ class ConsoleData:
     def _link(self, bucket: str, key: str) -> str:
         """A presigned GET: the browser downloads from S3 directly, signed by the console's
         credentials, which never reach the page."""
+        return self._presign("get_object", {"Bucket": bucket, "Key": key})
+
+    def _presign(self, operation: str, params: dict[str, Any]) -> str:
         if self._presigner is None:
             # SigV4 (its signature carries the expiry), on the bucket's regional endpoint
             config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
@@ -316,9 +324,7 @@ class ConsoleData:
                 "s3", region_name=self.d.region, config=config, **where
             )
         return str(
-            self._presigner.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=LINK_SECONDS
-            )
+            self._presigner.generate_presigned_url(operation, Params=params, ExpiresIn=LINK_SECONDS)
         )
 
     def _preview(self, bucket: str, key: str) -> tuple[list[tuple[int, list[str]]], str | None]:
@@ -363,11 +369,14 @@ class ConsoleData:
             self._views.pop(arn, None)
 
     def upload_grant(self, name: str, size: int | None, content_type: str | None) -> dict[str, Any]:
-        """A presigned PUT for one new object in staging, minted by the same rules as the grant
-        API and ``chute grant`` (server-chosen key under ``console/``, size and suffix checks)."""
+        """An upload of one new object in staging, minted by the same rules as the grant API and
+        ``chute grant`` (server-chosen key under ``console/``, size and suffix checks): a
+        presigned PUT, or from ``multipart_threshold`` bytes on a multipart upload the console
+        starts, with one presigned URL per part (the console completes it: :meth:`complete`)."""
         from tasks.grant.domain import GrantError, GrantRequest, mint
         from tasks.settings import GrantSettings, SettingsError
 
+        multipart = size is not None and size >= self.multipart_threshold
         try:
             settings = GrantSettings.from_mapping(
                 {
@@ -376,10 +385,71 @@ class ConsoleData:
                     names.ENV_GRANT_EXPIRES_SECONDS: str(LINK_SECONDS),
                 }
             )
-            request = GrantRequest(name=name, kind="put", content_type=content_type, size=size)
-            return mint(request, "console", settings, self.d.signer())
+            request = GrantRequest(
+                name=name, kind="put", content_type=content_type, size=None if multipart else size
+            )
+            grant = mint(request, "console", settings, self.d.signer())
         except (GrantError, SettingsError) as exc:
             raise ConsoleError(str(exc)) from exc
+        if not multipart or size is None:
+            return grant
+        if size > settings.max_file_bytes:
+            raise ConsoleError(
+                f"{size} bytes is over the maximum file size of {settings.max_file_bytes}"
+            )
+        part_size = max(self.part_size, -(-size // MAX_PARTS))
+        started = self.d.s3.create_multipart_upload(
+            Bucket=grant["bucket"], Key=grant["key"], ContentType=grant["headers"]["Content-Type"]
+        )
+        upload_id = started["UploadId"]
+        parts = [
+            {
+                "number": number,
+                "url": self._presign(
+                    "upload_part",
+                    {
+                        "Bucket": grant["bucket"],
+                        "Key": grant["key"],
+                        "UploadId": upload_id,
+                        "PartNumber": number,
+                    },
+                ),
+            }
+            for number in range(1, -(-size // part_size) + 1)
+        ]
+        return {
+            "kind": "multipart",
+            "bucket": grant["bucket"],
+            "key": grant["key"],
+            "uploadId": upload_id,
+            "partSize": part_size,
+            "parts": parts,
+            "expiresIn": LINK_SECONDS,
+        }
+
+    def complete(self, key: str, upload_id: str) -> dict[str, Any]:
+        """Complete a console multipart upload with the parts S3 holds (ListParts: the browser
+        need not read ETags, which cross-origin responses may not expose)."""
+        if not key.startswith("console/"):
+            raise ConsoleError("only the console's own uploads are completed here")
+        bucket = self.d.staging_bucket
+        parts: list[dict[str, Any]] = []
+        paginator = self.d.s3.get_paginator("list_parts")
+        try:
+            for page in paginator.paginate(Bucket=bucket, Key=key, UploadId=upload_id):
+                for part in page.get("Parts", []):
+                    parts.append({"PartNumber": part["PartNumber"], "ETag": part["ETag"]})
+            if not parts:
+                raise ConsoleError("no part of this upload reached S3")
+            self.d.s3.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchUpload", "InvalidPart", "EntityTooSmall"):
+                why = exc.response["Error"].get("Message", "")
+                raise ConsoleError(f"upload not completed: {why}") from exc
+            raise
+        return {"key": key, "parts": len(parts)}
 
     # --- at a glance -----------------------------------------------------------------------
     def glance(self, hours: int = 3, minutes: int = 30, now: datetime | None = None) -> Glance:

@@ -200,9 +200,19 @@ class Console:
                 size if isinstance(size, int) and not isinstance(size, bool) else None,
                 request.get("contentType") if isinstance(request.get("contentType"), str) else None,
             )
-            keep = ("key", "bucket", "method", "url", "headers", "expiresIn")
+            keep: tuple[str, ...] = ("kind", "key", "bucket", "method", "url", "headers")
+            keep += ("expiresIn", "uploadId", "partSize", "parts")
             document = {k: grant[k] for k in keep if k in grant}
             return Page(200, json.dumps(document).encode(), "application/json")
+        if path == "/api/complete":
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError as exc:
+                raise ConsoleError("the body must be JSON") from exc
+            if not isinstance(request, dict):
+                raise ConsoleError("the body must be a JSON object")
+            done = self.data.complete(str(request.get("key") or ""), str(request.get("uploadId")))
+            return Page(200, json.dumps(done).encode(), "application/json")
         raise LookupError(path)
 
 

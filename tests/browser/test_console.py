@@ -229,3 +229,34 @@ def test_the_batch_route_shows_its_job(page: Any, embedded: EmbeddedAws) -> None
         "data-status", "succeeded"
     )
     expect(page.locator('[data-testid="preview"] tr.bad')).to_have_attribute("data-row", "201")
+
+
+def test_a_large_file_is_uploaded_in_parts(page: Any, console: Any) -> None:
+    # GIVEN a console that uploads files of 6 MiB and more in 5 MiB parts
+    console.app.data.multipart_threshold = 6 * 1024 * 1024
+    console.app.data.part_size = 5 * 1024 * 1024
+    try:
+        page.goto("/")
+        # WHEN a 6.5 MiB CSV is dropped
+        page.evaluate(
+            """([zone, rows]) => {
+              const dt = new DataTransfer();
+              let body = "id,name,amount\\n";
+              for (let i = 1; i <= rows; i++) body += `${i},item-${i},${i * 3}\\n`;
+              dt.items.add(new File([body], "large.csv", {type: "text/csv"}));
+              document.querySelector(zone).dispatchEvent(
+                new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+            }""",
+            ["#dropzone", 300_000],
+        )
+        # THEN it goes up in two parts, is completed, and runs through the pipeline
+        done = page.locator("#uploads li.done")
+        expect(done).to_have_count(1)
+        key = done.get_attribute("data-key")
+        assert key and key.startswith("console/large_")
+        expect(done).to_contain_text("(2 parts)")
+        expect(row(page, key)).to_have_attribute("data-status", "succeeded")
+        expect(row(page, key)).to_contain_text("batch")
+    finally:
+        console.app.data.multipart_threshold = 64 * 1024 * 1024
+        console.app.data.part_size = 16 * 1024 * 1024

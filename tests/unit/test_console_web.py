@@ -16,7 +16,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from chute.console_web import graph
-from chute.console_web.data import ConsoleData, Filters
+from chute.console_web.data import ConsoleData, ConsoleError, Filters
 from chute.console_web.metrics import TRANSIENT_LABEL, from_cloudwatch
 from chute.console_web.server import Console, ConsoleServer, Forbidden
 from chute.deployment import Deployment
@@ -433,3 +433,27 @@ def test_chute_console_says_when_the_deployment_cannot_be_reached() -> None:
     )
     assert result.exit_code == 2
     assert "cannot reach" in result.output
+
+
+def test_large_uploads_get_one_presigned_url_per_part_and_only_console_keys_complete(
+    s3: Any,
+) -> None:
+    # GIVEN the console over AWS, uploads of 20 MiB and more in 8 MiB parts
+    data = ConsoleData(aws_deployment(None, s3))
+    data.multipart_threshold, data.part_size = 20 * 2**20, 8 * 2**20
+    # WHEN a 20 MiB file and a small one ask for grants
+    large = data.upload_grant("big.csv", 20 * 2**20, None)
+    small = data.upload_grant("small.csv", 100, None)
+    # THEN the large one is a multipart upload the console started, a URL per part
+    assert large["kind"] == "multipart" and large["key"].startswith("console/big_")
+    assert [p["number"] for p in large["parts"]] == [1, 2, 3]
+    assert all("partNumber=" in p["url"] and "uploadId=" in p["url"] for p in large["parts"])
+    assert small["kind"] == "put" and small["method"] == "PUT"
+    # AND only the console's own uploads complete, and only with parts in S3
+    with pytest.raises(ConsoleError, match="console's own"):
+        data.complete("partners/x.csv", large["uploadId"])
+    with pytest.raises(ConsoleError, match="no part"):
+        data.complete(large["key"], large["uploadId"])
+    # AND what the pipeline would refuse is refused before any byte is sent
+    with pytest.raises(ConsoleError, match="not processed"):
+        data.upload_grant("notes.exe", 100, None)

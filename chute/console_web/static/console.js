@@ -22,29 +22,53 @@ function uploadRow(file) {
   return {li, bar, state};
 }
 
+function post(url, document) {
+  return fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrfToken()},
+    body: JSON.stringify(document),
+  });
+}
+
+// XHR rather than fetch: it reports upload progress
+function put(url, headers, body, progress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) progress(e.loaded); };
+    xhr.onload = () => (xhr.status < 300 ? resolve() : reject(new Error(`S3 said ${xhr.status}`)));
+    xhr.onerror = () => reject(new Error("network error (is the bucket's CORS open to this console?)"));
+    xhr.send(body);
+  });
+}
+
 async function uploadOne(file) {
   const row = uploadRow(file);
   try {
-    const answer = await fetch("/api/grant", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrfToken()},
-      body: JSON.stringify({name: file.name, size: file.size}),
-    });
+    const answer = await post("/api/grant", {name: file.name, size: file.size});
     const grant = await answer.json().catch(() => ({}));
     if (!answer.ok) throw new Error(grant.error || `grant refused (${answer.status})`);
     row.state.textContent = "uploading";
-    await new Promise((resolve, reject) => {
-      const xhr = new XMLHttpRequest();
-      xhr.open("PUT", grant.url);
-      for (const [k, v] of Object.entries(grant.headers || {})) xhr.setRequestHeader(k, v);
-      xhr.upload.onprogress = (e) => { if (e.lengthComputable) row.bar.value = e.loaded; };
-      xhr.onload = () => (xhr.status < 300 ? resolve() : reject(new Error(`S3 said ${xhr.status}`)));
-      xhr.onerror = () => reject(new Error("network error (is the bucket's CORS open to this console?)"));
-      xhr.send(file);
-    });
+    let how = "";
+    if (grant.kind === "multipart") {
+      // parts in sequence, each a presigned PUT; progress over the whole file
+      for (const part of grant.parts) {
+        const start = (part.number - 1) * grant.partSize;
+        const blob = file.slice(start, start + grant.partSize);
+        row.state.textContent = `uploading part ${part.number} of ${grant.parts.length}`;
+        await put(part.url, {}, blob, (loaded) => { row.bar.value = start + loaded; });
+      }
+      const done = await post("/api/complete", {key: grant.key, uploadId: grant.uploadId});
+      const completed = await done.json().catch(() => ({}));
+      if (!done.ok) throw new Error(completed.error || "not completed");
+      how = ` (${completed.parts} parts)`;
+    } else {
+      await put(grant.url, grant.headers || {}, file, (loaded) => { row.bar.value = loaded; });
+    }
     row.bar.value = row.bar.max;
-    row.state.textContent = `uploaded as ${grant.key}`;
+    row.state.textContent = `uploaded as ${grant.key}${how}`;
     row.li.dataset.key = grant.key;
     row.li.classList.add("done");
   } catch (err) {
