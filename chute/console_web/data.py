@@ -134,7 +134,7 @@ class ConsoleData:
         self._lock = threading.Lock()
         self._ttl = running_ttl
         self._clock = clock
-        self._definition: dict[str, Any] | None = None
+        self._definitions: dict[str, dict[str, Any]] = {}
         self._presigner: Any = None
         self.multipart_threshold = MULTIPART_THRESHOLD
         self.part_size = PART_SIZE
@@ -226,12 +226,18 @@ class ConsoleData:
             raise ConsoleError(str(exc)) from exc
 
     # --- one execution ---------------------------------------------------------------------
-    def definition(self) -> dict[str, Any]:
-        """The deployed definition (DescribeStateMachine), read once."""
-        if self._definition is None:
-            described = self.d.sfn.describe_state_machine(stateMachineArn=self.d.state_machine_arn)
-            self._definition = json.loads(described["definition"])
-        return self._definition
+    def definition(self, arn: str) -> dict[str, Any]:
+        """The definition the execution ran with (DescribeStateMachineForExecution: the deployed
+        one, even after a later deployment changed it), parsed once per distinct text."""
+        described = self.d.sfn.describe_state_machine_for_execution(executionArn=arn)
+        text = described["definition"]
+        with self._lock:
+            parsed = self._definitions.get(text)
+        if parsed is None:
+            parsed = json.loads(text)
+            with self._lock:
+                self._definitions[text] = parsed
+        return parsed
 
     def detail(self, arn: str) -> Detail:
         try:
@@ -239,7 +245,7 @@ class ConsoleData:
         except operate.OperateError as exc:
             raise ConsoleError(str(exc)) from exc
         current = timeline.execution
-        definition = self.definition()
+        definition = self.definition(arn)
         records = graph.records(definition, timeline.events, current.status)
         batch = _batch(timeline)
         failure = None

@@ -236,6 +236,8 @@ def test_aws_mode_shows_the_deployed_graph_the_report_and_presigned_links(s3: An
     quarantine_report(s3)
     sfn = boto3.client("stepfunctions", region_name=REGION)
     deployed = dict(DEFINITION, Comment="the deployed one")
+    # (one from before a Stale state existed: transitions to it are not drawn)
+    deployed["States"] = {k: v for k, v in DEFINITION["States"].items() if k != "Stale"}
     with Stubber(sfn) as stub:
         failed_one = describe("bad-1", "FAILED", "MalformedContent")
         stub.add_response("describe_execution", failed_one)  # the view
@@ -243,22 +245,21 @@ def test_aws_mode_shows_the_deployed_graph_the_report_and_presigned_links(s3: An
         stub.add_response("get_execution_history", {"events": QUARANTINED_HISTORY})  # timeline
         stub.add_response("describe_execution", failed_one)
         stub.add_response(
-            "describe_state_machine",
+            "describe_state_machine_for_execution",
             {
                 "stateMachineArn": MACHINE,
                 "name": "Chute-Pipeline",
                 "definition": json.dumps(deployed),
                 "roleArn": "arn:aws:iam::111122223333:role/r",
-                "type": "STANDARD",
-                "creationDate": NOW,
+                "updateDate": NOW,
             },
-            {"stateMachineArn": MACHINE},
+            {"executionArn": arn("bad-1")},
         )
         # WHEN the execution is shown
         detail = ConsoleData(aws_deployment(sfn, s3)).detail(arn("bad-1"))
         stub.assert_no_pending_responses()
-    # THEN the graph is the deployed definition's, with the console link
-    assert {n.name for n in detail.drawing.nodes} == set(DEFINITION["States"])
+    # THEN the graph is the definition the execution ran with, with the console link
+    assert {n.name for n in detail.drawing.nodes} == set(DEFINITION["States"]) - {"Stale"}
     assert detail.console_url and arn("bad-1") in detail.console_url
     assert detail.console_url.startswith(f"https://{REGION}.console.aws.amazon.com/states/")
     # AND the failure: the report's message, the bad row of the original, presigned downloads
