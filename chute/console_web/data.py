@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chute import operate
 from chute.console_web import graph
 from chute.deployment import Deployment
-from chute.executions import ExecutionView, view
+from chute.executions import ExecutionView, source_of, view
 from tasks import names
 from tasks.quarantine.domain import public_cause
 from tasks.workflow import ExitCode, Outcome
@@ -135,6 +135,8 @@ class ConsoleData:
         self._ttl = running_ttl
         self._clock = clock
         self._definitions: dict[str, dict[str, Any]] = {}
+        self._keys: dict[str, str] = {}
+        self._listing = threading.Lock()
         self._presigner: Any = None
         self.multipart_threshold = MULTIPART_THRESHOLD
         self.part_size = PART_SIZE
@@ -161,38 +163,69 @@ class ConsoleData:
             yield self.view(item["executionArn"])
 
     def listing(self, filters: Filters, page: int = 1, per_page: int = 50) -> Listing:
+        """One page of files, and the counts per status under the filters.
+
+        Cheap where it can be: RUNNING and SUCCEEDED come from ListExecutions itself; only
+        executions that ended otherwise are read to tell quarantined, failed and stale apart; a
+        key-prefix filter reads each execution's input once; rows are read for the page shown.
+        Listings run one at a time, so concurrent refreshes share the cache instead of racing.
+        """
         if filters.status is not None and filters.status not in STATUSES:
             raise ConsoleError(f"unknown status {filters.status!r} (one of {', '.join(STATUSES)})")
-        counts: Counter[str] = Counter()
-        matched: list[Row] = []
-        seen_keys: set[str] = set()
-        for v in self._views_since(filters.since, None):
-            if v.key:
-                seen_keys.add(v.key)
-            if filters.key_prefix and not (v.key or "").startswith(filters.key_prefix):
-                continue
-            status = v.outcome.lower()
-            counts[status] += 1
-            if filters.status is None or filters.status == status:
-                matched.append(_row(v))
-        for obj in self._ignored(seen_keys, filters):
-            counts["ignored"] += 1
-            if filters.status in (None, "ignored"):
-                matched.append(obj)
-        pages = max(1, -(-len(matched) // per_page))
-        page = min(max(1, page), pages)
-        start = (page - 1) * per_page
+        with self._listing:
+            counts: Counter[str] = Counter()
+            matched: list[str | Row] = []  # an execution ARN, or an ignored file's row
+            for item in operate.list_executions(self.d, None):
+                if filters.since is not None and item["startDate"] < filters.since:
+                    break  # newest first
+                arn = item["executionArn"]
+                if filters.key_prefix and not self._key(arn).startswith(filters.key_prefix):
+                    continue
+                status = self._outcome(arn, item["status"])
+                counts[status] += 1
+                if filters.status is None or filters.status == status:
+                    matched.append(arn)
+            for obj in self._ignored(filters):
+                counts["ignored"] += 1
+                if filters.status in (None, "ignored"):
+                    matched.append(obj)
+            pages = max(1, -(-len(matched) // per_page))
+            page = min(max(1, page), pages)
+            start = (page - 1) * per_page
+            rows = [
+                x if isinstance(x, Row) else _row(self.view(x))
+                for x in matched[start : start + per_page]
+            ]
         return Listing(
-            rows=matched[start : start + per_page],
+            rows=rows,
             counts={s: counts.get(s, 0) for s in STATUSES},
             total=len(matched),
             page=page,
             pages=pages,
         )
 
-    def _ignored(self, seen_keys: set[str], filters: Filters) -> list[Row]:
-        """Staged files with no execution whose suffix/prefix the trigger skips (the others are
-        waiting for theirs)."""
+    def _outcome(self, arn: str, sfn_status: str) -> str:
+        if sfn_status in ("RUNNING", "SUCCEEDED"):
+            return sfn_status.lower()  # the outcome is the status
+        return self.view(arn).outcome.lower()
+
+    def _key(self, arn: str) -> str:
+        """The file key of an execution (its input, which never changes), read once."""
+        with self._lock:
+            cached = self._views.get(arn)
+            known = self._keys.get(arn)
+        if cached is not None:
+            return cached[1].key or ""
+        if known is None:
+            described = self.d.sfn.describe_execution(executionArn=arn)
+            known = str(source_of(described.get("input")).get("key") or "")
+            with self._lock:
+                self._keys[arn] = known
+        return known
+
+    def _ignored(self, filters: Filters) -> list[Row]:
+        """Staged files the trigger skips (a suffix it does not process): no execution is ever
+        started for them."""
         found = []
         kwargs: dict[str, Any] = {"Bucket": self.d.staging_bucket}
         if filters.key_prefix:
@@ -200,7 +233,7 @@ class ConsoleData:
         for page in self.d.s3.get_paginator("list_objects_v2").paginate(**kwargs):
             for obj in page.get("Contents", []):
                 key = obj["Key"]
-                if key in seen_keys or key.lower().endswith(names.DEFAULT_SUFFIXES):
+                if key.lower().endswith(names.DEFAULT_SUFFIXES):
                     continue
                 if key.endswith("/") or (filters.since and obj["LastModified"] < filters.since):
                     continue

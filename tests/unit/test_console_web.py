@@ -185,8 +185,7 @@ def test_aws_mode_lists_files_with_counts_and_pages(s3: Any) -> None:
             },
             {"stateMachineArn": MACHINE},
         )
-        stub.add_response("describe_execution", describe("run-1", "RUNNING"))
-        stub.add_response("get_execution_history", {"events": QUARANTINED_HISTORY[:12]})
+        # (the running one's outcome is its status: not read)
         stub.add_response("describe_execution", describe("bad-1", "FAILED", "MalformedContent"))
         stub.add_response("get_execution_history", {"events": QUARANTINED_HISTORY})
         data = ConsoleData(aws_deployment(sfn, s3))
@@ -385,7 +384,7 @@ def test_the_vendored_htmx_is_the_version_package_json_pins() -> None:
         assert from_npm.read_bytes() == vendored
 
 
-def test_paging_through_many_executions_reads_each_finished_one_once(s3: Any) -> None:
+def test_paging_through_many_executions_reads_only_the_rows_shown(s3: Any) -> None:
     # GIVEN 120 succeeded executions on AWS, listed in two pages of ListExecutions
     sfn = boto3.client("stepfunctions", region_name=REGION)
     names = [f"ok-{i:03d}" for i in range(120)]
@@ -401,13 +400,19 @@ def test_paging_through_many_executions_reads_each_finished_one_once(s3: Any) ->
     ]
     done = [entered(1, "ConvertInLambda"), exited(2, "ConvertInLambda")]
     data = ConsoleData(aws_deployment(sfn, s3))
+
+    def listed(stub: Stubber) -> None:
+        stub.add_response("list_executions", {"executions": items[:100], "nextToken": "t"})
+        stub.add_response("list_executions", {"executions": items[100:]})
+
+    def shown(stub: Stubber, rows: list[str]) -> None:
+        for n in rows:
+            stub.add_response("describe_execution", describe(n, "SUCCEEDED"))
+            stub.add_response("get_execution_history", {"events": done})
+
     with Stubber(sfn) as stub:
-        for page, more in ((names[:100], {"nextToken": "t"}), (names[100:], {})):
-            listed = items[:100] if more else items[100:]
-            stub.add_response("list_executions", {"executions": listed, **more})
-            for n in page:  # the paginator reads the next page once this one is consumed
-                stub.add_response("describe_execution", describe(n, "SUCCEEDED"))
-                stub.add_response("get_execution_history", {"events": done})
+        listed(stub)
+        shown(stub, names[50:100])
         # WHEN page 2 of 50 rows is read
         listing = data.listing(Filters(), page=2, per_page=50)
         stub.assert_no_pending_responses()
@@ -415,11 +420,13 @@ def test_paging_through_many_executions_reads_each_finished_one_once(s3: Any) ->
     assert (listing.page, listing.pages, listing.total) == (2, 3, 120)
     assert [r.execution for r in listing.rows] == names[50:100]
     assert listing.counts["succeeded"] == 120
-    # AND the next page costs only the listing (the views are kept)
+    # AND page 3 reads its own 20 rows; page 2 again costs only the listing (views are kept)
     with Stubber(sfn) as stub:
-        stub.add_response("list_executions", {"executions": items[:100], "nextToken": "t"})
-        stub.add_response("list_executions", {"executions": items[100:]})
+        listed(stub)
+        shown(stub, names[100:])
         assert [r.execution for r in data.listing(Filters(), page=3).rows] == names[100:]
+        listed(stub)
+        assert len(data.listing(Filters(), page=2).rows) == 50
         stub.assert_no_pending_responses()
 
 
