@@ -18,7 +18,7 @@ import threading
 import time
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -153,14 +153,6 @@ class ConsoleData:
         with self._lock:
             self._views[arn] = (self._clock(), fresh)
         return fresh
-
-    def _views_since(
-        self, since: datetime | None, sfn_status: str | None
-    ) -> Iterator[ExecutionView]:
-        for item in operate.list_executions(self.d, sfn_status):
-            if since is not None and item["startDate"] < since:
-                break  # newest first
-            yield self.view(item["executionArn"])
 
     def listing(self, filters: Filters, page: int = 1, per_page: int = 50) -> Listing:
         """One page of files, and the counts per status under the filters.
@@ -502,7 +494,14 @@ class ConsoleData:
         files: dict[str, list[float]] = defaultdict(lambda: [0.0] * minutes)
         sizes: dict[str, list[float]] = defaultdict(lambda: [0.0] * minutes)
         failures: Counter[str] = Counter()
-        for v in self._views_since(now - timedelta(hours=hours), None):
+        since = now - timedelta(hours=hours)
+        for item in operate.list_executions(self.d, None):
+            if item["startDate"] < since:
+                break  # newest first
+            status, stopped = item["status"], item.get("stopDate")
+            if status == "RUNNING" or (status == "SUCCEEDED" and (stopped or start) < start):
+                continue  # read only what the figures need (views are kept)
+            v = self.view(item["executionArn"])
             if v.outcome in (Outcome.QUARANTINED, Outcome.FAILED):
                 failures[v.error or "(none)"] += 1
             if v.outcome != Outcome.SUCCEEDED or v.stopped is None or v.stopped < start:

@@ -465,3 +465,49 @@ def test_large_uploads_get_one_presigned_url_per_part_and_only_console_keys_comp
     # AND what the pipeline would refuse is refused before any byte is sent
     with pytest.raises(ConsoleError, match="not processed"):
         data.upload_grant("notes.exe", 100, None)
+
+
+def test_local_glance_counts_the_window_from_the_executions_reading_only_what_it_needs(
+    s3: Any,
+) -> None:
+    # GIVEN an embedded deployment: a file converted 2 minutes ago, one 2 hours ago, a failure
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    d = aws_deployment(sfn, s3)
+    d.on_aws = False
+    now = NOW + timedelta(hours=3)
+
+    def item(name: str, status: str, stopped: datetime) -> dict[str, Any]:
+        return {
+            "executionArn": arn(name),
+            "stateMachineArn": MACHINE,
+            "name": name,
+            "status": status,
+            "startDate": stopped - timedelta(seconds=5),
+            "stopDate": stopped,
+        }
+
+    recent = dict(describe("recent", "SUCCEEDED"), stopDate=now - timedelta(minutes=2))
+    converted = [entered(1, "ConvertInLambda"), exited(2, "ConvertInLambda")]
+    with Stubber(sfn) as stub:
+        stub.add_response(
+            "list_executions",
+            {
+                "executions": [
+                    item("recent", "SUCCEEDED", now - timedelta(minutes=2)),
+                    item("bad", "FAILED", now - timedelta(minutes=50)),
+                    item("old", "SUCCEEDED", now - timedelta(hours=2)),
+                ]
+            },
+        )
+        stub.add_response("describe_execution", recent)
+        stub.add_response("get_execution_history", {"events": converted})
+        stub.add_response("describe_execution", describe("bad", "FAILED", "MalformedContent"))
+        stub.add_response("get_execution_history", {"events": QUARANTINED_HISTORY})
+        # WHEN the glance is read (the old success is not read: it is outside the window)
+        glance = ConsoleData(d).glance(hours=3, minutes=30, now=now)
+        stub.assert_no_pending_responses()
+    # THEN the recent file counts in its minute by route, the failure by its error name
+    assert glance.source == "executions"
+    assert glance.files["lambda"][-3] == 1 and sum(glance.files["lambda"]) == 1
+    assert glance.bytes["lambda"][-3] == len(BAD_CSV)
+    assert glance.failures == {"MalformedContent": 1}
