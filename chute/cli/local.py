@@ -190,6 +190,10 @@ def up(
         bool,
         typer.Option(help="Start empty: delete the state kept in .chute/state (buckets, history)."),
     ] = False,
+    console_port: Annotated[
+        int | None,
+        typer.Option(help="Port of the web console (default: --port + 4; 0: no console)."),
+    ] = None,
     fault: Annotated[
         list[str] | None,
         typer.Option(
@@ -244,6 +248,10 @@ def up(
         f"  user pool       {runtime.user_pool_id} (app client {runtime.user_pool_client_id})"
     )
     console.print(f"  logs            {runtime.log_dir}")
+    web = _start_console(runtime.endpoint_url, port + 4 if console_port is None else console_port)
+    if web is None and console_port:
+        runtime.stop()
+        raise typer.Exit(Exit.RUNTIME)
     _print_recovery(runtime)
     for rule in runtime.settings.faults:
         console.print(f"  [yellow]fault armed[/]     {rule}")
@@ -259,7 +267,26 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
+        if web is not None:
+            web.stop()
         runtime.stop()
+
+
+def _start_console(endpoint_url: str, port: int) -> Any:
+    """The web console over the embedded runtime (None: not started, the reason printed)."""
+    if port == 0:
+        return None
+    from chute.ops.deployment import connect
+    from chute.web.server import ConsoleServer
+
+    try:
+        web = ConsoleServer(connect(endpoint_url=endpoint_url), port=port).start()
+    except OSError as exc:
+        why = f"port {port}: {exc.strerror}; pick --console-port"
+        err.print(f"[yellow]console not started:[/] {why}")
+        return None
+    console.print(f"  console         [bold]{web.url}[/]")
+    return web
 
 
 def _print_recovery(runtime: EmbeddedAws) -> None:

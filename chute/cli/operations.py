@@ -4,6 +4,8 @@ chute.ops.operate, each over the one ``Deployment`` of its target options."""
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from typing import Annotated, Any
 
@@ -11,7 +13,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from chute.cli.console import console
+from chute.cli.console import console, err
 from chute.cli.options import TARGET, Exit, Target, fail, with_target
 from chute.ops import operate
 from chute.ops.executions import ExecutionView, view
@@ -243,3 +245,37 @@ def requeue(
         )
     if not moved:
         console.print("nothing to requeue")
+
+
+@app.command("console")
+@with_target
+def web_console(
+    port: Annotated[int, typer.Option(help="Port to serve the console on.")] = 4570,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (loopback; anything else exposes it).")
+    ] = "127.0.0.1",
+    target: Target = TARGET,
+) -> None:
+    """Serve the web console over a deployment (AWS with your credentials, or --endpoint-url),
+    on localhost, until Ctrl-C. See docs/console.md."""
+    from chute.web.server import LOOPBACK, ConsoleServer
+
+    d = target.connect()
+    try:
+        web = ConsoleServer(d, host=host, port=port).start()
+    except OSError as exc:
+        err.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror}; pick --port")
+        raise typer.Exit(Exit.RUNTIME) from exc
+    if host not in LOOPBACK:
+        err.print(f"[yellow]warning:[/] listening on {host}: anyone who reaches it acts as you")
+    where = f"stack {d.state_machine_arn}" if d.on_aws else f"the endpoint {target.endpoint_url}"
+    console.print(f"chute console on [bold]{web.url}[/] over {where} (Ctrl-C to stop)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        web.stop()

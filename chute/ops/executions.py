@@ -29,6 +29,7 @@ class ExecutionView:
     cause: str | None
     output: dict[str, Any] | None
     transient: bool = False  # FAILED in a way another attempt may fix (tasks.workflow.Verdict)
+    size: int | None = None  # the file's size in bytes (the execution's input)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -86,6 +87,7 @@ def view(sfn: Any, arn: str) -> ExecutionView:
         cause=desc.get("cause"),
         output=output,
         transient=verdict.transient,
+        size=source["size"] if isinstance(source.get("size"), int) else None,
     )
 
 

@@ -34,7 +34,7 @@ def executions(
 ) -> list[ExecutionView]:
     """The newest executions first, through every page of ListExecutions as needed."""
     found: list[ExecutionView] = []
-    for item in _list(d, status):
+    for item in list_executions(d, status):
         if since is not None and item["startDate"] < since:
             break  # ListExecutions returns newest first
         current = view(d.sfn, item["executionArn"])
@@ -46,7 +46,8 @@ def executions(
     return found
 
 
-def _list(d: Deployment, status: str | None) -> Iterator[dict[str, Any]]:
+def list_executions(d: Deployment, status: str | None) -> Iterator[dict[str, Any]]:
+    """ListExecutions items (newest first), page by page."""
     kwargs: dict[str, Any] = {"stateMachineArn": d.state_machine_arn}
     if status:
         kwargs["statusFilter"] = status
@@ -89,6 +90,7 @@ class Timeline:
     states: list[StateRun]
     input: dict[str, Any]
     console_url: str | None
+    events: list[dict[str, Any]] = field(default_factory=list)  # GetExecutionHistory's
 
 
 def resolve(d: Deployment, name_or_key: str) -> str:
@@ -102,7 +104,7 @@ def resolve(d: Deployment, name_or_key: str) -> str:
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in ("ExecutionDoesNotExist", "InvalidArn"):
             raise
-    for item in _list(d, None):
+    for item in list_executions(d, None):
         if view(d.sfn, item["executionArn"]).key == name_or_key:
             return str(item["executionArn"])
     raise OperateError(f"no execution named {name_or_key!r} and none for a file with that key")
@@ -140,6 +142,7 @@ def timeline(d: Deployment, arn: str) -> Timeline:
         states=states,
         input=json.loads(description.get("input") or "{}"),
         console_url=d.console_url(arn),
+        events=events,
     )
 
 
