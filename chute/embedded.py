@@ -166,6 +166,9 @@ class LocalSettings:
     """Start empty: delete the kept state first."""
     faults: tuple[str, ...] = ()
     """Fault rules armed at start (chute.faults syntax; `chute up --fault`, CHUTE_FAULTS)."""
+    mock_config: Path | None = None
+    """Step Functions Local's MockConfigFile: StartExecution on ``<arn>#<TestCase>`` runs with
+    its mocked answers (`chute up --mock-config`, SFN_MOCK_CONFIG; docs/testing-workflows.md)."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
@@ -257,6 +260,7 @@ class EmbeddedAws:
         moto_fixes.HOOKS.lambda_executor = self._invoke_lambda
         moto_fixes.HOOKS.batch_executor = self._batch.submit
         moto_fixes.HOOKS.time_scale = self.settings.time_scale
+        moto_fixes.HOOKS.mock_config_file = self.settings.mock_config
         moto_fixes.apply_all()
         if self.settings.persist:
             self._state = Persistence(self.settings.state_dir / "state", self.resources)
@@ -328,6 +332,7 @@ class EmbeddedAws:
         moto_fixes.HOOKS.lambda_executor = None
         moto_fixes.HOOKS.batch_executor = None
         moto_fixes.HOOKS.request_filter = None
+        moto_fixes.HOOKS.mock_config_file = None
         moto_fixes.revert_all()
 
     # --- clients ------------------------------------------------------------------------------
