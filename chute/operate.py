@@ -171,7 +171,9 @@ def rerun(
     per_second: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[RerunResult]:
-    """Redrive (AWS) or restart (where redrive isn't possible) each failed execution.
+    """Redrive each failed execution, or restart it where Step Functions refuses the redrive
+    (ExecutionNotRedrivable: older than 14 days...; locally also an execution recorded by an
+    earlier run of the embedded runtime).
 
     Safe to repeat: a running or succeeded execution is left alone, and a restart has a fixed
     name, so a second attempt finds it instead of starting another.
@@ -208,17 +210,15 @@ def _rerun_one(d: Deployment, arn: str, *, force: bool) -> RerunResult:
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
             raise
-    if d.on_aws:
-        try:
-            d.sfn.redrive_execution(executionArn=arn)
-            return RerunResult(name, "redriven", "resumed at the failed state", name)
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code not in _NOT_REDRIVABLE:
-                raise
-            why = f"redrive not possible ({code}: {exc.response['Error'].get('Message', '')})"
-    else:
-        why = "the embedded engine has no RedriveExecution"
+    # the same on AWS and on the embedded engine (its RedriveExecution: chute.moto_fixes)
+    try:
+        d.sfn.redrive_execution(executionArn=arn)
+        return RerunResult(name, "redriven", "resumed at the failed state", name)
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code not in _NOT_REDRIVABLE:
+            raise
+        why = f"redrive not possible ({code}: {exc.response['Error'].get('Message', '')})"
     description = d.sfn.describe_execution(executionArn=arn)
     started = d.sfn.start_execution(
         stateMachineArn=d.state_machine_arn,
