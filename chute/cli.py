@@ -359,11 +359,13 @@ def convert(
 
 
 def _register_operations() -> None:
+    from chute import workflow_test_cli
     from chute.ops_cli import register, register_grant, register_upload
 
     register_upload(app)
     register_grant(app)
     register(app)
+    workflow_test_cli.register(app)
 
 
 _register_operations()
