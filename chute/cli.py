@@ -216,6 +216,15 @@ def up(
             "batch:exit=CODE[:COUNT]. See docs/local.md 'Rehearsing failures'.",
         ),
     ] = None,
+    mock_config: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SFN_MOCK_CONFIG",
+            help="Step Functions Local's MockConfigFile: StartExecution on "
+            "<stateMachineArn>#<TestCase> runs with its mocked answers "
+            "(docs/testing-workflows.md).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the embedded local AWS with the pipeline deployed, until Ctrl-C.
 
@@ -234,6 +243,14 @@ def up(
         except FaultSpecError as exc:
             err.print(f"[red]error:[/] {origin}: {exc}")
             raise typer.Exit(EXIT_USAGE) from exc
+    if mock_config is not None:
+        from chute.mock_cases import MockConfigError, load_mock_config
+
+        try:
+            load_mock_config(mock_config)
+        except MockConfigError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(EXIT_USAGE) from exc
     runtime = EmbeddedAws(
         LocalSettings(
             port=port,
@@ -241,6 +258,7 @@ def up(
             large_file_threshold_bytes=large_threshold,
             fresh=fresh,
             faults=tuple(rules),
+            mock_config=mock_config,
         )
     )
     try:
@@ -262,6 +280,8 @@ def up(
     )
     console.print(f"  logs            {runtime.log_dir}")
     _print_recovery(runtime)
+    if mock_config is not None:
+        console.print(f"  mock config     {mock_config} (start executions on <arn>#<TestCase>)")
     for rule in runtime.settings.faults:
         console.print(f"  [yellow]fault armed[/]     {rule}")
     runtime.faults.on_fire = lambda line: err.print(f"[yellow]fault fired[/] {line}")
