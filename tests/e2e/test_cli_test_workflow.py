@@ -44,9 +44,7 @@ def test_a_changed_workflow_that_breaks_a_path_fails(tmp_path: Path) -> None:
     (row,) = json.loads(result.stdout)
     assert not row["ok"]
     assert row["observed"]["path"][-2:] == ["ValidateRejected", "Stale"]
-    assert row["problems"][
-        0
-    ] == "path LoadConfig > Validate > ValidateRejected > Stale, expected " + (
-        "LoadConfig > Validate > ValidateRejected > Quarantine > SummarizeRejection > "
-        "NotifyRejected > Rejected"
-    )
+    assert row["problems"] == [
+        "path LoadConfig > Validate > ValidateRejected > Stale, expected LoadConfig > Validate"
+        " > ValidateRejected > Quarantine > SummarizeRejection > NotifyRejected > Rejected"
+    ]
