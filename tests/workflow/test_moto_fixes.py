@@ -25,12 +25,28 @@ from tests.support.pipeline import wait_until
 
 @contextmanager
 def without(name: str) -> Iterator[None]:
+    """Fix ``name`` reverted; fixes stacked on the same attribute after it (sfn-mock-config over
+    sfn-unnamed-execution) are unwound first and stacked again after."""
+    fixes = list(moto_fixes.FIXES.values())
     fix = moto_fixes.FIXES[name]
+    above = [
+        f
+        for f in fixes[fixes.index(fix) + 1 :]
+        if f.applied and (f.owner, f.attribute) == (fix.owner, fix.attribute)
+    ]
+    for f in reversed(above):
+        f.revert()
     fix.revert()
     try:
+        for f in above:
+            f.apply()
         yield
     finally:
+        for f in reversed(above):
+            f.revert()
         fix.apply()
+        for f in above:
+            f.apply()
 
 
 @pytest.fixture(scope="module")
