@@ -123,6 +123,7 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
 from chute.mock_cases import MockConfigError, load_mock_config
+from chute.persistence import INTERRUPTED_ERROR, RestoredExecution
 
 LambdaExecutor = Callable[[LambdaFunction, Any], tuple[str, bool, str]]
 BatchExecutor = Callable[[Job], None]
@@ -773,11 +774,16 @@ def not_redrivable_reason(execution: Any, now: dt.datetime | None = None) -> str
         return "Execution is SUCCEEDED and cannot be redriven."
     if status not in _REDRIVABLE:
         return f"Execution is {status} and cannot be redriven."
-    if not isinstance(execution, SfnExecution) or execution.exec_worker is None:
-        # chute.persistence's record of an earlier run of the embedded runtime: its history is
-        # kept, not the interpreter's state (local only; `chute rerun` starts a new execution)
-        return "Execution was recorded by an earlier run of the embedded runtime."
-    if str(execution.sm_type) != "STANDARD" and "STANDARD" not in str(execution.sm_type):
+    if isinstance(execution, RestoredExecution):
+        # chute.persistence's record of an earlier run of the embedded runtime (local only)
+        if execution.error == INTERRUPTED_ERROR:
+            return (
+                "Execution was interrupted by a stop of the embedded runtime;"
+                " its file was announced again."
+            )
+    elif not isinstance(execution, SfnExecution) or execution.exec_worker is None:
+        return "Execution has not started."
+    elif "EXPRESS" in str(execution.sm_type):
         return "Execution of an EXPRESS state machine cannot be redriven."
     stopped = execution.stop_date
     if stopped is not None and (now or dt.datetime.now(dt.UTC)) - stopped > REDRIVE_WINDOW:
@@ -839,17 +845,52 @@ class _RedriveWorker(ExecutionWorker):
         self._execution_communication.terminated()
 
 
+def _revive(backend: StepFunctionsParserBackend, restored: RestoredExecution) -> Any:
+    """A live execution in place of the record of an earlier run (chute.persistence), with the
+    state machine's current definition (the record has none: the same unless the workflow file
+    changed between the runs)."""
+    machine: Any = backend.describe_state_machine(restored.state_machine_arn)
+    clone = copy.deepcopy(
+        machine, {id(machine.executions): [], id(machine.backend): machine.backend}
+    )
+    live: Any = SfnExecution(
+        name=restored.name,
+        sm_type=clone.sm_type,
+        role_arn=clone.roleArn,
+        exec_arn=restored.execution_arn,
+        account_id=backend.account_id,
+        region_name=backend.region_name,
+        state_machine=clone,
+        start_date=restored.start_date,
+        cloud_watch_logging_session=None,
+        activity_store={},
+        input_data=restored.execution_input,
+    )
+    live.exec_status = ExecutionStatus(restored.status)
+    live.stop_date, live.error, live.cause = restored.stop_date, restored.error, restored.cause
+    live.chute_redrive_count = redrive_count(restored)
+    machine.executions[machine.executions.index(restored)] = live
+    return live
+
+
 def redrive(backend: StepFunctionsParserBackend, execution_arn: str) -> Any:
     """RedriveExecution with AWS's semantics: the same execution (ARN, input, start date,
     definition) continues at the state it failed in, with that state's input; the states
     before it are not run again; its history grows by ExecutionRedriven and what follows.
-    Map and Parallel states are run again whole (AWS redrives only their failed iterations)."""
+    Map and Parallel states are run again whole (AWS redrives only their failed iterations).
+    An execution recorded by an earlier run of the runtime (chute.persistence) is revived from
+    its record first."""
     execution: Any = backend.describe_execution(execution_arn)
     reason = not_redrivable_reason(execution)
     if reason is not None:
         raise ExecutionNotRedrivable(f"Execution {execution_arn} cannot be redriven: {reason}")
-    old = execution.exec_worker
-    history = old.env.event_manager.get_event_history() if old.env is not None else []
+    if isinstance(execution, RestoredExecution):
+        history, mock_test_case = list(execution.history), None
+        execution = _revive(backend, execution)
+    else:
+        env = execution.exec_worker.env
+        history = env.event_manager.get_event_history() if env is not None else []
+        mock_test_case = execution.exec_worker._mock_test_case
     definition = json.loads(execution.state_machine.definition)
     state, state_input = _resume_point(list(history), definition, execution.input_data)
     redrives = redrive_count(execution) + 1
@@ -868,7 +909,7 @@ def redrive(backend: StepFunctionsParserBackend, execution_arn: str) -> Any:
         exec_comm=execution._get_start_execution_worker_comm(),
         cloud_watch_logging_session=execution._cloud_watch_logging_session,
         activity_store=execution._activity_store,
-        mock_test_case=old._mock_test_case,
+        mock_test_case=mock_test_case,
         history=list(history),
         redrives=redrives,
         state_input=state_input,

@@ -795,3 +795,42 @@ def test_canary_describe_and_list_still_lack_redrive_fields(embedded: EmbeddedAw
         (item,) = sfn.list_executions(stateMachineArn=arn)["executions"]
     assert "redriveStatus" not in desc and "redriveCount" not in desc
     assert "redriveCount" not in item
+
+
+def test_an_execution_of_an_earlier_run_is_redriven_from_its_record(
+    embedded: EmbeddedAws,
+) -> None:
+    # GIVEN a failed execution as a restart restores it (its record, no interpreter state)
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    from chute.persistence import INTERRUPTED_ERROR, RestoredExecution, describe_of
+
+    sfn = embedded.client("stepfunctions")
+    arn = _machine(embedded, "probe-redrive-restored", FLAKY)
+    r = embedded.resources
+    machine = stepfunctions_parser_backends[r.account][r.region].describe_state_machine(arn)
+
+    def restored(input_: str, error: str | None = None) -> str:
+        live = _backend_execution(embedded, _finish(embedded, arn, input=input_)["executionArn"])
+        describe = describe_of(live)
+        describe["error"] = error or describe["error"]
+        history = live.to_history_output()["events"]
+        machine.executions[machine.executions.index(live)] = RestoredExecution(describe, history)
+        return str(live.execution_arn)
+
+    failed, interrupted = restored('{"fail": true}'), restored('{"fail": true}', INTERRUPTED_ERROR)
+    # WHEN it is redriven
+    sfn.redrive_execution(executionArn=failed)
+    desc = wait_until(
+        lambda: (d := sfn.describe_execution(executionArn=failed))["status"] != "RUNNING" and d,
+        what="redrive finished",
+    )
+    # THEN the same execution resumed at its failed state, its history kept
+    assert (desc["status"], desc["error"], desc["redriveCount"]) == ("FAILED", "Broken", 1)
+    events = sfn.get_execution_history(executionArn=failed)["events"]
+    assert [e["type"] for e in events].count("ExecutionRedriven") == 1
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    # AND one interrupted by the stop (its file announced again) is not redriven
+    with pytest.raises(ClientError) as raised:
+        sfn.redrive_execution(executionArn=interrupted)
+    assert "interrupted by a stop" in raised.value.response["Error"]["Message"]
