@@ -423,3 +423,69 @@ def test_an_endpoint_that_is_not_there_is_a_clear_error() -> None:
 
     with pytest.raises(wt.TargetError, match="docker compose up -d"):
         wt.endpoint_target(wt.Suite.load(), f"http://127.0.0.1:{free_port()}")
+
+
+def test_test_workflow_on_a_stack_runs_test_state_on_the_deployed_definition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a deployed stack (its state machine stubbed) and one chosen case
+    from typer.testing import CliRunner
+
+    from chute import deployment
+    from chute.cli import app
+
+    sfn = sfn_client()
+    machine = "arn:aws:states:us-east-1:111122223333:stateMachine:Chute-Pipeline"
+    role = "arn:aws:iam::111122223333:role/Chute-Workflow"
+    monkeypatch.setattr(
+        deployment,
+        "connect",
+        lambda **kwargs: deployment.Deployment(
+            sfn=sfn,
+            s3=None,
+            state_machine_arn=machine,
+            staging_bucket="s",
+            quarantine_bucket="q",
+            output_bucket="o",
+            region="us-east-1",
+            on_aws=True,
+        ),
+    )
+    throw = CONFIG.attempts("ThrowSourceMissing")[0]
+    with Stubber(sfn) as stub:
+        stub.add_response(
+            "describe_state_machine",
+            {
+                "stateMachineArn": machine,
+                "name": "Chute-Pipeline",
+                "definition": "DEPLOYED",
+                "roleArn": role,
+                "type": "STANDARD",
+                "creationDate": NOW,
+            },
+            {"stateMachineArn": machine},
+        )
+        stub.add_response(
+            "test_state",
+            {"status": "CAUGHT_ERROR", "nextState": "Stale", "error": "SourceMissing"},
+            {
+                "definition": "DEPLOYED",
+                "stateName": "Validate",
+                "roleArn": role,
+                "input": ANY,
+                "context": ANY,
+                "inspectionLevel": "DEBUG",
+                "mock": {"errorOutput": {"error": throw.error, "cause": throw.cause}},
+                "stateConfiguration": {"retrierRetryCount": 0},
+            },
+        )
+        # WHEN the operator tests that case on the stack
+        result = CliRunner().invoke(
+            app,
+            ["test-workflow", "--stack", "Chute", "--case", "ValidateSourceMissingStale", "--json"],
+        )
+        stub.assert_no_pending_responses()
+    # THEN the one mocked state was tested through TestState and passed
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)
+    assert (row["state"], row["ok"], row["observed"]["nextState"]) == ("Validate", True, "Stale")
