@@ -48,8 +48,9 @@ Step Functions Local's MockConfigFile (docs/testing-workflows.md):
 Redrive (missing in moto; AWS semantics, docs/operating.md):
   sfn-redrive-execution     RedriveExecution: resume a FAILED/TIMED_OUT/ABORTED execution at the
                             state it failed in, same ARN, within 14 days of its end
-  sfn-redrive-describe      DescribeExecution/ListExecutions: redriveCount, redriveDate,
-                            redriveStatus, redriveStatusReason
+  sfn-redrive-describe      DescribeExecution: redriveCount, redriveDate, redriveStatus,
+                            redriveStatusReason
+  sfn-redrive-list          ListExecutions: redriveCount, redriveDate
 """
 
 from __future__ import annotations

@@ -172,8 +172,8 @@ def rerun(
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[RerunResult]:
     """Redrive each failed execution, or restart it where Step Functions refuses the redrive
-    (ExecutionNotRedrivable: older than 14 days...; locally also an execution recorded by an
-    earlier run of the embedded runtime).
+    (ExecutionNotRedrivable: ended more than 14 days ago...; locally also an execution
+    interrupted by a stop of the embedded runtime).
 
     Safe to repeat: a running or succeeded execution is left alone, and a restart has a fixed
     name, so a second attempt finds it instead of starting another.
