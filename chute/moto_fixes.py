@@ -967,11 +967,16 @@ def _redrive_list(original: Any) -> Any:
     def list_executions(self: StepFunctionResponse) -> Any:
         result = original(self)
         if isinstance(result, ActionResult) and isinstance(result.result, dict):
+            machine: Any = self.stepfunction_backend.describe_state_machine(
+                self._get_param("stateMachineArn")
+            )
+            by_arn: dict[str, Any] = {e.execution_arn: e for e in machine.executions}
             for item in result.result.get("executions", []):
-                execution: Any = self.stepfunction_backend.describe_execution(item["executionArn"])
+                execution = by_arn.get(item["executionArn"])
+                redriven = getattr(execution, "chute_redrive_date", None)
                 item["redriveCount"] = redrive_count(execution)
-                if getattr(execution, "chute_redrive_date", None) is not None:
-                    item["redriveDate"] = execution.chute_redrive_date
+                if redriven is not None:
+                    item["redriveDate"] = redriven
         return result
 
     return list_executions
