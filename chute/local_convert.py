@@ -8,18 +8,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.convert.compression import from_extension
 from tasks.convert.engine import (
     ChunkTyping,
     EngineOptions,
     EngineResult,
-    OutputFormat,
     convert_stream,
 )
 from tasks.convert.infer import InferredTyping
 from tasks.convert.typed import ContractTyping
 from tasks.data_contracts.config import load_contracts
 from tasks.data_contracts.model import ContractSet
+from tasks.formats import OutputFormat
+from tasks.formats.keys import from_extension
 
 REPO_CONTRACTS = Path(__file__).resolve().parent.parent / "contracts" / "contracts.toml"
 SUFFIX_FORMATS: dict[str, OutputFormat] = {

@@ -500,7 +500,7 @@ class Persistence:
         the bucket's notification: queue, event source, trigger)."""
         from moto.s3 import notifications
 
-        from tasks import formats
+        from tasks.formats import keys as formats
 
         s3, _ = self._backends()
         bucket = s3.get_bucket(self.resources.staging_bucket)

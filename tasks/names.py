@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from tasks.formats import COMPRESSION_EXTENSIONS, DATA_EXTENSIONS
+
 # --- environment variables read by tasks.settings -------------------------------------------
 ENV_STATE_MACHINE_ARN: Final = "CHUTE_STATE_MACHINE_ARN"
 ENV_STAGING_BUCKET: Final = "CHUTE_STAGING_BUCKET"
@@ -63,8 +65,8 @@ PLACEHOLDERS: Final[tuple[str, ...]] = (
 
 DEFAULT_SUFFIXES: Final[tuple[str, ...]] = tuple(
     f"{data}{compression}"
-    for data in (".csv", ".tsv", ".txt", ".psv")
-    for compression in ("", ".gz", ".zst", ".bz2")
+    for data in DATA_EXTENSIONS
+    for compression in ("", *COMPRESSION_EXTENSIONS)
 )
 DEFAULT_LARGE_FILE_THRESHOLD_BYTES: Final = 256 * 1024 * 1024
 DEFAULT_MAX_FILE_BYTES: Final = 50 * 1024**3

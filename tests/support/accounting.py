@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from chute import executions
 from chute.executions import ExecutionView, list_arns, source_of, view
-from tasks.formats import output_base
+from tasks.formats.keys import output_base
 
 REPORT_SUFFIX = ".error.json"
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")

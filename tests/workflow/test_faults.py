@@ -17,7 +17,7 @@ from chute import operate
 from chute.deployment import connect
 from chute.embedded import EmbeddedAws
 from tasks.adapters.sfn import rerun_name
-from tasks.formats import output_base
+from tasks.formats.keys import output_base
 from tests.support.accounting import assert_accounted
 from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from tasks.errors import UnsupportedFormat
-from tasks.models import Compression
-
-COMPRESSION_EXTENSIONS: dict[str, Compression] = {".gz": "gzip", ".zst": "zstd", ".bz2": "bz2"}
-# Data extensions and their delimiter (None: sniffed from the header line).
-DATA_EXTENSIONS: dict[str, str | None] = {".csv": None, ".txt": None, ".tsv": "\t", ".psv": "|"}
+from tasks.formats import COMPRESSION_EXTENSIONS, DATA_EXTENSIONS, Compression
 
 
 def matches_suffix(key: str, suffixes: tuple[str, ...]) -> bool:
@@ -21,11 +17,18 @@ def is_folder_marker(key: str) -> bool:
 
 
 def split_compression(key: str) -> tuple[str, Compression]:
+    """The key without its compression extension (case-insensitive), and the compression."""
     lowered = key.lower()
     for ext, kind in COMPRESSION_EXTENSIONS.items():
         if lowered.endswith(ext):
             return key[: -len(ext)], kind
     return key, "none"
+
+
+def from_extension(key: str) -> Compression | None:
+    """The compression the key's extension names, if any."""
+    kind = split_compression(key)[1]
+    return None if kind == "none" else kind
 
 
 def detect(key: str) -> tuple[Compression, str | None]:
