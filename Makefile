@@ -11,7 +11,7 @@ VENV_AWSCLI := .venv-awscli
 AWSCLI_STAMP := $(VENV_AWSCLI)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test lint typecheck unit workflow browser synth clean
+.PHONY: install run test lint typecheck unit workflow browser test-sfn-local synth clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,7 +85,13 @@ $(CHROMIUM):
 browser: install $(CHROMIUM)
 	$(BIN)/pytest tests/browser -q
 
-test: lint typecheck unit workflow browser
+# The workflow's MockConfigFile cases on Step Functions Local in Docker (compose.yaml), through
+# the runner `make workflow` uses on the embedded engine; skipped, saying why, without a Docker
+# engine or the image (docs/testing-workflows.md).
+test-sfn-local: $(RUN_STAMP)
+	$(BIN)/python -m chute.ops.sfn_local
+
+test: lint typecheck unit workflow browser test-sfn-local
 
 clean:
 	rm -rf $(VENV) $(VENV_AWSCLI) node_modules .chute chute-out cdk.out

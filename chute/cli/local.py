@@ -205,6 +205,15 @@ def up(
             "batch:exit=CODE[:COUNT]. See docs/local.md 'Rehearsing failures'.",
         ),
     ] = None,
+    mock_config: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SFN_MOCK_CONFIG",
+            help="Step Functions Local's MockConfigFile: StartExecution on "
+            "<stateMachineArn>#<TestCase> runs with its mocked answers "
+            "(docs/testing-workflows.md).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the embedded local AWS with the pipeline deployed, until Ctrl-C.
 
@@ -222,6 +231,13 @@ def up(
             rules.extend(rule.text for rule in parse(text))
         except FaultSpecError as exc:
             raise fail(ValueError(f"{origin}: {exc}")) from exc
+    if mock_config is not None:
+        from chute.ops.mock_cases import MockConfigError, load_mock_config
+
+        try:
+            load_mock_config(mock_config)
+        except MockConfigError as exc:
+            raise fail(exc) from exc
     runtime = EmbeddedAws(
         LocalSettings(
             port=port,
@@ -229,6 +245,7 @@ def up(
             large_file_threshold_bytes=large_threshold,
             fresh=fresh,
             faults=tuple(rules),
+            mock_config=mock_config,
         )
     )
     try:
@@ -253,6 +270,8 @@ def up(
         runtime.stop()
         raise typer.Exit(Exit.RUNTIME)
     _print_recovery(runtime)
+    if mock_config is not None:
+        console.print(f"  mock config     {mock_config} (start executions on <arn>#<TestCase>)")
     for rule in runtime.settings.faults:
         console.print(f"  [yellow]fault armed[/]     {rule}")
     runtime.faults.on_fire = lambda line: err.print(f"[yellow]fault fired[/] {line}")

@@ -78,6 +78,9 @@ class LocalSettings:
     """Start empty: delete the kept state first."""
     faults: tuple[str, ...] = ()
     """Fault rules armed at start (chute.local.faults syntax; `chute up --fault`, CHUTE_FAULTS)."""
+    mock_config: Path | None = None
+    """Step Functions Local's MockConfigFile: StartExecution on ``<arn>#<TestCase>`` runs with
+    its mocked answers (`chute up --mock-config`, SFN_MOCK_CONFIG; docs/testing-workflows.md)."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
@@ -170,6 +173,7 @@ class EmbeddedAws:
         moto_fixes.HOOKS.lambda_executor = self._invoke_lambda
         moto_fixes.HOOKS.batch_executor = self._batch.submit
         moto_fixes.HOOKS.time_scale = self.settings.time_scale
+        moto_fixes.HOOKS.mock_config_file = self.settings.mock_config
         moto_fixes.apply_all()
         if self.settings.persist:
             self._state = Persistence(self.settings.state_dir / "state", self.resources)
@@ -241,6 +245,7 @@ class EmbeddedAws:
         moto_fixes.HOOKS.lambda_executor = None
         moto_fixes.HOOKS.batch_executor = None
         moto_fixes.HOOKS.request_filter = None
+        moto_fixes.HOOKS.mock_config_file = None
         moto_fixes.revert_all()
 
     # --- clients ------------------------------------------------------------------------------
@@ -467,16 +472,9 @@ class EmbeddedAws:
         )["UserPoolClient"]["ClientId"]
 
     def substitutions(self) -> dict[str, str]:
-        r = self.resources
-        return names.workflow_substitutions(
-            function_arns={step: r.function_arn(step) for step in names.HANDLERS},
-            batch_job_queue_arn=f"arn:aws:batch:{r.region}:{r.account}:job-queue/{r.job_queue}",
-            batch_job_definition_arn=(
-                f"arn:aws:batch:{r.region}:{r.account}:job-definition/{r.job_definition}:1"
-            ),
+        return self.resources.substitutions(
             large_file_threshold_bytes=self.settings.large_file_threshold_bytes,
-            batch_attempt_seconds=self.settings.batch_timeout_seconds,
-            completion_topic_arn=r.completion_topic_arn,
+            batch_timeout_seconds=self.settings.batch_timeout_seconds,
         )
 
     def _create_function(self, lam: Any, step: str, values: dict[str, str]) -> None:

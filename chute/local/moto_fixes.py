@@ -37,13 +37,30 @@ Persistence hooks (chute/local/persistence.py keeps the embedded runtime's data 
   s3-complete-if-match      CompleteMultipartUpload ignores If-Match (AWS: 412 when the current
                             object has another ETag, 404 when there is none), which chute's
                             newest-version-wins publication relies on
+Step Functions Local's MockConfigFile (docs/testing-workflows.md):
+  sfn-mock-config           the interpreter has the mock machinery but never loads a file, and
+                            StartExecution refuses `<stateMachineArn>#<TestCase>`; now the file
+                            in HOOKS.mock_config_file (LocalSettings.mock_config, SFN_MOCK_CONFIG)
+                            is read at every such StartExecution
+  sfn-mock-config-worker    an execution never hands its mock test case to its worker
+  sfn-mock-states-error     a mocked Throw of a States.* error (a .sync job's States.TaskFailed,
+                            States.Timeout) ends in States.Runtime, as sfn-fail-states-error
+Redrive (missing in moto; AWS semantics, docs/operating.md):
+  sfn-redrive-execution     RedriveExecution: resume a FAILED/TIMED_OUT/ABORTED execution at the
+                            state it failed in, same ARN, within 14 days of its end
+  sfn-redrive-describe      DescribeExecution: redriveCount, redriveDate, redriveStatus,
+                            redriveStatusReason
+  sfn-redrive-list          ListExecutions: redriveCount, redriveDate
 """
 
 from __future__ import annotations
 
 import binascii
+import copy
+import datetime as dt
 import hashlib
 import itertools
+import json
 import os
 import re
 import tempfile
@@ -52,6 +69,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote_plus
 
@@ -60,6 +78,8 @@ from moto.awslambda.models import LambdaFunction
 from moto.batch.models import Job
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.core.compat import HAS_CRT
+from moto.core.exceptions import AWSError
+from moto.core.responses import ActionResult
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
@@ -72,24 +92,47 @@ from moto.s3.exceptions import (
 )
 from moto.s3.models import FakeKey, FakeMultipart, S3Backend
 from moto.s3.responses import S3Response
+from moto.stepfunctions.exceptions import InvalidName
+from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
     StatesErrorName,
 )
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import mock_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (  # noqa: E501
     StateTaskServiceBatch,
 )
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+from moto.stepfunctions.parser.asl.eval.evaluation_details import (
+    EvaluationDetails,
+    StateMachineDetails,
+)
 from moto.stepfunctions.parser.backend.execution import (
     BaseExecutionWorkerCommunication,
 )
 from moto.stepfunctions.parser.backend.execution import Execution as SfnExecution
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.mocking.mock_config import (
+    MockedResponse,
+    MockedResponseReturn,
+    MockedResponseThrow,
+    MockTestCase,
+    StateMockedResponses,
+)
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse
+
+from chute.local.persistence import INTERRUPTED_ERROR, RestoredExecution
+from chute.ops.mock_cases import MockConfigError, load_mock_config
 
 LambdaExecutor = Callable[[LambdaFunction, Any], tuple[str, bool, str]]
 BatchExecutor = Callable[[Job], None]
 RequestFilter = Callable[[dict[str, Any]], tuple[str, list[tuple[str, str]], bytes] | None]
+
+
+MISSING: Any = object()
+"""The original of a fix that adds what moto lacks (an API operation): reverting removes it."""
 
 
 @dataclass
@@ -105,17 +148,20 @@ class Fix:
     def apply(self) -> None:
         if self.applied:
             return
-        self.original = getattr(self.owner, self.attribute)
+        self.original = getattr(self.owner, self.attribute, MISSING)
         setattr(self.owner, self.attribute, self.replacement_factory(self.original))
         self.applied = True
 
     def revert(self) -> None:
         if self.applied:
-            setattr(self.owner, self.attribute, self.original)
+            if self.original is MISSING:
+                delattr(self.owner, self.attribute)
+            else:
+                setattr(self.owner, self.attribute, self.original)
             self.applied = False
 
     def current_original(self) -> Any:
-        return self.original if self.applied else getattr(self.owner, self.attribute)
+        return self.original if self.applied else getattr(self.owner, self.attribute, MISSING)
 
 
 # --- hooks ------------------------------------------------------------------------------------
@@ -130,6 +176,8 @@ class _Hooks:
     execution_started: Callable[[Any], None] | None = None
     execution_ended: Callable[[Any], None] | None = None
     request_filter: RequestFilter | None = None
+    mock_config_file: Path | None = None
+    """Step Functions Local's MockConfigFile for StartExecution on ``<arn>#<TestCase>``."""
 
 
 HOOKS = _Hooks()
@@ -642,6 +690,298 @@ def _s3_complete_if_match(original: Any) -> Any:
     return _key_response_post
 
 
+# --- Step Functions Local's MockConfigFile ----------------------------------------------------
+_PENDING_MOCK = threading.local()
+
+
+def _mock_test_case(machine: str, case: str) -> MockTestCase:
+    """The test case ``case`` of ``machine`` from HOOKS.mock_config_file, in moto's classes.
+    Read at every start, so an edited file applies to the next execution."""
+    path = HOOKS.mock_config_file
+    if path is None:
+        raise InvalidName(
+            f"Invalid mock test case name '{case}' for state machine '{machine}': no mock"
+            " configuration is loaded (start the runtime with a MockConfigFile:"
+            " LocalSettings.mock_config, `chute up --mock-config` or SFN_MOCK_CONFIG)"
+        )
+    try:
+        config = load_mock_config(path)
+    except MockConfigError as exc:
+        raise InvalidName(str(exc)) from exc
+    states = config.test_cases.get(machine, {}).get(case)
+    if states is None:
+        raise InvalidName(
+            f"Invalid mock test case name '{case}' for state machine '{machine}': not in {path}"
+        )
+    mocked = []
+    for state, name in states.items():
+        answers: list[MockedResponse] = []
+        for first, last, answer in config.responses[name]:
+            if answer.kind == "Return":
+                answers.append(MockedResponseReturn(first, last, copy.deepcopy(answer.payload)))
+            else:
+                answers.append(MockedResponseThrow(first, last, answer.error, answer.cause))
+        mocked.append(StateMockedResponses(state, name, answers))
+    return MockTestCase(machine, case, mocked)
+
+
+def _sfn_mock_config(original: Any) -> Any:
+    def start_execution(self: Any, state_machine_arn: str, *args: Any, **kwargs: Any) -> Any:
+        base, marked, case = state_machine_arn.partition("#")
+        if not marked:
+            return original(self, state_machine_arn, *args, **kwargs)
+        machine = self.describe_state_machine(base)
+        _PENDING_MOCK.case = _mock_test_case(machine.name, case)
+        try:
+            return original(self, base, *args, **kwargs)
+        finally:
+            _PENDING_MOCK.case = None
+
+    return start_execution
+
+
+def _sfn_mock_worker(original: Any) -> Any:
+    def _get_start_execution_worker(self: SfnExecution) -> ExecutionWorker:
+        worker: ExecutionWorker = original(self)
+        case = getattr(_PENDING_MOCK, "case", None)
+        if case is not None:
+            worker._mock_test_case = case  # type: ignore[misc]
+        return worker
+
+    return _get_start_execution_worker
+
+
+# --- RedriveExecution -------------------------------------------------------------------------
+REDRIVE_WINDOW = dt.timedelta(days=14)
+"""How long after its end an execution can be redriven (AWS: 14 days)."""
+_REDRIVABLE = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+
+
+class ExecutionNotRedrivable(AWSError):
+    TYPE = "ExecutionNotRedrivable"
+    STATUS = 400
+
+
+def redrive_count(execution: Any) -> int:
+    return int(getattr(execution, "chute_redrive_count", 0))
+
+
+def not_redrivable_reason(execution: Any, now: dt.datetime | None = None) -> str | None:
+    """Why RedriveExecution would refuse ``execution`` (AWS's redriveStatusReason), or None."""
+    status = str(getattr(execution.status, "value", execution.status))
+    if status == "RUNNING":
+        return "Execution is RUNNING and cannot be redriven."
+    if status == "SUCCEEDED":
+        return "Execution is SUCCEEDED and cannot be redriven."
+    if status not in _REDRIVABLE:
+        return f"Execution is {status} and cannot be redriven."
+    if isinstance(execution, RestoredExecution):
+        # chute.local.persistence's record of an earlier run of the embedded runtime (local only)
+        if execution.error == INTERRUPTED_ERROR:
+            return (
+                "Execution was interrupted by a stop of the embedded runtime;"
+                " its file was announced again."
+            )
+    elif not isinstance(execution, SfnExecution) or execution.exec_worker is None:
+        return "Execution has not started."
+    elif "EXPRESS" in str(execution.sm_type):
+        return "Execution of an EXPRESS state machine cannot be redriven."
+    stopped = execution.stop_date
+    if stopped is not None and (now or dt.datetime.now(dt.UTC)) - stopped > REDRIVE_WINDOW:
+        return "Execution redrivable period exceeded."
+    return None
+
+
+def _resume_point(
+    events: list[Any], definition: dict[str, Any], execution_input: Any
+) -> tuple[str, Any]:
+    """The state the execution failed in (entered last and never exited) and its input."""
+    top = set(definition.get("States", {}))
+    failed: tuple[str, Any] | None = None
+    for event in events:
+        kind = str(event.get("type", ""))
+        if kind.endswith("StateEntered"):
+            details = event.get("stateEnteredEventDetails") or {}
+            if details.get("name") in top:
+                failed = (details["name"], json.loads(details.get("input") or "{}"))
+        elif (
+            kind.endswith("StateExited")
+            and failed is not None
+            and (event.get("stateExitedEventDetails") or {}).get("name") == failed[0]
+        ):
+            failed = None
+    return failed or (str(definition["StartAt"]), execution_input)
+
+
+class _RedriveWorker(ExecutionWorker):
+    """Runs an execution again from the state it failed in, after its kept history."""
+
+    def __init__(
+        self, *args: Any, history: list[Any], redrives: int, state_input: Any, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._history = history
+        self._redrives = redrives
+        self._state_input = state_input
+
+    def _execution_logic(self) -> None:
+        program = self._get_evaluation_entrypoint()
+        env = self.env = self._get_evaluation_environment()
+        manager = env.event_manager
+        last_id = max((int(e["id"]) for e in self._history), default=0)
+        manager._history_event_list.extend(self._history)
+        manager._event_id_gen._next_id = last_id + 1
+        env.event_history_context.source_event_id = last_id
+        env.event_history_context.last_published_event_id = last_id
+        execution_data: dict[str, Any] = env.states.context_object.context_object_data["Execution"]  # type: ignore[assignment]
+        execution_data["RedriveCount"] = self._redrives
+        env.states.reset(self._state_input)
+        details: Any = {"executionRedrivenEventDetails": {"redriveCount": self._redrives}}
+        manager.add_event(
+            context=env.event_history_context,
+            event_type=HistoryEventType.ExecutionRedriven,
+            event_details=details,
+        )
+        program.eval(env)
+        self._execution_communication.terminated()
+
+
+def _revive(backend: StepFunctionsParserBackend, restored: RestoredExecution) -> Any:
+    """A live execution in place of the record of an earlier run (chute.local.persistence), with the
+    state machine's current definition (the record has none: the same unless the workflow file
+    changed between the runs)."""
+    machine: Any = backend.describe_state_machine(restored.state_machine_arn)
+    clone = copy.deepcopy(
+        machine, {id(machine.executions): [], id(machine.backend): machine.backend}
+    )
+    live: Any = SfnExecution(
+        name=restored.name,
+        sm_type=clone.sm_type,
+        role_arn=clone.roleArn,
+        exec_arn=restored.execution_arn,
+        account_id=backend.account_id,
+        region_name=backend.region_name,
+        state_machine=clone,
+        start_date=restored.start_date,
+        cloud_watch_logging_session=None,
+        activity_store={},
+        input_data=restored.execution_input,
+    )
+    live.exec_status = ExecutionStatus(restored.status)
+    live.stop_date, live.error, live.cause = restored.stop_date, restored.error, restored.cause
+    live.chute_redrive_count = redrive_count(restored)
+    machine.executions[machine.executions.index(restored)] = live
+    return live
+
+
+def redrive(backend: StepFunctionsParserBackend, execution_arn: str) -> Any:
+    """RedriveExecution with AWS's semantics: the same execution (ARN, input, start date,
+    definition) continues at the state it failed in, with that state's input; the states
+    before it are not run again; its history grows by ExecutionRedriven and what follows.
+    Map and Parallel states are run again whole (AWS redrives only their failed iterations).
+    An execution recorded by an earlier run of the runtime (chute.local.persistence) is revived from
+    its record first."""
+    execution: Any = backend.describe_execution(execution_arn)
+    reason = not_redrivable_reason(execution)
+    if reason is not None:
+        raise ExecutionNotRedrivable(f"Execution {execution_arn} cannot be redriven: {reason}")
+    if isinstance(execution, RestoredExecution):
+        history, mock_test_case = list(execution.history), None
+        execution = _revive(backend, execution)
+    else:
+        env = execution.exec_worker.env
+        history = env.event_manager.get_event_history() if env is not None else []
+        mock_test_case = execution.exec_worker._mock_test_case
+    definition = json.loads(execution.state_machine.definition)
+    state, state_input = _resume_point(list(history), definition, execution.input_data)
+    redrives = redrive_count(execution) + 1
+    details = execution.get_start_state_machine_details()
+    worker = _RedriveWorker(
+        evaluation_details=EvaluationDetails(
+            aws_execution_details=execution._get_start_aws_execution_details(),
+            execution_details=execution.get_start_execution_details(),
+            state_machine_details=StateMachineDetails(
+                arn=details.arn,
+                name=details.name,
+                typ=details.typ,
+                definition=json.dumps({**definition, "StartAt": state}),
+            ),
+        ),
+        exec_comm=execution._get_start_execution_worker_comm(),
+        cloud_watch_logging_session=execution._cloud_watch_logging_session,
+        activity_store=execution._activity_store,
+        mock_test_case=mock_test_case,
+        history=list(history),
+        redrives=redrives,
+        state_input=state_input,
+    )
+    execution.chute_redrive_count = redrives
+    execution.chute_redrive_date = dt.datetime.now(dt.UTC)
+    execution.exec_status = ExecutionStatus.RUNNING
+    execution.stop_date = None
+    execution.error = execution.cause = None
+    execution.output = None
+    execution.exec_worker = worker
+    if HOOKS.execution_started is not None:
+        HOOKS.execution_started(execution)
+    worker.start()  # type: ignore[no-untyped-call]
+    return execution
+
+
+def _redrive_execution(original: Any) -> Any:
+    def redrive_execution(self: StepFunctionResponse) -> ActionResult:
+        execution = redrive(
+            self.stepfunction_backend,  # type: ignore[arg-type]
+            self._get_param("executionArn"),
+        )
+        return ActionResult({"redriveDate": execution.chute_redrive_date})
+
+    return redrive_execution
+
+
+def _redrive_fields(execution: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {"redriveCount": redrive_count(execution)}
+    if getattr(execution, "chute_redrive_date", None) is not None:
+        fields["redriveDate"] = execution.chute_redrive_date
+    reason = not_redrivable_reason(execution)
+    fields["redriveStatus"] = "NOT_REDRIVABLE" if reason else "REDRIVABLE"
+    if reason:
+        fields["redriveStatusReason"] = reason
+    return fields
+
+
+def _redrive_describe(original: Any) -> Any:
+    def describe_execution(self: StepFunctionResponse) -> Any:
+        result = original(self)
+        if isinstance(result, ActionResult) and isinstance(result.result, dict):
+            execution = self.stepfunction_backend.describe_execution(
+                self._get_param("executionArn")
+            )
+            result.result.update(_redrive_fields(execution))
+        return result
+
+    return describe_execution
+
+
+def _redrive_list(original: Any) -> Any:
+    def list_executions(self: StepFunctionResponse) -> Any:
+        result = original(self)
+        if isinstance(result, ActionResult) and isinstance(result.result, dict):
+            machine: Any = self.stepfunction_backend.describe_state_machine(
+                self._get_param("stateMachineArn")
+            )
+            by_arn: dict[str, Any] = {e.execution_arn: e for e in machine.executions}
+            for item in result.result.get("executions", []):
+                execution = by_arn.get(item["executionArn"])
+                redriven = getattr(execution, "chute_redrive_date", None)
+                item["redriveCount"] = redrive_count(execution)
+                if redriven is not None:
+                    item["redriveDate"] = redriven
+        return result
+
+    return list_executions
+
+
 FIXES: dict[str, Fix] = {
     fix.name: fix
     for fix in (
@@ -812,6 +1152,49 @@ FIXES: dict[str, Fix] = {
             S3Response,
             "_key_response_post",
             _s3_complete_if_match,
+        ),
+        Fix(
+            "sfn-mock-config",
+            "StartExecution on <arn>#<TestCase> never loads a MockConfigFile",
+            StepFunctionsParserBackend,
+            "start_execution",
+            _sfn_mock_config,
+        ),
+        Fix(
+            "sfn-mock-states-error",
+            "a mocked Throw of a States.* error (States.TaskFailed from a .sync job, "
+            "States.Timeout) ends in States.Runtime",
+            mock_eval_utils,
+            "CustomErrorName",
+            _fail_error_name,
+        ),
+        Fix(
+            "sfn-mock-config-worker",
+            "an execution never hands its mock test case to its worker",
+            SfnExecution,
+            "_get_start_execution_worker",
+            _sfn_mock_worker,
+        ),
+        Fix(
+            "sfn-redrive-execution",
+            "moto has no RedriveExecution",
+            StepFunctionResponse,
+            "redrive_execution",
+            _redrive_execution,
+        ),
+        Fix(
+            "sfn-redrive-describe",
+            "DescribeExecution lacks redriveCount/redriveStatus",
+            StepFunctionResponse,
+            "describe_execution",
+            _redrive_describe,
+        ),
+        Fix(
+            "sfn-redrive-list",
+            "ListExecutions lacks redriveCount",
+            StepFunctionResponse,
+            "list_executions",
+            _redrive_list,
         ),
     )
 }

@@ -108,7 +108,8 @@ class _NoCallbacks:
 
 class RestoredExecution:
     """An execution of an earlier run of the runtime, answering the read APIs from its record.
-    It can't resume (the interpreter's state is gone)."""
+    A redrive revives it from the record (chute.local.moto_fixes), unless it was interrupted by the
+    stop (its file was announced again)."""
 
     def __init__(self, describe: dict[str, Any], history: list[dict[str, Any]]) -> None:
         self.execution_arn = self.exec_arn = describe["executionArn"]
@@ -124,6 +125,7 @@ class RestoredExecution:
         self.error = describe.get("error")
         self.cause = describe.get("cause")
         self.history = history
+        self.chute_redrive_count = int(describe.get("redriveCount") or 0)
         self.exec_worker = SimpleNamespace(
             env=SimpleNamespace(callback_pool_manager=_NoCallbacks())
         )
@@ -152,6 +154,7 @@ def describe_of(execution: Any) -> dict[str, Any]:
         "output": output if status == "SUCCEEDED" else None,
         "error": execution.error,
         "cause": execution.cause,
+        "redriveCount": int(getattr(execution, "chute_redrive_count", 0)),
     }
 
 

@@ -16,7 +16,7 @@ from chute.ops.deployment import Deployment
 from chute.ops.executions import ExecutionView, view
 from tasks.adapters.sfn import NOT_REDRIVABLE as _NOT_REDRIVABLE
 from tasks.adapters.sfn import rerun_name
-from tasks.workflow import Outcome, State
+from tasks.workflow import FAIL_STATES, Outcome, State
 
 
 class OperateError(Exception):
@@ -174,7 +174,11 @@ def rerun(
     per_second: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[RerunResult]:
-    """Redrive (AWS) or restart (where redrive isn't possible) each failed execution.
+    """Redrive each failed execution (it resumes at the state it failed in), or restart it as a
+    new execution where that can't help: it ended in a Fail state (BatchFailed, BatchSubmitFailed,
+    a forced Rejected, Stale), which a redrive would enter again, or Step Functions refuses the
+    redrive (ExecutionNotRedrivable: ended more than 14 days ago...; locally also an execution
+    interrupted by a stop of the embedded runtime).
 
     Safe to repeat: a running or succeeded execution is left alone, and a restart has a fixed
     name, so a second attempt finds it instead of starting another.
@@ -211,7 +215,13 @@ def _rerun_one(d: Deployment, arn: str, *, force: bool) -> RerunResult:
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
             raise
-    if d.on_aws:
+    # the same on AWS and on the embedded engine (its RedriveExecution: chute.local.moto_fixes)
+    if current.current_state in FAIL_STATES:
+        why = (
+            f"it ended in the Fail state {current.current_state}, where a redrive would resume"
+            " and fail again"
+        )
+    else:
         try:
             d.sfn.redrive_execution(executionArn=arn)
             return RerunResult(name, "redriven", "resumed at the failed state", name)
@@ -220,8 +230,6 @@ def _rerun_one(d: Deployment, arn: str, *, force: bool) -> RerunResult:
             if code not in _NOT_REDRIVABLE:
                 raise
             why = f"redrive not possible ({code}: {exc.response['Error'].get('Message', '')})"
-    else:
-        why = "the embedded engine has no RedriveExecution"
     description = d.sfn.describe_execution(executionArn=arn)
     started = d.sfn.start_execution(
         stateMachineArn=d.state_machine_arn,

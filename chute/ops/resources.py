@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tasks import names
+
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_REGION = "us-east-1"
 
@@ -93,3 +95,23 @@ class Resources:
     @property
     def user_pool_client_name(self) -> str:
         return f"{self.prefix}-upload-clients"
+
+    def substitutions(
+        self,
+        *,
+        large_file_threshold_bytes: int = names.DEFAULT_LARGE_FILE_THRESHOLD_BYTES,
+        batch_timeout_seconds: int = names.DEFAULT_BATCH_TIMEOUT_SECONDS,
+    ) -> dict[str, str]:
+        """The workflow's ${Placeholder} values for these resources."""
+        return names.workflow_substitutions(
+            function_arns={step: self.function_arn(step) for step in names.HANDLERS},
+            batch_job_queue_arn=(
+                f"arn:aws:batch:{self.region}:{self.account}:job-queue/{self.job_queue}"
+            ),
+            batch_job_definition_arn=(
+                f"arn:aws:batch:{self.region}:{self.account}:job-definition/{self.job_definition}:1"
+            ),
+            large_file_threshold_bytes=large_file_threshold_bytes,
+            batch_attempt_seconds=batch_timeout_seconds,
+            completion_topic_arn=self.completion_topic_arn,
+        )

@@ -1,6 +1,7 @@
 """What the console shows and does, over the one :class:`chute.ops.deployment.Deployment` and
 the operate functions the CLI uses (``chute.ops.operate``, ``chute.ops.executions``): the same
-reads and the same rerun/requeue rules, whether the deployment is the embedded runtime or an AWS stack.
+reads and the same rerun/requeue rules, whether the deployment is the embedded runtime or an
+AWS stack.
 
 What the console adds is presentation and a cache: a finished execution never changes, so its
 view is read once (DescribeExecution + GetExecutionHistory) and kept; running ones are re-read
