@@ -31,6 +31,15 @@ Memory (moto holds whole object bodies in memory; these keep the server's memory
   s3-get-object-streaming   GetObject reads the whole body into memory before sending it
   s3-upload-part-copy-range UploadPartCopy reads the whole source object for every part
   s3-copy-object-streaming  CopyObject reads the whole source object into memory
+Speed (the embedded runtime's own CPU per file; bench/throughput.py, docs/decisions.md):
+  sfn-parse-once            every execution lexes and parses the whole definition with ANTLR
+                            (~60 % of the endpoint's CPU per small file); the parse tree is now
+                            kept per definition, each execution still builds fresh components
+  sfn-client-reuse          every Task state creates a new boto3 client to call back into the
+                            endpoint; one client per (service, region, endpoint) is reused
+  sfn-jsonpath-cache        every path evaluation builds a new JSONPath parser (PLY tables)
+  server-dispatch-cache     every request lists moto's package folder and matches ~150 URL
+                            patterns under one global lock to find its service
 Persistence hooks (chute/persistence.py keeps the embedded runtime's data across restarts):
   persist-s3-*              every S3 request that changes an object reports it before answering
   persist-execution-*       an execution reports its start and its end
@@ -42,6 +51,7 @@ Persistence hooks (chute/persistence.py keeps the embedded runtime's data across
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import itertools
 import os
@@ -55,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import quote_plus
 
+import botocore.config
 import botocore.session
 from moto.awslambda.models import LambdaFunction
 from moto.batch.models import Job
@@ -76,15 +87,21 @@ from moto.stepfunctions.parser.asl.component.common.error_name.error_name import
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
     StatesErrorName,
 )
+from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (  # noqa: E501
     StateTaskServiceBatch,
 )
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
+from moto.stepfunctions.parser.asl.utils import json_path as sfn_json_path
 from moto.stepfunctions.parser.backend.execution import (
     BaseExecutionWorkerCommunication,
 )
 from moto.stepfunctions.parser.backend.execution import Execution as SfnExecution
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 LambdaExecutor = Callable[[LambdaFunction, Any], tuple[str, bool, str]]
@@ -565,6 +582,83 @@ def _copy_object_streaming(original: Any) -> Any:
     return copy_object
 
 
+# --- speed: the endpoint's own work per execution and per request -----------------------------
+_PARSE_TREES: dict[str, Any] = {}
+_PARSE_LOCK = threading.Lock()
+_PARSE_TREES_KEPT = 16
+
+
+def parse_tree(definition: str) -> Any:
+    """The ANTLR parse tree of a definition, parsed once (a syntax error raises as before).
+    The tree is only read afterwards: each execution's Preprocessor builds its own components
+    from it, so executions share no evaluation state."""
+    with _PARSE_LOCK:
+        tree = _PARSE_TREES.get(definition)
+    if tree is None:
+        _, tree = AmazonStateLanguageParser.parse(definition)
+        with _PARSE_LOCK:
+            if len(_PARSE_TREES) >= _PARSE_TREES_KEPT:
+                _PARSE_TREES.clear()
+            _PARSE_TREES[definition] = tree
+    return tree
+
+
+def _sfn_parse_once(original: Any) -> Any:
+    def _get_evaluation_entrypoint(self: ExecutionWorker) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        return Preprocessor().visit(parse_tree(definition))
+
+    return _get_evaluation_entrypoint
+
+
+class _ReusedClients:
+    """Stands in for the ``boto3`` module inside moto's ``boto_client_for``: ``client`` returns
+    one client per (service, region, endpoint), created with the first caller's settings.
+    boto3 clients are thread-safe; their connection pool is sized for many executions."""
+
+    def __init__(self, boto3_module: Any) -> None:
+        self._boto3 = boto3_module
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._boto3, name)
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        if args:  # not how boto_client_for calls it: don't guess
+            return self._boto3.client(*args, **kwargs)
+        key = (kwargs.get("service_name"), kwargs.get("region_name"), kwargs.get("endpoint_url"))
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                config = kwargs.get("config")
+                pool = botocore.config.Config(max_pool_connections=64)
+                kwargs["config"] = config.merge(pool) if config is not None else pool
+                found = self._clients[key] = self._boto3.client(**kwargs)
+            return found
+
+
+def _sfn_client_reuse(original: Any) -> Any:
+    return _ReusedClients(original)
+
+
+def _cached_jsonpath(original: Any) -> Any:
+    """``parse`` of jsonpath_ng, remembered per path (parsed expressions are only read)."""
+    return functools.lru_cache(maxsize=1024)(original)
+
+
+def _dispatch_cache(original: Any) -> Any:
+    def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+        cache: dict[str | None, Any] = self.__dict__.setdefault("_chute_backend_of_host", {})
+        if host in cache:
+            return cache[host]
+        backend = original(self, host)
+        cache[host] = backend
+        return backend
+
+    return get_backend_for_host
+
+
 # --- persistence hooks ------------------------------------------------------------------------
 def _object_written(original: Any) -> Any:
     def handler(self: S3Response, *args: Any, **kwargs: Any) -> Any:
@@ -756,6 +850,41 @@ FIXES: dict[str, Fix] = {
             S3Backend,
             "copy_object",
             _copy_object_streaming,
+        ),
+        Fix(
+            "sfn-parse-once",
+            "every execution parses the whole definition with ANTLR again",
+            ExecutionWorker,
+            "_get_evaluation_entrypoint",
+            _sfn_parse_once,
+        ),
+        Fix(
+            "sfn-client-reuse",
+            "every Task state creates a new boto3 client to call the endpoint",
+            sfn_boto_client,
+            "boto3",
+            _sfn_client_reuse,
+        ),
+        Fix(
+            "sfn-jsonpath-cache",
+            "every JSONPath evaluation builds a new parser",
+            sfn_json_path,
+            "parse",
+            _cached_jsonpath,
+        ),
+        Fix(
+            "sfn-result-path-cache",
+            "every ResultPath evaluation builds a new JSONPath parser",
+            result_path,
+            "parse",
+            _cached_jsonpath,
+        ),
+        Fix(
+            "server-dispatch-cache",
+            "every request lists moto's folder and matches every URL pattern under one lock",
+            DomainDispatcherApplication,
+            "get_backend_for_host",
+            _dispatch_cache,
         ),
         Fix(
             "persist-s3-put",
