@@ -32,9 +32,10 @@ Memory (moto holds whole object bodies in memory; these keep the server's memory
   s3-upload-part-copy-range UploadPartCopy reads the whole source object for every part
   s3-copy-object-streaming  CopyObject reads the whole source object into memory
 Speed (the embedded runtime's own CPU per file; bench/throughput.py, docs/decisions.md):
-  sfn-parse-once            every execution lexes and parses the whole definition with ANTLR
-                            (~60 % of the endpoint's CPU per small file); the parse tree is now
-                            kept per definition, each execution still builds fresh components
+  sfn-parse-once            every execution lexes, parses and preprocesses the whole definition
+                            (ANTLR; ~70 % of the endpoint's CPU per small file); the program is
+                            now built once per definition and shared (its components are
+                            stateless: each execution's values live in its own Environment)
   sfn-client-reuse          every Task state creates a new boto3 client to call back into the
                             endpoint; one client per (service, region, endpoint) is reused
   sfn-jsonpath-cache        every path evaluation builds a new JSONPath parser (PLY tables)
@@ -89,12 +90,12 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 )
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (  # noqa: E501
     StateTaskServiceBatch,
 )
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 from moto.stepfunctions.parser.asl.utils import json_path as sfn_json_path
 from moto.stepfunctions.parser.backend.execution import (
@@ -583,30 +584,51 @@ def _copy_object_streaming(original: Any) -> Any:
 
 
 # --- speed: the endpoint's own work per execution and per request -----------------------------
-_PARSE_TREES: dict[str, Any] = {}
-_PARSE_LOCK = threading.Lock()
-_PARSE_TREES_KEPT = 16
+_PROGRAMS: dict[str, Any] = {}
+_PROGRAMS_LOCK = threading.Lock()
+_PROGRAMS_KEPT = 16
 
 
-def parse_tree(definition: str) -> Any:
-    """The ANTLR parse tree of a definition, parsed once (a syntax error raises as before).
-    The tree is only read afterwards: each execution's Preprocessor builds its own components
-    from it, so executions share no evaluation state."""
-    with _PARSE_LOCK:
-        tree = _PARSE_TREES.get(definition)
-    if tree is None:
-        _, tree = AmazonStateLanguageParser.parse(definition)
-        with _PARSE_LOCK:
-            if len(_PARSE_TREES) >= _PARSE_TREES_KEPT:
-                _PARSE_TREES.clear()
-            _PARSE_TREES[definition] = tree
-    return tree
+def _fix_heap_keys(component: Any, seen: set[int]) -> None:
+    """Give every evaluation component of a program its ``heap_key`` now: moto assigns it
+    lazily on first use, a race once several executions share the components (each
+    execution keeps its per-component values, e.g. retry attempts, in its own heap under
+    that key)."""
+    if id(component) in seen:
+        return
+    seen.add(id(component))
+    if isinstance(component, EvalComponent):
+        _ = component.heap_key
+    if isinstance(component, (list, tuple, set, frozenset)):
+        for item in component:
+            _fix_heap_keys(item, seen)
+    elif isinstance(component, dict):
+        for item in component.values():
+            _fix_heap_keys(item, seen)
+    elif hasattr(component, "__dict__") and type(component).__module__.startswith("moto."):
+        for item in vars(component).values():
+            _fix_heap_keys(item, seen)
+
+
+def program_of(definition: str) -> Any:
+    """The evaluation program of a definition, parsed and preprocessed once (a syntax error
+    raises as before). moto's components keep no per-execution state (that lives in each
+    execution's Environment), so executions can share them."""
+    with _PROGRAMS_LOCK:
+        program = _PROGRAMS.get(definition)
+    if program is None:
+        program, _ = AmazonStateLanguageParser.parse(definition)
+        _fix_heap_keys(program, set())
+        with _PROGRAMS_LOCK:
+            if len(_PROGRAMS) >= _PROGRAMS_KEPT:
+                _PROGRAMS.clear()
+            program = _PROGRAMS.setdefault(definition, program)
+    return program
 
 
 def _sfn_parse_once(original: Any) -> Any:
     def _get_evaluation_entrypoint(self: ExecutionWorker) -> Any:
-        definition = self._evaluation_details.state_machine_details.definition
-        return Preprocessor().visit(parse_tree(definition))
+        return program_of(self._evaluation_details.state_machine_details.definition)
 
     return _get_evaluation_entrypoint
 
@@ -853,7 +875,7 @@ FIXES: dict[str, Fix] = {
         ),
         Fix(
             "sfn-parse-once",
-            "every execution parses the whole definition with ANTLR again",
+            "every execution parses and preprocesses the whole definition again",
             ExecutionWorker,
             "_get_evaluation_entrypoint",
             _sfn_parse_once,
