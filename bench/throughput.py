@@ -43,9 +43,11 @@ if str(REPO) not in sys.path:
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from bench.load import PeakRss, small_csv, tree_rss_bytes  # noqa: E402
-from chute.embedded import Resources, free_port  # noqa: E402
+from chute.local.embedded import free_port  # noqa: E402
+from chute.ops.resources import Resources  # noqa: E402
 
 SECTION = "## Throughput, latency, footprint (issue 12)"
 CHUTE = Path(sys.executable).with_name("chute")
@@ -172,9 +174,14 @@ class Completions:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            messages = self.sqs.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=2
-            ).get("Messages", [])
+            try:
+                messages = self.sqs.receive_message(
+                    QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=2
+                ).get("Messages", [])
+            except (BotoCoreError, ClientError):
+                if self._stop.wait(0.5):
+                    return
+                continue
             now = time.monotonic()
             for m in messages:
                 body = json.loads(m["Body"])
@@ -208,7 +215,7 @@ class Completions:
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:

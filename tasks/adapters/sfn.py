@@ -11,7 +11,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tasks.redrive.domain import FailedExecution
+from tasks.models import FailedExecution
 
 StartResult = Literal["started", "exists"]
 

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal, Protocol, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 import polars as pl
 import pyarrow as pa
@@ -33,11 +33,11 @@ import pyarrow.parquet as pq
 from zstandard import ZstdError
 
 from tasks.convert import chunker, dialect
-from tasks.convert.compression import Compression, open_decompressed
+from tasks.convert.compression import open_decompressed
 from tasks.errors import MalformedContent
+from tasks.formats import Compression, OutputFormat
 from tasks.settings import DecompressionLimits
 
-OutputFormat = Literal["jsonl", "parquet"]
 Sink = Callable[[bytes], object]
 
 CHUNK_BYTES = 4 * 1024 * 1024

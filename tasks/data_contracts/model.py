@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from tasks.errors import ContractViolation
+from tasks.formats import Delimiter, OutputFormat
 
 ColumnType = Literal["string", "int", "float", "bool", "date", "timestamp"]
-OutputFormat = Literal["jsonl", "parquet"]
-Delimiter = Literal[",", "\t", "|", ";"]
 ExtraColumns = Literal["reject", "drop", "keep"]
 MissingColumns = Literal["reject", "null"]
 ErrorPolicy = Literal["reject", "drop_rows"]
@@ -44,8 +43,6 @@ COLUMN_TYPES: Final[tuple[ColumnType, ...]] = (
     "date",
     "timestamp",
 )
-OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("jsonl", "parquet")
-DELIMITERS: Final[tuple[Delimiter, ...]] = (",", "\t", "|", ";")
 QUOTES: Final = ('"', "'")
 
 HEADER_ROW: Final = 1

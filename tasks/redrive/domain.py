@@ -16,25 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from tasks import log, metrics
+from tasks import log
+from tasks.metrics import NOT_RECORDED, Sink
+from tasks.models import FailedExecution
 from tasks.settings import RedriveSettings
 from tasks.workflow import classify
 
 Decision = Literal["redrive", "not_transient", "capped", "already_rerun", "not_redrivable"]
-
-
-@dataclass(frozen=True)
-class FailedExecution:
-    arn: str
-    name: str
-    status: str  # FAILED | TIMED_OUT | ABORTED
-    stopped: datetime
-    error: str | None
-    cause: str | None
-    fail_state: str | None
-    """The Fail state the execution ended in (``tasks.workflow.FAIL_STATES``); None: a task's
-    error after its retries, or a timeout."""
-    redrive_count: int
 
 
 class Executions(Protocol):
@@ -67,7 +55,10 @@ class RedriveReport:
 
 
 def redrive_failed(
-    executions: Executions, settings: RedriveSettings, now: datetime
+    executions: Executions,
+    settings: RedriveSettings,
+    now: datetime,
+    metrics: Sink = NOT_RECORDED,
 ) -> RedriveReport:
     """One scheduled run: look at executions that failed within the lookback window."""
     report = RedriveReport()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chute.lambda_workers import FunctionSpec, LambdaWorkers
+from chute.local.lambda_workers import FunctionSpec, LambdaWorkers
 
 BASE_ENV = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(Path(__file__).parents[2])}
 

@@ -13,10 +13,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from tasks import entry
 from tasks.adapters.sfn import FailedExecutions
+from tasks.models import FailedExecution
 from tasks.redrive import handler as redrive_handler
 from tasks.redrive.domain import (
-    FailedExecution,
     is_transient,
     redrive_failed,
 )
@@ -167,9 +168,9 @@ def redrive_handler_run(fake: FakeExecutions) -> Any:
     from tasks import metrics
 
     try:
-        return redrive_failed(fake, SETTINGS, NOW)
+        return redrive_failed(fake, SETTINGS, NOW, metrics.Recorder())
     finally:
-        metrics.flush()
+        metrics.get_metrics().flush_metrics()
 
 
 # --- the adapter: exact Step Functions requests -------------------------------------------------
@@ -266,11 +267,11 @@ def test_a_failure_in_a_fail_state_is_read_from_the_history() -> None:
 def test_the_handler_runs_with_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHUTE_STATE_MACHINE_ARN", MACHINE)
     monkeypatch.setenv("CHUTE_MAX_REDRIVES", "1")
-    redrive_handler._settings.cache_clear()
+    entry.reset()
     fake = FakeExecutions([failed("once", redrives=0), failed("again", redrives=1)])
     monkeypatch.setattr(redrive_handler, "_executions", lambda: fake)
     try:
         result = redrive_handler.handler({"source": "aws.scheduler"}, None)
     finally:
-        redrive_handler._settings.cache_clear()
+        entry.reset()
     assert result == {"redriven": ["once"], "capped": ["again"], "skipped": {}}

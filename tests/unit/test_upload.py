@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chute.upload import MIN_PART_BYTES, UploadInterrupted, part_size_for, upload_file
+from chute.ops.upload import MIN_PART_BYTES, UploadInterrupted, part_size_for, upload_file
 from tests.support.unit import STAGING
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from bench.load import run_load
-from chute.embedded import WARM_STEPS, EmbeddedAws
+from chute.local.embedded import WARM_STEPS, EmbeddedAws
 from tests.support.pipeline import LARGE_THRESHOLD
 
 

@@ -1,15 +1,36 @@
-"""The auto-redrive reads real executions of the workflow on the embedded engine: which ones
-failed, in which Fail state, and which of them it would redrive. (RedriveExecution itself is
-not in moto; its request is checked with a Stubber in tests/unit/test_redrive.py.)"""
+"""The auto-redrive on real executions of the workflow on the embedded engine: which ones
+failed, in which Fail state, which of them it redrives, and the redrive itself (the embedded
+engine's RedriveExecution, chute.local.moto_fixes: the same execution resumes at its failed
+state)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from chute.embedded import EmbeddedAws
+from chute.local.embedded import EmbeddedAws
 from tasks.adapters.sfn import FailedExecutions
-from tasks.redrive.domain import is_transient
-from tests.support.pipeline import Pipeline
+from tasks.redrive.domain import FailedExecution, is_transient, redrive_failed
+from tasks.settings import RedriveSettings
+from tests.support.pipeline import Pipeline, wait_until
+
+
+@dataclass
+class Only:
+    """The port, limited to some executions (the engine is shared with other tests)."""
+
+    port: FailedExecutions
+    names: set[str]
+
+    def failed_since(self, since: datetime) -> Iterator[FailedExecution]:
+        return (f for f in self.port.failed_since(since) if f.name in self.names)
+
+    def rerun_exists(self, execution: FailedExecution) -> bool:
+        return self.port.rerun_exists(execution)
+
+    def redrive(self, execution: FailedExecution) -> bool:
+        return self.port.redrive(execution)
 
 
 def test_real_failures_are_classified_from_their_histories(
@@ -40,3 +61,17 @@ def test_real_failures_are_classified_from_their_histories(
     assert found[crashed.name].fail_state == "BatchFailed"
     assert {name for name, f in found.items() if is_transient(f)} == {transient.name}
     assert not port.rerun_exists(found[transient.name])
+    # WHEN the scheduled auto-redrive runs
+    settings = RedriveSettings(state_machine_arn=embedded.resources.state_machine_arn)
+    report = redrive_failed(Only(port, set(found)), settings, datetime.now(UTC))
+    # THEN it redrives the transient one, which resumes and succeeds as the same execution
+    assert report.redriven == [transient.name]
+    assert report.skipped == {quarantined.name: "not_transient", crashed.name: "not_transient"}
+    sfn = embedded.client("stepfunctions")
+
+    def finished() -> dict[str, object] | None:
+        desc = sfn.describe_execution(executionArn=transient.arn)
+        return None if desc["status"] == "RUNNING" else desc
+
+    desc = wait_until(finished, what="redriven execution finished")
+    assert (desc["status"], desc["redriveCount"]) == ("SUCCEEDED", 1)
