@@ -18,6 +18,7 @@ from chute import DEFAULT_PORT
 from chute.cli.console import console, err
 from chute.cli.options import Exit, Target, fail
 from tasks import names
+from tasks.formats.keys import matches_suffix
 from tasks.workflow import Outcome
 
 if TYPE_CHECKING:  # the embedded runtime (moto) loads only for the commands that use it
@@ -27,11 +28,19 @@ if TYPE_CHECKING:  # the embedded runtime (moto) loads only for the commands tha
 
 app = typer.Typer()
 
-_STYLE = {Outcome.SUCCEEDED: "green", Outcome.QUARANTINED: "yellow", "RUNNING": "cyan"}
+_STYLE = {
+    Outcome.SUCCEEDED: "green",
+    Outcome.QUARANTINED: "yellow",
+    "RUNNING": "cyan",
+    "IGNORED": "dim",
+    "WAITING": "cyan",
+}
 
 
 def _location(result: FileResult) -> str:
     ex = result.execution
+    if result.ignored:
+        return "not a processed extension (not uploaded)"
     if ex is None:
         return ""
     if ex.outcome == Outcome.SUCCEEDED and ex.output:
@@ -40,7 +49,8 @@ def _location(result: FileResult) -> str:
         where = f"s3://{target.get('bucket')}/{target.get('key')}.{{{formats}}}"
         return f"{where} -> {result.downloaded[0].parent}" if result.downloaded else where
     if ex.error:
-        return ex.error
+        reason = f"{ex.error}: {result.reason}" if result.reason else ex.error
+        return f"{reason} -> {result.report}" if result.report else reason
     return ex.current_state or ""
 
 
@@ -78,6 +88,8 @@ def _as_json(results: list[FileResult]) -> str:
                 "expected": r.ok,
                 "durationSeconds": ex.duration_seconds if ex else None,
                 "error": ex.error if ex else None,
+                "reason": r.reason,
+                "report": str(r.report) if r.report else None,
                 "output": (ex.output or {}).get("output") if ex else None,
                 "downloaded": [str(p) for p in r.downloaded],
             }
@@ -120,6 +132,12 @@ def run(
     options = RunOptions(
         out_dir=out, expect_quarantine=expect_quarantine or [], timeout_seconds=timeout
     )
+    ignored = [f.key for f in files if not matches_suffix(f.key, options.suffixes)]
+    if ignored and not as_json:
+        err.print(
+            f"IGNORED: not a processed extension ({', '.join(options.suffixes)}):"
+            f" {', '.join(ignored)}"
+        )
     if endpoint_url is not None and large_threshold is not None:
         raise fail(ValueError("--large-threshold only applies to the embedded runtime"))
     runtime: EmbeddedAws | None = None
@@ -161,6 +179,7 @@ def _run_with_display(
 ) -> tuple[list[FileResult], bool]:
     from chute.ops.run import run_files
 
+    options.quarantine_bucket = d.quarantine_bucket
     common = {
         "s3": d.s3,
         "sfn": d.sfn,
