@@ -105,7 +105,9 @@ def run(
         str | None,
         typer.Option(help="Use a running endpoint (e.g. `chute up`) instead of starting one."),
     ] = None,
-    port: Annotated[int, typer.Option(help="Port of the embedded endpoint.")] = DEFAULT_PORT,
+    port: Annotated[
+        int, typer.Option(help="Port of the embedded endpoint (0: a free one).")
+    ] = DEFAULT_PORT,
     large_threshold: Annotated[
         int | None,
         typer.Option(help="Files of at least this many bytes go to AWS Batch (embedded only)."),
@@ -198,7 +200,9 @@ def _run_with_display(
 
 @app.command()
 def up(
-    port: Annotated[int, typer.Option(help="Port to serve the AWS endpoint on.")] = DEFAULT_PORT,
+    port: Annotated[
+        int, typer.Option(help="Port to serve the AWS endpoint on (0: a free one).")
+    ] = DEFAULT_PORT,
     grant_port: Annotated[
         int, typer.Option(help="Port to serve the upload grant API on.")
     ] = DEFAULT_PORT + 1,
@@ -284,7 +288,10 @@ def up(
         f"  user pool       {runtime.user_pool_id} (app client {runtime.user_pool_client_id})"
     )
     console.print(f"  logs            {runtime.log_dir}")
-    web = _start_console(runtime.endpoint_url, port + 4 if console_port is None else console_port)
+    web = _start_console(
+        runtime.endpoint_url,
+        runtime.settings.port + 4 if console_port is None else console_port,
+    )
     if web is None and console_port:
         runtime.stop()
         raise typer.Exit(Exit.RUNTIME)

@@ -111,6 +111,11 @@ class EmbeddedAws:
 
     def __init__(self, settings: LocalSettings | None = None) -> None:
         self.settings = settings or LocalSettings()
+        # port 0: a free port, chosen now (as a server binding port 0 would get one)
+        if self.settings.port == 0:
+            self.settings.port = free_port(self.settings.host)
+        if self.settings.grant_port == 0:
+            self.settings.grant_port = free_port(self.settings.host)
         self.resources = Resources(prefix=self.settings.prefix, region=self.settings.region)
         self.endpoint_url = f"http://{self.settings.host}:{self.settings.port}"
         self.log_dir = self.settings.state_dir / "logs"
