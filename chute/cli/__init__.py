@@ -19,6 +19,34 @@ for group in (local.app, uploads.app, operations.app, workflow_tests.app):
     app.add_typer(group)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from chute import __version__
+
+        try:
+            installed = version("chute")
+        except PackageNotFoundError:
+            installed = __version__
+        typer.echo(f"chute {installed}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print chute's version and exit.",
+    ),
+) -> None:
+    """chute: validate, convert and archive files through a Step Functions pipeline, on AWS or
+    on an embedded local AWS."""
+
+
 def main() -> None:
     app()
 
