@@ -103,7 +103,14 @@ class ChuteUp:
     def start(self, timeout: float = 120) -> float:
         began = time.monotonic()
         self.process = subprocess.Popen(
-            [str(CHUTE), "up", "--fresh", f"--port={self.port}", f"--grant-port={self.grant_port}"],
+            [
+                str(CHUTE),
+                "up",
+                "--fresh",
+                f"--port={self.port}",
+                f"--grant-port={self.grant_port}",
+                f"--console-port={free_port()}",
+            ],
             cwd=self.folder,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
