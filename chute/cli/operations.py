@@ -51,6 +51,14 @@ def _table(views: list[ExecutionView], title: str) -> Table:
     return table
 
 
+def _attempts(state: operate.StateRun) -> str:
+    """The state's task attempts; for a Batch job also the attempts Batch made itself."""
+    text = str(state.attempts) if state.attempts else ""
+    if state.batch_attempts is not None and state.batch_attempts != state.attempts:
+        text = f"{text} (Batch: {state.batch_attempts})".strip()
+    return text
+
+
 def _readable_cause(cause: str | None) -> str:
     """A Lambda error's message (not its stack trace); other causes as they are (cut)."""
     try:
@@ -142,6 +150,9 @@ def show(
             "errors": s.errors,
             "batchJobId": s.batch_job_id,
             "logStream": s.log_stream,
+            "batchAttempts": s.batch_attempts,
+            "batchExitCode": s.batch_exit_code,
+            "batchReason": s.batch_reason,
         }
         for s in tl.states
     ]
@@ -167,7 +178,7 @@ def show(
             s.name,
             s.started.strftime("%H:%M:%S.%f")[:-3],
             f"{s.seconds:.2f}s" if s.seconds is not None else "…",
-            str(s.attempts) if s.attempts else "",
+            _attempts(s),
             ", ".join(s.errors),
             " ".join(x for x in (s.batch_job_id, s.log_stream) if x),
         )
@@ -180,7 +191,11 @@ def show(
             console.print(f"output: s3://{written.get('bucket')}/{key}", soft_wrap=True)
     if e.error:
         console.print(f"[red]error:[/] {e.error}")
-        console.print(f"cause:  {_readable_cause(e.cause)}", soft_wrap=True)
+        batch = [operate.batch_summary(s) for s in tl.states if s.batch_job_id]
+        if e.route == "batch" and batch and batch[-1]:
+            console.print(f"cause:  Batch {batch[-1]}", soft_wrap=True)
+        else:
+            console.print(f"cause:  {_readable_cause(e.cause)}", soft_wrap=True)
     if tl.console_url:
         console.print(f"console: {tl.console_url}", soft_wrap=True)
 

@@ -78,6 +78,10 @@ class StateRun:
     errors: list[str] = field(default_factory=list)
     batch_job_id: str | None = None
     log_stream: str | None = None
+    batch_attempts: int | None = None
+    """How many attempts Batch made (the job's retry strategy), from DescribeJobs."""
+    batch_exit_code: int | None = None
+    batch_reason: str | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -147,14 +151,46 @@ def timeline(d: Deployment, arn: str) -> Timeline:
 
 
 def _batch_details(state: StateRun, document: str | None) -> None:
+    """What a Batch job's DescribeJobs document (a .sync result, or the cause of its
+    States.TaskFailed) says: job id, attempts, exit code, reason, log stream."""
     try:
         data = json.loads(document or "")
     except ValueError:
         return
-    if isinstance(data, dict) and "JobId" in data:
-        state.batch_job_id = data["JobId"]
-        container = data.get("Container") or {}
-        state.log_stream = container.get("LogStreamName") or state.log_stream
+    if not isinstance(data, dict) or "JobId" not in data:
+        return
+    state.batch_job_id = data["JobId"]
+    container = data.get("Container") or {}
+    attempts = [a for a in data.get("Attempts") or [] if isinstance(a, dict)]
+    last = (attempts[-1].get("Container") or {}) if attempts else {}
+    if attempts:
+        state.batch_attempts = len(attempts)
+    exit_code = container.get("ExitCode", last.get("ExitCode"))
+    if isinstance(exit_code, int):
+        state.batch_exit_code = exit_code
+    reason = container.get("Reason") or last.get("Reason") or data.get("StatusReason")
+    if isinstance(reason, str) and reason:
+        state.batch_reason = reason
+    stream = container.get("LogStreamName") or last.get("LogStreamName")
+    state.log_stream = stream or state.log_stream
+
+
+def batch_summary(state: StateRun) -> str | None:
+    """One line for a Batch job: ``job ID: exit 137 (reason), 3 attempts, log STREAM``."""
+    if state.batch_job_id is None:
+        return None
+    parts = []
+    if state.batch_exit_code is not None:
+        parts.append(f"exit {state.batch_exit_code}")
+    if state.batch_reason:
+        parts[-1:] = [f"{parts[-1]} ({state.batch_reason})" if parts else state.batch_reason]
+    if state.batch_attempts is not None:
+        parts.append(f"{state.batch_attempts} attempt{'s' if state.batch_attempts != 1 else ''}")
+    if state.log_stream:
+        parts.append(f"log {state.log_stream}")
+    return (
+        f"job {state.batch_job_id}: " + ", ".join(parts) if parts else f"job {state.batch_job_id}"
+    )
 
 
 # --- rerun ----------------------------------------------------------------------------------
