@@ -17,6 +17,7 @@ from chute.cli.console import console, err
 from chute.cli.options import TARGET, Exit, Target, fail, with_target
 from chute.ops import operate
 from chute.ops.executions import ExecutionView, view
+from tasks.workflow import Outcome
 
 app = typer.Typer()
 
@@ -93,6 +94,8 @@ def status(
             key_prefix=key,
             limit=limit,
         )
+        if failed:  # failures since rerun to success are done with
+            views = operate.unresolved_failures(d, views)
     except operate.OperateError as exc:
         raise fail(exc) from exc
     if as_json:
@@ -218,21 +221,30 @@ def rerun(
     d = target.connect()
     try:
         if failed:
-            arns = [
-                v.arn
-                for v in operate.executions(
-                    d, status="FAILED", since=operate.parse_since(since), limit=10_000
+            views = operate.executions(
+                d, status="FAILED", since=operate.parse_since(since), limit=10_000
+            )
+            # quarantined files need a fix and `chute requeue`, not a rerun (unless --force)
+            skipped = [v for v in views if v.outcome == Outcome.QUARANTINED and not force]
+            arns = [v.arn for v in operate.unresolved_failures(d, views) if v not in skipped]
+            if skipped:
+                err.print(
+                    f"{len(skipped)} quarantined file(s) left alone (fix them, then"
+                    " `chute requeue KEY` or `chute requeue --all`):"
+                    f" {', '.join(v.key or v.name for v in skipped)}"
                 )
-            ]
         else:
             arns = [operate.resolve(d, x) for x in executions or []]
         results = operate.rerun(d, arns, force=force, per_second=rate)
     except operate.OperateError as exc:
         raise fail(exc) from exc
     for r in results:
-        style = {"redriven": "green", "restarted": "green", "skipped": "cyan"}.get(
-            r.action, "yellow"
-        )
+        style = {
+            "redriven": "green",
+            "restarted": "green",
+            "requeued": "green",
+            "skipped": "cyan",
+        }.get(r.action, "yellow")
         console.print(f"[{style}]{r.action:9}[/] {r.execution}: {r.reason}", soft_wrap=True)
     if any(r.action == "refused" for r in results):
         raise typer.Exit(Exit.FAILED)

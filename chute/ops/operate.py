@@ -46,6 +46,23 @@ def executions(
     return found
 
 
+def rerun_succeeded(d: Deployment, failed: ExecutionView) -> bool:
+    """Whether a failed execution was since rerun to success (its restart, named
+    ``rerun_name``, SUCCEEDED; a redrive changes the execution's own status)."""
+    arn = failed.arn.rsplit(":", 1)[0] + ":" + rerun_name(failed.name)
+    try:
+        return bool(d.sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("ExecutionDoesNotExist", "InvalidArn"):
+            return False
+        raise
+
+
+def unresolved_failures(d: Deployment, views: list[ExecutionView]) -> list[ExecutionView]:
+    """Failed executions not since rerun to success (what `status --failed` lists)."""
+    return [v for v in views if not rerun_succeeded(d, v)]
+
+
 def list_executions(d: Deployment, status: str | None) -> Iterator[dict[str, Any]]:
     """ListExecutions items (newest first), page by page."""
     kwargs: dict[str, Any] = {"stateMachineArn": d.state_machine_arn}
@@ -232,12 +249,26 @@ def _rerun_one(d: Deployment, arn: str, *, force: bool) -> RerunResult:
     name = current.name
     if current.outcome in (Outcome.RUNNING, Outcome.SUCCEEDED):
         return RerunResult(name, "skipped", f"execution is {current.status}")
-    if current.outcome == Outcome.QUARANTINED and not force:
+    if current.outcome == Outcome.QUARANTINED:
+        if not force:
+            return RerunResult(
+                name,
+                "refused",
+                f"permanent error {current.error}: the file is in quarantine; fix it (or its "
+                f"contract) and `chute requeue {current.key}`, or rerun with --force",
+            )
+        # the original is in quarantine, not staging: a restart would only find it missing
+        if current.key and any(o["Key"] == current.key for o in quarantined(d)):
+            requeue(d, current.key)
+            return RerunResult(
+                name,
+                "requeued",
+                "the file was in quarantine: moved back to staging, a new execution runs it",
+            )
         return RerunResult(
             name,
             "refused",
-            f"permanent error {current.error}: the file is in quarantine; fix it (or its "
-            f"contract) and `chute requeue {current.key}`, or rerun with --force",
+            f"the file {current.key} is no longer in quarantine (requeued already?)",
         )
     restart_arn = arn.rsplit(":", 1)[0] + ":" + rerun_name(name)
     try:
