@@ -16,7 +16,15 @@ from rich.table import Table
 
 from chute import DEFAULT_PORT
 from chute.cli.console import console, err
-from chute.cli.options import Exit, Target, fail
+from chute.cli.options import (
+    ENDPOINT_FILE,
+    Exit,
+    Target,
+    fail,
+    local_environment,
+    running_endpoint,
+    write_endpoint_file,
+)
 from tasks import names
 from tasks.formats.keys import matches_suffix
 from tasks.workflow import Outcome
@@ -301,9 +309,11 @@ def up(
     for rule in runtime.settings.faults:
         console.print(f"  [yellow]fault armed[/]     {rule}")
     runtime.faults.on_fire = lambda line: err.print(f"[yellow]fault fired[/] {line}")
-    console.print(
-        f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE s3://{r.staging_bucket}/"
-    )
+    env = local_environment(runtime.endpoint_url, runtime.settings.region)
+    console.print("  environment     for aws/SDK clients (also `chute env`):")
+    console.print(f"    export {' '.join(f'{k}={v}' for k, v in env.items())}", soft_wrap=True)
+    console.print(f"try: aws s3 cp FILE s3://{r.staging_bucket}/  (after the export above)")
+    write_endpoint_file(runtime.endpoint_url, runtime.settings.region)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -312,9 +322,29 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
+        if (running_endpoint() or {}).get("endpointUrl") == runtime.endpoint_url:
+            ENDPOINT_FILE.unlink(missing_ok=True)
         if web is not None:
             web.stop()
         runtime.stop()
+
+
+@app.command()
+def env(
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="The endpoint (default: the `chute up` of this folder).")
+    ] = None,
+) -> None:
+    """Print the environment for aws/SDK clients to use the embedded runtime:
+    eval "$(chute env)"."""
+    found = running_endpoint()
+    url = endpoint_url or (found["endpointUrl"] if found else None)
+    if url is None:
+        url = f"http://127.0.0.1:{DEFAULT_PORT}"
+        err.print(f"no `chute up` running from this folder; assuming {url}")
+    region = found["region"] if found and not endpoint_url else "us-east-1"
+    for name, value in local_environment(url, region).items():
+        print(f"export {name}={value}")
 
 
 def _start_console(endpoint_url: str, port: int) -> Any:
