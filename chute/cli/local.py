@@ -312,7 +312,10 @@ def up(
     env = local_environment(runtime.endpoint_url, runtime.settings.region)
     console.print("  environment     for aws/SDK clients (also `chute env`):")
     console.print(f"    export {' '.join(f'{k}={v}' for k, v in env.items())}", soft_wrap=True)
-    console.print(f"try: aws s3 cp FILE s3://{r.staging_bucket}/  (after the export above)")
+    console.print(
+        f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE s3://{r.staging_bucket}/"
+        " (with the environment above)"
+    )
     write_endpoint_file(runtime.endpoint_url, runtime.settings.region)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
