@@ -16,7 +16,7 @@ from rich.table import Table
 from chute.cli.console import console, err
 from chute.cli.options import TARGET, Exit, Target, fail, with_target
 from chute.ops import operate
-from chute.ops.executions import ExecutionView, view
+from chute.ops.executions import ExecutionView
 from tasks.workflow import Outcome
 
 app = typer.Typer()
@@ -108,22 +108,31 @@ def status(
 @with_target
 def watch(
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", help="Keep watching for new executions until Ctrl-C (uploads arriving)."
+        ),
+    ] = False,
     target: Target = TARGET,
 ) -> None:
-    """Live view of running executions until they finish (Ctrl-C to stop watching)."""
+    """Live view of executions: the running ones and every one started while watching, until
+    none runs (or with --follow until Ctrl-C)."""
+    from datetime import UTC, datetime, timedelta
+
     d = target.connect()
     seen: dict[str, ExecutionView] = {}
+    since = datetime.now(UTC) - timedelta(seconds=max(interval, 1.0))
     try:
         with Live(console=console, refresh_per_second=4) as live:
             while True:
-                for v in operate.executions(d, status="RUNNING", limit=200):
-                    seen[v.arn] = v
-                for arn, v in list(seen.items()):
-                    if v.status == "RUNNING":
-                        seen[arn] = view(d.sfn, arn)
+                operate.watch_round(d, seen, since)
                 running = sum(v.status == "RUNNING" for v in seen.values())
-                live.update(_table(list(seen.values()), f"watching: {running} running"))
-                if not running:
+                title = f"watching: {running} running" + (
+                    " (--follow: Ctrl-C to stop)" if follow else ""
+                )
+                live.update(_table(list(seen.values()), title))
+                if not running and not follow:
                     break
                 time.sleep(interval)
     except KeyboardInterrupt:

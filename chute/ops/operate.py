@@ -63,6 +63,23 @@ def unresolved_failures(d: Deployment, views: list[ExecutionView]) -> list[Execu
     return [v for v in views if not rerun_succeeded(d, v)]
 
 
+def watch_round(d: Deployment, seen: dict[str, ExecutionView], since: datetime) -> None:
+    """One refresh of `chute watch`: every execution started since ``since`` (also those that
+    started and ended between two refreshes) and every running one, read again while it runs or
+    when it ended; ``seen`` (ARN -> view) is updated in place."""
+    listed: dict[str, str] = {}
+    for item in list_executions(d, None):
+        if item["startDate"] < since:
+            break  # newest first
+        listed[item["executionArn"]] = item["status"]
+    for item in list_executions(d, "RUNNING"):
+        listed[item["executionArn"]] = item["status"]
+    for arn, status in listed.items():
+        known = seen.get(arn)
+        if known is None or known.status == "RUNNING" or known.status != status:
+            seen[arn] = view(d.sfn, arn)
+
+
 def list_executions(d: Deployment, status: str | None) -> Iterator[dict[str, Any]]:
     """ListExecutions items (newest first), page by page."""
     kwargs: dict[str, Any] = {"stateMachineArn": d.state_machine_arn}

@@ -180,3 +180,26 @@ def test_forcing_a_rerun_of_a_quarantined_file_requeues_it(
     # AND without --force it is refused with the requeue hint
     [refused] = operate.rerun(deployment, [rejected.arn], sleep=lambda _: None)
     assert refused.action == "refused" and "chute requeue" in refused.reason
+
+
+def test_watch_keeps_an_execution_that_started_and_ended_between_two_refreshes(
+    pipeline: Pipeline, deployment
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from chute.ops.executions import ExecutionView
+
+    # GIVEN a watch that has refreshed once
+    seen: dict[str, ExecutionView] = {}
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    operate.watch_round(deployment, seen, since)
+    before = set(seen)
+    # WHEN a file is processed from start to end before the next refresh
+    key = "ops/between-refreshes.csv"
+    pipeline.put(key, GOOD)
+    done = pipeline.wait_for(key)
+    operate.watch_round(deployment, seen, since)
+    # THEN the next refresh shows it, finished (it was never seen RUNNING)
+    new = {arn: v for arn, v in seen.items() if arn not in before}
+    assert [(v.key, v.status) for v in new.values()] == [(key, done.status)]
+    assert done.status == "SUCCEEDED"
