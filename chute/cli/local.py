@@ -198,12 +198,30 @@ def _run_with_display(
         "options": options,
         "files": files,
     }
-    if quiet or not console.is_terminal:
-        return run_files(**common)
-    with Live(console=console, refresh_per_second=4, transient=True) as live:
-        return run_files(
-            **common, on_progress=lambda rs: live.update(_table(rs, "chute run (running)"))
+    latest: list[FileResult] = []
+
+    def keep(results: list[FileResult]) -> None:
+        latest[:] = results
+
+    try:
+        if quiet or not console.is_terminal:
+            return run_files(**common)
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
+
+            def show(results: list[FileResult]) -> None:
+                keep(results)
+                live.update(_table(results, "chute run (running)"))
+
+            return run_files(**common, on_progress=show)
+    except KeyboardInterrupt:
+        if latest:
+            console.print(_table(latest, "chute run (interrupted)"))
+        waiting = sum(1 for r in latest if r.outcome in ("RUNNING", "WAITING"))
+        err.print(
+            f"interrupted: {waiting} file(s) had not finished. Uploaded files stay in staging:"
+            " the next `chute run` or `chute up` in this folder announces them again."
         )
+        raise typer.Exit(130) from None
 
 
 @app.command()

@@ -63,6 +63,9 @@ class _Worker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 pass_fds=(write_fd,),
+                # its own process group: a Ctrl-C at the terminal stops chute, which stops its
+                # workers, instead of raising KeyboardInterrupt in every one of them
+                process_group=0,
             )
         finally:
             os.close(write_fd)

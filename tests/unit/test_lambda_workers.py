@@ -111,3 +111,10 @@ def test_idle_workers_are_stopped_down_to_the_warm_one(tmp_path: Path) -> None:
         assert not result.errored
     finally:
         pool.close()
+
+
+def test_workers_are_out_of_reach_of_a_terminal_ctrl_c(workers: LambdaWorkers) -> None:
+    # GIVEN a warm worker WHEN the terminal sends SIGINT to chute's process group
+    # THEN the worker is not in it (chute stops it; no KeyboardInterrupt in its log)
+    pid = json.loads(workers.invoke(spec("echo"), {}).payload)["pid"]
+    assert os.getpgid(pid) != os.getpgid(0)
