@@ -121,7 +121,7 @@ def upload(
 @with_target
 def grant(
     name: Annotated[str, typer.Argument(help="The client's file name (sanitised).")],
-    tenant: Annotated[str, typer.Option(help="Tenant: the key's first segment.")] = "cli",
+    tenant: Annotated[str, typer.Option(help="Tenant: the key's first segment (required).")],
     put: Annotated[bool, typer.Option("--put", help="A presigned PUT (the default).")] = False,
     post: Annotated[bool, typer.Option("--post", help="A presigned POST (browser form).")] = (
         False

@@ -1,4 +1,4 @@
-"""`chute --version` (issue 12 item 11)."""
+"""Small CLI frictions of issue 12 item 11: `chute --version`, `chute grant` needs --tenant."""
 
 from __future__ import annotations
 
@@ -13,3 +13,10 @@ def test_version_prints_the_installed_version_and_exits() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.strip() == f"chute {__version__}"
+
+
+def test_grant_requires_a_tenant() -> None:
+    # WHEN chute grant runs without --tenant THEN it is a usage error naming the option
+    result = CliRunner().invoke(app, ["grant", "data.csv", "--endpoint-url", "http://x:1"])
+    assert result.exit_code == 2
+    assert "--tenant" in result.output
