@@ -457,7 +457,9 @@ def convert(
         raise typer.Exit(Exit.FAILED) from exc
     r = done.result
     rate = done.input_bytes / 1e6 / done.seconds if done.seconds else 0.0
+    # the rate is of the file as read: for .gz/.zst input that is compressed bytes, say so
+    of = f" of {r.compression} input" if r.compression != "none" else ""
     err.print(
-        f"{r.rows} rows -> {done.output} in {done.seconds:.2f}s ({rate:.0f} MB/s)"
+        f"{r.rows} rows -> {done.output} in {done.seconds:.2f}s ({rate:.0f} MB/s{of})"
         + (f"; {r.rejected_rows} rejected -> {done.rejected}" if done.rejected else "")
     )

@@ -1,6 +1,10 @@
-"""Small CLI frictions of issue 12 item 11: `chute --version`, `chute grant` needs --tenant."""
+"""Small CLI frictions of issue 12 item 11: `chute --version`, `chute grant` needs --tenant,
+`chute convert`'s rate of compressed input."""
 
 from __future__ import annotations
+
+import gzip
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -20,3 +24,13 @@ def test_grant_requires_a_tenant() -> None:
     result = CliRunner().invoke(app, ["grant", "data.csv", "--endpoint-url", "http://x:1"])
     assert result.exit_code == 2
     assert "--tenant" in result.output
+
+
+def test_convert_says_its_rate_is_of_compressed_bytes_for_compressed_input(tmp_path: Path) -> None:
+    # GIVEN a gzip CSV WHEN chute convert converts it
+    source = tmp_path / "data.csv.gz"
+    source.write_bytes(gzip.compress(b"id,name\n1,a\n2,b\n"))
+    result = CliRunner().invoke(app, ["convert", str(source), str(tmp_path / "data.jsonl")])
+    # THEN the rate printed says it counts the compressed input
+    assert result.exit_code == 0, result.output
+    assert "MB/s of gzip input" in result.output
