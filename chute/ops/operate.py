@@ -15,8 +15,7 @@ from botocore.exceptions import ClientError
 from chute.ops.deployment import Deployment
 from chute.ops.executions import ExecutionView, view
 from tasks.adapters.sfn import NOT_REDRIVABLE as _NOT_REDRIVABLE
-from tasks.adapters.sfn import rerun_name
-from tasks.workflow import FAIL_STATES, Outcome, State
+from tasks.workflow import FAIL_STATES, Outcome, State, rerun_name
 
 
 class OperateError(Exception):

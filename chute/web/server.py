@@ -188,12 +188,7 @@ class Console:
             moved = self.data.requeue(key)
             return self.render("_result.html", action="requeue", moved=moved, key=key)
         if path == "/api/grant":
-            try:
-                request = json.loads(body or b"{}")
-            except ValueError as exc:
-                raise ConsoleError("the body must be JSON") from exc
-            if not isinstance(request, dict):
-                raise ConsoleError("the body must be a JSON object")
+            request = _json_object(body)
             size = request.get("size")
             grant = self.data.upload_grant(
                 str(request.get("name") or ""),
@@ -205,12 +200,7 @@ class Console:
             document = {k: grant[k] for k in keep if k in grant}
             return Page(200, json.dumps(document).encode(), "application/json")
         if path == "/api/complete":
-            try:
-                request = json.loads(body or b"{}")
-            except ValueError as exc:
-                raise ConsoleError("the body must be JSON") from exc
-            if not isinstance(request, dict):
-                raise ConsoleError("the body must be a JSON object")
+            request = _json_object(body)
             done = self.data.complete(str(request.get("key") or ""), str(request.get("uploadId")))
             return Page(200, json.dumps(done).encode(), "application/json")
         raise LookupError(path)
@@ -387,3 +377,14 @@ class ConsoleServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _json_object(body: bytes | None) -> dict[str, Any]:
+    """A request body that must be a JSON object (ConsoleError: a 400 saying so)."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise ConsoleError("the body must be JSON") from exc
+    if not isinstance(request, dict):
+        raise ConsoleError("the body must be a JSON object")
+    return request

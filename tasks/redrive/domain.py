@@ -7,6 +7,9 @@ that exited ``ExitCode.TEMPFAIL`` or was ended by the infrastructure. Never a qu
 execution a person stopped, or one already rerun as a new execution by ``chute rerun``. Each
 execution is redriven at most ``max_redrives`` times (Step Functions counts them:
 ``redriveCount``); when one fails again at the cap the run says so (a metric with an alarm on it).
+An execution that ended in a Fail state (``BatchFailed``, ``BatchSubmitFailed``) is restarted
+instead, once, as a new execution with the same input (``tasks.workflow.rerun_name``): a redrive
+would resume at that Fail state and fail again, on AWS as on the embedded engine.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from tasks import log
 from tasks.metrics import NOT_RECORDED, Sink
 from tasks.models import FailedExecution
 from tasks.settings import RedriveSettings
-from tasks.workflow import classify
+from tasks.workflow import RERUN_SUFFIX, classify, rerun_name
 
-Decision = Literal["redrive", "not_transient", "capped", "already_rerun", "not_redrivable"]
+Decision = Literal[
+    "redrive", "restart", "not_transient", "capped", "already_rerun", "not_redrivable"
+]
 
 
 class Executions(Protocol):
@@ -34,6 +39,10 @@ class Executions(Protocol):
 
     def redrive(self, execution: FailedExecution) -> bool:
         """RedriveExecution; False if Step Functions says it can't be redriven."""
+        ...
+
+    def restart(self, execution: FailedExecution) -> bool:
+        """A new execution named ``rerun_name(name)`` with the same input; False if it exists."""
         ...
 
 
@@ -50,6 +59,7 @@ def is_transient(execution: FailedExecution) -> bool:
 @dataclass
 class RedriveReport:
     redriven: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
     capped: list[str] = field(default_factory=list)
     skipped: dict[str, Decision] = field(default_factory=dict)
 
@@ -68,7 +78,19 @@ def redrive_failed(
         decision = _decide(execution, executions, settings)
         if decision == "redrive" and not executions.redrive(execution):
             decision = "not_redrivable"
-        if decision == "redrive":
+        if decision == "restart" and not executions.restart(execution):
+            decision = "already_rerun"
+        if decision == "restart":
+            report.restarted.append(execution.name)
+            metrics.execution_redriven()
+            log.info(
+                "execution restarted",
+                execution=execution.name,
+                error=execution.error,
+                fail_state=execution.fail_state,
+                new_execution=rerun_name(execution.name),
+            )
+        elif decision == "redrive":
             report.redriven.append(execution.name)
             metrics.execution_redriven()
             log.info(
@@ -98,6 +120,12 @@ def _decide(
 ) -> Decision:
     if not is_transient(execution):
         return "not_transient"
+    if execution.fail_state is not None:
+        # A redrive resumes at the Fail state and fails again there: restart it instead, once
+        # (a restart that ends in a Fail state again is left to a person).
+        if execution.name.endswith(RERUN_SUFFIX):
+            return "capped"
+        return "already_rerun" if executions.rerun_exists(execution) else "restart"
     if execution.redrive_count >= settings.max_redrives:
         return "capped"
     if executions.rerun_exists(execution):

@@ -29,7 +29,13 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     log.info(
         "redrive run finished",
         redriven=len(report.redriven),
+        restarted=len(report.restarted),
         capped=len(report.capped),
         skipped=len(report.skipped),
     )
-    return {"redriven": report.redriven, "capped": report.capped, "skipped": report.skipped}
+    return {
+        "redriven": report.redriven,
+        "restarted": report.restarted,
+        "capped": report.capped,
+        "skipped": report.skipped,
+    }

@@ -19,7 +19,7 @@ from chute.ops.deployment import Deployment
 from chute.web import graph
 from chute.web.data import ConsoleData, ConsoleError, Filters
 from chute.web.metrics import TRANSIENT_LABEL, from_cloudwatch
-from chute.web.server import Console, ConsoleServer, Forbidden
+from chute.web.server import Console, ConsoleServer, Forbidden, _json_object
 from tests.support.unit import OUTPUT, QUARANTINE, STAGING
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -372,6 +372,19 @@ def test_the_server_listens_on_loopback_refuses_other_hosts_and_sends_a_strict_c
         with pytest.raises(urllib.error.HTTPError) as no_origin:
             urllib.request.urlopen(post)
         assert no_origin.value.code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"), [(b"{", "must be JSON"), (b"[1]", "JSON object"), (b'"x"', "JSON object")]
+)
+def test_upload_requests_that_are_not_a_json_object_are_refused_clearly(
+    body: bytes, problem: str
+) -> None:
+    # GIVEN a grant or completion request whose body is not a JSON object
+    # WHEN the console reads it THEN a clear error (a 400), never a crash
+    with pytest.raises(ConsoleError, match=problem):
+        _json_object(body)
+    assert _json_object(b'{"name": "a.csv"}') == {"name": "a.csv"}
 
 
 # --- the vendored htmx ------------------------------------------------------------------------

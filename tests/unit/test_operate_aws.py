@@ -13,7 +13,7 @@ from botocore.stub import Stubber
 
 from chute.ops import operate
 from chute.ops.deployment import Deployment, DeploymentError, connect
-from tasks.adapters.sfn import RERUN_SUFFIX
+from tasks.workflow import RERUN_SUFFIX
 
 REGION = "eu-west-1"
 MACHINE = f"arn:aws:states:{REGION}:111122223333:stateMachine:Chute-Pipeline"

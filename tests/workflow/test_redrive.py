@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from chute.local.embedded import EmbeddedAws
+from tasks import names
 from tasks.adapters.sfn import FailedExecutions
 from tasks.redrive.domain import FailedExecution, is_transient, redrive_failed
 from tasks.settings import RedriveSettings
+from tasks.workflow import rerun_name
 from tests.support.pipeline import Pipeline, wait_until
 
 
@@ -31,6 +33,9 @@ class Only:
 
     def redrive(self, execution: FailedExecution) -> bool:
         return self.port.redrive(execution)
+
+    def restart(self, execution: FailedExecution) -> bool:
+        return self.port.restart(execution)
 
 
 def test_real_failures_are_classified_from_their_histories(
@@ -75,3 +80,38 @@ def test_real_failures_are_classified_from_their_histories(
 
     desc = wait_until(finished, what="redriven execution finished")
     assert (desc["status"], desc["redriveCount"]) == ("SUCCEEDED", 1)
+
+
+def test_a_batch_job_that_kept_failing_transiently_is_restarted_and_succeeds(
+    pipeline: Pipeline, embedded: EmbeddedAws
+) -> None:
+    # GIVEN a Batch-route file whose job exited 75 (EX_TEMPFAIL) on every attempt: BatchFailed
+    attempts = int(str(names.BATCH_RETRY_STRATEGY["attempts"]))
+    embedded.inject_batch_exit(75, times=attempts)
+    pipeline.put("redrive/tempfail.csv", b"a,b\n" + b"1,2\n" * 1000)
+    failed = pipeline.wait_for("redrive/tempfail.csv")
+    port = FailedExecutions(embedded.resources.state_machine_arn, embedded.client("stepfunctions"))
+    (found,) = [
+        f
+        for f in port.failed_since(datetime.now(UTC) - timedelta(hours=1))
+        if f.name == failed.name
+    ]
+    assert (found.fail_state, is_transient(found)) == ("BatchFailed", True)
+    # WHEN the scheduled auto-redrive runs, twice
+    settings = RedriveSettings(state_machine_arn=embedded.resources.state_machine_arn)
+    report = redrive_failed(Only(port, {failed.name}), settings, datetime.now(UTC))
+    again = redrive_failed(Only(port, {failed.name}), settings, datetime.now(UTC))
+    # THEN it restarted the file once as a new execution (a redrive would re-enter BatchFailed),
+    # which ran the job again and succeeded; the failed execution itself was not redriven
+    assert (report.restarted, report.redriven) == ([failed.name], [])
+    assert again.skipped == {failed.name: "already_rerun"} and again.restarted == []
+    sfn = embedded.client("stepfunctions")
+    restart_arn = failed.arn.rsplit(":", 1)[0] + ":" + rerun_name(failed.name)
+
+    def finished() -> dict[str, object] | None:
+        desc = sfn.describe_execution(executionArn=restart_arn)
+        return None if desc["status"] == "RUNNING" else desc
+
+    assert wait_until(finished, what="restarted execution finished")["status"] == "SUCCEEDED"
+    original = sfn.describe_execution(executionArn=failed.arn)
+    assert (original["status"], original.get("redriveCount", 0)) == ("FAILED", 0)
