@@ -17,14 +17,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
 
-# What `chute run` needs: the tasks, the CLI and the embedded runtime.
+# What `chute run` needs: the tasks, the CLI and the embedded runtime. PYTHONWARNINGS=ignore:
+# setuptools prints pages of notices about editable installs (warnings, not errors) that
+# --quiet doesn't hide, in the middle of `make run`.
 $(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[local]"
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[local]"
 	touch $@
 
 # Everything for development and CI: + CDK, cdk-nag, cfn-lint, pytest, ruff, mypy.
 $(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(RUN_STAMP) $@
 
 # Node tools: asl-validator (a check in `make test`) and the CDK CLI (`npx cdk deploy`).

@@ -16,8 +16,17 @@ from rich.table import Table
 
 from chute import DEFAULT_PORT
 from chute.cli.console import console, err
-from chute.cli.options import Exit, Target, fail
+from chute.cli.options import (
+    ENDPOINT_FILE,
+    Exit,
+    Target,
+    fail,
+    local_environment,
+    running_endpoint,
+    write_endpoint_file,
+)
 from tasks import names
+from tasks.formats.keys import matches_suffix
 from tasks.workflow import Outcome
 
 if TYPE_CHECKING:  # the embedded runtime (moto) loads only for the commands that use it
@@ -27,11 +36,19 @@ if TYPE_CHECKING:  # the embedded runtime (moto) loads only for the commands tha
 
 app = typer.Typer()
 
-_STYLE = {Outcome.SUCCEEDED: "green", Outcome.QUARANTINED: "yellow", "RUNNING": "cyan"}
+_STYLE = {
+    Outcome.SUCCEEDED: "green",
+    Outcome.QUARANTINED: "yellow",
+    "RUNNING": "cyan",
+    "IGNORED": "dim",
+    "WAITING": "cyan",
+}
 
 
 def _location(result: FileResult) -> str:
     ex = result.execution
+    if result.ignored:
+        return "not a processed extension (not uploaded)"
     if ex is None:
         return ""
     if ex.outcome == Outcome.SUCCEEDED and ex.output:
@@ -40,7 +57,8 @@ def _location(result: FileResult) -> str:
         where = f"s3://{target.get('bucket')}/{target.get('key')}.{{{formats}}}"
         return f"{where} -> {result.downloaded[0].parent}" if result.downloaded else where
     if ex.error:
-        return ex.error
+        reason = f"{ex.error}: {result.reason}" if result.reason else ex.error
+        return f"{reason} -> {result.report}" if result.report else reason
     return ex.current_state or ""
 
 
@@ -78,6 +96,8 @@ def _as_json(results: list[FileResult]) -> str:
                 "expected": r.ok,
                 "durationSeconds": ex.duration_seconds if ex else None,
                 "error": ex.error if ex else None,
+                "reason": r.reason,
+                "report": str(r.report) if r.report else None,
                 "output": (ex.output or {}).get("output") if ex else None,
                 "downloaded": [str(p) for p in r.downloaded],
             }
@@ -93,7 +113,9 @@ def run(
         str | None,
         typer.Option(help="Use a running endpoint (e.g. `chute up`) instead of starting one."),
     ] = None,
-    port: Annotated[int, typer.Option(help="Port of the embedded endpoint.")] = DEFAULT_PORT,
+    port: Annotated[
+        int, typer.Option(help="Port of the embedded endpoint (0: a free one).")
+    ] = DEFAULT_PORT,
     large_threshold: Annotated[
         int | None,
         typer.Option(help="Files of at least this many bytes go to AWS Batch (embedded only)."),
@@ -120,6 +142,12 @@ def run(
     options = RunOptions(
         out_dir=out, expect_quarantine=expect_quarantine or [], timeout_seconds=timeout
     )
+    ignored = [f.key for f in files if not matches_suffix(f.key, options.suffixes)]
+    if ignored and not as_json:
+        err.print(
+            f"IGNORED: not a processed extension ({', '.join(options.suffixes)}):"
+            f" {', '.join(ignored)}"
+        )
     if endpoint_url is not None and large_threshold is not None:
         raise fail(ValueError("--large-threshold only applies to the embedded runtime"))
     runtime: EmbeddedAws | None = None
@@ -161,6 +189,7 @@ def _run_with_display(
 ) -> tuple[list[FileResult], bool]:
     from chute.ops.run import run_files
 
+    options.quarantine_bucket = d.quarantine_bucket
     common = {
         "s3": d.s3,
         "sfn": d.sfn,
@@ -169,17 +198,37 @@ def _run_with_display(
         "options": options,
         "files": files,
     }
-    if quiet or not console.is_terminal:
-        return run_files(**common)
-    with Live(console=console, refresh_per_second=4, transient=True) as live:
-        return run_files(
-            **common, on_progress=lambda rs: live.update(_table(rs, "chute run (running)"))
+    latest: list[FileResult] = []
+
+    def keep(results: list[FileResult]) -> None:
+        latest[:] = results
+
+    try:
+        if quiet or not console.is_terminal:
+            return run_files(**common)
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
+
+            def show(results: list[FileResult]) -> None:
+                keep(results)
+                live.update(_table(results, "chute run (running)"))
+
+            return run_files(**common, on_progress=show)
+    except KeyboardInterrupt:
+        if latest:
+            console.print(_table(latest, "chute run (interrupted)"))
+        waiting = sum(1 for r in latest if r.outcome in ("RUNNING", "WAITING"))
+        err.print(
+            f"interrupted: {waiting} file(s) had not finished. Uploaded files stay in staging:"
+            " the next `chute run` or `chute up` in this folder announces them again."
         )
+        raise typer.Exit(130) from None
 
 
 @app.command()
 def up(
-    port: Annotated[int, typer.Option(help="Port to serve the AWS endpoint on.")] = DEFAULT_PORT,
+    port: Annotated[
+        int, typer.Option(help="Port to serve the AWS endpoint on (0: a free one).")
+    ] = DEFAULT_PORT,
     grant_port: Annotated[
         int, typer.Option(help="Port to serve the upload grant API on.")
     ] = DEFAULT_PORT + 1,
@@ -265,7 +314,10 @@ def up(
         f"  user pool       {runtime.user_pool_id} (app client {runtime.user_pool_client_id})"
     )
     console.print(f"  logs            {runtime.log_dir}")
-    web = _start_console(runtime.endpoint_url, port + 4 if console_port is None else console_port)
+    web = _start_console(
+        runtime.endpoint_url,
+        runtime.settings.port + 4 if console_port is None else console_port,
+    )
     if web is None and console_port:
         runtime.stop()
         raise typer.Exit(Exit.RUNTIME)
@@ -275,9 +327,14 @@ def up(
     for rule in runtime.settings.faults:
         console.print(f"  [yellow]fault armed[/]     {rule}")
     runtime.faults.on_fire = lambda line: err.print(f"[yellow]fault fired[/] {line}")
+    env = local_environment(runtime.endpoint_url, runtime.settings.region)
+    console.print("  environment     for aws/SDK clients (also `chute env`):")
+    console.print(f"    export {' '.join(f'{k}={v}' for k, v in env.items())}", soft_wrap=True)
     console.print(
         f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE s3://{r.staging_bucket}/"
+        " (with the environment above)"
     )
+    write_endpoint_file(runtime.endpoint_url, runtime.settings.region)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -286,9 +343,29 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
+        if (running_endpoint() or {}).get("endpointUrl") == runtime.endpoint_url:
+            ENDPOINT_FILE.unlink(missing_ok=True)
         if web is not None:
             web.stop()
         runtime.stop()
+
+
+@app.command()
+def env(
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="The endpoint (default: the `chute up` of this folder).")
+    ] = None,
+) -> None:
+    """Print the environment for aws/SDK clients to use the embedded runtime:
+    eval "$(chute env)"."""
+    found = running_endpoint()
+    url = endpoint_url or (found["endpointUrl"] if found else None)
+    if url is None:
+        url = f"http://127.0.0.1:{DEFAULT_PORT}"
+        err.print(f"no `chute up` running from this folder; assuming {url}")
+    region = found["region"] if found and not endpoint_url else "us-east-1"
+    for name, value in local_environment(url, region).items():
+        print(f"export {name}={value}")
 
 
 def _start_console(endpoint_url: str, port: int) -> Any:
@@ -380,7 +457,9 @@ def convert(
         raise typer.Exit(Exit.FAILED) from exc
     r = done.result
     rate = done.input_bytes / 1e6 / done.seconds if done.seconds else 0.0
+    # the rate is of the file as read: for .gz/.zst input that is compressed bytes, say so
+    of = f" of {r.compression} input" if r.compression != "none" else ""
     err.print(
-        f"{r.rows} rows -> {done.output} in {done.seconds:.2f}s ({rate:.0f} MB/s)"
+        f"{r.rows} rows -> {done.output} in {done.seconds:.2f}s ({rate:.0f} MB/s{of})"
         + (f"; {r.rejected_rows} rejected -> {done.rejected}" if done.rejected else "")
     )

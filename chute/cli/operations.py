@@ -16,7 +16,8 @@ from rich.table import Table
 from chute.cli.console import console, err
 from chute.cli.options import TARGET, Exit, Target, fail, with_target
 from chute.ops import operate
-from chute.ops.executions import ExecutionView, view
+from chute.ops.executions import ExecutionView
+from tasks.workflow import Outcome
 
 app = typer.Typer()
 
@@ -49,6 +50,14 @@ def _table(views: list[ExecutionView], title: str) -> Table:
             e.name,
         )
     return table
+
+
+def _attempts(state: operate.StateRun) -> str:
+    """The state's task attempts; for a Batch job also the attempts Batch made itself."""
+    text = str(state.attempts) if state.attempts else ""
+    if state.batch_attempts is not None and state.batch_attempts != state.attempts:
+        text = f"{text} (Batch: {state.batch_attempts})".strip()
+    return text
 
 
 def _readable_cause(cause: str | None) -> str:
@@ -85,6 +94,8 @@ def status(
             key_prefix=key,
             limit=limit,
         )
+        if failed:  # failures since rerun to success are done with
+            views = operate.unresolved_failures(d, views)
     except operate.OperateError as exc:
         raise fail(exc) from exc
     if as_json:
@@ -97,22 +108,31 @@ def status(
 @with_target
 def watch(
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", help="Keep watching for new executions until Ctrl-C (uploads arriving)."
+        ),
+    ] = False,
     target: Target = TARGET,
 ) -> None:
-    """Live view of running executions until they finish (Ctrl-C to stop watching)."""
+    """Live view of executions: the running ones and every one started while watching, until
+    none runs (or with --follow until Ctrl-C)."""
+    from datetime import UTC, datetime, timedelta
+
     d = target.connect()
     seen: dict[str, ExecutionView] = {}
+    since = datetime.now(UTC) - timedelta(seconds=max(interval, 1.0))
     try:
         with Live(console=console, refresh_per_second=4) as live:
             while True:
-                for v in operate.executions(d, status="RUNNING", limit=200):
-                    seen[v.arn] = v
-                for arn, v in list(seen.items()):
-                    if v.status == "RUNNING":
-                        seen[arn] = view(d.sfn, arn)
+                operate.watch_round(d, seen, since)
                 running = sum(v.status == "RUNNING" for v in seen.values())
-                live.update(_table(list(seen.values()), f"watching: {running} running"))
-                if not running:
+                title = f"watching: {running} running" + (
+                    " (--follow: Ctrl-C to stop)" if follow else ""
+                )
+                live.update(_table(list(seen.values()), title))
+                if not running and not follow:
                     break
                 time.sleep(interval)
     except KeyboardInterrupt:
@@ -142,6 +162,9 @@ def show(
             "errors": s.errors,
             "batchJobId": s.batch_job_id,
             "logStream": s.log_stream,
+            "batchAttempts": s.batch_attempts,
+            "batchExitCode": s.batch_exit_code,
+            "batchReason": s.batch_reason,
         }
         for s in tl.states
     ]
@@ -167,7 +190,7 @@ def show(
             s.name,
             s.started.strftime("%H:%M:%S.%f")[:-3],
             f"{s.seconds:.2f}s" if s.seconds is not None else "…",
-            str(s.attempts) if s.attempts else "",
+            _attempts(s),
             ", ".join(s.errors),
             " ".join(x for x in (s.batch_job_id, s.log_stream) if x),
         )
@@ -180,7 +203,11 @@ def show(
             console.print(f"output: s3://{written.get('bucket')}/{key}", soft_wrap=True)
     if e.error:
         console.print(f"[red]error:[/] {e.error}")
-        console.print(f"cause:  {_readable_cause(e.cause)}", soft_wrap=True)
+        batch = [operate.batch_summary(s) for s in tl.states if s.batch_job_id]
+        if e.route == "batch" and batch and batch[-1]:
+            console.print(f"cause:  Batch {batch[-1]}", soft_wrap=True)
+        else:
+            console.print(f"cause:  {_readable_cause(e.cause)}", soft_wrap=True)
     if tl.console_url:
         console.print(f"console: {tl.console_url}", soft_wrap=True)
 
@@ -203,21 +230,30 @@ def rerun(
     d = target.connect()
     try:
         if failed:
-            arns = [
-                v.arn
-                for v in operate.executions(
-                    d, status="FAILED", since=operate.parse_since(since), limit=10_000
+            views = operate.executions(
+                d, status="FAILED", since=operate.parse_since(since), limit=10_000
+            )
+            # quarantined files need a fix and `chute requeue`, not a rerun (unless --force)
+            skipped = [v for v in views if v.outcome == Outcome.QUARANTINED and not force]
+            arns = [v.arn for v in operate.unresolved_failures(d, views) if v not in skipped]
+            if skipped:
+                err.print(
+                    f"{len(skipped)} quarantined file(s) left alone (fix them, then"
+                    " `chute requeue KEY` or `chute requeue --all`):"
+                    f" {', '.join(v.key or v.name for v in skipped)}"
                 )
-            ]
         else:
             arns = [operate.resolve(d, x) for x in executions or []]
         results = operate.rerun(d, arns, force=force, per_second=rate)
     except operate.OperateError as exc:
         raise fail(exc) from exc
     for r in results:
-        style = {"redriven": "green", "restarted": "green", "skipped": "cyan"}.get(
-            r.action, "yellow"
-        )
+        style = {
+            "redriven": "green",
+            "restarted": "green",
+            "requeued": "green",
+            "skipped": "cyan",
+        }.get(r.action, "yellow")
         console.print(f"[{style}]{r.action:9}[/] {r.execution}: {r.reason}", soft_wrap=True)
     if any(r.action == "refused" for r in results):
         raise typer.Exit(Exit.FAILED)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import IntEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -32,6 +35,46 @@ def fail(exc: Exception, code: Exit = Exit.USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
+ENDPOINT_FILE = Path(".chute") / "endpoint.json"
+"""Written by a running `chute up` in the folder it serves (removed when it stops)."""
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "chute", "AWS_SECRET_ACCESS_KEY": "chute"}
+
+
+def write_endpoint_file(endpoint_url: str, region: str, path: Path = ENDPOINT_FILE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"endpointUrl": endpoint_url, "region": region, "pid": os.getpid()}
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+
+def running_endpoint(path: Path = ENDPOINT_FILE) -> dict[str, str] | None:
+    """The endpoint of a `chute up` running from this folder (None: none is)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        os.kill(int(document["pid"]), 0)  # still running?
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {"endpointUrl": str(document["endpointUrl"]), "region": str(document["region"])}
+
+
+def local_environment(endpoint_url: str, region: str) -> dict[str, str]:
+    """What any AWS client (aws CLI, SDKs) needs to talk to the embedded runtime."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        **LOCAL_CREDENTIALS,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+    }
+
+
+def default_endpoint() -> str | None:
+    """The local endpoint a command uses when given none: ``AWS_ENDPOINT_URL`` (the AWS SDKs'
+    own convention), else a `chute up` running from this folder."""
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return os.environ["AWS_ENDPOINT_URL"]
+    found = running_endpoint()
+    return found["endpointUrl"] if found else None
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a command's pipeline runs: the embedded runtime's endpoint or an AWS stack."""
@@ -44,10 +87,14 @@ class Target:
     region: Annotated[str | None, typer.Option(help="AWS: region.")] = None
 
     def connect(self) -> Deployment:
-        """The one ``Deployment`` of this target; a clear error (exit 2) if it can't be reached."""
+        """The one ``Deployment`` of this target; a clear error (exit 2) if it can't be reached.
+        Without --endpoint-url or --stack, a local endpoint is found by ``default_endpoint``."""
+        endpoint_url = self.endpoint_url
+        if endpoint_url is None and self.stack is None and self.profile is None:
+            endpoint_url = default_endpoint()
         try:
             return connect(
-                endpoint_url=self.endpoint_url,
+                endpoint_url=endpoint_url,
                 stack=self.stack,
                 profile=self.profile,
                 region=self.region,

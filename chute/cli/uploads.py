@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from chute.cli.console import console
+from chute.cli.console import console, err
 from chute.cli.options import TARGET, Exit, Target, fail, with_target
 from tasks import names
 
@@ -45,7 +45,7 @@ def upload(
     except RunError as exc:
         raise fail(exc) from exc
     d = target.connect()
-    uploaded = []
+    uploaded: list[tuple[Any, Any]] = []
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -63,15 +63,24 @@ def upload(
                 bars.advance(task, n)
                 bars.advance(total, n)
 
-            result = upload_file(
-                d.s3,
-                Path(item.path),
-                d.staging_bucket,
-                key,
-                part_size=part_size_mb * 1024 * 1024,
-                concurrency=concurrency,
-                progress=advance,
-            )
+            try:
+                result = upload_file(
+                    d.s3,
+                    Path(item.path),
+                    d.staging_bucket,
+                    key,
+                    part_size=part_size_mb * 1024 * 1024,
+                    concurrency=concurrency,
+                    progress=advance,
+                )
+            except KeyboardInterrupt:
+                bars.stop()
+                err.print(
+                    f"interrupted while uploading {key}: {len(uploaded)} of {len(files)} file(s)"
+                    " complete. Run the same `chute upload` again to resume: parts already sent"
+                    " are not sent again."
+                )
+                raise typer.Exit(130) from None
             uploaded.append((item, result))
     for _, r in uploaded:
         how = (
@@ -85,7 +94,17 @@ def upload(
     results = [
         FileResult(Uploaded(item.__class__(item.path, r.key), r.etag)) for item, r in uploaded
     ]
-    finished = wait_for_executions(d.sfn, d.state_machine_arn, results, timeout_seconds=timeout)
+    last = [-1]
+
+    def report(current: list[FileResult]) -> None:
+        done = sum(1 for r in current if r.execution and r.execution.outcome != "RUNNING")
+        if done != last[0]:
+            err.print(f"waiting: {done} of {len(current)} file(s) finished")
+            last[0] = done
+
+    finished = wait_for_executions(
+        d.sfn, d.state_machine_arn, results, timeout_seconds=timeout, on_progress=report
+    )
     for fr in results:
         ex = fr.execution
         console.print(
@@ -102,7 +121,7 @@ def upload(
 @with_target
 def grant(
     name: Annotated[str, typer.Argument(help="The client's file name (sanitised).")],
-    tenant: Annotated[str, typer.Option(help="Tenant: the key's first segment.")] = "cli",
+    tenant: Annotated[str, typer.Option(help="Tenant: the key's first segment (required).")],
     put: Annotated[bool, typer.Option("--put", help="A presigned PUT (the default).")] = False,
     post: Annotated[bool, typer.Option("--post", help="A presigned POST (browser form).")] = (
         False

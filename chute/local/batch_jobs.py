@@ -119,7 +119,12 @@ class LocalBatch:
             return fault, "Essential container in task exited"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                command, env=env, cwd=self._cwd, stdout=log, stderr=subprocess.STDOUT
+                command,
+                env=env,
+                cwd=self._cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                process_group=0,  # a Ctrl-C at the terminal reaches chute, which stops the job
             )
             with self._lock:
                 self._processes.add(process)

@@ -29,7 +29,7 @@ from chute.local.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError
 from chute.local.faults import parse as parse_faults
 from chute.local.grant_api import Authorizer, GrantApi
 from chute.local.holds import Hold, Holds
-from chute.local.lambda_workers import FunctionSpec, InvokeResult, LambdaWorkers
+from chute.local.lambda_workers import IDLE_SECONDS, FunctionSpec, InvokeResult, LambdaWorkers
 from chute.local.persistence import Persistence, Recovery
 from chute.ops import deployment
 from chute.ops.resources import ACCOUNT_ID, DEFAULT_REGION, Resources
@@ -38,6 +38,7 @@ from tasks import names
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_FILE = REPO_ROOT / "workflows" / "pipeline.asl.json"
 CONTRACTS_FILE = REPO_ROOT / "contracts" / "contracts.toml"
+WARM_STEPS = ("trigger", "validate", "convert", "archive")
 
 
 class EmbeddedError(RuntimeError):
@@ -81,6 +82,10 @@ class LocalSettings:
     mock_config: Path | None = None
     """Step Functions Local's MockConfigFile: StartExecution on ``<arn>#<TestCase>`` runs with
     its mocked answers (`chute up --mock-config`, SFN_MOCK_CONFIG; docs/testing-workflows.md)."""
+    warm_workers: bool = True
+    """Start one worker of each function on a file's path at start (see WARM_STEPS)."""
+    worker_idle_seconds: float = IDLE_SECONDS
+    """Workers idle this long are stopped, down to one per function."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
@@ -106,6 +111,11 @@ class EmbeddedAws:
 
     def __init__(self, settings: LocalSettings | None = None) -> None:
         self.settings = settings or LocalSettings()
+        # port 0: a free port, chosen now (as a server binding port 0 would get one)
+        if self.settings.port == 0:
+            self.settings.port = free_port(self.settings.host)
+        if self.settings.grant_port == 0:
+            self.settings.grant_port = free_port(self.settings.host)
         self.resources = Resources(prefix=self.settings.prefix, region=self.settings.region)
         self.endpoint_url = f"http://{self.settings.host}:{self.settings.port}"
         self.log_dir = self.settings.state_dir / "logs"
@@ -119,6 +129,8 @@ class EmbeddedAws:
         self._faults: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._faults_lock = threading.Lock()
         self.holds = Holds()
+        self.warmed: list[str] = []
+        """The functions whose first worker was started with the runtime."""
         self._state: Persistence | None = None
         self.recovery = Recovery()
         self.faults = Faults(function_name=self.resources.function_name)
@@ -161,7 +173,9 @@ class EmbeddedAws:
         # Jobs change status only when our runner says so (not on every DescribeJobs).
         state_manager.set_transition("batch::job", {"progression": "manual", "times": 10**9})
 
-        self._workers = LambdaWorkers(log_dir=self.log_dir)
+        self._workers = LambdaWorkers(
+            log_dir=self.log_dir, idle_seconds=self.settings.worker_idle_seconds
+        )
         self._batch = LocalBatch(
             base_env={**self._process_env(), "AWS_ACCESS_KEY_ID": BATCH_ACCESS_KEY},
             log_dir=self.log_dir / "batch",
@@ -198,6 +212,8 @@ class EmbeddedAws:
             region=self.settings.region,
         )
         self._event_source.start()
+        if self.settings.warm_workers:
+            self._warm_workers()
         if self._state:
             self._state.announce(self.settings.suffixes)
         if self.settings.grant_port is not None:
@@ -325,6 +341,10 @@ class EmbeddedAws:
         if fault is not None:
             error = {"errorType": fault[0], "errorMessage": fault[1]}
             return json.dumps(error), True, ""
+        result: InvokeResult = self._workers.invoke(self._spec(fn), event)
+        return result.payload, result.errored, result.logs
+
+    def _spec(self, fn: Any) -> FunctionSpec:
         env = {
             **self._process_env(),
             **{str(k): str(v) for k, v in (fn.environment_vars or {}).items()},
@@ -333,14 +353,28 @@ class EmbeddedAws:
             "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
         }
-        spec = FunctionSpec(
+        return FunctionSpec(
             name=fn.function_name,
             handler=fn.handler,
             environment=env,
             timeout_seconds=float(fn.timeout),
         )
-        result: InvokeResult = self._workers.invoke(spec, event)
-        return result.payload, result.errored, result.logs
+
+    def worker_processes(self, step: str) -> int:
+        """Live worker processes of a function (``validate``, ``convert``...)."""
+        return self._workers.workers(self.resources.function_name(step)) if self._workers else 0
+
+    def _warm_workers(self) -> None:
+        """One worker of each function a file passes through starts now, so the first file
+        doesn't wait for their cold starts (quarantine and grant start on first use)."""
+        from moto.awslambda.models import lambda_backends
+
+        assert self._workers is not None
+        backend = lambda_backends[ACCOUNT_ID][self.settings.region]
+        for step in WARM_STEPS:
+            fn = backend.get_function(self.resources.function_name(step))
+            self._workers.warm(self._spec(fn))
+            self.warmed.append(step)
 
     # --- the grant API's twin -----------------------------------------------------------------
     def _authorizer(self) -> Authorizer:

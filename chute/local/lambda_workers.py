@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-_MAX_WORKERS_PER_FUNCTION = 4
+
+def default_pool_size() -> int:
+    """Workers per function: one per core (at least 2). More processes than cores only add
+    memory: every invocation is CPU work in a worker or in the endpoint itself."""
+    return max(2, os.cpu_count() or 2)
+
+
+IDLE_SECONDS = 30.0
+"""A worker idle this long is stopped (as Lambda reclaims idle sandboxes), down to
+``keep_warm`` per function, so memory returns after a burst."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,9 @@ class _Worker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 pass_fds=(write_fd,),
+                # its own process group: a Ctrl-C at the terminal stops chute, which stops its
+                # workers, instead of raising KeyboardInterrupt in every one of them
+                process_group=0,
             )
         finally:
             os.close(write_fd)
@@ -61,6 +73,7 @@ class _Worker:
                 log.close()
         self._responses = os.fdopen(read_fd, "rb")
         self._buffer = b""
+        self.idle_since = time.monotonic()
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -106,14 +119,86 @@ class _Pool:
 
 
 class LambdaWorkers:
-    """Pools of warm worker processes keyed by function name."""
+    """Pools of warm worker processes keyed by function name: at most ``max_workers`` per
+    function; a worker idle for ``idle_seconds`` is stopped unless it is one of the
+    ``keep_warm`` last of its function."""
 
-    def __init__(self, log_dir: Path | None = None, max_workers: int = _MAX_WORKERS_PER_FUNCTION):
+    def __init__(
+        self,
+        log_dir: Path | None = None,
+        max_workers: int | None = None,
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+        keep_warm: int = 1,
+    ) -> None:
         self._pools: dict[str, _Pool] = {}
         self._lock = threading.Lock()
         self._log_dir = log_dir
-        self._max_workers = max_workers
+        self._max_workers = max_workers or default_pool_size()
+        self._idle_seconds = idle_seconds
+        self._keep_warm = keep_warm
         self._closed = False
+        self._stopping = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, daemon=True, name="lambda-reaper")
+        self._reaper.start()
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers
+
+    def warm(self, spec: FunctionSpec) -> None:
+        """Start one worker of ``spec`` now (its cold start runs while nothing waits for it),
+        unless the function already has one."""
+        pool = self._pool(spec)
+        with pool.cond:
+            if self._closed or pool.idle or pool.busy:
+                return
+            pool.busy += 1
+        try:
+            worker = self._spawn(spec)
+        finally:
+            with pool.cond:
+                pool.busy -= 1
+        with pool.cond:
+            if self._closed:
+                worker.kill()
+                return
+            pool.idle.append(worker)
+            pool.cond.notify()
+
+    def workers(self, function_name: str) -> int:
+        """Live worker processes of a function (idle and busy)."""
+        with self._lock:
+            pool = self._pools.get(function_name)
+        if pool is None:
+            return 0
+        with pool.cond:
+            return len([w for w in pool.idle if w.alive()]) + len(pool.running)
+
+    def _reap_loop(self) -> None:
+        while not self._stopping.wait(min(5.0, max(0.05, self._idle_seconds / 4))):
+            self.reap()
+
+    def reap(self) -> None:
+        """Stop workers idle for longer than ``idle_seconds``, oldest first, keeping
+        ``keep_warm`` per function."""
+        now = time.monotonic()
+        with self._lock:
+            pools = list(self._pools.values())
+        for pool in pools:
+            doomed: list[_Worker] = []
+            with pool.cond:
+                pool.idle[:] = [w for w in pool.idle if w.alive()]
+                spare = len(pool.idle) + pool.busy - self._keep_warm
+                for worker in sorted(pool.idle, key=lambda w: w.idle_since):
+                    if spare <= 0:
+                        break
+                    if now - worker.idle_since >= self._idle_seconds:
+                        doomed.append(worker)
+                        spare -= 1
+                pool.idle[:] = [w for w in pool.idle if w not in doomed]
+            for worker in doomed:
+                worker.kill()
 
     def _pool(self, spec: FunctionSpec) -> _Pool:
         with self._lock:
@@ -160,6 +245,7 @@ class LambdaWorkers:
             pool.busy -= 1
             pool.running.discard(used)
             if worker is not None and not self._closed:
+                worker.idle_since = time.monotonic()
                 pool.idle.append(worker)
             pool.cond.notify()
 
@@ -207,6 +293,7 @@ class LambdaWorkers:
 
     def close(self) -> None:
         self._closed = True
+        self._stopping.set()
         with self._lock:
             pools = list(self._pools.values())
         for pool in pools:

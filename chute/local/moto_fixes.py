@@ -31,6 +31,16 @@ Memory (moto holds whole object bodies in memory; these keep the server's memory
   s3-get-object-streaming   GetObject reads the whole body into memory before sending it
   s3-upload-part-copy-range UploadPartCopy reads the whole source object for every part
   s3-copy-object-streaming  CopyObject reads the whole source object into memory
+Speed (the embedded runtime's own CPU per file; bench/throughput.py, docs/decisions.md):
+  sfn-parse-once            every execution lexes, parses and preprocesses the whole definition
+                            (ANTLR; ~70 % of the endpoint's CPU per small file); the program is
+                            now built once per definition and shared (its components are
+                            stateless: each execution's values live in its own Environment)
+  sfn-client-reuse          every Task state creates a new boto3 client to call back into the
+                            endpoint; one client per (service, region, endpoint) is reused
+  sfn-jsonpath-cache        every path evaluation builds a new JSONPath parser (PLY tables)
+  server-dispatch-cache     every request lists moto's package folder and matches ~150 URL
+                            patterns under one global lock to find its service
 Persistence hooks (chute/local/persistence.py keeps the embedded runtime's data across restarts):
   persist-s3-*              every S3 request that changes an object reports it before answering
   persist-execution-*       an execution reports its start and its end
@@ -58,6 +68,7 @@ from __future__ import annotations
 import binascii
 import copy
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import json
@@ -73,6 +84,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote_plus
 
+import botocore.config
 import botocore.session
 from moto.awslambda.models import LambdaFunction
 from moto.batch.models import Job
@@ -98,7 +110,9 @@ from moto.stepfunctions.parser.asl.component.common.error_name.error_name import
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
     StatesErrorName,
 )
+from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import mock_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (  # noqa: E501
     StateTaskServiceBatch,
@@ -108,6 +122,9 @@ from moto.stepfunctions.parser.asl.eval.evaluation_details import (
     EvaluationDetails,
     StateMachineDetails,
 )
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
+from moto.stepfunctions.parser.asl.utils import json_path as sfn_json_path
 from moto.stepfunctions.parser.backend.execution import (
     BaseExecutionWorkerCommunication,
 )
@@ -613,6 +630,104 @@ def _copy_object_streaming(original: Any) -> Any:
     return copy_object
 
 
+# --- speed: the endpoint's own work per execution and per request -----------------------------
+_PROGRAMS: dict[str, Any] = {}
+_PROGRAMS_LOCK = threading.Lock()
+_PROGRAMS_KEPT = 16
+
+
+def _fix_heap_keys(component: Any, seen: set[int]) -> None:
+    """Give every evaluation component of a program its ``heap_key`` now: moto assigns it
+    lazily on first use, a race once several executions share the components (each
+    execution keeps its per-component values, e.g. retry attempts, in its own heap under
+    that key)."""
+    if id(component) in seen:
+        return
+    seen.add(id(component))
+    if isinstance(component, EvalComponent):
+        _ = component.heap_key
+    if isinstance(component, (list, tuple, set, frozenset)):
+        for item in component:
+            _fix_heap_keys(item, seen)
+    elif isinstance(component, dict):
+        for item in component.values():
+            _fix_heap_keys(item, seen)
+    elif hasattr(component, "__dict__") and type(component).__module__.startswith("moto."):
+        for item in vars(component).values():
+            _fix_heap_keys(item, seen)
+
+
+def program_of(definition: str) -> Any:
+    """The evaluation program of a definition, parsed and preprocessed once (a syntax error
+    raises as before). moto's components keep no per-execution state (that lives in each
+    execution's Environment), so executions can share them."""
+    with _PROGRAMS_LOCK:
+        program = _PROGRAMS.get(definition)
+    if program is None:
+        program, _ = AmazonStateLanguageParser.parse(definition)
+        _fix_heap_keys(program, set())
+        with _PROGRAMS_LOCK:
+            if len(_PROGRAMS) >= _PROGRAMS_KEPT:
+                _PROGRAMS.clear()
+            program = _PROGRAMS.setdefault(definition, program)
+    return program
+
+
+def _sfn_parse_once(original: Any) -> Any:
+    def _get_evaluation_entrypoint(self: ExecutionWorker) -> Any:
+        return program_of(self._evaluation_details.state_machine_details.definition)
+
+    return _get_evaluation_entrypoint
+
+
+class _ReusedClients:
+    """Stands in for the ``boto3`` module inside moto's ``boto_client_for``: ``client`` returns
+    one client per (service, region, endpoint), created with the first caller's settings.
+    boto3 clients are thread-safe; their connection pool is sized for many executions."""
+
+    def __init__(self, boto3_module: Any) -> None:
+        self._boto3 = boto3_module
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._boto3, name)
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        if args:  # not how boto_client_for calls it: don't guess
+            return self._boto3.client(*args, **kwargs)
+        key = (kwargs.get("service_name"), kwargs.get("region_name"), kwargs.get("endpoint_url"))
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                config = kwargs.get("config")
+                pool = botocore.config.Config(max_pool_connections=64)
+                kwargs["config"] = config.merge(pool) if config is not None else pool
+                found = self._clients[key] = self._boto3.client(**kwargs)
+            return found
+
+
+def _sfn_client_reuse(original: Any) -> Any:
+    return _ReusedClients(original)
+
+
+def _cached_jsonpath(original: Any) -> Any:
+    """``parse`` of jsonpath_ng, remembered per path (parsed expressions are only read)."""
+    return functools.lru_cache(maxsize=1024)(original)
+
+
+def _dispatch_cache(original: Any) -> Any:
+    def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+        cache: dict[str | None, Any] = self.__dict__.setdefault("_chute_backend_of_host", {})
+        if host in cache:
+            return cache[host]
+        backend = original(self, host)
+        cache[host] = backend
+        return backend
+
+    return get_backend_for_host
+
+
 # --- persistence hooks ------------------------------------------------------------------------
 def _object_written(original: Any) -> Any:
     def handler(self: S3Response, *args: Any, **kwargs: Any) -> Any:
@@ -1096,6 +1211,41 @@ FIXES: dict[str, Fix] = {
             S3Backend,
             "copy_object",
             _copy_object_streaming,
+        ),
+        Fix(
+            "sfn-parse-once",
+            "every execution parses and preprocesses the whole definition again",
+            ExecutionWorker,
+            "_get_evaluation_entrypoint",
+            _sfn_parse_once,
+        ),
+        Fix(
+            "sfn-client-reuse",
+            "every Task state creates a new boto3 client to call the endpoint",
+            sfn_boto_client,
+            "boto3",
+            _sfn_client_reuse,
+        ),
+        Fix(
+            "sfn-jsonpath-cache",
+            "every JSONPath evaluation builds a new parser",
+            sfn_json_path,
+            "parse",
+            _cached_jsonpath,
+        ),
+        Fix(
+            "sfn-result-path-cache",
+            "every ResultPath evaluation builds a new JSONPath parser",
+            result_path,
+            "parse",
+            _cached_jsonpath,
+        ),
+        Fix(
+            "server-dispatch-cache",
+            "every request lists moto's folder and matches every URL pattern under one lock",
+            DomainDispatcherApplication,
+            "get_backend_for_host",
+            _dispatch_cache,
         ),
         Fix(
             "persist-s3-put",

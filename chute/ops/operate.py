@@ -45,6 +45,40 @@ def executions(
     return found
 
 
+def rerun_succeeded(d: Deployment, failed: ExecutionView) -> bool:
+    """Whether a failed execution was since rerun to success (its restart, named
+    ``rerun_name``, SUCCEEDED; a redrive changes the execution's own status)."""
+    arn = failed.arn.rsplit(":", 1)[0] + ":" + rerun_name(failed.name)
+    try:
+        return bool(d.sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("ExecutionDoesNotExist", "InvalidArn"):
+            return False
+        raise
+
+
+def unresolved_failures(d: Deployment, views: list[ExecutionView]) -> list[ExecutionView]:
+    """Failed executions not since rerun to success (what `status --failed` lists)."""
+    return [v for v in views if not rerun_succeeded(d, v)]
+
+
+def watch_round(d: Deployment, seen: dict[str, ExecutionView], since: datetime) -> None:
+    """One refresh of `chute watch`: every execution started since ``since`` (also those that
+    started and ended between two refreshes) and every running one, read again while it runs or
+    when it ended; ``seen`` (ARN -> view) is updated in place."""
+    listed: dict[str, str] = {}
+    for item in list_executions(d, None):
+        if item["startDate"] < since:
+            break  # newest first
+        listed[item["executionArn"]] = item["status"]
+    for item in list_executions(d, "RUNNING"):
+        listed[item["executionArn"]] = item["status"]
+    for arn, status in listed.items():
+        known = seen.get(arn)
+        if known is None or known.status == "RUNNING" or known.status != status:
+            seen[arn] = view(d.sfn, arn)
+
+
 def list_executions(d: Deployment, status: str | None) -> Iterator[dict[str, Any]]:
     """ListExecutions items (newest first), page by page."""
     kwargs: dict[str, Any] = {"stateMachineArn": d.state_machine_arn}
@@ -77,6 +111,10 @@ class StateRun:
     errors: list[str] = field(default_factory=list)
     batch_job_id: str | None = None
     log_stream: str | None = None
+    batch_attempts: int | None = None
+    """How many attempts Batch made (the job's retry strategy), from DescribeJobs."""
+    batch_exit_code: int | None = None
+    batch_reason: str | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -146,14 +184,46 @@ def timeline(d: Deployment, arn: str) -> Timeline:
 
 
 def _batch_details(state: StateRun, document: str | None) -> None:
+    """What a Batch job's DescribeJobs document (a .sync result, or the cause of its
+    States.TaskFailed) says: job id, attempts, exit code, reason, log stream."""
     try:
         data = json.loads(document or "")
     except ValueError:
         return
-    if isinstance(data, dict) and "JobId" in data:
-        state.batch_job_id = data["JobId"]
-        container = data.get("Container") or {}
-        state.log_stream = container.get("LogStreamName") or state.log_stream
+    if not isinstance(data, dict) or "JobId" not in data:
+        return
+    state.batch_job_id = data["JobId"]
+    container = data.get("Container") or {}
+    attempts = [a for a in data.get("Attempts") or [] if isinstance(a, dict)]
+    last = (attempts[-1].get("Container") or {}) if attempts else {}
+    if attempts:
+        state.batch_attempts = len(attempts)
+    exit_code = container.get("ExitCode", last.get("ExitCode"))
+    if isinstance(exit_code, int):
+        state.batch_exit_code = exit_code
+    reason = container.get("Reason") or last.get("Reason") or data.get("StatusReason")
+    if isinstance(reason, str) and reason:
+        state.batch_reason = reason
+    stream = container.get("LogStreamName") or last.get("LogStreamName")
+    state.log_stream = stream or state.log_stream
+
+
+def batch_summary(state: StateRun) -> str | None:
+    """One line for a Batch job: ``job ID: exit 137 (reason), 3 attempts, log STREAM``."""
+    if state.batch_job_id is None:
+        return None
+    parts = []
+    if state.batch_exit_code is not None:
+        parts.append(f"exit {state.batch_exit_code}")
+    if state.batch_reason:
+        parts[-1:] = [f"{parts[-1]} ({state.batch_reason})" if parts else state.batch_reason]
+    if state.batch_attempts is not None:
+        parts.append(f"{state.batch_attempts} attempt{'s' if state.batch_attempts != 1 else ''}")
+    if state.log_stream:
+        parts.append(f"log {state.log_stream}")
+    return (
+        f"job {state.batch_job_id}: " + ", ".join(parts) if parts else f"job {state.batch_job_id}"
+    )
 
 
 # --- rerun ----------------------------------------------------------------------------------
@@ -195,12 +265,26 @@ def _rerun_one(d: Deployment, arn: str, *, force: bool) -> RerunResult:
     name = current.name
     if current.outcome in (Outcome.RUNNING, Outcome.SUCCEEDED):
         return RerunResult(name, "skipped", f"execution is {current.status}")
-    if current.outcome == Outcome.QUARANTINED and not force:
+    if current.outcome == Outcome.QUARANTINED:
+        if not force:
+            return RerunResult(
+                name,
+                "refused",
+                f"permanent error {current.error}: the file is in quarantine; fix it (or its "
+                f"contract) and `chute requeue {current.key}`, or rerun with --force",
+            )
+        # the original is in quarantine, not staging: a restart would only find it missing
+        if current.key and any(o["Key"] == current.key for o in quarantined(d)):
+            requeue(d, current.key)
+            return RerunResult(
+                name,
+                "requeued",
+                "the file was in quarantine: moved back to staging, a new execution runs it",
+            )
         return RerunResult(
             name,
             "refused",
-            f"permanent error {current.error}: the file is in quarantine; fix it (or its "
-            f"contract) and `chute requeue {current.key}`, or rerun with --force",
+            f"the file {current.key} is no longer in quarantine (requeued already?)",
         )
     restart_arn = arn.rsplit(":", 1)[0] + ":" + rerun_name(name)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -11,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from chute.ops.executions import ExecutionView, list_arns, view
+from tasks import names
+from tasks.formats.keys import matches_suffix
 from tasks.workflow import Outcome
+
+IGNORED = "IGNORED"
+REPORT_SUFFIX = ".error.json"  # the quarantine report beside the original (tasks.quarantine)
 
 
 class RunError(Exception):
@@ -36,6 +42,10 @@ class FileResult:
     execution: ExecutionView | None = None
     downloaded: list[Path] = field(default_factory=list)
     expected_quarantine: bool = False
+    ignored: bool = False
+    """Not a processed extension: the pipeline's trigger would skip it (not uploaded)."""
+    report: Path | None = None
+    """A quarantined file's report (``<key>.error.json``), downloaded."""
 
     @property
     def key(self) -> str:
@@ -43,10 +53,28 @@ class FileResult:
 
     @property
     def outcome(self) -> str:
+        if self.ignored:
+            return IGNORED
         return self.execution.outcome if self.execution else "WAITING"
 
     @property
+    def reason(self) -> str | None:
+        """Why a file was quarantined or failed: the error's message (the report's text)."""
+        ex = self.execution
+        if ex is None or not ex.cause:
+            return None
+        try:
+            cause = json.loads(ex.cause)
+        except ValueError:
+            return ex.cause
+        if isinstance(cause, dict):
+            return str(cause.get("errorMessage") or cause.get("message") or ex.cause)
+        return ex.cause
+
+    @property
     def ok(self) -> bool:
+        if self.ignored:
+            return True
         if self.expected_quarantine:
             return self.outcome == Outcome.QUARANTINED
         return self.outcome == Outcome.SUCCEEDED
@@ -106,36 +134,71 @@ def wait_for_executions(
     poll_seconds: float = 0.3,
     on_progress: Progress | None = None,
     known_arns: set[str] | None = None,
+    refresh_seconds: float = 2.0,
 ) -> bool:
     """Match each uploaded file to its execution (by key and eTag) and wait until every one has
-    finished. Returns False if the timeout passed first."""
+    finished. Returns False if the timeout passed first.
+
+    One ListExecutions per poll gives every status; an execution is read in full (describe +
+    history) when it first appears and when it ends, and while it runs only for the live
+    display, at most every ``refresh_seconds`` (the endpoint serves the pipeline meanwhile)."""
     seen = set(known_arns or ())
-    by_identity = {(r.key, r.uploaded.etag): r for r in results}
+    waiting = [r for r in results if not r.ignored]
+    by_identity = {(r.key, r.uploaded.etag): r for r in waiting}
+    by_arn: dict[str, FileResult] = {}
+    refreshed: dict[str, float] = {}
     deadline = time.monotonic() + timeout_seconds
     while True:
+        now = time.monotonic()
         for item in list_arns(sfn, state_machine_arn):
             arn = item["executionArn"]
             if arn in seen:
                 continue
+            mine = by_arn.get(arn)
+            if mine is not None:
+                stale = now - refreshed.get(arn, 0.0) >= refresh_seconds
+                if item["status"] != "RUNNING" or (on_progress is not None and stale):
+                    mine.execution = view(sfn, arn)
+                    refreshed[arn] = now
+                if item["status"] != "RUNNING":
+                    seen.add(arn)
+                continue
             current = view(sfn, arn)
+            refreshed[arn] = now
             match = by_identity.get((current.key or "", current.etag or ""))
             if match is None:
                 seen.add(arn)  # someone else's execution
                 continue
             if match.execution is None or match.execution.arn == arn:
                 match.execution = current
+                by_arn[arn] = match
             if current.status != "RUNNING":
                 seen.add(arn)
-        for result in results:
-            if result.execution is not None and result.execution.outcome == Outcome.RUNNING:
-                result.execution = view(sfn, result.execution.arn)
         if on_progress:
             on_progress(results)
-        if all(r.execution is not None and r.execution.outcome != Outcome.RUNNING for r in results):
+        if all(r.execution is not None and r.execution.outcome != Outcome.RUNNING for r in waiting):
             return True
         if time.monotonic() > deadline:
             return False
         time.sleep(poll_seconds)
+
+
+def download_reports(
+    s3: Any, quarantine_bucket: str, results: list[FileResult], out_dir: Path
+) -> None:
+    """The report of each quarantined file (``<key>.error.json``) into ``out_dir``, beside
+    where its outputs would have been."""
+    for result in results:
+        if result.outcome != Outcome.QUARANTINED:
+            continue
+        key = result.key + REPORT_SUFFIX
+        destination = out_dir / key
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            s3.download_file(quarantine_bucket, key, str(destination))
+        except Exception:
+            continue
+        result.report = destination
 
 
 def download_outputs(s3: Any, results: list[FileResult], out_dir: Path) -> None:
@@ -157,6 +220,10 @@ class RunOptions:
     out_dir: Path = Path("chute-out")
     expect_quarantine: list[str] = field(default_factory=list)
     timeout_seconds: float = 900.0
+    suffixes: tuple[str, ...] = names.DEFAULT_SUFFIXES
+    """Extensions the pipeline processes; other files are reported IGNORED at once."""
+    quarantine_bucket: str | None = None
+    """Where quarantined files' reports are downloaded from (None: not downloaded)."""
 
 
 def expected_quarantine(key: str, patterns: list[str]) -> bool:
@@ -173,15 +240,21 @@ def run_files(
     files: list[LocalFile],
     on_progress: Progress | None = None,
 ) -> tuple[list[FileResult], bool]:
-    """Upload, wait, download. Returns the results and whether everything finished in time."""
+    """Upload, wait, download. Returns the results and whether everything finished in time.
+    Files the pipeline would skip (no processed extension) are not uploaded: IGNORED."""
     known = {e["executionArn"] for e in list_arns(sfn, state_machine_arn)}
-    uploaded = upload(s3, staging_bucket, files)
+    processed = [f for f in files if matches_suffix(f.key, options.suffixes)]
+    uploaded = {u.file.key: u for u in upload(s3, staging_bucket, processed)}
     results = [
         FileResult(
-            u, expected_quarantine=expected_quarantine(u.file.key, options.expect_quarantine)
+            uploaded.get(f.key) or Uploaded(f, ""),
+            expected_quarantine=expected_quarantine(f.key, options.expect_quarantine),
+            ignored=f.key not in uploaded,
         )
-        for u in uploaded
+        for f in files
     ]
+    if on_progress:
+        on_progress(results)
     finished = wait_for_executions(
         sfn,
         state_machine_arn,
@@ -191,4 +264,6 @@ def run_files(
         known_arns=known,
     )
     download_outputs(s3, results, options.out_dir)
+    if options.quarantine_bucket:
+        download_reports(s3, options.quarantine_bucket, results, options.out_dir)
     return results, finished

@@ -140,9 +140,17 @@ def upload_file(
         if progress:
             progress(len(data))
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for future in [pool.submit(one, n) for n in range(1, count + 1)]:
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    futures = [pool.submit(one, n) for n in range(1, count + 1)]
+    try:
+        for future in futures:
             future.result()
+    except BaseException:
+        # Ctrl-C or a failed part: parts not started yet are dropped, the ones in flight
+        # finish (at most ``concurrency``); the multipart upload stays, to be resumed
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     result = s3.complete_multipart_upload(
         Bucket=bucket,
         Key=key,

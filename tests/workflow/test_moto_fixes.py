@@ -834,3 +834,141 @@ def test_an_execution_of_an_earlier_run_is_redriven_from_its_record(
     with pytest.raises(ClientError) as raised:
         sfn.redrive_execution(executionArn=interrupted)
     assert "interrupted by a stop" in raised.value.response["Error"]["Message"]
+
+
+# --- speed: the endpoint's own work per execution and per request ----------------------------
+SHAPING_PASS = {
+    "StartAt": "Shape",
+    "States": {
+        "Shape": {
+            "Type": "Pass",
+            "Parameters": {"n.$": "$.n", "pair.$": "States.ArrayLength(States.Array($.n, $.n))"},
+            "ResultPath": "$.shaped",
+            "Next": "Done",
+        },
+        "Done": {"Type": "Pass", "OutputPath": "$.shaped", "End": True},
+    },
+}
+
+
+@contextmanager
+def _count_parses() -> Iterator[list[int]]:
+    """How many times the ASL lexer runs (one per full parse of a definition)."""
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+
+    real = asl_parser.ASLLexer
+    calls = [0]
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    asl_parser.ASLLexer = counting  # type: ignore[assignment,misc]
+    try:
+        yield calls
+    finally:
+        asl_parser.ASLLexer = real  # type: ignore[misc]
+
+
+def test_executions_reuse_the_parsed_definition_and_keep_their_own_state(
+    embedded: EmbeddedAws,
+) -> None:
+    # GIVEN a state machine that has run once
+    arn = _machine(embedded, "probe-parse-once", SHAPING_PASS)
+    _finish(embedded, arn, input=json.dumps({"n": 0}))
+    sfn = embedded.client("stepfunctions")
+    # WHEN five more executions with different inputs run at the same time
+    with _count_parses() as parses:
+        arns = [
+            sfn.start_execution(stateMachineArn=arn, input=json.dumps({"n": n}))["executionArn"]
+            for n in range(1, 6)
+        ]
+
+        def outputs() -> list[Any] | None:
+            described = [sfn.describe_execution(executionArn=a) for a in arns]
+            if any(d["status"] == "RUNNING" for d in described):
+                return None
+            return [json.loads(d.get("output") or "null") for d in described]
+
+        results = wait_until(outputs, what="executions finished")
+    # THEN none parsed the definition again, and each computed its own result
+    assert parses[0] == 0
+    assert results == [{"n": n, "pair": 2} for n in range(1, 6)]
+
+
+@pytest.mark.canary
+def test_canary_every_execution_still_parses_the_definition(embedded: EmbeddedAws) -> None:
+    arn = _machine(embedded, "probe-parse-once-canary", SHAPING_PASS)
+    with without("sfn-parse-once"), _count_parses() as parses:
+        _finish(embedded, arn, input=json.dumps({"n": 1}))
+        _finish(embedded, arn, input=json.dumps({"n": 2}))
+    assert parses[0] == 2
+
+
+def test_task_states_reuse_one_client_per_service(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    first = boto_client_for(region="us-east-1", service="sns")
+    assert boto_client_for(region="us-east-1", service="sns") is first
+    assert boto_client_for(region="us-east-1", service="sqs") is not first
+
+
+@pytest.mark.canary
+def test_canary_task_states_still_create_a_client_each(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    with without("sfn-client-reuse"):
+        first = boto_client_for(region="us-east-1", service="sns")
+        assert boto_client_for(region="us-east-1", service="sns") is not first
+
+
+def test_jsonpath_expressions_are_parsed_once(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    assert json_path.parse("$.source.key") is json_path.parse("$.source.key")
+    assert result_path.parse("$.plan") is result_path.parse("$.plan")
+    assert json_path.extract_json("$.a.b", {"a": {"b": 7}}) == 7
+
+
+@pytest.mark.canary
+def test_canary_jsonpath_expressions_are_still_parsed_every_time(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    with without("sfn-jsonpath-cache"), without("sfn-result-path-cache"):
+        assert json_path.parse("$.source.key") is not json_path.parse("$.source.key")
+        assert result_path.parse("$.plan") is not result_path.parse("$.plan")
+
+
+@contextmanager
+def _count_module_scans() -> Iterator[list[int]]:
+    from moto import backends
+
+    real = backends.list_of_moto_modules
+    calls = [0]
+
+    def counting() -> Any:
+        calls[0] += 1
+        return real()
+
+    backends.list_of_moto_modules = counting  # type: ignore[assignment]
+    try:
+        yield calls
+    finally:
+        backends.list_of_moto_modules = real  # type: ignore[assignment]
+
+
+def test_requests_find_their_service_without_scanning_moto(probe: dict[str, Any]) -> None:
+    probe["s3"].head_bucket(Bucket="probe-bucket")  # this host is known from here on
+    with _count_module_scans() as scans:
+        for _ in range(3):
+            probe["s3"].head_bucket(Bucket="probe-bucket")
+    assert scans[0] == 0
+
+
+@pytest.mark.canary
+def test_canary_every_request_still_scans_moto(probe: dict[str, Any]) -> None:
+    with without("server-dispatch-cache"), _count_module_scans() as scans:
+        probe["s3"].head_bucket(Bucket="probe-bucket")
+    assert scans[0] > 0
