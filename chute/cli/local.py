@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,6 +21,7 @@ from chute.cli.options import (
     fail,
     local_environment,
     running_endpoint,
+    serve_until_stopped,
     write_endpoint_file,
 )
 from tasks import names
@@ -335,13 +334,8 @@ def up(
         " (with the environment above)"
     )
     write_endpoint_file(runtime.endpoint_url, runtime.settings.region)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        while not stop.wait(1):
-            pass
-    except KeyboardInterrupt:
-        pass
+        serve_until_stopped()
     finally:
         if (running_endpoint() or {}).get("endpointUrl") == runtime.endpoint_url:
             ENDPOINT_FILE.unlink(missing_ok=True)

@@ -4,8 +4,6 @@ chute.ops.operate, each over the one ``Deployment`` of its target options."""
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from typing import Annotated, Any
 
@@ -14,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from chute.cli.console import console, err
-from chute.cli.options import TARGET, Exit, Target, fail, with_target
+from chute.cli.options import TARGET, Exit, Target, fail, serve_until_stopped, with_target
 from chute.ops import operate
 from chute.ops.executions import ExecutionView
 from tasks.workflow import Outcome
@@ -306,12 +304,7 @@ def web_console(
         err.print(f"[yellow]warning:[/] listening on {host}: anyone who reaches it acts as you")
     where = f"stack {d.state_machine_arn}" if d.on_aws else f"the endpoint {target.endpoint_url}"
     console.print(f"chute console on [bold]{web.url}[/] over {where} (Ctrl-C to stop)")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        while not stop.wait(1):
-            pass
-    except KeyboardInterrupt:
-        pass
+        serve_until_stopped()
     finally:
         web.stop()

@@ -7,6 +7,8 @@ import functools
 import inspect
 import json
 import os
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import IntEnum
@@ -131,3 +133,14 @@ def with_target(command: Callable[..., None]) -> Callable[..., None]:
     wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
     return wrapper
+
+
+def serve_until_stopped() -> None:
+    """Block a serving command (``up``, ``console``) until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
