@@ -17,20 +17,22 @@ VENV_AWSCLI := .venv-awscli
 AWSCLI_STAMP := $(VENV_AWSCLI)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test lint typecheck unit workflow synth clean native-lint
+.PHONY: install run test lint typecheck unit workflow browser test-sfn-local synth clean native-lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
 
-# What `chute run` needs: the tasks, the CLI and the embedded runtime.
+# What `chute run` needs: the tasks, the CLI and the embedded runtime. PYTHONWARNINGS=ignore:
+# setuptools prints pages of notices about editable installs (warnings, not errors) that
+# --quiet doesn't hide, in the middle of `make run`.
 $(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[local]"
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[local]"
 	touch $@
 
 # Everything for development and CI: + CDK, cdk-nag, cfn-lint, pytest, ruff, mypy.
 $(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(RUN_STAMP) $@
 
 # Node tools: asl-validator (a check in `make test`) and the CDK CLI (`npx cdk deploy`).
@@ -92,8 +94,28 @@ unit: install
 workflow: install $(AWSCLI_STAMP)
 	$(BIN)/pytest tests/workflow tests/e2e -q
 
-test: lint typecheck unit workflow
+# The web console in Debian's headless chromium, driven by Playwright (pip) through its
+# executable path: no browser download. Installed with apt when missing (CI runs as root).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "chromium is missing: run 'sudo apt-get install -y chromium' (tests/browser drives it)"; \
+		exit 1; \
+	fi
+
+browser: install $(CHROMIUM)
+	$(BIN)/pytest tests/browser -q
+
+# The workflow's MockConfigFile cases on Step Functions Local in Docker (compose.yaml), through
+# the runner `make workflow` uses on the embedded engine; skipped, saying why, without a Docker
+# engine or the image (docs/testing-workflows.md).
+test-sfn-local: $(RUN_STAMP)
+	$(BIN)/python -m chute.ops.sfn_local
+
+test: lint typecheck unit workflow browser test-sfn-local
 
 clean:
 	rm -rf $(VENV) $(VENV_AWSCLI) node_modules .chute chute-out cdk.out native/target
-	rm -rf .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .artifacts

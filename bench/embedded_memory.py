@@ -4,7 +4,7 @@ UploadPartCopy (512 MiB parts, as Archive does), and print the process's peak RS
 
     .venv/bin/python bench/embedded_memory.py [SIZE_MB] [--part-mb 64] [--without-fixes]
 
-``--without-fixes`` reverts the s3-* memory fixes of chute/moto_fixes.py (moto as shipped).
+``--without-fixes`` reverts the s3-* memory fixes of chute/local/moto_fixes.py (moto as shipped).
 Client and server run in this one process, so the figure covers both.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
 
-from chute import moto_fixes
-from chute.embedded import EmbeddedAws, LocalSettings, free_port
+from chute.local import moto_fixes
+from chute.local.embedded import EmbeddedAws, LocalSettings, free_port
 
 MEMORY_FIXES = (
     "s3-key-file-body",

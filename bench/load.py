@@ -5,7 +5,7 @@ exactly one terminal outcome, none lost, none published twice.
                                    [--threshold-bytes 1048576] [--endpoint-url URL [--pid PID]]
                                    [--uploaders 16] [--timeout 3600] [--json] [--markdown FILE]
 
-Without ``--endpoint-url`` it starts the embedded runtime in this process (chute.embedded, the
+Without ``--endpoint-url`` it starts the embedded runtime in this process (chute.local.embedded, the
 Batch route lowered to ``--threshold-bytes`` so the large files take it) and measures the peak
 RSS of this process tree (the endpoint, its Lambda workers and Batch jobs). With
 ``--endpoint-url`` it loads a running ``chute up`` (large files must reach its
@@ -45,8 +45,8 @@ if str(REPO) not in sys.path:
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
-from chute.embedded import EmbeddedAws, LocalSettings, Resources, free_port  # noqa: E402
-from chute.executions import source_of  # noqa: E402
+from chute.local.embedded import EmbeddedAws, LocalSettings, Resources, free_port  # noqa: E402
+from chute.ops.executions import source_of  # noqa: E402
 from tests.support.accounting import key_states, outcome_of  # noqa: E402
 
 SECTION = "## Load (issue 10)"

@@ -1,4 +1,5 @@
-"""chute: the CLI and the embedded local AWS runtime."""
+"""chute: the operator code (ops/, runs against AWS too), the embedded local AWS (local/, the one
+place local differs from cloud) and the CLI over both (cli/). Imports tasks, never infra."""
 
 __version__ = "0.1.0"
 

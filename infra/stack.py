@@ -237,19 +237,14 @@ class ChuteStack(Stack):
     # --- pieces -------------------------------------------------------------------------------
     def substitutions(self) -> dict[str, str]:
         """Values for every ${Placeholder} of the workflow file (keys: names.PLACEHOLDERS)."""
-        return {
-            "ValidateFunctionArn": self.functions["validate"].function_arn,
-            "ConvertFunctionArn": self.functions["convert"].function_arn,
-            "ArchiveFunctionArn": self.functions["archive"].function_arn,
-            "QuarantineFunctionArn": self.functions["quarantine"].function_arn,
-            "BatchJobQueueArn": self.conversion.queue.job_queue_arn,
-            "BatchJobDefinitionArn": self.conversion.job_definition.job_definition_arn,
-            "LargeFileThresholdBytes": str(self.props.large_file_threshold_bytes),
-            "BatchTimeoutSeconds": str(
-                names.batch_task_timeout_seconds(self.props.batch_timeout_seconds)
-            ),
-            "CompletionTopicArn": self.completions.topic_arn,
-        }
+        return names.workflow_substitutions(
+            function_arns={step: fn.function_arn for step, fn in self.functions.items()},
+            batch_job_queue_arn=self.conversion.queue.job_queue_arn,
+            batch_job_definition_arn=self.conversion.job_definition.job_definition_arn,
+            large_file_threshold_bytes=self.props.large_file_threshold_bytes,
+            batch_attempt_seconds=self.props.batch_timeout_seconds,
+            completion_topic_arn=self.completions.topic_arn,
+        )
 
     def _vpc(self, props: ChuteProps) -> ec2.IVpc:
         if props.vpc_id:

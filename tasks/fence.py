@@ -25,7 +25,7 @@ from tasks.errors import SourceMissing, StorageUnavailable, Superseded, WriteCon
 from tasks.models import ObjectRef
 
 if TYPE_CHECKING:
-    from tasks.adapters.s3 import Head
+    from tasks.models import Head
 
 SEQUENCER_META = "chute-sequencer"
 VERSION_META = "chute-version"

@@ -14,19 +14,17 @@ State data of one execution (JSONPath, camelCase as in the ASL):
     $.quarantine   {bucket, key, reportKey}  where the file and its report went
     $.summary      the completion message NotifySucceeded / NotifyRejected publish
 
-The events each step receives and returns: docs/step-events.md.
+The events each step receives and returns: docs/step-events.md. Also here: types a domain and
+its adapter share (``Head``, ``FailedExecution``), so that adapters never import a domain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-Compression = Literal["gzip", "zstd", "bz2", "none"]
-OutputFormat = Literal["jsonl", "parquet"]
-COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd", "bz2", "none")
-OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jsonl", "parquet")
-DELIMITERS = (",", "\t", "|", ";")
+from tasks.formats import COMPRESSIONS, DELIMITERS, OUTPUT_FORMATS, Compression, OutputFormat
 
 
 class ModelError(ValueError):
@@ -201,3 +199,30 @@ class Output:
             "bytes": self.bytes or {},
             "rejectedKey": self.rejected_key,
         }
+
+
+@dataclass(frozen=True)
+class FailedExecution:
+    """A failed (or timed-out, or aborted) execution as the auto-redrive sees it."""
+
+    arn: str
+    name: str
+    status: str  # FAILED | TIMED_OUT | ABORTED
+    stopped: datetime
+    error: str | None
+    cause: str | None
+    fail_state: str | None
+    """The Fail state the execution ended in (``tasks.workflow.FAIL_STATES``); None: a task's
+    error after its retries, or a timeout."""
+    redrive_count: int
+
+
+@dataclass(frozen=True)
+class Head:
+    """What S3 says of an object (HeadObject), as the adapter gives it to the domains."""
+
+    size: int
+    etag: str
+    version_id: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None

@@ -23,7 +23,7 @@ from tasks.fence import Condition, Stamp
 from tasks.models import ObjectRef
 
 if TYPE_CHECKING:
-    from tasks.adapters.s3 import Head
+    from tasks.models import Head
 
 MoveOutcome = Literal["moved", "already_moved", "not_found", "changed"]
 

@@ -7,7 +7,10 @@ paths of the functions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
+
+from tasks.formats import COMPRESSION_EXTENSIONS, DATA_EXTENSIONS
 
 # --- environment variables read by tasks.settings -------------------------------------------
 ENV_STATE_MACHINE_ARN: Final = "CHUTE_STATE_MACHINE_ARN"
@@ -63,8 +66,8 @@ PLACEHOLDERS: Final[tuple[str, ...]] = (
 
 DEFAULT_SUFFIXES: Final[tuple[str, ...]] = tuple(
     f"{data}{compression}"
-    for data in (".csv", ".tsv", ".txt", ".psv")
-    for compression in ("", ".gz", ".zst", ".bz2")
+    for data in DATA_EXTENSIONS
+    for compression in ("", *COMPRESSION_EXTENSIONS)
 )
 DEFAULT_LARGE_FILE_THRESHOLD_BYTES: Final = 256 * 1024 * 1024
 DEFAULT_MAX_FILE_BYTES: Final = 50 * 1024**3
@@ -167,6 +170,30 @@ def batch_task_timeout_seconds(attempt_seconds: int) -> int:
     plus 10 minutes for queueing and container start."""
     attempts = int(str(BATCH_RETRY_STRATEGY["attempts"]))
     return attempts * attempt_seconds + 600
+
+
+def workflow_substitutions(
+    *,
+    function_arns: Mapping[str, str],
+    batch_job_queue_arn: str,
+    batch_job_definition_arn: str,
+    large_file_threshold_bytes: int,
+    batch_attempt_seconds: int,
+    completion_topic_arn: str,
+) -> dict[str, str]:
+    """Values for every ${Placeholder} of the workflow file (keys: PLACEHOLDERS), from the CDK
+    stack's tokens or the embedded runtime's ARNs; ``function_arns`` is keyed by step."""
+    return {
+        "ValidateFunctionArn": function_arns["validate"],
+        "ConvertFunctionArn": function_arns["convert"],
+        "ArchiveFunctionArn": function_arns["archive"],
+        "QuarantineFunctionArn": function_arns["quarantine"],
+        "BatchJobQueueArn": batch_job_queue_arn,
+        "BatchJobDefinitionArn": batch_job_definition_arn,
+        "LargeFileThresholdBytes": str(large_file_threshold_bytes),
+        "BatchTimeoutSeconds": str(batch_task_timeout_seconds(batch_attempt_seconds)),
+        "CompletionTopicArn": completion_topic_arn,
+    }
 
 
 # --- custom metrics: CloudWatch Embedded Metric Format, printed by tasks.metrics ----------------

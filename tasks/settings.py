@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks import names
-from tasks.models import OUTPUT_FORMATS, OutputFormat
+from tasks.formats import OUTPUT_FORMATS, OutputFormat
 
 
 class SettingsError(ValueError):

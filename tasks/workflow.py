@@ -49,6 +49,16 @@ class State(StrEnum):
     STALE = "Stale"
 
 
+RERUN_SUFFIX: Final = "-rerun"
+"""The suffix of the new execution that restarts one (``chute rerun``, the auto-redrive) where a
+redrive can't help: it ended in a Fail state, where a redrive would resume and fail again."""
+
+
+def rerun_name(name: str) -> str:
+    """The name of the new execution that restarts ``name`` (at most 80 characters)."""
+    return f"{name[: 80 - len(RERUN_SUFFIX)]}{RERUN_SUFFIX}"
+
+
 FAIL_STATES: Final[frozenset[State]] = frozenset(
     {State.BATCH_SUBMIT_FAILED, State.BATCH_FAILED, State.REJECTED, State.STALE}
 )

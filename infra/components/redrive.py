@@ -50,7 +50,9 @@ class AutoRedrive(Construct):
         role = self.task.role
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["states:ListExecutions"], resources=[state_machine.state_machine_arn]
+                # StartExecution: the restart of an execution that ended in a Fail state
+                actions=["states:ListExecutions", "states:StartExecution"],
+                resources=[state_machine.state_machine_arn],
             )
         )
         # RedriveExecution acts on an execution, so it is granted on the execution ARNs (not on

@@ -12,7 +12,6 @@ import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
 
 import boto3
@@ -20,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable, WriteConflict
-from tasks.models import ObjectRef
+from tasks.models import Head, ObjectRef
 
 if TYPE_CHECKING:
     from tasks.fence import Condition
@@ -89,15 +88,6 @@ def _conditions(condition: Condition | None) -> dict[str, str]:
 def default_client() -> Any:
     """A client with standard retry mode; the endpoint comes from AWS_ENDPOINT_URL when set."""
     return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
-
-
-@dataclass(frozen=True)
-class Head:
-    size: int
-    etag: str
-    version_id: str | None
-    metadata: dict[str, str] = field(default_factory=dict)
-    content_type: str | None = None
 
 
 def _strip_etag(etag: str) -> str:

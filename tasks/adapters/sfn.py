@@ -11,7 +11,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tasks.redrive.domain import FailedExecution
+from tasks.models import FailedExecution
+from tasks.workflow import rerun_name
 
 StartResult = Literal["started", "exists"]
 
@@ -37,21 +38,15 @@ class ExecutionStarter:
         return "started"
 
 
-RERUN_SUFFIX = "-rerun"  # chute rerun's new execution when a redrive isn't possible
 # RedriveExecution refusals that mean "not this one" (other errors propagate); `chute rerun`
 # starts a new execution instead.
 NOT_REDRIVABLE = {"ExecutionNotRedrivable", "ExecutionLimitExceeded"}
 
 
-def rerun_name(name: str) -> str:
-    """The name ``chute rerun`` gives the new execution that restarts ``name``."""
-    return f"{name[: 80 - len(RERUN_SUFFIX)]}{RERUN_SUFFIX}"
-
-
 class FailedExecutions:
     """The auto-redrive's port to Step Functions: failed executions, their Fail state and
-    redrive count, and RedriveExecution (on the execution's ARN: it resumes that execution,
-    StartExecution would start another)."""
+    redrive count, RedriveExecution (on the execution's ARN: it resumes that execution) and,
+    for an execution that ended in a Fail state, StartExecution of its restart."""
 
     def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
         self._arn = state_machine_arn
@@ -108,6 +103,22 @@ class FailedExecutions:
             self._client.redrive_execution(executionArn=execution.arn)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in NOT_REDRIVABLE:
+                return False
+            raise
+        return True
+
+    def restart(self, execution: FailedExecution) -> bool:
+        """StartExecution named ``rerun_name(name)`` with the original input (idempotent: the
+        name is fixed); False if it exists already."""
+        original = self._client.describe_execution(executionArn=execution.arn)
+        try:
+            self._client.start_execution(
+                stateMachineArn=self._arn,
+                name=rerun_name(execution.name),
+                input=original["input"],
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
                 return False
             raise
         return True

@@ -10,14 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from tasks import log, metrics, moves
+from tasks import log, moves
 from tasks.errors import SourceChanged, SourceMissing
+from tasks.metrics import NOT_RECORDED, Sink
 from tasks.models import FileSpec, ObjectRef
 from tasks.moves import Store
 from tasks.settings import ArchiveSettings
 
 if TYPE_CHECKING:
-    from tasks.adapters.s3 import Head
+    from tasks.models import Head
 
 
 def archive(
@@ -28,6 +29,7 @@ def archive(
     route: str | None = None,
     started: datetime | None = None,
     now: datetime | None = None,
+    metrics: Sink = NOT_RECORDED,
 ) -> ObjectRef:
     """Where the original now lives (the archive bucket, same key).
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from datetime import datetime
 from typing import Any
@@ -10,16 +9,17 @@ from typing import Any
 from tasks import log, metrics
 from tasks.adapters.s3 import S3Store
 from tasks.archive.domain import archive
+from tasks.entry import lambda_handler, per_container
 from tasks.models import FileSpec
 from tasks.settings import ArchiveSettings
 
 
-@functools.cache
+@per_container
 def _settings() -> ArchiveSettings:
     return ArchiveSettings.from_mapping(os.environ)
 
 
-@functools.cache
+@per_container
 def _store() -> S3Store:
     return S3Store()
 
@@ -34,18 +34,15 @@ def _started(value: object) -> datetime | None:
         return None
 
 
+@lambda_handler
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    execution = event.get("execution")
-    log.bind(execution=execution)
     file = FileSpec.from_dict(event.get("file"))
     log.bind(key=file.ref.key)
-    try:
-        return archive(
-            file,
-            _store(),
-            _settings(),
-            route=event.get("route"),
-            started=_started(event.get("started")),
-        ).to_dict()
-    finally:
-        metrics.flush(execution)
+    return archive(
+        file,
+        _store(),
+        _settings(),
+        route=event.get("route"),
+        started=_started(event.get("started")),
+        metrics=metrics.Recorder(),
+    ).to_dict()

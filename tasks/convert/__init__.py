@@ -1,5 +1,8 @@
-"""The convert step: CSV/TSV (optionally gzip) in staging -> JSON Lines in the output bucket.
+"""The convert step: CSV/TSV (optionally compressed) in staging -> JSON Lines/Parquet in the
+output bucket.
 
-``engine`` is pure streaming conversion, ``domain`` wires it to S3, ``handler`` is the Lambda
-adapter; the Batch container (``batch/``) calls the same ``domain.convert``.
+``engine`` is pure streaming conversion, ``domain`` wires it to S3 through a Store port,
+``handler`` is the Lambda entry (over ``tasks.entry``); the Batch container (``batch/``) calls the
+same ``domain.convert``. Never boto3, botocore or ``tasks.adapters`` but in ``handler``; formats
+come from ``tasks.formats``.
 """

@@ -1,50 +1,22 @@
-"""Compressed inputs: recognised by extension or magic bytes, decompressed as a stream."""
+"""Compressed inputs decompressed as a stream (the compression declared by the extension, or
+recognised by the magic bytes of :mod:`tasks.formats`)."""
 
 from __future__ import annotations
 
 import bz2
 import io
-import re
-from typing import BinaryIO, Literal, cast
+from typing import BinaryIO, cast
 
 import zstandard
 from isal import igzip
 
 from tasks.errors import DecompressionLimitExceeded
+from tasks.formats import MAGIC_BYTES, Compression, from_magic
 from tasks.settings import DecompressionLimits
-
-Compression = Literal["gzip", "zstd", "bz2", "none"]
-
-_MAGIC: tuple[tuple[re.Pattern[bytes], Compression], ...] = (
-    (re.compile(rb"\x1f\x8b"), "gzip"),
-    (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd"),
-    (re.compile(rb"[\x50-\x5f]\x2a\x4d\x18"), "zstd"),  # a skippable frame first (pzstd)
-    # "BZh" alone starts ordinary text ("BZh,..." as a header): also require the block size
-    # digit and the magic of the first block (or of the end of an empty stream).
-    (re.compile(rb"BZh[1-9](1AY&SY|\x17\x72\x45\x38\x50\x90)"), "bz2"),
-)
-MAGIC_BYTES = 10
-"""How many leading bytes ``from_magic`` looks at."""
-EXTENSIONS: dict[str, Compression] = {".gz": "gzip", ".zst": "zstd", ".bz2": "bz2"}
 
 
 class TruncatedZstd(EOFError):
     """The zstd input ended inside a frame (python-zstandard's reader ends silently there)."""
-
-
-def from_extension(key: str) -> Compression | None:
-    lowered = key.lower()
-    for ext, kind in EXTENSIONS.items():
-        if lowered.endswith(ext):
-            return kind
-    return None
-
-
-def from_magic(head: bytes) -> Compression:
-    for magic, kind in _MAGIC:
-        if magic.match(head):
-            return kind
-    return "none"
 
 
 class _Peekable(io.RawIOBase):

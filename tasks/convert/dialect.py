@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-DELIMITERS = (",", "\t", "|", ";")
+from tasks.formats import DELIMITERS
 
 
 def sniff(header: bytes, quote: bytes = b'"') -> str:

@@ -16,11 +16,12 @@ from tasks.convert.engine import EngineOptions, convert_stream
 from tasks.convert.typed import ContractTyping
 from tasks.data_contracts.model import ContractSet
 from tasks.fence import Condition, Stamp
-from tasks.models import ObjectRef, Output, OutputFormat, Plan
+from tasks.formats import OutputFormat
+from tasks.models import ObjectRef, Output, Plan
 from tasks.settings import ConvertSettings, DecompressionLimits
 
 if TYPE_CHECKING:
-    from tasks.adapters.s3 import Head
+    from tasks.models import Head
 
 
 class Writer(Protocol):

@@ -27,15 +27,16 @@ import io
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 import chute_native
 from isal.igzip_lib import IsalError
 from zstandard import ZstdError
 
 from tasks.convert import chunker, dialect
-from tasks.convert.compression import Compression, open_decompressed
+from tasks.convert.compression import open_decompressed
 from tasks.errors import MalformedContent
+from tasks.formats import Compression, OutputFormat
 from tasks.settings import DecompressionLimits
 
 if TYPE_CHECKING:  # typed mode only: text mode never imports polars or pyarrow
@@ -43,7 +44,6 @@ if TYPE_CHECKING:  # typed mode only: text mode never imports polars or pyarrow
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-OutputFormat = Literal["jsonl", "parquet"]
 Sink = Callable[[bytes], object]
 
 CHUNK_BYTES = 4 * 1024 * 1024

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -11,28 +10,29 @@ from tasks.adapters.s3 import S3Store
 from tasks.convert.domain import convert
 from tasks.data_contracts.config import load_contracts
 from tasks.data_contracts.model import ContractSet
+from tasks.entry import lambda_handler, per_container
 from tasks.models import Plan
 from tasks.settings import ConvertSettings
 
 
-@functools.cache
+@per_container
 def settings() -> ConvertSettings:
     return ConvertSettings.from_mapping(os.environ)
 
 
-@functools.cache
+@per_container
 def store() -> S3Store:
     return S3Store()
 
 
-@functools.cache
+@per_container
 def contracts() -> ContractSet | None:
     path = settings().contracts_file
     return load_contracts(path) if path else None
 
 
+@lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    log.bind(execution=event.get("execution"))
     plan = Plan.from_dict(event.get("plan"))
     log.bind(key=plan.file.ref.key)
     return convert(plan, store(), settings(), contracts()).to_dict()

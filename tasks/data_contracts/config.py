@@ -38,8 +38,6 @@ from typing import Any, Final, cast
 from tasks.data_contracts.model import (
     COLUMN_TYPES,
     DEFAULT_REPORT_LIMIT,
-    DELIMITERS,
-    OUTPUT_FORMATS,
     QUOTES,
     RESERVED_COLUMNS,
     Column,
@@ -47,16 +45,15 @@ from tasks.data_contracts.model import (
     Contract,
     ContractConfigError,
     ContractSet,
-    Delimiter,
     Dialect,
     ErrorPolicy,
     ExtraColumns,
     Match,
     MissingColumns,
     OnError,
-    OutputFormat,
     Unmatched,
 )
+from tasks.formats import DELIMITERS, OUTPUT_FORMATS, Delimiter, OutputFormat
 
 __all__ = ["ContractConfigError", "load_contracts", "parse_contracts"]
 

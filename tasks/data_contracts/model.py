@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from tasks.errors import ContractViolation
+from tasks.formats import Delimiter, OutputFormat
 
 ColumnType = Literal["string", "int", "float", "bool", "date", "timestamp"]
-OutputFormat = Literal["jsonl", "parquet"]
-Delimiter = Literal[",", "\t", "|", ";"]
 ExtraColumns = Literal["reject", "drop", "keep"]
 MissingColumns = Literal["reject", "null"]
 ErrorPolicy = Literal["reject", "drop_rows"]
@@ -44,8 +43,6 @@ COLUMN_TYPES: Final[tuple[ColumnType, ...]] = (
     "date",
     "timestamp",
 )
-OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("jsonl", "parquet")
-DELIMITERS: Final[tuple[Delimiter, ...]] = (",", "\t", "|", ";")
 QUOTES: Final = ('"', "'")
 
 HEADER_ROW: Final = 1
@@ -262,4 +259,26 @@ def _header_problems(contract: Contract, header: Sequence[str]) -> list[Problem]
             for name in dict.fromkeys(header)
             if name not in known
         )
+    hint = _delimiter_hint(contract, header)
+    if problems and hint:
+        problems = [Problem(p.row, p.column, p.value, f"{p.reason}; {hint}") for p in problems]
     return problems
+
+
+_DELIMITER_NAMES = {",": "a comma", "\t": "a tab", ";": "a semicolon", "|": "a pipe"}
+
+
+def _delimiter_hint(contract: Contract, header: Sequence[str]) -> str:
+    """When the header is one field that another delimiter splits into the contract's columns,
+    the file was read with the wrong delimiter: say which one the header uses."""
+    if len(header) != 1:
+        return ""
+    known = {c.name for c in contract.columns}
+    for delimiter, name in _DELIMITER_NAMES.items():
+        parts = [part.strip() for part in header[0].split(delimiter)]
+        if len(parts) > 1 and known.intersection(parts):
+            return (
+                f"the header is one field that {name} splits into the contract's columns:"
+                " check the delimiter (the contract's dialect, or --delimiter)"
+            )
+    return ""

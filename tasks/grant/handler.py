@@ -9,23 +9,23 @@ tenant claim; 405 not a POST; 500 anything else (logged, never shown).
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import os
 from typing import Any
 
 from tasks import log
 from tasks.adapters.signer import AwsSigner
+from tasks.entry import lambda_handler, per_container
 from tasks.grant.domain import GrantError, GrantRequest, NoTenant, mint
 from tasks.settings import GrantSettings
 
 
-@functools.cache
+@per_container
 def _settings() -> GrantSettings:
     return GrantSettings.from_mapping(os.environ)
 
 
-@functools.cache
+@per_container
 def _signer() -> AwsSigner:
     return AwsSigner()
 
@@ -58,8 +58,8 @@ def request_body(event: dict[str, Any]) -> object:
         raise GrantError(f"the request body is not JSON: {exc}") from exc
 
 
+@lambda_handler
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    log.bind(tenant=None)  # a warm container: nothing from the previous caller
     method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "POST")
     if method != "POST":
         return _response(405, {"error": f"{method} is not allowed; POST a grant request"})

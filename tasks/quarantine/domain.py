@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from tasks import fence, log, metrics, moves
+from tasks import fence, log, moves
 from tasks.fence import Condition, Stamp
+from tasks.metrics import NOT_RECORDED, Sink
 from tasks.models import ModelError, ObjectRef
 from tasks.moves import MoveOutcome, MoveResult
 from tasks.settings import QuarantineSettings
@@ -86,6 +87,7 @@ def quarantine(
     settings: QuarantineSettings,
     now: datetime | None = None,
     job_failure: JobFailure | None = None,
+    metrics: Sink = NOT_RECORDED,
 ) -> dict[str, str]:
     """Quarantine ``source`` and report why; returns ``{"bucket", "key", "reportKey"}``.
 

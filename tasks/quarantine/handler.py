@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
 from tasks import log, metrics
 from tasks.adapters.s3 import S3Store
+from tasks.entry import lambda_handler, per_container
 from tasks.models import ModelError, ObjectRef
 from tasks.quarantine.domain import JobFailure, quarantine
 from tasks.settings import QuarantineSettings
 
 
-@functools.cache
+@per_container
 def _settings() -> QuarantineSettings:
     return QuarantineSettings.from_mapping(os.environ)
 
 
-@functools.cache
+@per_container
 def _store() -> S3Store:
     return S3Store()
 
 
+@lambda_handler
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     execution = str(event.get("execution") or "")
-    log.bind(execution=execution)
     error = event.get("error")
     error = error if isinstance(error, dict) else {}
     source = ObjectRef.from_dict(event.get("source"))
@@ -35,16 +35,14 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     except ModelError as exc:  # the file is quarantined all the same, with the job's cause
         log.warning("job failure ignored", reason=str(exc))
         job_failure = None
-    try:
-        return quarantine(
-            source,
-            error_name=str(error.get("Error") or "Unknown"),
-            cause=str(error.get("Cause") or ""),
-            failed_state=str(event.get("failedState") or "unknown"),
-            execution=execution,
-            store=_store(),
-            settings=_settings(),
-            job_failure=job_failure,
-        )
-    finally:
-        metrics.flush(execution)
+    return quarantine(
+        source,
+        error_name=str(error.get("Error") or "Unknown"),
+        cause=str(error.get("Cause") or ""),
+        failed_state=str(event.get("failedState") or "unknown"),
+        execution=execution,
+        store=_store(),
+        settings=_settings(),
+        job_failure=job_failure,
+        metrics=metrics.Recorder(),
+    )

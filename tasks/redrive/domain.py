@@ -7,6 +7,9 @@ that exited ``ExitCode.TEMPFAIL`` or was ended by the infrastructure. Never a qu
 execution a person stopped, or one already rerun as a new execution by ``chute rerun``. Each
 execution is redriven at most ``max_redrives`` times (Step Functions counts them:
 ``redriveCount``); when one fails again at the cap the run says so (a metric with an alarm on it).
+An execution that ended in a Fail state (``BatchFailed``, ``BatchSubmitFailed``) is restarted
+instead, once, as a new execution with the same input (``tasks.workflow.rerun_name``): a redrive
+would resume at that Fail state and fail again, on AWS as on the embedded engine.
 """
 
 from __future__ import annotations
@@ -16,25 +19,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from tasks import log, metrics
+from tasks import log
+from tasks.metrics import NOT_RECORDED, Sink
+from tasks.models import FailedExecution
 from tasks.settings import RedriveSettings
-from tasks.workflow import classify
+from tasks.workflow import RERUN_SUFFIX, classify, rerun_name
 
-Decision = Literal["redrive", "not_transient", "capped", "already_rerun", "not_redrivable"]
-
-
-@dataclass(frozen=True)
-class FailedExecution:
-    arn: str
-    name: str
-    status: str  # FAILED | TIMED_OUT | ABORTED
-    stopped: datetime
-    error: str | None
-    cause: str | None
-    fail_state: str | None
-    """The Fail state the execution ended in (``tasks.workflow.FAIL_STATES``); None: a task's
-    error after its retries, or a timeout."""
-    redrive_count: int
+Decision = Literal[
+    "redrive", "restart", "not_transient", "capped", "already_rerun", "not_redrivable"
+]
 
 
 class Executions(Protocol):
@@ -46,6 +39,10 @@ class Executions(Protocol):
 
     def redrive(self, execution: FailedExecution) -> bool:
         """RedriveExecution; False if Step Functions says it can't be redriven."""
+        ...
+
+    def restart(self, execution: FailedExecution) -> bool:
+        """A new execution named ``rerun_name(name)`` with the same input; False if it exists."""
         ...
 
 
@@ -62,12 +59,16 @@ def is_transient(execution: FailedExecution) -> bool:
 @dataclass
 class RedriveReport:
     redriven: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
     capped: list[str] = field(default_factory=list)
     skipped: dict[str, Decision] = field(default_factory=dict)
 
 
 def redrive_failed(
-    executions: Executions, settings: RedriveSettings, now: datetime
+    executions: Executions,
+    settings: RedriveSettings,
+    now: datetime,
+    metrics: Sink = NOT_RECORDED,
 ) -> RedriveReport:
     """One scheduled run: look at executions that failed within the lookback window."""
     report = RedriveReport()
@@ -77,7 +78,19 @@ def redrive_failed(
         decision = _decide(execution, executions, settings)
         if decision == "redrive" and not executions.redrive(execution):
             decision = "not_redrivable"
-        if decision == "redrive":
+        if decision == "restart" and not executions.restart(execution):
+            decision = "already_rerun"
+        if decision == "restart":
+            report.restarted.append(execution.name)
+            metrics.execution_redriven()
+            log.info(
+                "execution restarted",
+                execution=execution.name,
+                error=execution.error,
+                fail_state=execution.fail_state,
+                new_execution=rerun_name(execution.name),
+            )
+        elif decision == "redrive":
             report.redriven.append(execution.name)
             metrics.execution_redriven()
             log.info(
@@ -107,6 +120,12 @@ def _decide(
 ) -> Decision:
     if not is_transient(execution):
         return "not_transient"
+    if execution.fail_state is not None:
+        # A redrive resumes at the Fail state and fails again there: restart it instead, once
+        # (a restart that ends in a Fail state again is left to a person).
+        if execution.name.endswith(RERUN_SUFFIX):
+            return "capped"
+        return "already_rerun" if executions.rerun_exists(execution) else "restart"
     if execution.redrive_count >= settings.max_redrives:
         return "capped"
     if executions.rerun_exists(execution):

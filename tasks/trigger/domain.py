@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote_plus
 
-from tasks import formats, log
+from tasks import log
+from tasks.formats import keys
 from tasks.models import ModelError, ObjectRef
 from tasks.settings import TriggerSettings
 
@@ -167,11 +168,11 @@ def object_ref(record: object, settings: TriggerSettings) -> ObjectRef | Outcome
 
     if not event_name.startswith(_CREATED):
         return ignored(f"event {event_name or '(none)'} is not ObjectCreated")
-    if formats.is_folder_marker(key):
+    if keys.is_folder_marker(key):
         return ignored("folder marker")
     if not key.startswith(settings.prefix):
         return ignored(f"key is outside prefix {settings.prefix!r}")
-    if not formats.matches_suffix(key, settings.suffixes):
+    if not keys.matches_suffix(key, settings.suffixes):
         return ignored(f"suffix not in {', '.join(settings.suffixes)}")
     return ObjectRef.from_dict(
         {

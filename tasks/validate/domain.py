@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import zstandard
 
-from tasks import fence, formats, log
+from tasks import fence, log
 from tasks.convert import dialect
 from tasks.convert.compression import check_expansion
 from tasks.errors import (
@@ -37,12 +37,21 @@ from tasks.errors import (
     SourceChanged,
     UnsupportedFormat,
 )
-from tasks.models import Compression, FileSpec, ObjectRef, Plan, Target
+from tasks.formats import (
+    COMPRESSION_EXTENSIONS,
+    MAGIC,
+    MAGIC_BYTES,
+    Compression,
+    from_magic,
+    keys,
+    starts_with_magic,
+)
+from tasks.models import FileSpec, ObjectRef, Plan, Target
 from tasks.settings import DecompressionLimits, ValidateSettings
 
 if TYPE_CHECKING:
-    from tasks.adapters.s3 import Head
     from tasks.data_contracts.model import Contract, ContractSet
+    from tasks.models import Head
 
 PREFIX_BYTES: Final = 64 * 1024
 """Content bytes checked (decompressed): the header line must end within them."""
@@ -53,13 +62,6 @@ READ_BYTES: Final[Mapping[Compression, int]] = {
     "bz2": 1024 * 1024,  # a bzip2 block (up to 900 kB of content) decodes only whole
 }
 """Bytes of the object read for each compression: enough for :data:`PREFIX_BYTES` of content."""
-MAGIC: Final[Mapping[Compression, bytes]] = {
-    "gzip": b"\x1f\x8b",
-    "zstd": b"\x28\xb5\x2f\xfd",
-    "bz2": b"BZh",
-}
-_ZSTD_SKIPPABLE = b"\x2a\x4d\x18"  # bytes 1-3 of a skippable frame (pzstd writes one first)
-_BZ2_SIGNATURE = b"1AY&SY"  # after "BZh" and the block size digit: the first block's magic
 _ZSTD_STEP = 16
 """Compressed bytes fed to zstd at a time: the decompressor has no output limit, and a few
 bytes can hold a whole 128 KiB block, so feeding little bounds the memory a bomb can take."""
@@ -103,11 +105,11 @@ def validate(
     announced = (source.etag or "").strip('"')
     if announced and announced != head.etag:
         raise SourceChanged(f"{where}: eTag is now {head.etag}, the event announced {announced}")
-    if not formats.matches_suffix(source.key, settings.suffixes):
+    if not keys.matches_suffix(source.key, settings.suffixes):
         raise UnsupportedFormat(
             f"{where}: suffix not accepted (accepted: {', '.join(settings.suffixes)})"
         )
-    compression, delimiter = formats.detect(source.key)
+    compression, delimiter = keys.detect(source.key)
     contract = match_contract(source.key, contracts, where)
     if head.size == 0:
         raise InvalidFile(f"{where}: the file is empty (0 bytes)")
@@ -148,7 +150,7 @@ def validate(
     spec = FileSpec(ref=current, compression=compression, delimiter=delimiter)
     target = Target(
         bucket=settings.output_bucket,
-        key=formats.output_base(source.key),
+        key=keys.output_base(source.key),
         formats=contract.outputs if contract else settings.output_formats,
         contract=contract.name if contract else None,
     )
@@ -201,8 +203,8 @@ def decompress_prefix(
     if compression == "none":
         _check_not_compressed(data, where)
         return data[:PREFIX_BYTES], complete and len(data) <= PREFIX_BYTES
-    magic = MAGIC[compression]
-    if not _starts_member(data, compression):
+    magic = MAGIC[compression].prefix
+    if not starts_with_magic(data, compression):
         raise InvalidFile(
             f"{where}: not {compression} (the first bytes are {data[: len(magic)].hex()},"
             f" {compression} starts with {magic.hex()})"
@@ -222,7 +224,7 @@ def decompress_prefix(
             if complete and len(out) < PREFIX_BYTES:
                 raise InvalidFile(f"{where}: the {compression} stream is truncated")
             return bytes(out), False
-        if len(out) >= PREFIX_BYTES or not _starts_member(rest, compression):
+        if len(out) >= PREFIX_BYTES or not starts_with_magic(rest, compression):
             # Trailing bytes that aren't another member (padding) end the content, as in gzip.
             return bytes(out), complete and len(out) < PREFIX_BYTES
         remaining = rest
@@ -230,7 +232,7 @@ def decompress_prefix(
 
 def _check_declared_size(data: bytes, limits: DecompressionLimits, where: str) -> None:
     """A zstd frame that declares its content size: over the limits before reading it."""
-    if not data.startswith(MAGIC["zstd"]):
+    if not data.startswith(MAGIC["zstd"].prefix):
         return
     try:
         declared = zstandard.frame_content_size(data)
@@ -280,25 +282,14 @@ _MEMBER: Final[Mapping[Compression, _Member]] = {
 }
 
 
-def _starts_member(data: bytes, compression: Compression) -> bool:
-    if compression == "zstd" and len(data) >= 4 and data[0] & 0xF0 == 0x50:
-        return data[1:4] == _ZSTD_SKIPPABLE
-    return data.startswith(MAGIC[compression])
-
-
 def _check_not_compressed(data: bytes, where: str) -> None:
-    """A compressed file under a plain key gets a clear message, not "not valid UTF-8".
-    ("BZh" alone could start a text header: bzip2 needs its block magic too.)"""
-    for extension, kind in formats.COMPRESSION_EXTENSIONS.items():
-        if kind == "bz2":
-            looks = data.startswith(MAGIC[kind]) and data[4:10] == _BZ2_SIGNATURE
-        else:
-            looks = _starts_member(data, kind)
-        if looks:
-            raise InvalidFile(
-                f"{where}: the content is {kind}-compressed but the key does not end"
-                f" with {extension}"
-            )
+    """A compressed file under a plain key gets a clear message, not "not valid UTF-8"."""
+    kind = from_magic(data[:MAGIC_BYTES])
+    if kind != "none":
+        extension = next(e for e, k in COMPRESSION_EXTENSIONS.items() if k == kind)
+        raise InvalidFile(
+            f"{where}: the content is {kind}-compressed but the key does not end with {extension}"
+        )
 
 
 # --- the header line ----------------------------------------------------------------------------

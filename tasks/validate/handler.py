@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -10,17 +9,18 @@ from tasks import log
 from tasks.adapters.s3 import S3Store
 from tasks.data_contracts.config import load_contracts
 from tasks.data_contracts.model import ContractSet
+from tasks.entry import lambda_handler, per_container
 from tasks.models import ObjectRef
 from tasks.settings import ValidateSettings
 from tasks.validate.domain import validate
 
 
-@functools.cache
+@per_container
 def _settings() -> ValidateSettings:
     return ValidateSettings.from_mapping(os.environ)
 
 
-@functools.cache
+@per_container
 def _contracts() -> ContractSet | None:
     """Loaded once per cold start; a bad file fails every invocation (ContractConfigError).
     Patterns aren't compiled here (that takes polars; Validate checks headers only): Convert
@@ -29,13 +29,13 @@ def _contracts() -> ContractSet | None:
     return load_contracts(path, compile_patterns=False) if path else None
 
 
-@functools.cache
+@per_container
 def _store() -> S3Store:
     return S3Store()
 
 
+@lambda_handler
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    log.bind(execution=event.get("execution"))
     source = ObjectRef.from_dict(event.get("source"))
     log.bind(key=source.key)
     return validate(source, _store(), _settings(), _contracts()).to_dict()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from chute.embedded import free_port
+from chute.local.embedded import free_port
 from tests.support.up import Up, launch_up
 
 

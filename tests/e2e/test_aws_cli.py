@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chute.embedded import DEFAULT_REGION, Resources
+from chute.ops.resources import DEFAULT_REGION, Resources
 from tests.e2e.test_cli_ops import finished, status
 
 REPO = Path(__file__).resolve().parents[2]

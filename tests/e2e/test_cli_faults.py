@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from chute.embedded import free_port
+from chute.local.embedded import free_port
 
 
 def _up(work: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chute.embedded import free_port
+from chute.local.embedded import free_port
 
 
 def chute(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chute.embedded import free_port
+from chute.local.embedded import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CHUTE = [sys.executable, "-m", "chute.cli"]
@@ -89,6 +89,17 @@ def test_missing_path_is_a_clear_usage_error(tmp_path: Path) -> None:
     result = chute("run", "does-not-exist.csv", cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert "does-not-exist.csv: no such file or directory" in result.stderr
+
+
+def test_unreachable_endpoint_is_a_clear_usage_error(tmp_path: Path) -> None:
+    # GIVEN an endpoint where nothing listens
+    url = f"http://127.0.0.1:{free_port()}"
+    # WHEN chute run is pointed at it
+    result = chute("run", str(REPO / "samples" / "orders.csv"), "--endpoint-url", url, cwd=tmp_path)
+    # THEN it says so (over the same Deployment as the operations commands), no traceback
+    assert result.returncode == 2, result.stderr
+    assert f"cannot reach the endpoint {url}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

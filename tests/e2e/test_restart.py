@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chute.embedded import free_port
+from chute.local.embedded import free_port
 from tests.support.up import launch_up
 
 GOOD = [f"batch/good-{i}.csv" for i in range(6)]

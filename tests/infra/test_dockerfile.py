@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from chute.embedded import EmbeddedAws
+from chute.local.embedded import EmbeddedAws
 from tasks import names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ NEVER_IN_CONTEXT = (
     ".pytest_cache/README.md",
     ".ruff_cache/CACHEDIR.TAG",
     "infra/app.py",
-    "chute/cli.py",
+    "chute/cli/__init__.py",
     "chute.egg-info/PKG-INFO",
     "build/lib/tasks/__init__.py",
     "tasks/__pycache__/names.cpython-311.pyc",

@@ -43,11 +43,11 @@ def test_redrive_is_granted_on_executions_and_listing_on_the_state_machine(synth
         if "states:" in dumps(s["Action"])
     }
     assert set(statements) == {
-        ("states:ListExecutions",),
+        ("states:ListExecutions", "states:StartExecution"),
         ("states:DescribeExecution", "states:GetExecutionHistory", "states:RedriveExecution"),
     }
     machine = synth.stack.workflow.state_machine
-    listing = statements[("states:ListExecutions",)]
+    listing = statements[("states:ListExecutions", "states:StartExecution")]
     assert listing["Resource"] == synth.ref(machine)
     redrive = statements[
         ("states:DescribeExecution", "states:GetExecutionHistory", "states:RedriveExecution")
@@ -56,8 +56,9 @@ def test_redrive_is_granted_on_executions_and_listing_on_the_state_machine(synth
     # an execution ARN pattern of this state machine (the common mistake: the machine's ARN)
     assert ":execution:" in resource and ":stateMachine:" not in resource
     assert synth.logical_id(machine) in resource
-    # and never StartExecution: a redrive resumes the failed execution
-    assert "states:StartExecution" not in dumps(_role_statements(synth, "AutoRedrive"))
+    # StartExecution only on the state machine (the restart of an execution that ended in a
+    # Fail state), never on executions
+    assert "states:StartExecution" not in dumps(redrive["Action"])
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import assertions
 from constructs import IConstruct
 
-from chute.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings
+from chute.local.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings
 from infra.config import ChuteProps
 from tasks import names
 from tests.support.synth import Synth, dumps

@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chute import executions
-from chute.executions import ExecutionView, list_arns, source_of, view
-from tasks.formats import output_base
+from chute.ops.executions import ExecutionView, list_arns, source_of, view
+from tasks.formats.keys import output_base
+from tasks.workflow import Outcome
 
 REPORT_SUFFIX = ".error.json"
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
@@ -135,20 +135,20 @@ def outcome_of(state: KeyState) -> str:
     running = [e.name for e in state.executions if e.status == "RUNNING"]
     if running:
         raise AssertionError(f"still running {running}: {where}")
-    succeeded = [e for e in state.executions if e.outcome == executions.SUCCEEDED]
+    succeeded = [e for e in state.executions if e.outcome == Outcome.SUCCEEDED]
     if len(succeeded) > 1 and len({e.etag for e in succeeded}) < len(succeeded):
         raise AssertionError(f"the same version SUCCEEDED more than once: {where}")
-    if newest.outcome == executions.SUCCEEDED:
+    if newest.outcome == Outcome.SUCCEEDED:
         if state.archived and state.outputs and not state.in_staging:
             return "archived"
         raise AssertionError(f"SUCCEEDED but not archived with an output: {where}")
-    if newest.outcome == executions.QUARANTINED:
+    if newest.outcome == Outcome.QUARANTINED:
         if state.quarantined and state.report and not state.in_staging:
             return "quarantined"
         raise AssertionError(f"quarantined without original and report: {where}")
-    if newest.outcome == executions.STALE:
+    if newest.outcome == Outcome.STALE:
         return "stale"
-    if newest.outcome == executions.FAILED:
+    if newest.outcome == Outcome.FAILED:
         if state.in_staging and not state.archived and not state.quarantined:
             return "failed"
         raise AssertionError(f"FAILED but not rerunnable from staging: {where}")

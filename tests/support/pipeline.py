@@ -10,8 +10,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from chute.embedded import EmbeddedAws
-from chute.executions import ExecutionView, list_arns, view
+from chute.local.embedded import EmbeddedAws
+from chute.ops.executions import ExecutionView, list_arns, view
 from tests.support.accounting import execution_key
 
 _RECEIVED: list[dict[str, Any]] = []

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
+from tasks import entry
 from tasks.models import ObjectRef
 
 STAGING = "chute-staging"
@@ -36,16 +37,10 @@ def put(s3: Any, key: str, body: bytes) -> ObjectRef:
     )
 
 
-class Cached(Protocol):
-    def cache_clear(self) -> None: ...
-
-
 @contextmanager
-def fresh(*cached: Cached) -> Iterator[None]:
-    """Clear a handler's cached settings and clients before and after: each test reads its own
-    environment, and leaves nothing built on moto behind."""
-    for function in cached:
-        function.cache_clear()
+def fresh() -> Iterator[None]:
+    """Forget every handler's cached settings and clients before and after: each test reads its
+    own environment, and leaves nothing built on moto behind."""
+    entry.reset()
     yield
-    for function in cached:
-        function.cache_clear()
+    entry.reset()

@@ -10,19 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chute import moto_fixes
-from tasks import metrics
+from chute.local import moto_fixes
 from tasks.adapters.s3 import S3Store
 from tests.support.unit import BUCKETS
-
-
-@pytest.fixture(autouse=True)
-def no_pending_metrics() -> Iterator[None]:
-    """Domain calls made outside a handler record metrics that no handler flushes: drop them, so
-    no test's EMF document carries another test's counts."""
-    metrics.discard()
-    yield
-    metrics.discard()
 
 
 @pytest.fixture

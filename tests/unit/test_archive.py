@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from tasks.adapters import s3 as s3_adapter
-from tasks.adapters.s3 import Head, S3Store
+from tasks.adapters.s3 import S3Store
 from tasks.archive import handler as archive_handler
 from tasks.archive.domain import archive
 from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
 from tasks.fence import Condition
-from tasks.models import FileSpec, ObjectRef
+from tasks.models import FileSpec, Head, ObjectRef
 from tasks.settings import ArchiveSettings
 from tests.support.unit import ARCHIVE, KEYS, SEQUENCER, STAGING, fresh, put
 
@@ -179,7 +179,7 @@ def test_archive_copies_in_parts(s3: Any, store: S3Store, monkeypatch: pytest.Mo
 @pytest.fixture
 def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CHUTE_ARCHIVE_BUCKET", ARCHIVE)
-    with fresh(archive_handler._settings, archive_handler._store):
+    with fresh():
         yield
 
 

@@ -23,7 +23,8 @@ from batch.entrypoint import main, stop_on_sigterm
 from tasks import names
 from tasks.adapters.s3 import S3Store
 from tasks.errors import StorageUnavailable
-from tasks.models import FileSpec, ObjectRef, OutputFormat, Target
+from tasks.formats import OutputFormat
+from tasks.models import FileSpec, ObjectRef, Target
 from tasks.workflow import ExitCode
 from tests.support.unit import OUTPUT, STAGING
 

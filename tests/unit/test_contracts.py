@@ -782,3 +782,23 @@ def test_budget_with_real_chunks() -> None:
     with pytest.raises(ContractViolation) as excinfo:
         budget.add(validate_chunk(contract, plan, pl.DataFrame({"v": ["y", "3"]}), 4))
     assert [p["row"] for p in violation(excinfo)["problems"]] == [3, 4]
+
+
+def test_a_header_read_with_the_wrong_delimiter_says_so() -> None:
+    # GIVEN a comma-delimited file read as tab-delimited: its header is one field
+    contract = make(Column("id"), Column("customer"), extra_columns="reject")
+    with pytest.raises(ContractViolation) as excinfo:
+        contract.plan_header(["id,customer"])
+    # THEN every header problem says the header splits on a comma: check the delimiter
+    problems = violation(excinfo)["problems"]
+    assert problems and all(
+        "a comma splits into the contract's columns" in p["reason"] for p in problems
+    )
+    assert all("check the delimiter" in p["reason"] for p in problems)
+
+
+def test_a_header_that_is_simply_wrong_gets_no_delimiter_hint() -> None:
+    contract = make(Column("id"), extra_columns="reject")
+    with pytest.raises(ContractViolation) as excinfo:
+        contract.plan_header(["other"])
+    assert all("delimiter" not in p["reason"] for p in violation(excinfo)["problems"])

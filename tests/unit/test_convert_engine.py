@@ -23,11 +23,12 @@ import pytest
 import zstandard
 
 from tasks.convert import dialect, engine
-from tasks.convert.compression import Compression, from_extension, from_magic
 from tasks.convert.engine import CHUNK_BYTES, EngineOptions, EngineResult, convert_stream
 from tasks.convert.typed import ContractTyping
 from tasks.data_contracts.config import parse_contracts
 from tasks.errors import ContractViolation, MalformedContent
+from tasks.formats import Compression, from_magic
+from tasks.formats.keys import from_extension
 
 EDGE = Path(__file__).resolve().parents[1] / "fixtures" / "edge"
 EDGE_INPUTS = sorted(p for p in EDGE.iterdir() if p.suffix in (".csv", ".tsv", ".psv"))

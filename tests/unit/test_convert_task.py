@@ -71,7 +71,7 @@ type = "float"
 
 @pytest.fixture(autouse=True)
 def fresh_handler_caches() -> Iterator[None]:
-    with fresh(handler_module.settings, handler_module.store, handler_module.contracts):
+    with fresh():
         yield
 
 

@@ -1,4 +1,5 @@
-"""The fault rule syntax (chute.faults): what operators write, and the clear errors they get."""
+"""The fault rule syntax (chute.local.faults): what operators write, and the clear errors they
+get."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import signal
 
 import pytest
 
-from chute import faults
-from chute.faults import (
+from chute.local import faults
+from chute.local.faults import (
     BATCH_ACCESS_KEY,
     BatchExit,
     Faults,

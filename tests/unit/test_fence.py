@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from tasks.adapters.s3 import Head, S3Store
+from tasks.adapters.s3 import S3Store
 from tasks.archive.domain import archive
 from tasks.convert.domain import convert
 from tasks.errors import SourceMissing, StorageUnavailable, Superseded, WriteConflict
 from tasks.fence import Condition, Stamp, current_version, decide, publish
-from tasks.models import FileSpec, ObjectRef, Plan, Target
+from tasks.models import FileSpec, Head, ObjectRef, Plan, Target
 from tasks.quarantine.domain import quarantine
 from tasks.settings import ArchiveSettings, ConvertSettings, QuarantineSettings
 from tests.support.unit import ARCHIVE, OUTPUT, QUARANTINE, STAGING

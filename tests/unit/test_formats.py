@@ -1,4 +1,4 @@
-"""tasks.formats: which keys chute accepts, how it reads them, where their output goes."""
+"""tasks.formats.keys: which keys chute accepts, how it reads them, where their output goes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 
 from tasks import formats
 from tasks.errors import UnsupportedFormat
+from tasks.formats import keys
 from tasks.models import Target
 from tasks.names import DEFAULT_SUFFIXES
 
@@ -26,18 +27,18 @@ from tasks.names import DEFAULT_SUFFIXES
 )
 def test_matches_suffix_accepts_configured_suffixes_in_any_case(key: str) -> None:
     # GIVEN the default suffixes  WHEN a key ends with one, in any case  THEN it matches
-    assert formats.matches_suffix(key, DEFAULT_SUFFIXES)
+    assert keys.matches_suffix(key, DEFAULT_SUFFIXES)
 
 
 @pytest.mark.parametrize(
     "key", ["in/notes.md", "in/x.csv.zip", "in/x.gz", "in/csv", "in/x.csvx", "in/x.csv.xz"]
 )
 def test_matches_suffix_rejects_other_suffixes(key: str) -> None:
-    assert not formats.matches_suffix(key, DEFAULT_SUFFIXES)
+    assert not keys.matches_suffix(key, DEFAULT_SUFFIXES)
 
 
 def test_matches_suffix_lowercases_the_configured_suffixes_too() -> None:
-    assert formats.matches_suffix("in/data.csv", (".CSV",))
+    assert keys.matches_suffix("in/data.csv", (".CSV",))
 
 
 def test_default_suffixes_are_every_data_extension_with_every_compression() -> None:
@@ -49,12 +50,12 @@ def test_default_suffixes_are_every_data_extension_with_every_compression() -> N
 @pytest.mark.parametrize("suffix", DEFAULT_SUFFIXES)
 def test_every_default_suffix_can_be_read(suffix: str) -> None:
     # GIVEN a key the trigger accepts by default  THEN validate can tell how to read it
-    formats.detect(f"in/x{suffix}")
+    keys.detect(f"in/x{suffix}")
 
 
 def test_is_folder_marker() -> None:
-    assert formats.is_folder_marker("incoming/new folder/")
-    assert not formats.is_folder_marker("incoming/new folder/a.csv")
+    assert keys.is_folder_marker("incoming/new folder/")
+    assert not keys.is_folder_marker("incoming/new folder/a.csv")
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_detect_reads_compression_and_declared_delimiter_from_the_key(
     key: str, expected: tuple[str, str | None]
 ) -> None:
     # None: .csv and .txt don't say their delimiter; validate sniffs it from the header line
-    assert formats.detect(key) == expected
+    assert keys.detect(key) == expected
 
 
 @pytest.mark.parametrize(
@@ -98,7 +99,7 @@ def test_detect_reads_compression_and_declared_delimiter_from_the_key(
 def test_detect_rejects_unsupported_keys_naming_the_key(key: str) -> None:
     # WHEN the key has no supported extension (or nothing before it)  THEN UnsupportedFormat
     with pytest.raises(UnsupportedFormat) as caught:
-        formats.detect(key)
+        keys.detect(key)
     assert repr(key) in str(caught.value)
     assert ".csv" in str(caught.value)
     assert ".zst" in str(caught.value)
@@ -106,7 +107,7 @@ def test_detect_rejects_unsupported_keys_naming_the_key(key: str) -> None:
 
 def test_detect_only_looks_at_the_file_name_not_the_folders() -> None:
     with pytest.raises(UnsupportedFormat):
-        formats.detect("in/data.csv/readme")
+        keys.detect("in/data.csv/readme")
 
 
 @pytest.mark.parametrize(
@@ -122,7 +123,7 @@ def test_detect_only_looks_at_the_file_name_not_the_folders() -> None:
 def test_split_compression_keeps_the_rest_of_the_key_as_written(
     key: str, expected: tuple[str, str]
 ) -> None:
-    assert formats.split_compression(key) == expected
+    assert keys.split_compression(key) == expected
 
 
 @pytest.mark.parametrize(
@@ -138,15 +139,15 @@ def test_split_compression_keeps_the_rest_of_the_key_as_written(
     ],
 )
 def test_output_base_drops_compression_and_keeps_the_input_kind(key: str, expected: str) -> None:
-    assert formats.output_base(key) == expected
+    assert keys.output_base(key) == expected
 
 
 def test_output_objects_are_named_after_the_base() -> None:
     # GIVEN the target of in/orders.csv.gz  THEN its objects are <base>.<format>
-    target = Target(bucket="out", key=formats.output_base("in/orders.csv.gz"))
+    target = Target(bucket="out", key=keys.output_base("in/orders.csv.gz"))
     assert target.object_key("jsonl") == "in/orders.csv.jsonl"
     assert target.object_key("parquet") == "in/orders.csv.parquet"
 
 
 def test_output_bases_of_csv_and_tsv_twins_do_not_collide() -> None:
-    assert formats.output_base("in/x.csv") != formats.output_base("in/x.tsv")
+    assert keys.output_base("in/x.csv") != keys.output_base("in/x.tsv")

@@ -17,13 +17,13 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.adapters.s3 import Head
+from tasks import entry
 from tasks.adapters.signer import AwsSigner
 from tasks.errors import PermanentError
 from tasks.grant import domain as grants
 from tasks.grant import handler as grant_handler
 from tasks.grant.domain import GrantError, GrantRequest, mint
-from tasks.models import ObjectRef
+from tasks.models import Head, ObjectRef
 from tasks.settings import GrantSettings, ValidateSettings
 from tasks.validate.domain import validate
 
@@ -252,9 +252,9 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("CHUTE_UPLOAD_ROLE_ARN", ROLE)
     monkeypatch.delenv("CHUTE_TENANT_CLAIM", raising=False)
     monkeypatch.setattr(grant_handler, "_signer", signer)
-    grant_handler._settings.cache_clear()
+    entry.reset()
     yield grant_handler.handler
-    grant_handler._settings.cache_clear()
+    entry.reset()
 
 
 def call(api: Any, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:

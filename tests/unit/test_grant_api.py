@@ -10,7 +10,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from chute.grant_api import Authorizer, GrantApi
+from chute.local.grant_api import Authorizer, GrantApi
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_pool"
 KEY = RSAKey.generate_key(2048, parameters={"kid": "k1"})

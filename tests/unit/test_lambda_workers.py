@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chute.lambda_workers import FunctionSpec, LambdaWorkers
+from chute.local.lambda_workers import FunctionSpec, LambdaWorkers
 
 BASE_ENV = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(Path(__file__).parents[2])}
 
@@ -68,3 +68,53 @@ def test_a_crashing_process_is_reported_not_hung(workers: LambdaWorkers) -> None
     result = workers.invoke(spec("crash"), {})
     assert result.errored
     assert json.loads(result.payload)["errorType"] == "Runtime.ExitError"
+
+
+def test_pool_size_follows_the_cores() -> None:
+    # GIVEN no explicit size WHEN a pool is created THEN it allows one worker per core (>= 2)
+    pool = LambdaWorkers()
+    try:
+        assert pool.max_workers == max(2, os.cpu_count() or 2)
+    finally:
+        pool.close()
+
+
+def test_a_warmed_function_serves_its_first_invocation_from_the_started_process(
+    workers: LambdaWorkers,
+) -> None:
+    # GIVEN a function warmed before any invocation
+    workers.warm(spec("echo"))
+    assert workers.workers("fn") == 1
+    # WHEN it is invoked twice (and warmed again)
+    workers.warm(spec("echo"))
+    first = workers.invoke(spec("echo"), {})
+    second = workers.invoke(spec("echo"), {})
+    # THEN one process served both: warming didn't add a second one
+    assert workers.workers("fn") == 1
+    assert json.loads(first.payload)["pid"] == json.loads(second.payload)["pid"]
+
+
+def test_idle_workers_are_stopped_down_to_the_warm_one(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.pipeline import wait_until
+
+    pool = LambdaWorkers(log_dir=tmp_path, max_workers=3, idle_seconds=0.3, keep_warm=1)
+    try:
+        # GIVEN a burst that needed three workers of one function
+        with ThreadPoolExecutor(3) as burst:
+            list(burst.map(lambda _: pool.invoke(spec("slow"), {"seconds": 0.5}), range(3)))
+        assert pool.workers("fn") == 3
+        # WHEN the function stays idle THEN its workers are stopped, except one kept warm
+        wait_until(lambda: pool.workers("fn") == 1, timeout=10, what="idle workers stopped")
+        result = pool.invoke(spec("slow"), {"seconds": 0})
+        assert not result.errored
+    finally:
+        pool.close()
+
+
+def test_workers_are_out_of_reach_of_a_terminal_ctrl_c(workers: LambdaWorkers) -> None:
+    # GIVEN a warm worker WHEN the terminal sends SIGINT to chute's process group
+    # THEN the worker is not in it (chute stops it; no KeyboardInterrupt in its log)
+    pid = json.loads(workers.invoke(spec("echo"), {}).payload)["pid"]
+    assert os.getpgid(pid) != os.getpgid(0)

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
+    AmazonCloudWatchEMFProvider,
+)
 
 from tasks import metrics, names
 from tasks.archive import handler as archive_handler
@@ -57,13 +59,7 @@ def assert_chute_directive(
 def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CHUTE_ARCHIVE_BUCKET", ARCHIVE)
     monkeypatch.setenv("CHUTE_QUARANTINE_BUCKET", QUARANTINE)
-    cached = (
-        archive_handler._settings,
-        archive_handler._store,
-        quarantine_handler._settings,
-        quarantine_handler._store,
-    )
-    with fresh(*cached):
+    with fresh():
         yield
 
 
@@ -216,7 +212,8 @@ def test_flush_with_nothing_recorded_prints_and_warns_nothing(
 ) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Powertools warns when flushing an empty set
-        metrics.flush("x")
+        metrics.get_metrics().add_metadata(key="execution", value="x")
+        metrics.get_metrics().flush_metrics()
     assert capsys.readouterr().out == ""
 
 
@@ -224,11 +221,11 @@ def test_a_failed_flush_never_fails_the_step(
     s3: Any, env: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN printing the EMF document fails
-    def broken(self: Metrics, raise_on_empty_metrics: bool = False) -> None:
+    def broken(self: AmazonCloudWatchEMFProvider, raise_on_empty_metrics: bool = False) -> None:
         raise ValueError("schema")
 
     with monkeypatch.context() as patch:
-        patch.setattr(Metrics, "flush_metrics", broken)
+        patch.setattr(AmazonCloudWatchEMFProvider, "flush_metrics", broken)
 
         # WHEN the Archive handler runs  THEN it still returns the archived file
         assert archive_handler.handler(archive_event(s3), None)["bucket"] == ARCHIVE
@@ -237,7 +234,7 @@ def test_a_failed_flush_never_fails_the_step(
     lines = stdout_documents(capsys.readouterr().out)
     [warning] = [line for line in lines if line.get("message") == "metrics not flushed"]
     assert (warning["error"], warning["reason"]) == ("ValueError", "schema")
-    metrics.flush()
+    metrics.get_metrics().flush_metrics()
     assert emf(capsys.readouterr().out) == []
 
 
@@ -250,8 +247,8 @@ def test_powertools_environment_cannot_move_the_metrics(
     monkeypatch.setattr(metrics, "_metrics", None)
 
     # WHEN a file is counted  THEN namespace and dimensions are still the dashboard's
-    metrics.file_quarantined()
-    metrics.flush()
+    metrics.Recorder().file_quarantined()
+    metrics.get_metrics().flush_metrics()
     [document] = emf(capsys.readouterr().out)
     assert_chute_directive(document, {names.METRIC_FILES_QUARANTINED: "Count"})
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.adapters.s3 import Head
 from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
 from tasks.fence import Condition
-from tasks.models import ObjectRef
+from tasks.models import Head, ObjectRef
 from tasks.moves import MoveResult, move
 from tests.support.unit import QUARANTINE, STAGING
 

@@ -17,12 +17,11 @@ import zstandard
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tasks.adapters.s3 import Head
-from tasks.convert.compression import from_extension
 from tasks.convert.domain import engine_options
 from tasks.convert.engine import EngineOptions, convert_stream
 from tasks.errors import ChuteError, PermanentError
-from tasks.models import ObjectRef
+from tasks.formats.keys import from_extension
+from tasks.models import Head, ObjectRef
 from tasks.settings import DecompressionLimits, ValidateSettings
 from tasks.validate.domain import validate
 

@@ -11,9 +11,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from chute import operate
-from chute.deployment import Deployment, DeploymentError, connect
-from tasks.adapters.sfn import RERUN_SUFFIX
+from chute.ops import operate
+from chute.ops.deployment import Deployment, DeploymentError, connect
+from tasks.workflow import RERUN_SUFFIX
 
 REGION = "eu-west-1"
 MACHINE = f"arn:aws:states:{REGION}:111122223333:stateMachine:Chute-Pipeline"
@@ -178,6 +178,35 @@ def test_rerun_starts_a_new_execution_with_the_input_when_redrive_is_impossible(
         stub.assert_no_pending_responses()
     assert result.action == "restarted"
     assert "ExecutionNotRedrivable" in result.reason and "older than 14 days" in result.reason
+
+
+def test_rerun_restarts_an_execution_that_ended_in_a_fail_state() -> None:
+    # GIVEN a Batch job that exited 75 (transient): the execution ended in the Fail state
+    # BatchFailed, which a redrive would enter again
+    sfn = client("stepfunctions")
+    cause = json.dumps({"Container": {"ExitCode": 75}})
+    path = ("Validate", "ConvertInBatch", "CheckBatchCause", "InspectBatchFailure")
+    with Stubber(sfn) as stub:
+        failed = describe(error="States.TaskFailed") | {"cause": cause}
+        stub.add_response("describe_execution", failed, {"executionArn": EXECUTION})
+        stub.add_response("get_execution_history", history(*path, "BatchFailed"))
+        stub.add_client_error(
+            "describe_execution",
+            service_error_code="ExecutionDoesNotExist",
+            expected_params={"executionArn": EXECUTION + RERUN_SUFFIX},
+        )
+        stub.add_response("describe_execution", failed, {"executionArn": EXECUTION})
+        stub.add_response(
+            "start_execution",
+            {"executionArn": EXECUTION + RERUN_SUFFIX, "startDate": NOW},
+            {"stateMachineArn": MACHINE, "name": "orders-csv-abc" + RERUN_SUFFIX, "input": INPUT},
+        )
+        # WHEN it is rerun
+        (result,) = operate.rerun(aws_deployment(sfn), [EXECUTION])
+        # THEN no redrive was asked for: a new execution redoes the conversion
+        stub.assert_no_pending_responses()
+    assert result.action == "restarted"
+    assert "ended in the Fail state BatchFailed" in result.reason
 
 
 def test_rerun_refuses_a_quarantined_file_without_force() -> None:

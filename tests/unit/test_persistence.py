@@ -1,4 +1,4 @@
-"""The embedded runtime's state store (chute/persistence.py): objects and executions written
+"""The embedded runtime's state store (chute/local/persistence.py): objects and executions written
 through to disk survive a restart; an interrupted write leaves no torn record."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import boto3
 from moto import mock_aws
 from moto.s3.models import s3_backends
 
-from chute.persistence import (
+from chute.local.persistence import (
     INTERRUPTED_ERROR,
     RestoredExecution,
     StateStore,

@@ -305,7 +305,7 @@ def test_truncate_utf8(text: str, limit: int, expected: tuple[str, bool]) -> Non
 @pytest.fixture
 def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CHUTE_QUARANTINE_BUCKET", QUARANTINE)
-    with fresh(quarantine_handler._settings, quarantine_handler._store):
+    with fresh():
         yield
 
 

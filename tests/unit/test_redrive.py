@@ -13,10 +13,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from tasks import entry
 from tasks.adapters.sfn import FailedExecutions
+from tasks.models import FailedExecution
 from tasks.redrive import handler as redrive_handler
 from tasks.redrive.domain import (
-    FailedExecution,
     is_transient,
     redrive_failed,
 )
@@ -104,6 +105,7 @@ class FakeExecutions:
         self.rerun = set(rerun)
         self.refuse = set(refuse)
         self.redriven: list[str] = []
+        self.restarted: list[str] = []
         self.since: datetime | None = None
 
     def failed_since(self, since: datetime) -> Iterable[FailedExecution]:
@@ -117,6 +119,12 @@ class FakeExecutions:
         if execution.name in self.refuse:
             return False
         self.redriven.append(execution.name)
+        return True
+
+    def restart(self, execution: FailedExecution) -> bool:
+        if execution.name in self.refuse:
+            return False
+        self.restarted.append(execution.name)
         return True
 
 
@@ -163,13 +171,55 @@ def test_a_run_redrives_transient_failures_under_the_cap(
     ]
 
 
+def test_a_transient_failure_in_a_fail_state_is_restarted_once_not_redriven(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN transient failures that ended in the workflow's Fail states (a redrive would resume
+    # at the Fail state and fail again there), one already restarted, one a restart itself
+    def batch(name: str, state: str = "BatchFailed", redrives: int = 0) -> FailedExecution:
+        return failed(
+            name,
+            fail_state=state,
+            error="States.TaskFailed",
+            cause=batch_cause(75),
+            redrives=redrives,
+        )
+
+    fake = FakeExecutions(
+        [
+            batch("job-killed"),
+            failed("submit-refused", fail_state="BatchSubmitFailed", error="Batch.ServerException"),
+            batch("restarted-already"),
+            batch("job-killed-rerun"),
+            batch("lost-race"),
+            batch("redriven-before-the-fix", redrives=3),
+        ],
+        rerun=["restarted-already"],
+        refuse=["lost-race"],
+    )
+    # WHEN the auto-redrive runs
+    report = redrive_handler_run(fake)
+    # THEN they are restarted as new executions, never redriven; each at most once
+    assert fake.redriven == []
+    assert fake.restarted == ["job-killed", "submit-refused", "redriven-before-the-fix"]
+    assert report.restarted == fake.restarted
+    assert report.capped == ["job-killed-rerun"]
+    assert report.skipped == {"restarted-already": "already_rerun", "lost-race": "already_rerun"}
+    logged = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"message"' in line
+    ]
+    assert ("execution restarted", "job-killed", "job-killed-rerun") in [
+        (e["message"], e.get("execution"), e.get("new_execution")) for e in logged
+    ]
+
+
 def redrive_handler_run(fake: FakeExecutions) -> Any:
     from tasks import metrics
 
     try:
-        return redrive_failed(fake, SETTINGS, NOW)
+        return redrive_failed(fake, SETTINGS, NOW, metrics.Recorder())
     finally:
-        metrics.flush()
+        metrics.get_metrics().flush_metrics()
 
 
 # --- the adapter: exact Step Functions requests -------------------------------------------------
@@ -241,6 +291,42 @@ def test_the_adapter_reads_failures_and_redrives_by_execution_arn() -> None:
     assert report.redriven == ["orders-csv-1"]
 
 
+def test_the_adapter_restarts_by_a_fixed_name_with_the_original_input() -> None:
+    client = boto3.client(
+        "stepfunctions", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    execution = failed("orders-csv-1", fail_state="BatchFailed")
+    original = {
+        "executionArn": execution.arn,
+        "stateMachineArn": MACHINE,
+        "name": execution.name,
+        "status": "FAILED",
+        "startDate": NOW - timedelta(hours=1),
+        "input": '{"detail": {"object": {"key": "orders.csv"}}}',
+    }
+    with Stubber(client) as stub:
+        stub.add_response("describe_execution", original, {"executionArn": execution.arn})
+        stub.add_response(
+            "start_execution",
+            {"executionArn": execution.arn + "-rerun", "startDate": NOW},
+            {"stateMachineArn": MACHINE, "name": "orders-csv-1-rerun", "input": original["input"]},
+        )
+        stub.add_response("describe_execution", original, {"executionArn": execution.arn})
+        stub.add_client_error(
+            "start_execution",
+            "ExecutionAlreadyExists",
+            expected_params={
+                "stateMachineArn": MACHINE,
+                "name": "orders-csv-1-rerun",
+                "input": original["input"],
+            },
+        )
+        adapter = FailedExecutions(MACHINE, client)
+        assert adapter.restart(execution) is True
+        assert adapter.restart(execution) is False  # idempotent: the name is fixed
+        stub.assert_no_pending_responses()
+
+
 def test_a_failure_in_a_fail_state_is_read_from_the_history() -> None:
     client = boto3.client(
         "stepfunctions", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
@@ -266,11 +352,11 @@ def test_a_failure_in_a_fail_state_is_read_from_the_history() -> None:
 def test_the_handler_runs_with_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHUTE_STATE_MACHINE_ARN", MACHINE)
     monkeypatch.setenv("CHUTE_MAX_REDRIVES", "1")
-    redrive_handler._settings.cache_clear()
+    entry.reset()
     fake = FakeExecutions([failed("once", redrives=0), failed("again", redrives=1)])
     monkeypatch.setattr(redrive_handler, "_executions", lambda: fake)
     try:
         result = redrive_handler.handler({"source": "aws.scheduler"}, None)
     finally:
-        redrive_handler._settings.cache_clear()
-    assert result == {"redriven": ["once"], "capped": ["again"], "skipped": {}}
+        entry.reset()
+    assert result == {"redriven": ["once"], "restarted": [], "capped": ["again"], "skipped": {}}

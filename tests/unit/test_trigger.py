@@ -12,7 +12,7 @@ from typing import Any, Literal
 import boto3
 import pytest
 
-from tasks import log
+from tasks import entry, log
 from tasks.adapters.sfn import ExecutionStarter
 from tasks.models import ModelError, ObjectRef
 from tasks.settings import TriggerSettings
@@ -297,8 +297,7 @@ def state_machine(sfn: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def _clear_handler_caches() -> None:
-    trigger_handler._settings.cache_clear()
-    trigger_handler._starter.cache_clear()
+    entry.reset()
 
 
 def executions(sfn: Any, arn: str) -> dict[str, dict[str, Any]]:

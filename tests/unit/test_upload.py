@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chute.upload import MIN_PART_BYTES, UploadInterrupted, part_size_for, upload_file
+from chute.ops.upload import MIN_PART_BYTES, UploadInterrupted, part_size_for, upload_file
 from tests.support.unit import STAGING
 
 
@@ -79,3 +79,25 @@ def test_small_files_are_one_part(s3: Any, tmp_path: Path) -> None:
 def test_part_size_grows_to_stay_within_10000_parts() -> None:
     assert part_size_for(10, 1) == MIN_PART_BYTES
     assert part_size_for(100 * 1024**3, 8 * 1024**2) * 10_000 >= 100 * 1024**3
+
+
+def test_ctrl_c_stops_the_upload_without_sending_the_queued_parts(s3: Any, big: Path) -> None:
+    import _thread
+
+    # GIVEN an upload of 6 parts, one at a time, interrupted (Ctrl-C) while sending part 2
+    sent = parts_sent(s3)
+
+    def interrupt(params: dict[str, Any], **_: Any) -> None:
+        if params["PartNumber"] == 2:
+            _thread.interrupt_main()  # what a Ctrl-C at the terminal does
+
+    s3.meta.events.register("provide-client-params.s3.UploadPart", interrupt)
+    # WHEN it is interrupted THEN it stops at once: the parts in flight finish (at most one
+    # more here), the queued ones are never sent
+    with pytest.raises(KeyboardInterrupt):
+        upload_file(s3, big, STAGING, "in/ctrl-c.csv", part_size=MIN_PART_BYTES, concurrency=1)
+    before = len(sent)
+    assert sent[:2] == [1, 2] and before <= 3
+    # AND the same upload resumes with the missing parts
+    result = upload_file(s3, big, STAGING, "in/ctrl-c.csv", part_size=MIN_PART_BYTES)
+    assert result.resumed and result.parts_sent == 6 - before

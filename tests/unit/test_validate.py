@@ -441,6 +441,8 @@ def test_the_wrong_compression_for_the_suffix(
         (gzip.compress(b"a,b\n"), "gzip", ".gz"),
         (zstd(b"a,b\n"), "zstd", ".zst"),
         (bz2.compress(b"a,b\n"), "bz2", ".bz2"),
+        # an empty file compressed: the end-of-stream magic instead of a block's
+        (bz2.compress(b""), "bz2", ".bz2"),
     ],
 )
 def test_compressed_content_under_a_plain_key(
@@ -807,7 +809,7 @@ def env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
         "CHUTE_OUTPUT_FORMATS",
     ):
         monkeypatch.delenv(name, raising=False)
-    with fresh(validate_handler._settings, validate_handler._contracts, validate_handler._store):
+    with fresh():
         yield monkeypatch
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chute.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings
+from chute.local.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings
 from tasks import errors, names
 
 DEFINITION: dict[str, Any] = json.loads(WORKFLOW_FILE.read_text())
@@ -109,7 +109,7 @@ def test_batch_state_has_a_timeout_and_passes_pointers_only() -> None:
 
 @pytest.mark.parametrize("threshold", [1, 100_000])
 def test_substituted_definition_is_valid_json(threshold: int) -> None:
-    from chute.embedded import load_definition
+    from chute.local.embedded import load_definition
 
     runtime = EmbeddedAws(
         LocalSettings(state_dir=Path("/nonexistent"), large_file_threshold_bytes=threshold)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from chute.embedded import EmbeddedAws, LocalSettings, free_port
+from chute.local.embedded import EmbeddedAws, LocalSettings, free_port
+from chute.ops.workflow_tests import DEFAULT_MOCK_CONFIG
 from tests.support.pipeline import (
     LARGE_THRESHOLD,
     Pipeline,
@@ -28,6 +29,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
         state_dir=Path(tmp_path_factory.mktemp("chute")),
         visibility_timeout_seconds=1,
         max_receive_count=2,
+        mock_config=DEFAULT_MOCK_CONFIG,
     )
     with EmbeddedAws(settings) as aws:
         _subscribe_completions(aws)

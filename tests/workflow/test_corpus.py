@@ -11,8 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from chute.executions import ExecutionView, list_arns, view
-from tasks import formats
+from chute.ops.executions import ExecutionView, list_arns, view
+from tasks.formats import keys as formats
 from tests.support.corpus import IGNORED, PREFIX, SUCCEEDED, Case, cases
 from tests.support.pipeline import Pipeline
 

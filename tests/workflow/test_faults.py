@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from chute import operate
-from chute.deployment import connect
-from chute.embedded import EmbeddedAws
-from tasks.adapters.sfn import rerun_name
-from tasks.formats import output_base
+from chute.local.embedded import EmbeddedAws
+from chute.ops import operate
+from chute.ops.deployment import connect
+from tasks.formats.keys import output_base
+from tasks.workflow import rerun_name
 from tests.support.accounting import assert_accounted
 from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 

@@ -3,8 +3,10 @@ exactly one terminal outcome, none lost, none published twice."""
 
 from __future__ import annotations
 
+import os
+
 from bench.load import run_load
-from chute.embedded import EmbeddedAws
+from chute.local.embedded import WARM_STEPS, EmbeddedAws
 from tests.support.pipeline import LARGE_THRESHOLD
 
 
@@ -29,3 +31,14 @@ def test_sixty_small_and_one_large_file_at_once_each_end_exactly_once(
     assert result.outcomes == {"archived": 61}
     assert result.executions == 61
     assert result.routes == {"lambda": 60, "batch": 1}
+
+
+def test_the_runtime_starts_with_a_warm_worker_for_each_step_of_a_file(
+    embedded: EmbeddedAws,
+) -> None:
+    # GIVEN the embedded runtime has started (and may have served other tests since)
+    # THEN it started a worker of each function a file passes through, and each still has one
+    # (idle ones are stopped down to one), never more than the cores
+    assert embedded.warmed == list(WARM_STEPS)
+    for step in WARM_STEPS:
+        assert 1 <= embedded.worker_processes(step) <= max(2, os.cpu_count() or 2)

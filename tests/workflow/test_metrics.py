@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chute.embedded import EmbeddedAws
+from chute.local.embedded import EmbeddedAws
 from tasks import names
 from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 

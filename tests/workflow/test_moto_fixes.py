@@ -1,4 +1,4 @@
-"""Each change to moto's behaviour (chute/moto_fixes.py): a test that fails without it, and a
+"""Each change to moto's behaviour (chute/local/moto_fixes.py): a test that fails without it, and a
 canary that fails once the pinned upstream version no longer needs it (then delete the fix).
 
 They run against the embedded server, reverting one fix at a time (the suite is sequential).
@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,19 +18,35 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from chute import moto_fixes
-from chute.embedded import EmbeddedAws
+from chute.local import moto_fixes
+from chute.local.embedded import EmbeddedAws
 from tests.support.pipeline import wait_until
 
 
 @contextmanager
 def without(name: str) -> Iterator[None]:
+    """Fix ``name`` reverted; fixes stacked on the same attribute after it (sfn-mock-config over
+    sfn-unnamed-execution) are unwound first and stacked again after."""
+    fixes = list(moto_fixes.FIXES.values())
     fix = moto_fixes.FIXES[name]
+    above = [
+        f
+        for f in fixes[fixes.index(fix) + 1 :]
+        if f.applied and (f.owner, f.attribute) == (fix.owner, fix.attribute)
+    ]
+    for f in reversed(above):
+        f.revert()
     fix.revert()
     try:
+        for f in above:
+            f.apply()
         yield
     finally:
+        for f in reversed(above):
+            f.revert()
         fix.apply()
+        for f in above:
+            f.apply()
 
 
 @pytest.fixture(scope="module")
@@ -587,3 +605,370 @@ def test_injected_s3_faults_are_answered_through_the_request_filter(embedded: Em
         s3.delete_object(Bucket=bucket, Key=key)
     finally:
         embedded.faults.clear()
+
+
+# --- sfn-mock-config, sfn-mock-config-worker, sfn-mock-states-error ---------------------------
+PROBE_LAMBDA = {
+    "StartAt": "Call",
+    "States": {
+        "Call": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "probe-no-such-function", "Payload": {}},
+            "ResultSelector": {"answer.$": "$.Payload.answer"},
+            "End": True,
+        }
+    },
+}
+PROBE_MOCKS = {
+    "StateMachines": {
+        "probe-mocked": {
+            "TestCases": {
+                "Answers": {"Call": "Answer42"},
+                "JobFails": {"Call": "TaskFailed"},
+            }
+        }
+    },
+    "MockedResponses": {
+        "Answer42": {"0": {"Return": {"StatusCode": 200, "Payload": {"answer": 42}}}},
+        "TaskFailed": {"0": {"Throw": {"Error": "States.TaskFailed", "Cause": "{}"}}},
+    },
+}
+
+
+@pytest.fixture
+def probe_mocks(tmp_path: Path) -> Iterator[str]:
+    """A state machine calling a function that doesn't exist, and a MockConfigFile for it."""
+    path = tmp_path / "MockConfigFile.json"
+    path.write_text(json.dumps(PROBE_MOCKS))
+    kept = moto_fixes.HOOKS.mock_config_file
+    moto_fixes.HOOKS.mock_config_file = path
+    yield "probe-mocked"
+    moto_fixes.HOOKS.mock_config_file = kept
+
+
+def _mocked_machine(embedded: EmbeddedAws, name: str) -> str:
+    sfn = embedded.client("stepfunctions")
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        if machine["name"] == name:
+            return str(machine["stateMachineArn"])
+    return _machine(embedded, name, PROBE_LAMBDA)
+
+
+def test_a_mock_test_case_runs_with_its_mocked_answer(
+    embedded: EmbeddedAws, probe_mocks: str
+) -> None:
+    arn = _mocked_machine(embedded, probe_mocks)
+    desc = _finish(embedded, arn + "#Answers")
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+    assert json.loads(desc["output"]) == {"answer": 42}
+    assert desc["executionArn"].startswith(arn.replace(":stateMachine:", ":execution:"))
+
+
+def test_an_unknown_mock_test_case_is_a_clear_error(
+    embedded: EmbeddedAws, probe_mocks: str
+) -> None:
+    arn = _mocked_machine(embedded, probe_mocks)
+    with pytest.raises(ClientError) as raised:
+        embedded.client("stepfunctions").start_execution(stateMachineArn=arn + "#Nope")
+    assert raised.value.response["Error"]["Code"] == "InvalidName"
+    assert "'Nope'" in raised.value.response["Error"]["Message"]
+
+
+@pytest.mark.canary
+def test_canary_start_execution_still_refuses_a_test_case_arn(
+    embedded: EmbeddedAws, probe_mocks: str
+) -> None:
+    arn = _mocked_machine(embedded, probe_mocks)
+    with without("sfn-mock-config"), pytest.raises(ClientError):
+        embedded.client("stepfunctions").start_execution(stateMachineArn=arn + "#Answers")
+
+
+@pytest.mark.canary
+def test_canary_the_worker_still_ignores_the_mock_test_case(
+    embedded: EmbeddedAws, probe_mocks: str
+) -> None:
+    arn = _mocked_machine(embedded, probe_mocks)
+    with without("sfn-mock-config-worker"):
+        desc = _finish(embedded, arn + "#Answers")
+    assert desc["status"] == "FAILED"  # the real (missing) function was called
+
+
+def test_a_mocked_states_error_keeps_its_name(embedded: EmbeddedAws, probe_mocks: str) -> None:
+    desc = _finish(embedded, _mocked_machine(embedded, probe_mocks) + "#JobFails")
+    assert (desc["status"], desc["error"]) == ("FAILED", "States.TaskFailed")
+
+
+@pytest.mark.canary
+def test_canary_a_mocked_states_error_still_breaks(embedded: EmbeddedAws, probe_mocks: str) -> None:
+    arn = _mocked_machine(embedded, probe_mocks)
+    with without("sfn-mock-states-error"):
+        desc = _finish(embedded, arn + "#JobFails")
+    assert desc["error"] == "States.Runtime"
+
+
+# --- sfn-redrive-execution, sfn-redrive-describe, sfn-redrive-list ----------------------------
+FLAKY = {
+    "StartAt": "First",
+    "States": {
+        "First": {"Type": "Pass", "Result": "done", "ResultPath": "$.first", "Next": "Flaky"},
+        "Flaky": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.fail", "BooleanEquals": True, "Next": "Broken"}],
+            "Default": "Fine",
+        },
+        "Broken": {"Type": "Fail", "Error": "Broken", "Cause": "it was broken"},
+        "Fine": {"Type": "Succeed"},
+    },
+}
+
+
+def _backend_execution(embedded: EmbeddedAws, arn: str) -> Any:
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    r = embedded.resources
+    return stepfunctions_parser_backends[r.account][r.region].describe_execution(arn)
+
+
+def test_a_failed_execution_is_redriven_in_place(embedded: EmbeddedAws) -> None:
+    sfn = embedded.client("stepfunctions")
+    failed = _finish(embedded, _machine(embedded, "probe-redrive", FLAKY), input='{"fail": true}')
+    arn = failed["executionArn"]
+    assert (failed["redriveCount"], failed["redriveStatus"]) == (0, "REDRIVABLE")
+    sfn.redrive_execution(executionArn=arn)
+    desc = wait_until(
+        lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
+        what="redrive finished",
+    )
+    # same execution, resumed at the state it failed in: it fails there again
+    assert (desc["status"], desc["error"], desc["redriveCount"]) == ("FAILED", "Broken", 1)
+    assert "redriveDate" in desc
+    events = sfn.get_execution_history(executionArn=arn)["events"]
+    types = [e["type"] for e in events]
+    assert types.count("ExecutionStarted") == 1 and types.count("ExecutionRedriven") == 1
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    after = types.index("ExecutionRedriven")
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in events[after:]
+        if "stateEnteredEventDetails" in e
+    ]
+    assert entered == ["Broken"]
+    listed = sfn.list_executions(stateMachineArn=desc["stateMachineArn"])["executions"]
+    assert next(e for e in listed if e["executionArn"] == arn)["redriveCount"] == 1
+
+
+def test_a_succeeded_or_old_execution_is_not_redriven(embedded: EmbeddedAws) -> None:
+    sfn = embedded.client("stepfunctions")
+    arn = _machine(embedded, "probe-redrive-refused", FLAKY)
+    succeeded = _finish(embedded, arn, input='{"fail": false}')
+    with pytest.raises(ClientError) as raised:
+        sfn.redrive_execution(executionArn=succeeded["executionArn"])
+    assert raised.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
+    assert succeeded["redriveStatus"] == "NOT_REDRIVABLE"
+    old = _finish(embedded, arn, input='{"fail": true}')
+    backend = _backend_execution(embedded, old["executionArn"])
+    backend.stop_date -= moto_fixes.REDRIVE_WINDOW + timedelta(minutes=1)
+    with pytest.raises(ClientError) as raised:
+        sfn.redrive_execution(executionArn=old["executionArn"])
+    assert raised.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
+    desc = sfn.describe_execution(executionArn=old["executionArn"])
+    assert desc["redriveStatusReason"] == "Execution redrivable period exceeded."
+
+
+@pytest.mark.canary
+def test_canary_redrive_execution_is_still_missing(embedded: EmbeddedAws) -> None:
+    failed = _finish(
+        embedded, _machine(embedded, "probe-redrive-canary", FLAKY), input='{"fail": true}'
+    )
+    with without("sfn-redrive-execution"), pytest.raises(ClientError):
+        embedded.client("stepfunctions").redrive_execution(executionArn=failed["executionArn"])
+
+
+@pytest.mark.canary
+def test_canary_describe_and_list_still_lack_redrive_fields(embedded: EmbeddedAws) -> None:
+    sfn = embedded.client("stepfunctions")
+    arn = _machine(embedded, "probe-redrive-fields-canary", FLAKY)
+    failed = _finish(embedded, arn, input='{"fail": true}')
+    with without("sfn-redrive-describe"), without("sfn-redrive-list"):
+        desc = sfn.describe_execution(executionArn=failed["executionArn"])
+        (item,) = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert "redriveStatus" not in desc and "redriveCount" not in desc
+    assert "redriveCount" not in item
+
+
+def test_an_execution_of_an_earlier_run_is_redriven_from_its_record(
+    embedded: EmbeddedAws,
+) -> None:
+    # GIVEN a failed execution as a restart restores it (its record, no interpreter state)
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    from chute.local.persistence import INTERRUPTED_ERROR, RestoredExecution, describe_of
+
+    sfn = embedded.client("stepfunctions")
+    arn = _machine(embedded, "probe-redrive-restored", FLAKY)
+    r = embedded.resources
+    machine = stepfunctions_parser_backends[r.account][r.region].describe_state_machine(arn)
+
+    def restored(input_: str, error: str | None = None) -> str:
+        live = _backend_execution(embedded, _finish(embedded, arn, input=input_)["executionArn"])
+        describe = describe_of(live)
+        describe["error"] = error or describe["error"]
+        history = live.to_history_output()["events"]
+        machine.executions[machine.executions.index(live)] = RestoredExecution(describe, history)
+        return str(live.execution_arn)
+
+    failed, interrupted = restored('{"fail": true}'), restored('{"fail": true}', INTERRUPTED_ERROR)
+    # WHEN it is redriven
+    sfn.redrive_execution(executionArn=failed)
+    desc = wait_until(
+        lambda: (d := sfn.describe_execution(executionArn=failed))["status"] != "RUNNING" and d,
+        what="redrive finished",
+    )
+    # THEN the same execution resumed at its failed state, its history kept
+    assert (desc["status"], desc["error"], desc["redriveCount"]) == ("FAILED", "Broken", 1)
+    events = sfn.get_execution_history(executionArn=failed)["events"]
+    assert [e["type"] for e in events].count("ExecutionRedriven") == 1
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    # AND one interrupted by the stop (its file announced again) is not redriven
+    with pytest.raises(ClientError) as raised:
+        sfn.redrive_execution(executionArn=interrupted)
+    assert "interrupted by a stop" in raised.value.response["Error"]["Message"]
+
+
+# --- speed: the endpoint's own work per execution and per request ----------------------------
+SHAPING_PASS = {
+    "StartAt": "Shape",
+    "States": {
+        "Shape": {
+            "Type": "Pass",
+            "Parameters": {"n.$": "$.n", "pair.$": "States.ArrayLength(States.Array($.n, $.n))"},
+            "ResultPath": "$.shaped",
+            "Next": "Done",
+        },
+        "Done": {"Type": "Pass", "OutputPath": "$.shaped", "End": True},
+    },
+}
+
+
+@contextmanager
+def _count_parses() -> Iterator[list[int]]:
+    """How many times the ASL lexer runs (one per full parse of a definition)."""
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+
+    real = asl_parser.ASLLexer
+    calls = [0]
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    asl_parser.ASLLexer = counting  # type: ignore[assignment,misc]
+    try:
+        yield calls
+    finally:
+        asl_parser.ASLLexer = real  # type: ignore[misc]
+
+
+def test_executions_reuse_the_parsed_definition_and_keep_their_own_state(
+    embedded: EmbeddedAws,
+) -> None:
+    # GIVEN a state machine that has run once
+    arn = _machine(embedded, "probe-parse-once", SHAPING_PASS)
+    _finish(embedded, arn, input=json.dumps({"n": 0}))
+    sfn = embedded.client("stepfunctions")
+    # WHEN five more executions with different inputs run at the same time
+    with _count_parses() as parses:
+        arns = [
+            sfn.start_execution(stateMachineArn=arn, input=json.dumps({"n": n}))["executionArn"]
+            for n in range(1, 6)
+        ]
+
+        def outputs() -> list[Any] | None:
+            described = [sfn.describe_execution(executionArn=a) for a in arns]
+            if any(d["status"] == "RUNNING" for d in described):
+                return None
+            return [json.loads(d.get("output") or "null") for d in described]
+
+        results = wait_until(outputs, what="executions finished")
+    # THEN none parsed the definition again, and each computed its own result
+    assert parses[0] == 0
+    assert results == [{"n": n, "pair": 2} for n in range(1, 6)]
+
+
+@pytest.mark.canary
+def test_canary_every_execution_still_parses_the_definition(embedded: EmbeddedAws) -> None:
+    arn = _machine(embedded, "probe-parse-once-canary", SHAPING_PASS)
+    with without("sfn-parse-once"), _count_parses() as parses:
+        _finish(embedded, arn, input=json.dumps({"n": 1}))
+        _finish(embedded, arn, input=json.dumps({"n": 2}))
+    assert parses[0] == 2
+
+
+def test_task_states_reuse_one_client_per_service(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    first = boto_client_for(region="us-east-1", service="sns")
+    assert boto_client_for(region="us-east-1", service="sns") is first
+    assert boto_client_for(region="us-east-1", service="sqs") is not first
+
+
+@pytest.mark.canary
+def test_canary_task_states_still_create_a_client_each(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    with without("sfn-client-reuse"):
+        first = boto_client_for(region="us-east-1", service="sns")
+        assert boto_client_for(region="us-east-1", service="sns") is not first
+
+
+def test_jsonpath_expressions_are_parsed_once(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    assert json_path.parse("$.source.key") is json_path.parse("$.source.key")
+    assert result_path.parse("$.plan") is result_path.parse("$.plan")
+    assert json_path.extract_json("$.a.b", {"a": {"b": 7}}) == 7
+
+
+@pytest.mark.canary
+def test_canary_jsonpath_expressions_are_still_parsed_every_time(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    with without("sfn-jsonpath-cache"), without("sfn-result-path-cache"):
+        assert json_path.parse("$.source.key") is not json_path.parse("$.source.key")
+        assert result_path.parse("$.plan") is not result_path.parse("$.plan")
+
+
+@contextmanager
+def _count_module_scans() -> Iterator[list[int]]:
+    from moto import backends
+
+    real = backends.list_of_moto_modules
+    calls = [0]
+
+    def counting() -> Any:
+        calls[0] += 1
+        return real()
+
+    backends.list_of_moto_modules = counting  # type: ignore[assignment]
+    try:
+        yield calls
+    finally:
+        backends.list_of_moto_modules = real  # type: ignore[assignment]
+
+
+def test_requests_find_their_service_without_scanning_moto(probe: dict[str, Any]) -> None:
+    probe["s3"].head_bucket(Bucket="probe-bucket")  # this host is known from here on
+    with _count_module_scans() as scans:
+        for _ in range(3):
+            probe["s3"].head_bucket(Bucket="probe-bucket")
+    assert scans[0] == 0
+
+
+@pytest.mark.canary
+def test_canary_every_request_still_scans_moto(probe: dict[str, Any]) -> None:
+    with without("server-dispatch-cache"), _count_module_scans() as scans:
+        probe["s3"].head_bucket(Bucket="probe-bucket")
+    assert scans[0] > 0

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
-from chute import operate
-from chute.deployment import Deployment, connect
-from chute.embedded import EmbeddedAws
-from tasks.adapters.sfn import rerun_name
+from chute.local import moto_fixes
+from chute.local.embedded import EmbeddedAws
+from chute.ops import operate
+from chute.ops.deployment import Deployment, connect
 from tests.support.pipeline import Pipeline, wait_until
 
 GOOD = b"id,name\n1,Ann\n2,Bob\n"
@@ -20,7 +24,7 @@ def deployment(embedded: EmbeddedAws) -> Deployment:
     return connect(endpoint_url=embedded.endpoint_url)
 
 
-def test_a_transient_failure_is_found_shown_and_rerun_once(
+def test_a_transient_failure_is_found_shown_and_redriven_once(
     pipeline: Pipeline, embedded: EmbeddedAws, deployment
 ) -> None:
     # GIVEN a file whose conversion keeps failing transiently (retries exhausted)
@@ -42,19 +46,43 @@ def test_a_transient_failure_is_found_shown_and_rerun_once(
     assert tl.input["source"]["key"] == key
     assert tl.console_url is None  # not on AWS
     # WHEN the fault is gone and the operator reruns it (twice)
-    first = operate.rerun(deployment, [failed.arn], sleep=lambda _: None)
-    second = operate.rerun(deployment, [failed.arn], sleep=lambda _: None)
-    # THEN one new execution ran, with the same input, and succeeded
-    assert first[0].action == "restarted"
+    with handler_invocations(embedded, key) as calls:
+        first = operate.rerun(deployment, [failed.arn], sleep=lambda _: None)
+        second = operate.rerun(deployment, [failed.arn], sleep=lambda _: None)
+
+        def finished() -> str | None:
+            status = deployment.sfn.describe_execution(executionArn=failed.arn)["status"]
+            return None if status == "RUNNING" else status
+
+        # THEN the same execution was redriven, as on AWS, and succeeded
+        assert wait_until(finished, what="redrive finished") == "SUCCEEDED"
+    assert (first[0].action, first[0].new_execution) == ("redriven", failed.name)
     assert second[0].action == "skipped"
-    rerun_arn = failed.arn.rsplit(":", 1)[0] + ":" + rerun_name(failed.name)
+    # AND it resumed at the failed state: Validate did not run again
+    assert dict(calls) == {"convert": 1, "archive": 1}
+    redriven = deployment.sfn.describe_execution(executionArn=failed.arn)
+    assert redriven["redriveCount"] == 1
+    assert [e.name for e in pipeline.executions_for(key)] == [failed.name]
 
-    def finished() -> str | None:
-        status = deployment.sfn.describe_execution(executionArn=rerun_arn)["status"]
-        return None if status == "RUNNING" else status
 
-    assert wait_until(finished, what="rerun finished") == "SUCCEEDED"
-    assert len(pipeline.executions_for(key)) == 2
+@contextmanager
+def handler_invocations(embedded: EmbeddedAws, key: str) -> Iterator[Counter[str]]:
+    """How many times each step's function is invoked for ``key`` (chute.local.moto_fixes hook)."""
+    calls: Counter[str] = Counter()
+    inner = moto_fixes.HOOKS.lambda_executor
+    assert inner is not None
+
+    def counting(fn: Any, event: Any) -> tuple[str, bool, str]:
+        text = event if isinstance(event, str | bytes) else json.dumps(event)
+        if key in (text.decode() if isinstance(text, bytes) else text):
+            calls[fn.function_name.removeprefix(f"{embedded.resources.prefix}-")] += 1
+        return inner(fn, event)
+
+    moto_fixes.HOOKS.lambda_executor = counting
+    try:
+        yield calls
+    finally:
+        moto_fixes.HOOKS.lambda_executor = inner
 
 
 def test_a_quarantined_file_is_refused_then_requeued_after_a_fix(
@@ -102,3 +130,76 @@ def test_status_since_and_json_shape(pipeline: Pipeline, deployment) -> None:
     )
     assert [e.key for e in recent] == [key]
     assert json.loads(json.dumps([e.name for e in recent]))
+
+
+def test_a_failure_rerun_to_success_is_no_longer_listed_as_failed(
+    pipeline: Pipeline, embedded: EmbeddedAws, deployment
+) -> None:
+    # GIVEN a failed execution that was since restarted (as `chute rerun` restarts) and succeeded
+    embedded.inject_fault("convert", "StorageUnavailable", times=5)
+    key = "ops/rerun-to-success.csv"
+    pipeline.put(key, GOOD)
+    failed = pipeline.wait_for(key)
+    assert failed.status == "FAILED"
+    listed = operate.executions(deployment, status="FAILED", key_prefix=key)
+    assert operate.unresolved_failures(deployment, listed) == listed
+    description = deployment.sfn.describe_execution(executionArn=failed.arn)
+    restart = deployment.sfn.start_execution(
+        stateMachineArn=deployment.state_machine_arn,
+        name=operate.rerun_name(failed.name),
+        input=description["input"],
+    )["executionArn"]
+
+    def finished() -> str | None:
+        status = deployment.sfn.describe_execution(executionArn=restart)["status"]
+        return None if status == "RUNNING" else status
+
+    assert wait_until(finished, what="restart finished") == "SUCCEEDED"
+    # WHEN the operator asks for failures THEN that one is done with
+    assert operate.unresolved_failures(deployment, listed) == []
+
+
+def test_forcing_a_rerun_of_a_quarantined_file_requeues_it(
+    pipeline: Pipeline, embedded: EmbeddedAws, deployment
+) -> None:
+    # GIVEN a quarantined file
+    key = "ops/forced-quarantined.csv"
+    pipeline.put(key, b"id,name\n1,a\n2,b,extra\n")
+    rejected = pipeline.wait_for(key)
+    assert rejected.status == "FAILED"
+    assert any(o["Key"] == key for o in operate.quarantined(deployment))
+    # WHEN the operator forces a rerun of its execution
+    [result] = operate.rerun(deployment, [rejected.arn], force=True, sleep=lambda _: None)
+    # THEN the file went back to staging (not a restart that finds no source) and runs again
+    assert result.action == "requeued"
+
+    def runs() -> int:
+        return len(operate.executions(deployment, key_prefix=key, limit=10))
+
+    wait_until(lambda: runs() >= 2, what="a new execution of the requeued file")
+    # AND without --force it is refused with the requeue hint
+    [refused] = operate.rerun(deployment, [rejected.arn], sleep=lambda _: None)
+    assert refused.action == "refused" and "chute requeue" in refused.reason
+
+
+def test_watch_keeps_an_execution_that_started_and_ended_between_two_refreshes(
+    pipeline: Pipeline, deployment
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from chute.ops.executions import ExecutionView
+
+    # GIVEN a watch that has refreshed once
+    seen: dict[str, ExecutionView] = {}
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    operate.watch_round(deployment, seen, since)
+    before = set(seen)
+    # WHEN a file is processed from start to end before the next refresh
+    key = "ops/between-refreshes.csv"
+    pipeline.put(key, GOOD)
+    done = pipeline.wait_for(key)
+    operate.watch_round(deployment, seen, since)
+    # THEN the next refresh shows it, finished (it was never seen RUNNING)
+    new = {arn: v for arn, v in seen.items() if arn not in before}
+    assert [(v.key, v.status) for v in new.values()] == [(key, done.status)]
+    assert done.status == "SUCCEEDED"

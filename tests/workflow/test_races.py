@@ -8,7 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 
-from chute.executions import ExecutionView
+from chute.ops.executions import ExecutionView
 from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 
 

@@ -1,0 +1,560 @@
+"""The embedded local AWS: an in-process AWS endpoint (moto's server with its Amazon States
+Language interpreter) on 127.0.0.1, holding the same resources the CDK stack deploys, with the
+project's own handlers executing Lambda tasks and its own container command executing Batch jobs.
+
+This module and its helpers (moto_fixes, lambda_workers, batch_jobs, event_source, grant_api) are
+the one place where running locally differs from running on AWS.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import urllib.request
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chute import DEFAULT_PORT
+from chute.local.batch_jobs import LocalBatch
+from chute.local.event_source import SqsEventSource
+from chute.local.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError
+from chute.local.faults import parse as parse_faults
+from chute.local.grant_api import Authorizer, GrantApi
+from chute.local.holds import Hold, Holds
+from chute.local.lambda_workers import IDLE_SECONDS, FunctionSpec, InvokeResult, LambdaWorkers
+from chute.local.persistence import Persistence, Recovery
+from chute.ops import deployment
+from chute.ops.resources import ACCOUNT_ID, DEFAULT_REGION, Resources
+from tasks import names
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW_FILE = REPO_ROOT / "workflows" / "pipeline.asl.json"
+CONTRACTS_FILE = REPO_ROOT / "contracts" / "contracts.toml"
+WARM_STEPS = ("trigger", "validate", "convert", "archive")
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded runtime could not start."""
+
+
+class PortInUse(EmbeddedError):
+    """The endpoint's port is taken (another `chute up`, LocalStack...)."""
+
+
+def load_definition(substitutions: dict[str, str]) -> str:
+    """The workflow file with its ${Placeholders} filled (what CFN DefinitionSubstitutions does)."""
+    text = WORKFLOW_FILE.read_text(encoding="utf-8")
+    for key, value in substitutions.items():
+        text = text.replace("${" + key + "}", value)
+    return text
+
+
+@dataclass
+class LocalSettings:
+    port: int = DEFAULT_PORT
+    host: str = "127.0.0.1"
+    region: str = DEFAULT_REGION
+    prefix: str = "chute"
+    large_file_threshold_bytes: int = names.DEFAULT_LARGE_FILE_THRESHOLD_BYTES
+    batch_timeout_seconds: int = names.DEFAULT_BATCH_TIMEOUT_SECONDS
+    time_scale: float = 1.0
+    state_dir: Path = field(default_factory=lambda: Path(".chute"))
+    suffixes: tuple[str, ...] = names.DEFAULT_SUFFIXES
+    max_receive_count: int = 3
+    visibility_timeout_seconds: int = 30
+    grant_port: int | None = None
+    """Serve the grant API's twin on this port (None: not served; `chute up` serves it)."""
+    persist: bool = True
+    """Keep buckets and executions under ``state_dir/state`` across restarts
+    (chute.local.persistence)."""
+    fresh: bool = False
+    """Start empty: delete the kept state first."""
+    faults: tuple[str, ...] = ()
+    """Fault rules armed at start (chute.local.faults syntax; `chute up --fault`, CHUTE_FAULTS)."""
+    mock_config: Path | None = None
+    """Step Functions Local's MockConfigFile: StartExecution on ``<arn>#<TestCase>`` runs with
+    its mocked answers (`chute up --mock-config`, SFN_MOCK_CONFIG; docs/testing-workflows.md)."""
+    warm_workers: bool = True
+    """Start one worker of each function on a file's path at start (see WARM_STEPS)."""
+    worker_idle_seconds: float = IDLE_SECONDS
+    """Workers idle this long are stopped, down to one per function."""
+
+
+def check_port_free(host: str, port: int, option: str = "--port") -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as the server binds: a restart must not wait for the last run's TIME_WAIT connections
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(
+                f"port {port} on {host} is already in use; pick another with {option}"
+            ) from exc
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedAws:
+    """Start with ``with EmbeddedAws(settings) as aws: ...`` (or start()/stop())."""
+
+    def __init__(self, settings: LocalSettings | None = None) -> None:
+        self.settings = settings or LocalSettings()
+        # port 0: a free port, chosen now (as a server binding port 0 would get one)
+        if self.settings.port == 0:
+            self.settings.port = free_port(self.settings.host)
+        if self.settings.grant_port == 0:
+            self.settings.grant_port = free_port(self.settings.host)
+        self.resources = Resources(prefix=self.settings.prefix, region=self.settings.region)
+        self.endpoint_url = f"http://{self.settings.host}:{self.settings.port}"
+        self.log_dir = self.settings.state_dir / "logs"
+        self._server: Any = None
+        self._workers: LambdaWorkers | None = None
+        self._batch: LocalBatch | None = None
+        self._event_source: SqsEventSource | None = None
+        self._grant_api: GrantApi | None = None
+        self.user_pool_id = ""
+        self.user_pool_client_id = ""
+        self._faults: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self._faults_lock = threading.Lock()
+        self.holds = Holds()
+        self.warmed: list[str] = []
+        """The functions whose first worker was started with the runtime."""
+        self._state: Persistence | None = None
+        self.recovery = Recovery()
+        self.faults = Faults(function_name=self.resources.function_name)
+        """Injected S3 errors and worker kills (chute.local.faults); ``faults.add(rule)`` arms
+        more."""
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> EmbeddedAws:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> EmbeddedAws:
+        from moto.core.config import default_user_config
+        from moto.moto_api import state_manager
+        from moto.server import ThreadedMotoServer
+
+        from chute.local import moto_fixes
+
+        try:
+            parse_faults(self.settings.faults)
+        except FaultSpecError as exc:
+            raise EmbeddedError(str(exc)) from exc
+        check_port_free(self.settings.host, self.settings.port)
+        if self.settings.grant_port is not None:
+            if self.settings.grant_port == self.settings.port:
+                raise EmbeddedError(
+                    "the grant API needs a port of its own, not the endpoint's"
+                    f" ({self.settings.port}): pick another --grant-port"
+                )
+            check_port_free(self.settings.host, self.settings.grant_port, "--grant-port")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.log_dir / "batch").mkdir(exist_ok=True)
+        # The ASL interpreter calls back into the server on localhost:$MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(self.settings.port)
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        default_user_config["batch"] = {"use_docker": False}
+        # Jobs change status only when our runner says so (not on every DescribeJobs).
+        state_manager.set_transition("batch::job", {"progression": "manual", "times": 10**9})
+
+        self._workers = LambdaWorkers(
+            log_dir=self.log_dir, idle_seconds=self.settings.worker_idle_seconds
+        )
+        self._batch = LocalBatch(
+            base_env={**self._process_env(), "AWS_ACCESS_KEY_ID": BATCH_ACCESS_KEY},
+            log_dir=self.log_dir / "batch",
+            cwd=REPO_ROOT,
+            door=lambda env: self.holds.pass_through("batch", env.get(names.ENV_JOB_FILE, "")),
+        )
+        self._bind_faults()
+        moto_fixes.HOOKS.request_filter = self.faults.wsgi_filter
+        moto_fixes.HOOKS.lambda_executor = self._invoke_lambda
+        moto_fixes.HOOKS.batch_executor = self._batch.submit
+        moto_fixes.HOOKS.time_scale = self.settings.time_scale
+        moto_fixes.HOOKS.mock_config_file = self.settings.mock_config
+        moto_fixes.apply_all()
+        if self.settings.persist:
+            self._state = Persistence(self.settings.state_dir / "state", self.resources)
+            self._state.open(fresh=self.settings.fresh)
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
+        self._server = ThreadedMotoServer(
+            ip_address=self.settings.host, port=self.settings.port, verbose=False
+        )
+        self._server.start()
+        self._create_resources()
+        if self._state:
+            self.recovery = self._state.restore()
+        self.faults.add(self.settings.faults)
+        self._event_source = SqsEventSource(
+            sqs=self.client("sqs"),
+            lambda_client=self.client("lambda"),
+            queue_url=self.queue_url(),
+            queue_arn=self._queue_arn(self.resources.queue_name),
+            function_name=self.resources.function_name("trigger"),
+            region=self.settings.region,
+        )
+        self._event_source.start()
+        if self.settings.warm_workers:
+            self._warm_workers()
+        if self._state:
+            self._state.announce(self.settings.suffixes)
+        if self.settings.grant_port is not None:
+            try:
+                self._grant_api = GrantApi(
+                    host=self.settings.host,
+                    port=self.settings.grant_port,
+                    authorizer=self._authorizer(),
+                    invoke=self._invoke_grant,
+                )
+            except OSError as exc:  # taken since the check above
+                raise PortInUse(
+                    f"port {self.settings.grant_port} on {self.settings.host} is already in use;"
+                    " pick another with --grant-port"
+                ) from exc
+            self._grant_api.start()
+        return self
+
+    @property
+    def grant_url(self) -> str | None:
+        return self._grant_api.url if self._grant_api else None
+
+    @property
+    def issuer(self) -> str:
+        region = self.settings.region
+        return f"https://cognito-idp.{region}.amazonaws.com/{self.user_pool_id}"
+
+    def stop(self) -> None:
+        from chute.local import moto_fixes  # imports moto: only when the runtime was used
+
+        if self._grant_api:
+            self._grant_api.stop()
+            self._grant_api = None
+        if self._event_source:
+            self._event_source.stop()
+        if self._batch:
+            self._batch.close()
+        if self._workers:
+            self._workers.close()
+        if self._server:
+            self._server.stop()
+            self._server = None
+        if self._state:
+            self._state.close()
+        moto_fixes.HOOKS.lambda_executor = None
+        moto_fixes.HOOKS.batch_executor = None
+        moto_fixes.HOOKS.request_filter = None
+        moto_fixes.HOOKS.mock_config_file = None
+        moto_fixes.revert_all()
+
+    # --- clients ------------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        return deployment.client(
+            service, endpoint_url=self.endpoint_url, region=self.settings.region, max_attempts=3
+        )
+
+    def queue_url(self, name: str | None = None) -> str:
+        resp = self.client("sqs").get_queue_url(QueueName=name or self.resources.queue_name)
+        return str(resp["QueueUrl"])
+
+    def _queue_arn(self, name: str) -> str:
+        return f"arn:aws:sqs:{self.settings.region}:{ACCOUNT_ID}:{name}"
+
+    def _process_env(self) -> dict[str, str]:
+        """What a Lambda worker or Batch process sees besides its own settings."""
+        env = {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "chute",
+            "AWS_SECRET_ACCESS_KEY": "chute",
+            "AWS_DEFAULT_REGION": self.settings.region,
+            "AWS_REGION": self.settings.region,
+            "PYTHONUNBUFFERED": "1",
+        }
+        for name in ("PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        return env
+
+    # --- fault injection (for tests and demos of Retry) ---------------------------------------
+    def inject_fault(self, step: str, error_type: str, message: str = "", times: int = 1) -> None:
+        """The next ``times`` invocations of ``step`` fail with ``error_type`` without running
+        the handler, exactly as a raised exception of that class would be reported."""
+        with self._faults_lock:
+            self._faults[self.resources.function_name(step)].extend(
+                [(error_type, message or f"injected {error_type}")] * times
+            )
+
+    def inject_batch_exit(self, exit_code: int, times: int = 1) -> None:
+        """The next ``times`` Batch job attempts end with ``exit_code``."""
+        assert self._batch is not None
+        self._batch.inject_exit(exit_code, times)
+
+    def hold(self, step: str, key: str) -> Hold:
+        """The next invocation of ``step`` (validate, convert, archive, quarantine or batch)
+        for ``key`` waits before running until the returned hold is released."""
+        return self.holds.add(step, key)
+
+    def _bind_faults(self) -> None:
+        """Let chute.local.faults signal our workers and use the injections above."""
+        workers, batch = self._workers, self._batch
+        assert workers is not None and batch is not None
+
+        def signal_process(function_name: str | None, signum: int) -> int | None:
+            if function_name is None:
+                return batch.signal_running(signum)
+            return workers.signal_running(function_name, signum)
+
+        self.faults.signal_process = signal_process
+        self.faults.inject_step_error = lambda step, error, times: self.inject_fault(
+            step, error, times=times
+        )
+        self.faults.inject_batch_exit = self.inject_batch_exit
+
+    def _take_fault(self, function_name: str) -> tuple[str, str] | None:
+        with self._faults_lock:
+            queue = self._faults.get(function_name)
+            return queue.pop(0) if queue else None
+
+    # --- hooks --------------------------------------------------------------------------------
+    def _invoke_lambda(self, fn: Any, event: Any) -> tuple[str, bool, str]:
+        assert self._workers is not None
+        step = fn.function_name.removeprefix(f"{self.resources.prefix}-")
+        self.holds.pass_through(step, event)
+        fault = self._take_fault(fn.function_name)
+        if fault is not None:
+            error = {"errorType": fault[0], "errorMessage": fault[1]}
+            return json.dumps(error), True, ""
+        result: InvokeResult = self._workers.invoke(self._spec(fn), event)
+        return result.payload, result.errored, result.logs
+
+    def _spec(self, fn: Any) -> FunctionSpec:
+        env = {
+            **self._process_env(),
+            **{str(k): str(v) for k, v in (fn.environment_vars or {}).items()},
+            # tells the endpoint who calls (chute.local.faults)
+            "AWS_ACCESS_KEY_ID": fn.function_name,
+            "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+        }
+        return FunctionSpec(
+            name=fn.function_name,
+            handler=fn.handler,
+            environment=env,
+            timeout_seconds=float(fn.timeout),
+        )
+
+    def worker_processes(self, step: str) -> int:
+        """Live worker processes of a function (``validate``, ``convert``...)."""
+        return self._workers.workers(self.resources.function_name(step)) if self._workers else 0
+
+    def _warm_workers(self) -> None:
+        """One worker of each function a file passes through starts now, so the first file
+        doesn't wait for their cold starts (quarantine and grant start on first use)."""
+        from moto.awslambda.models import lambda_backends
+
+        assert self._workers is not None
+        backend = lambda_backends[ACCOUNT_ID][self.settings.region]
+        for step in WARM_STEPS:
+            fn = backend.get_function(self.resources.function_name(step))
+            self._workers.warm(self._spec(fn))
+            self.warmed.append(step)
+
+    # --- the grant API's twin -----------------------------------------------------------------
+    def _authorizer(self) -> Authorizer:
+        """The user pool's signing keys, fetched from its JWKS URL as API Gateway does (moto
+        serves it at ``<endpoint>/<pool id>/.well-known/jwks.json``)."""
+        url = f"{self.endpoint_url}/{self.user_pool_id}/.well-known/jwks.json"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            jwks = json.load(response)
+        return Authorizer.from_jwks(self.issuer, (self.user_pool_client_id,), jwks)
+
+    def _invoke_grant(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        response = self.client("lambda").invoke(
+            FunctionName=self.resources.function_name("grant"), Payload=json.dumps(event)
+        )
+        if response.get("FunctionError"):
+            return None
+        result = json.loads(response["Payload"].read() or b"null")
+        return result if isinstance(result, dict) else None
+
+    # --- resources ----------------------------------------------------------------------------
+    def _create_resources(self) -> None:
+        r = self.resources
+        s3 = self.client("s3")
+        for bucket in (r.staging_bucket, r.output_bucket, r.archive_bucket, r.quarantine_bucket):
+            s3.create_bucket(Bucket=bucket)
+        for versioned in (r.staging_bucket, r.archive_bucket):  # as the stack has them
+            s3.put_bucket_versioning(
+                Bucket=versioned, VersioningConfiguration={"Status": "Enabled"}
+            )
+
+        sqs = self.client("sqs")
+        dlq_url = sqs.create_queue(QueueName=r.dlq_name)["QueueUrl"]
+        dlq_arn = self._queue_arn(r.dlq_name)
+        sqs.create_queue(
+            QueueName=r.queue_name,
+            Attributes={
+                "VisibilityTimeout": str(self.settings.visibility_timeout_seconds),
+                "RedrivePolicy": json.dumps(
+                    {
+                        "deadLetterTargetArn": dlq_arn,
+                        "maxReceiveCount": self.settings.max_receive_count,
+                    }
+                ),
+            },
+        )
+        del dlq_url
+        s3.put_bucket_notification_configuration(
+            Bucket=r.staging_bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "Id": "staging-object-created",
+                        "QueueArn": self._queue_arn(r.queue_name),
+                        "Events": ["s3:ObjectCreated:*"],
+                    }
+                ]
+            },
+        )
+
+        iam = self.client("iam")
+        iam.create_role(
+            RoleName=f"{r.prefix}-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )
+        iam.create_role(
+            RoleName=r.upload_role_name,
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+            MaxSessionDuration=3600,
+        )
+        self._create_user_pool()
+        values = {
+            names.ENV_STATE_MACHINE_ARN: r.state_machine_arn,
+            names.ENV_STAGING_BUCKET: r.staging_bucket,
+            names.ENV_OUTPUT_BUCKET: r.output_bucket,
+            names.ENV_ARCHIVE_BUCKET: r.archive_bucket,
+            names.ENV_QUARANTINE_BUCKET: r.quarantine_bucket,
+            names.ENV_SUFFIXES: ",".join(self.settings.suffixes),
+            names.ENV_PREFIX: "",
+            names.ENV_MAX_FILE_BYTES: str(names.DEFAULT_MAX_FILE_BYTES),
+            names.ENV_PART_SIZE_BYTES: str(8 * 1024 * 1024),
+            names.ENV_MAX_DECOMPRESSED_BYTES: str(names.DEFAULT_MAX_DECOMPRESSED_BYTES),
+            names.ENV_MAX_DECOMPRESSION_RATIO: str(names.DEFAULT_MAX_DECOMPRESSION_RATIO),
+            names.ENV_CONTRACTS_FILE: str(CONTRACTS_FILE),
+            names.ENV_OUTPUT_FORMATS: names.DEFAULT_OUTPUT_FORMATS,
+            names.ENV_UPLOAD_ROLE_ARN: r.upload_role_arn,
+            names.ENV_GRANT_EXPIRES_SECONDS: str(names.DEFAULT_GRANT_EXPIRES_SECONDS),
+            names.ENV_TENANT_CLAIM: names.DEFAULT_TENANT_CLAIM,
+        }
+        lam = self.client("lambda")
+        for step in ("validate", "convert", "archive", "quarantine", "grant"):
+            self._create_function(lam, step, values)
+        self._create_batch(values)
+        self.client("sns").create_topic(Name=r.completion_topic_name)
+        sfn = self.client("stepfunctions")
+        sfn.create_state_machine(
+            name=r.state_machine_name,
+            definition=load_definition(self.substitutions()),
+            roleArn=r.role_arn,
+            type="STANDARD",
+        )
+        self._create_function(lam, "trigger", values)
+
+    def _create_user_pool(self) -> None:
+        """The identity provider of the grant API, as the stack creates it: users carry an
+        immutable ``custom:tenant``; the app client signs in with a password (no secret)."""
+        r = self.resources
+        cognito = self.client("cognito-idp")
+        pool = cognito.create_user_pool(
+            PoolName=r.user_pool_name,
+            Schema=[
+                {
+                    "Name": "tenant",
+                    "AttributeDataType": "String",
+                    "Mutable": False,
+                    "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "64"},
+                }
+            ],
+            AdminCreateUserConfig={"AllowAdminCreateUserOnly": True},
+        )["UserPool"]
+        self.user_pool_id = pool["Id"]
+        self.user_pool_client_id = cognito.create_user_pool_client(
+            UserPoolId=self.user_pool_id,
+            ClientName=r.user_pool_client_name,
+            ExplicitAuthFlows=[
+                "ALLOW_USER_PASSWORD_AUTH",
+                "ALLOW_USER_SRP_AUTH",
+                "ALLOW_REFRESH_TOKEN_AUTH",
+            ],
+        )["UserPoolClient"]["ClientId"]
+
+    def substitutions(self) -> dict[str, str]:
+        return self.resources.substitutions(
+            large_file_threshold_bytes=self.settings.large_file_threshold_bytes,
+            batch_timeout_seconds=self.settings.batch_timeout_seconds,
+        )
+
+    def _create_function(self, lam: Any, step: str, values: dict[str, str]) -> None:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as archive:
+            archive.writestr("README.txt", "code runs from the chute project (embedded runtime)")
+        env = {name: values[name] for name in names.FUNCTION_SETTINGS[step]}
+        lam.create_function(
+            FunctionName=self.resources.function_name(step),
+            Runtime=f"python{sys.version_info.major}.{sys.version_info.minor}",
+            Role=self.resources.role_arn,
+            Handler=names.HANDLERS[step],
+            Code={"ZipFile": buf.getvalue()},
+            Timeout=names.FUNCTION_TIMEOUT_SECONDS[step],
+            MemorySize=names.FUNCTION_MEMORY_MB[step],
+            Environment={"Variables": env},
+        )
+
+    def _create_batch(self, values: dict[str, str]) -> None:
+        r = self.resources
+        batch = self.client("batch")
+        env_arn = batch.create_compute_environment(
+            computeEnvironmentName=f"{r.prefix}-local",
+            type="UNMANAGED",
+            state="ENABLED",
+            serviceRole=r.role_arn,
+        )["computeEnvironmentArn"]
+        batch.create_job_queue(
+            jobQueueName=r.job_queue,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env_arn}],
+        )
+        env = [{"name": n, "value": values[n]} for n in names.FUNCTION_SETTINGS["convert"]]
+        batch.register_job_definition(
+            jobDefinitionName=r.job_definition,
+            type="container",
+            containerProperties={
+                "image": "chute-batch:local",
+                "command": list(names.BATCH_COMMAND),
+                "environment": env,
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "2"},
+                    {"type": "MEMORY", "value": "4096"},
+                ],
+            },
+            retryStrategy=names.BATCH_RETRY_STRATEGY,
+            timeout={"attemptDurationSeconds": self.settings.batch_timeout_seconds},
+        )

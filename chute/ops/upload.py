@@ -1,0 +1,169 @@
+"""``chute upload``: multipart uploads to staging that S3 verifies part by part and that resume.
+
+Every part is sent with its Content-MD5 and SHA-256 (S3 rejects a part whose bytes don't match).
+An interrupted upload of the same file to the same key is found with ListMultipartUploads; the
+parts already there are kept when their checksum (SHA-256 where S3 reports it, else the part's
+ETag, the MD5 of its bytes with S3-managed encryption) matches the local file's part, and only
+the missing or different parts are sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MIN_PART_BYTES = 5 * 1024 * 1024
+DEFAULT_PART_BYTES = 8 * 1024 * 1024
+MAX_PARTS = 10_000
+
+Progress = Callable[[int], None]
+
+
+class UploadInterrupted(Exception):
+    """Stopped on purpose (tests, Ctrl-C); the parts sent so far stay for a resume."""
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    key: str
+    etag: str
+    size: int
+    parts: int
+    parts_sent: int
+    resumed: bool
+
+
+def part_size_for(size: int, requested: int) -> int:
+    """The requested part size, raised if the file would need more than 10,000 parts."""
+    part = max(requested, MIN_PART_BYTES)
+    while size > part * MAX_PARTS:
+        part *= 2
+    return part
+
+
+def _digests(data: bytes) -> tuple[str, str, str]:
+    md5 = hashlib.md5(data, usedforsecurity=False)
+    sha = hashlib.sha256(data).digest()
+    return md5.hexdigest(), base64.b64encode(md5.digest()).decode(), base64.b64encode(sha).decode()
+
+
+def _read_part(path: Path, number: int, part_size: int) -> bytes:
+    with path.open("rb") as f:
+        f.seek((number - 1) * part_size)
+        return f.read(part_size)
+
+
+def _existing_upload(s3: Any, bucket: str, key: str) -> str | None:
+    """The newest in-progress multipart upload to exactly this key."""
+    newest: tuple[Any, str] | None = None
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key):
+        for upload in page.get("Uploads", []):
+            if upload["Key"] == key and (newest is None or upload["Initiated"] > newest[0]):
+                newest = (upload["Initiated"], upload["UploadId"])
+    return newest[1] if newest else None
+
+
+def _uploaded_parts(s3: Any, bucket: str, key: str, upload_id: str) -> dict[int, dict[str, Any]]:
+    parts: dict[int, dict[str, Any]] = {}
+    for page in s3.get_paginator("list_parts").paginate(Bucket=bucket, Key=key, UploadId=upload_id):
+        for part in page.get("Parts", []):
+            parts[int(part["PartNumber"])] = part
+    return parts
+
+
+def upload_file(
+    s3: Any,
+    path: Path,
+    bucket: str,
+    key: str,
+    *,
+    part_size: int = DEFAULT_PART_BYTES,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+    stop_after_parts: int | None = None,
+) -> UploadResult:
+    """Upload ``path`` to ``bucket/key``; resumes an interrupted upload of the same content."""
+    size = path.stat().st_size
+    part = part_size_for(size, part_size)
+    count = max(1, -(-size // part))
+    upload_id = _existing_upload(s3, bucket, key)
+    resumed = upload_id is not None
+    existing: dict[int, dict[str, Any]] = {}
+    if upload_id is not None:
+        existing = _uploaded_parts(s3, bucket, key, upload_id)
+    else:
+        upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")[
+            "UploadId"
+        ]
+    done: dict[int, str] = {}
+    sent = 0
+    lock = threading.Lock()
+
+    def one(number: int) -> None:
+        nonlocal sent
+        data = _read_part(path, number, part)
+        md5_hex, md5_b64, sha_b64 = _digests(data)
+        have = existing.get(number)
+        if have is not None and int(have.get("Size", -1)) == len(data):
+            same = (
+                have.get("ChecksumSHA256") == sha_b64
+                if have.get("ChecksumSHA256")
+                else have["ETag"].strip('"') == md5_hex
+            )
+            if same:
+                with lock:
+                    done[number] = have["ETag"]
+                if progress:
+                    progress(len(data))
+                return
+        with lock:
+            if stop_after_parts is not None and sent >= stop_after_parts:
+                raise UploadInterrupted(f"stopped after {sent} parts")
+            sent += 1
+        response = s3.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ContentMD5=md5_b64,
+            ChecksumSHA256=sha_b64,
+        )
+        with lock:
+            done[number] = response["ETag"]
+        if progress:
+            progress(len(data))
+
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    futures = [pool.submit(one, n) for n in range(1, count + 1)]
+    try:
+        for future in futures:
+            future.result()
+    except BaseException:
+        # Ctrl-C or a failed part: parts not started yet are dropped, the ones in flight
+        # finish (at most ``concurrency``); the multipart upload stays, to be resumed
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    result = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={
+            "Parts": [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)],
+        },
+    )
+    return UploadResult(
+        key=key,
+        etag=str(result.get("ETag", "")).strip('"'),
+        size=size,
+        parts=count,
+        parts_sent=sent,
+        resumed=resumed,
+    )

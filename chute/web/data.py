@@ -1,0 +1,596 @@
+"""What the console shows and does, over the one :class:`chute.ops.deployment.Deployment` and
+the operate functions the CLI uses (``chute.ops.operate``, ``chute.ops.executions``): the same
+reads and the same rerun/requeue rules, whether the deployment is the embedded runtime or an
+AWS stack.
+
+What the console adds is presentation and a cache: a finished execution never changes, so its
+view is read once (DescribeExecution + GetExecutionHistory) and kept; running ones are re-read
+at most every ``running_ttl`` seconds. Paging through thousands of executions is then one
+ListExecutions pass plus the views of executions not seen before.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import threading
+import time
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chute.ops import operate
+from chute.ops.deployment import Deployment
+from chute.ops.executions import ExecutionView, source_of, view
+from chute.web import graph
+from tasks import names
+from tasks.quarantine.domain import public_cause
+from tasks.workflow import ExitCode, Outcome
+
+STATUSES = ("running", "succeeded", "quarantined", "failed", "stale", "ignored")
+"""The statuses of a file in the list: the execution outcomes, and ``ignored`` for a staged
+file no execution was started for (its suffix or prefix is not the trigger's)."""
+
+_SFN_STATUS = {"running": "RUNNING", "succeeded": "SUCCEEDED"}
+PREVIEW_BYTES = 256 * 1024
+PREVIEW_ROWS = 12
+LINK_SECONDS = 900
+MULTIPART_THRESHOLD = 64 * 1024 * 1024  # bytes: larger browser uploads go in parts
+PART_SIZE = 16 * 1024 * 1024
+MAX_PARTS = 10_000  # S3's limit
+_ROW = re.compile(r"\brow (\d+)\b")
+
+
+class ConsoleError(Exception):
+    """A request the console can't meet; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str | None = None
+    key_prefix: str | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the list: a file and its (latest known) execution."""
+
+    key: str
+    status: str
+    size: int | None
+    route: str | None
+    started: datetime | None
+    seconds: float | None
+    error: str | None
+    execution: str | None  # name (None: an ignored file)
+    arn: str | None
+
+
+@dataclass
+class Listing:
+    rows: list[Row]
+    counts: dict[str, int]
+    total: int  # rows matching the filters
+    page: int
+    pages: int
+
+
+@dataclass
+class Failure:
+    """Why an execution did not succeed: the quarantine report and the original's first rows."""
+
+    error: str | None
+    message: str | None
+    cause: str | None
+    report: dict[str, Any] | None
+    problems: list[dict[str, Any]]
+    bad_rows: set[int]
+    preview: list[tuple[int, list[str]]]  # (file row, 1 = header; the cells)
+    preview_note: str | None
+    links: dict[str, str]  # label -> URL
+
+
+@dataclass
+class Detail:
+    execution: ExecutionView
+    timeline: operate.Timeline
+    drawing: graph.Drawing
+    records: dict[str, graph.StateRecord]
+    events: list[dict[str, Any]]
+    batch: dict[str, Any] | None
+    failure: Failure | None
+    console_url: str | None
+
+
+@dataclass
+class Glance:
+    source: str  # "executions" | "CloudWatch"
+    minutes: list[str]  # labels, oldest first
+    files: dict[str, list[float]]  # route -> files per minute
+    bytes: dict[str, list[float]]  # route -> bytes per minute
+    failures: dict[str, int]  # error name -> count over the window
+    hours: int
+    notes: list[str] = field(default_factory=list)
+
+
+class ConsoleData:
+    def __init__(
+        self,
+        deployment: Deployment,
+        *,
+        running_ttl: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.d = deployment
+        self._views: dict[str, tuple[float, ExecutionView]] = {}
+        self._lock = threading.Lock()
+        self._ttl = running_ttl
+        self._clock = clock
+        self._definitions: dict[str, dict[str, Any]] = {}
+        self._keys: dict[str, str] = {}
+        self._listing = threading.Lock()
+        self._presigner: Any = None
+        self.multipart_threshold = MULTIPART_THRESHOLD
+        self.part_size = PART_SIZE
+
+    # --- executions ------------------------------------------------------------------------
+    def view(self, arn: str) -> ExecutionView:
+        with self._lock:
+            cached = self._views.get(arn)
+        if cached is not None:
+            read_at, found = cached
+            if found.status != "RUNNING" or self._clock() - read_at < self._ttl:
+                return found
+        fresh = view(self.d.sfn, arn)
+        with self._lock:
+            self._views[arn] = (self._clock(), fresh)
+        return fresh
+
+    def listing(self, filters: Filters, page: int = 1, per_page: int = 50) -> Listing:
+        """One page of files, and the counts per status under the filters.
+
+        Cheap where it can be: RUNNING and SUCCEEDED come from ListExecutions itself; only
+        executions that ended otherwise are read to tell quarantined, failed and stale apart; a
+        key-prefix filter reads each execution's input once; rows are read for the page shown.
+        Listings run one at a time, so concurrent refreshes share the cache instead of racing.
+        """
+        if filters.status is not None and filters.status not in STATUSES:
+            raise ConsoleError(f"unknown status {filters.status!r} (one of {', '.join(STATUSES)})")
+        with self._listing:
+            counts: Counter[str] = Counter()
+            matched: list[str | Row] = []  # an execution ARN, or an ignored file's row
+            for item in operate.list_executions(self.d, None):
+                if filters.since is not None and item["startDate"] < filters.since:
+                    break  # newest first
+                arn = item["executionArn"]
+                if filters.key_prefix and not self._key(arn).startswith(filters.key_prefix):
+                    continue
+                status = self._outcome(arn, item["status"])
+                counts[status] += 1
+                if filters.status is None or filters.status == status:
+                    matched.append(arn)
+            for obj in self._ignored(filters):
+                counts["ignored"] += 1
+                if filters.status in (None, "ignored"):
+                    matched.append(obj)
+            pages = max(1, -(-len(matched) // per_page))
+            page = min(max(1, page), pages)
+            start = (page - 1) * per_page
+            rows = [
+                x if isinstance(x, Row) else _row(self.view(x))
+                for x in matched[start : start + per_page]
+            ]
+        return Listing(
+            rows=rows,
+            counts={s: counts.get(s, 0) for s in STATUSES},
+            total=len(matched),
+            page=page,
+            pages=pages,
+        )
+
+    def _outcome(self, arn: str, sfn_status: str) -> str:
+        if sfn_status in ("RUNNING", "SUCCEEDED"):
+            return sfn_status.lower()  # the outcome is the status
+        return self.view(arn).outcome.lower()
+
+    def _key(self, arn: str) -> str:
+        """The file key of an execution (its input, which never changes), read once."""
+        with self._lock:
+            cached = self._views.get(arn)
+            known = self._keys.get(arn)
+        if cached is not None:
+            return cached[1].key or ""
+        if known is None:
+            described = self.d.sfn.describe_execution(executionArn=arn)
+            known = str(source_of(described.get("input")).get("key") or "")
+            with self._lock:
+                self._keys[arn] = known
+        return known
+
+    def _ignored(self, filters: Filters) -> list[Row]:
+        """Staged files the trigger skips (a suffix it does not process): no execution is ever
+        started for them."""
+        found = []
+        kwargs: dict[str, Any] = {"Bucket": self.d.staging_bucket}
+        if filters.key_prefix:
+            kwargs["Prefix"] = filters.key_prefix
+        for page in self.d.s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key.lower().endswith(names.DEFAULT_SUFFIXES):
+                    continue
+                if key.endswith("/") or (filters.since and obj["LastModified"] < filters.since):
+                    continue
+                found.append(
+                    Row(
+                        key,
+                        "ignored",
+                        int(obj["Size"]),
+                        None,
+                        obj["LastModified"],
+                        None,
+                        "suffix not processed",
+                        None,
+                        None,
+                    )
+                )
+        return found
+
+    def resolve(self, name: str) -> str:
+        try:
+            return operate.resolve(self.d, name)
+        except operate.OperateError as exc:
+            raise ConsoleError(str(exc)) from exc
+
+    # --- one execution ---------------------------------------------------------------------
+    def definition(self, arn: str) -> dict[str, Any]:
+        """The definition the execution ran with (DescribeStateMachineForExecution: the deployed
+        one, even after a later deployment changed it), parsed once per distinct text."""
+        described = self.d.sfn.describe_state_machine_for_execution(executionArn=arn)
+        text = described["definition"]
+        with self._lock:
+            parsed = self._definitions.get(text)
+        if parsed is None:
+            parsed = json.loads(text)
+            with self._lock:
+                self._definitions[text] = parsed
+        return parsed
+
+    def detail(self, arn: str) -> Detail:
+        try:
+            timeline = operate.timeline(self.d, arn)
+        except operate.OperateError as exc:
+            raise ConsoleError(str(exc)) from exc
+        current = timeline.execution
+        definition = self.definition(arn)
+        records = graph.records(definition, timeline.events, current.status)
+        batch = _batch(timeline)
+        failure = None
+        if current.outcome in (Outcome.QUARANTINED, Outcome.FAILED, Outcome.STALE):
+            failure = self.failure(current)
+        return Detail(
+            execution=current,
+            timeline=timeline,
+            drawing=graph.layout(definition, records),
+            records=records,
+            events=timeline.events,
+            batch=batch,
+            failure=failure,
+            console_url=timeline.console_url,
+        )
+
+    def failure(self, current: ExecutionView) -> Failure:
+        message = _message(current.cause)
+        report = None
+        links: dict[str, str] = {}
+        preview: list[tuple[int, list[str]]] = []
+        note: str | None = None
+        problems: list[dict[str, Any]] = []
+        key = current.key
+        if current.outcome == Outcome.QUARANTINED and key:
+            report_key = key + operate.REPORT_SUFFIX
+            report = self._json(self.d.quarantine_bucket, report_key)
+            if report is None:
+                note = "no report in quarantine any more (requeued, or removed)"
+            else:
+                links["report (.error.json)"] = self._link(self.d.quarantine_bucket, report_key)
+                message = report.get("message") or message
+                contract = report.get("contract")
+                if isinstance(contract, dict):
+                    problems = [p for p in contract.get("problems", []) if isinstance(p, dict)]
+                if (report.get("file") or {}).get("status") == "quarantined":
+                    links["original"] = self._link(self.d.quarantine_bucket, key)
+                    preview, note = self._preview(self.d.quarantine_bucket, key)
+        elif current.outcome == Outcome.FAILED and key:
+            links["original (in staging)"] = self._link(self.d.staging_bucket, key)
+        bad_rows = {int(p["row"]) for p in problems if isinstance(p.get("row"), int)}
+        for match in _ROW.finditer(message or ""):
+            bad_rows.add(int(match.group(1)))
+        if preview and bad_rows:
+            preview = _around(preview, min(bad_rows))
+        return Failure(
+            error=(report or {}).get("error") or current.error,
+            message=message,
+            cause=public_cause(current.cause) if current.cause else None,
+            report=report,
+            problems=problems,
+            bad_rows=bad_rows,
+            preview=preview,
+            preview_note=note,
+            links=links,
+        )
+
+    def _json(self, bucket: str, key: str) -> dict[str, Any] | None:
+        try:
+            body = self.d.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "AccessDenied"):
+                return None
+            raise
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return None
+        return document if isinstance(document, dict) else None
+
+    def _link(self, bucket: str, key: str) -> str:
+        """A presigned GET: the browser downloads from S3 directly, signed by the console's
+        credentials, which never reach the page."""
+        return self._presign("get_object", {"Bucket": bucket, "Key": key})
+
+    def _presign(self, operation: str, params: dict[str, Any]) -> str:
+        if self._presigner is None:
+            # SigV4 (its signature carries the expiry), on the bucket's regional endpoint
+            config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
+            where = {"endpoint_url": self.d.endpoint_url} if self.d.endpoint_url else {}
+            self._presigner = self.d.session.client(
+                "s3", region_name=self.d.region, config=config, **where
+            )
+        return str(
+            self._presigner.generate_presigned_url(operation, Params=params, ExpiresIn=LINK_SECONDS)
+        )
+
+    def _preview(self, bucket: str, key: str) -> tuple[list[tuple[int, list[str]]], str | None]:
+        try:
+            first = f"bytes=0-{PREVIEW_BYTES - 1}"
+            body = self.d.s3.get_object(Bucket=bucket, Key=key, Range=first)
+            data = body["Body"].read()
+        except ClientError as exc:
+            return [], f"no preview: {exc.response['Error']['Code']}"
+        if key.lower().endswith(".gz"):
+            try:
+                data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, PREVIEW_BYTES * 4)
+            except zlib.error:
+                return [], "no preview: not readable as gzip"
+        elif key.lower().endswith((".zst", ".bz2")):
+            return [], "no preview of this compression; download the original"
+        text = data.decode("utf-8", errors="replace")
+        if len(data) >= PREVIEW_BYTES:
+            text = text.rsplit("\n", 1)[0]  # no half line
+        lines = text.splitlines()
+        try:
+            dialect: Any = csv.Sniffer().sniff(lines[0] if lines else "", delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel
+        rows = list(csv.reader(io.StringIO("\n".join(lines)), dialect))
+        return [(n, cells) for n, cells in enumerate(rows, start=1)], None
+
+    # --- actions ---------------------------------------------------------------------------
+    def rerun(self, arn: str, *, force: bool) -> operate.RerunResult:
+        result = operate.rerun(self.d, [arn], force=force)[0]
+        self.forget(arn)
+        return result
+
+    def requeue(self, key: str) -> list[operate.Requeued]:
+        try:
+            return operate.requeue(self.d, key)
+        except operate.OperateError as exc:
+            raise ConsoleError(str(exc)) from exc
+
+    def forget(self, arn: str) -> None:
+        with self._lock:
+            self._views.pop(arn, None)
+
+    def upload_grant(self, name: str, size: int | None, content_type: str | None) -> dict[str, Any]:
+        """An upload of one new object in staging, minted by the same rules as the grant API and
+        ``chute grant`` (server-chosen key under ``console/``, size and suffix checks): a
+        presigned PUT, or from ``multipart_threshold`` bytes on a multipart upload the console
+        starts, with one presigned URL per part (the console completes it: :meth:`complete`)."""
+        from tasks.grant.domain import GrantError, GrantRequest, mint
+        from tasks.settings import GrantSettings, SettingsError
+
+        multipart = size is not None and size >= self.multipart_threshold
+        try:
+            settings = GrantSettings.from_mapping(
+                {
+                    names.ENV_STAGING_BUCKET: self.d.staging_bucket,
+                    names.ENV_UPLOAD_ROLE_ARN: self.d.upload_role_arn or "",
+                    names.ENV_GRANT_EXPIRES_SECONDS: str(LINK_SECONDS),
+                }
+            )
+            request = GrantRequest(
+                name=name, kind="put", content_type=content_type, size=None if multipart else size
+            )
+            grant = mint(request, "console", settings, self.d.signer())
+        except (GrantError, SettingsError) as exc:
+            raise ConsoleError(str(exc)) from exc
+        if not multipart or size is None:
+            return grant
+        if size > settings.max_file_bytes:
+            raise ConsoleError(
+                f"{size} bytes is over the maximum file size of {settings.max_file_bytes}"
+            )
+        part_size = max(self.part_size, -(-size // MAX_PARTS))
+        started = self.d.s3.create_multipart_upload(
+            Bucket=grant["bucket"], Key=grant["key"], ContentType=grant["headers"]["Content-Type"]
+        )
+        upload_id = started["UploadId"]
+        parts = [
+            {
+                "number": number,
+                "url": self._presign(
+                    "upload_part",
+                    {
+                        "Bucket": grant["bucket"],
+                        "Key": grant["key"],
+                        "UploadId": upload_id,
+                        "PartNumber": number,
+                    },
+                ),
+            }
+            for number in range(1, -(-size // part_size) + 1)
+        ]
+        return {
+            "kind": "multipart",
+            "bucket": grant["bucket"],
+            "key": grant["key"],
+            "uploadId": upload_id,
+            "partSize": part_size,
+            "parts": parts,
+            "expiresIn": LINK_SECONDS,
+        }
+
+    def complete(self, key: str, upload_id: str) -> dict[str, Any]:
+        """Complete a console multipart upload with the parts S3 holds (ListParts: the browser
+        need not read ETags, which cross-origin responses may not expose)."""
+        if not key.startswith("console/"):
+            raise ConsoleError("only the console's own uploads are completed here")
+        bucket = self.d.staging_bucket
+        parts: list[dict[str, Any]] = []
+        paginator = self.d.s3.get_paginator("list_parts")
+        try:
+            for page in paginator.paginate(Bucket=bucket, Key=key, UploadId=upload_id):
+                for part in page.get("Parts", []):
+                    parts.append({"PartNumber": part["PartNumber"], "ETag": part["ETag"]})
+            if not parts:
+                raise ConsoleError("no part of this upload reached S3")
+            self.d.s3.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchUpload", "InvalidPart", "EntityTooSmall"):
+                why = exc.response["Error"].get("Message", "")
+                raise ConsoleError(f"upload not completed: {why}") from exc
+            raise
+        return {"key": key, "parts": len(parts)}
+
+    # --- at a glance -----------------------------------------------------------------------
+    def glance(self, hours: int = 3, minutes: int = 30, now: datetime | None = None) -> Glance:
+        if self.d.on_aws:
+            from chute.web.metrics import from_cloudwatch
+
+            return from_cloudwatch(self.d, hours=hours, minutes=minutes, now=now)
+        now = now or datetime.now(UTC)
+        start = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+        labels = [(start + timedelta(minutes=i)).strftime("%H:%M") for i in range(minutes)]
+        files: dict[str, list[float]] = defaultdict(lambda: [0.0] * minutes)
+        sizes: dict[str, list[float]] = defaultdict(lambda: [0.0] * minutes)
+        failures: Counter[str] = Counter()
+        since = now - timedelta(hours=hours)
+        for item in operate.list_executions(self.d, None):
+            if item["startDate"] < since:
+                break  # newest first
+            status, stopped = item["status"], item.get("stopDate")
+            if status == "RUNNING" or (status == "SUCCEEDED" and (stopped or start) < start):
+                continue  # read only what the figures need (views are kept)
+            v = self.view(item["executionArn"])
+            if v.outcome in (Outcome.QUARANTINED, Outcome.FAILED):
+                failures[v.error or "(none)"] += 1
+            if v.outcome != Outcome.SUCCEEDED or v.stopped is None or v.stopped < start:
+                continue
+            index = int((v.stopped - start).total_seconds() // 60)
+            if 0 <= index < minutes:
+                route = v.route or "?"
+                files[route][index] += 1
+                sizes[route][index] += v.size or 0
+        return Glance(
+            source="executions",
+            minutes=labels,
+            files=dict(files),
+            bytes=dict(sizes),
+            failures=dict(failures.most_common()),
+            hours=hours,
+        )
+
+
+def _row(v: ExecutionView) -> Row:
+    return Row(
+        key=v.key or "(no key)",
+        status=v.outcome.lower(),
+        size=v.size,
+        route=v.route,
+        started=v.started,
+        seconds=v.duration_seconds,
+        error=v.error,
+        execution=v.name,
+        arn=v.arn,
+    )
+
+
+def _message(cause: str | None) -> str | None:
+    try:
+        document = json.loads(cause or "")
+    except ValueError:
+        return cause
+    if isinstance(document, dict) and isinstance(document.get("errorMessage"), str):
+        return str(document["errorMessage"])
+    return None
+
+
+def _around(
+    rows: list[tuple[int, list[str]]], bad: int, before: int = 3, after: int = 5
+) -> list[tuple[int, list[str]]]:
+    """The header, and the rows around the first bad one (or the first rows)."""
+    header, body = rows[:1], rows[1:]
+    near = [r for r in body if bad - before <= r[0] <= bad + after]
+    return header + (near or body[: PREVIEW_ROWS - 1])
+
+
+def _batch(timeline: operate.Timeline) -> dict[str, Any] | None:
+    """The Batch job of the Batch route: id, log stream, and its attempts and exit codes (from
+    the job description the workflow received, kept as the quarantine report keeps it)."""
+    runs = [s for s in timeline.states if s.batch_job_id]
+    if not runs:
+        return None
+    run = runs[-1]
+    summary: dict[str, Any] = {"jobId": run.batch_job_id, "logStream": run.log_stream}
+    for event in timeline.events:
+        for key in ("taskSucceededEventDetails", "taskFailedEventDetails"):
+            details = event.get(key)
+            if not isinstance(details, dict) or details.get("resourceType") != "batch":
+                continue
+            document = details.get("output") or details.get("cause") or ""
+            try:
+                parsed = json.loads(public_cause(document))
+            except (ValueError, TypeError):
+                continue
+            if isinstance(parsed, dict):
+                summary.update({k: v for k, v in parsed.items() if v is not None})
+    summary["jobId"] = summary.get("jobId") or run.batch_job_id
+    summary["logStream"] = summary.pop("logStreamName", None) or summary.get("logStream")
+    for name in ("createdAt", "startedAt", "stoppedAt"):
+        if isinstance(summary.get(name), int):  # epoch milliseconds
+            stamp = datetime.fromtimestamp(summary[name] / 1000, UTC)
+            summary[name] = stamp.isoformat(timespec="milliseconds")
+    code = summary.get("exitCode")
+    if isinstance(code, int) and code in set(ExitCode):
+        summary["exitCode"] = f"{code}: {ExitCode(code).meaning}"
+    return summary
+
+
+def reachable(d: Deployment) -> str | None:
+    """None when the deployment answers, else why not (shown on the page)."""
+    try:
+        d.sfn.describe_state_machine(stateMachineArn=d.state_machine_arn)
+    except (BotoCoreError, ClientError) as exc:
+        return str(exc)
+    return None
