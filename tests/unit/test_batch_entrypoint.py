@@ -407,8 +407,9 @@ class _StallsAfter(io.RawIOBase):
 def test_sigterm_stops_the_job_as_transient_and_leaves_no_upload_behind(
     s3: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # GIVEN a 12 MB file whose read stalls after 11 MB, so output parts are already uploaded
-    rows = b"".join(b"%d,name-%d,%d.50\n" % (i, i, i) for i in range(600_000))
+    # GIVEN a 26 MB file whose read stalls after 20 MiB, so output parts are already uploaded
+    # (the native core hands a chunk's output back a few chunks later: results stay in order)
+    rows = b"".join(b"%d,name-%d,%d.50\n" % (i, i, i) for i in range(1_200_000))
     body = b"id,name,amount\n" + rows
     environ = job_environ(
         s3, "in/slow.csv", body, **{names.ENV_PART_SIZE_BYTES: str(5 * 1024 * 1024)}
@@ -416,7 +417,7 @@ def test_sigterm_stops_the_job_as_transient_and_leaves_no_upload_behind(
 
     class Stalling(S3Store):
         def open_stream(self, ref: ObjectRef) -> Any:
-            return io.BufferedReader(_StallsAfter(super().open_stream(ref), 11 * 1024 * 1024))
+            return io.BufferedReader(_StallsAfter(super().open_stream(ref), 20 * 1024 * 1024))
 
     def uploads() -> list[Any]:
         return list(s3.list_multipart_uploads(Bucket=OUTPUT).get("Uploads", []))
