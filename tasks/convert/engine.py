@@ -3,7 +3,7 @@ Parquet out, streamed in bounded memory, both cores busy.
 
     source ─▶ decompress ─▶ header + delimiter ─▶ native core (chute_native, Rust):
            cut into record-aligned chunks ─▶ [worker threads] parse ─▶ check ─▶ encode
-           ─▶ [in file order] JSON Lines bytes / Parquet row groups ─▶ sinks
+           ─▶ [in file order] JSON Lines bytes / Parquet row groups ─▶ [a sink thread] sinks
 
 This module reads and decompresses the stream (the decompression limits apply there), parses
 the header and hands every block to the native core, which does the rest of the chunk loop with
@@ -24,6 +24,7 @@ import codecs
 import contextlib
 import csv
 import io
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ SINK_BUFFER_BYTES = 1 << 20
 """Typed mode: Parquet bytes buffered natively before each call into the (Python) sink."""
 ZSTD_LEVEL = 3
 """Parquet page compression (zstd's own default level)."""
+SINK_DEPTH = 2
+"""Text mode: output chunks handed to the sink thread and not yet written, at most."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ def _convert_stream(
         zstd_level=ZSTD_LEVEL,
     )
 
+    writes = _OrderedWrites(SINK_DEPTH)
+
     def write(chunks: list[chute_native.Chunk], error: chute_native.BadContent | None) -> None:
         """Writes each chunk in file order; then reports the chunk that failed, if any."""
         for rows, jsonl, parquet, columns in chunks:
@@ -167,9 +172,9 @@ def _convert_stream(
                 continue
             result.rows += rows
             if jsonl:
-                sinks["jsonl"](jsonl)
+                writes.submit(sinks["jsonl"], jsonl)
             if parquet:
-                sinks["parquet"](parquet)
+                writes.submit(sinks["parquet"], parquet)
         if error is not None:
             raise MalformedContent(str(error)) from None
 
@@ -186,14 +191,54 @@ def _convert_stream(
         chunks, error, footer = core.finish()
         write(chunks, error)
         if footer:
-            sinks["parquet"](footer)
+            writes.submit(sinks["parquet"], footer)
+        writes.drain()
     except BaseException:
+        writes.abandon()
         if typed is not None:
             typed.discard()
         raise
     if typed is not None:
         typed.close()
     return result
+
+
+class _OrderedWrites:
+    """Text mode's sink calls, in order, on one thread of their own: while a chunk's output is
+    written (a file's pages, an S3 part upload) the next blocks are read, decompressed and
+    converted. At most ``depth`` calls wait, so memory stays bounded; a sink's error is raised
+    by the next ``submit`` or by ``drain``."""
+
+    def __init__(self, depth: int) -> None:
+        self._depth = depth
+        self._pending: deque[Future[object]] = deque()
+        self._thread: ThreadPoolExecutor | None = None
+
+    def submit(self, sink: Sink, data: bytes) -> None:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
+        self._pending.append(self._thread.submit(sink, data))
+        while len(self._pending) > self._depth or (self._pending and self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def drain(self) -> None:
+        """Waits for every write (raising the first error)."""
+        while self._pending:
+            self._pending.popleft().result()
+        self._close()
+
+    def abandon(self) -> None:
+        """After a failure: writes not started are dropped, the one running is waited for (the
+        caller discards the output next, so nothing may still be writing to it)."""
+        for pending in self._pending:
+            pending.cancel()
+        self._pending.clear()
+        self._close()
+
+    def _close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
 
 
 _READ_ERRORS: tuple[type[BaseException], ...] = (

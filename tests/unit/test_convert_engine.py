@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -722,9 +723,11 @@ def test_memory_is_bounded_the_engine_reads_only_a_few_chunks_ahead(
     assert result.rows == written_rows == rows
     if compression == "none":
         # AND the engine never ran further ahead of its output than: one 1 MiB read buffer,
-        # the header's 64 KiB read, and the chunks queued and in flight (workers + 2). (For
-        # gzip the bytes read are compressed: the same check would prove nothing.)
-        bound = (1 << 20) + 64 * 1024 + (workers + 2) * chunk_bytes
+        # the header's 64 KiB read, the chunks queued and in flight (workers + 2) and the
+        # outputs waiting for the sink thread (SINK_DEPTH + the one being written). (For gzip
+        # the bytes read are compressed: the same check would prove nothing.)
+        in_memory = workers + 2 + engine.SINK_DEPTH + 1
+        bound = (1 << 20) + 64 * 1024 + in_memory * chunk_bytes
         assert chunk_bytes < largest_lead <= bound, f"{largest_lead / 2**20:.2f} MiB ahead"
         assert rows * ROW_BYTES > 8 * bound  # the file is much larger than the bound
 
@@ -740,6 +743,63 @@ def test_output_is_handed_over_as_it_is_produced() -> None:
     assert out.count(b"\n") == 50_000
     assert len(blocks) > 10
     assert max(len(b) for b in blocks) < 4 * 64 * 1024
+
+
+def test_output_is_written_while_the_next_chunks_are_read() -> None:
+    # GIVEN a sink whose first write lasts until the engine has read on from the source (a
+    # slow disk, an S3 part upload); chunks of 256 KiB, so the few in memory outlast the
+    # engine's 1 MiB read buffer
+    chunk = 256 * 1024
+    read_on = threading.Event()
+    until = [1 << 62]
+
+    class Source(ChunkStream):
+        def readinto(self, buffer: Any) -> int:
+            size = super().readinto(buffer)
+            if self.bytes_read > until[0]:
+                read_on.set()
+            return size
+
+    source = Source(generated_csv(16_384))  # 8 MiB
+    blocks: list[bytes] = []
+    waited: list[bool] = []
+
+    def sink(block: bytes) -> None:
+        if not blocks:
+            until[0] = source.bytes_read
+            waited.append(read_on.wait(timeout=10))
+        blocks.append(block)
+
+    # WHEN converted
+    result = convert_stream(
+        cast(BinaryIO, source), EngineOptions(chunk_bytes=chunk), {"jsonl": sink}
+    )
+    # THEN the source was read on while the first write waited (it did not time out), and the
+    # writes kept the file's order and lost nothing
+    assert waited == [True]
+    ids = [int(row["id"]) for row in records(b"".join(blocks))]
+    assert result.rows == len(ids) == 16_384
+    assert ids == sorted(ids)
+
+
+def test_a_sink_error_is_raised_as_it_is_and_nothing_is_written_after() -> None:
+    # GIVEN a sink that fails on its third write (e.g. S3 refusing a part)
+    calls = 0
+
+    def sink(block: bytes) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OSError("the part upload failed")
+
+    data = b"a,b\n" + b"1,2\n" * 50_000
+    # WHEN converted THEN the sink's own error comes out (its type kept: the caller tells a
+    # network error from bad content by it)
+    with pytest.raises(OSError, match="the part upload failed"):
+        convert_stream(io.BytesIO(data), EngineOptions(chunk_bytes=4096), {"jsonl": sink})
+    # AND the engine stopped soon after, with no sink thread left to write after it returned
+    assert 3 <= calls <= 3 + engine.SINK_DEPTH + 1
+    assert not [t for t in threading.enumerate() if t.name.startswith("sink")]
 
 
 def test_failed_conversion_writes_nothing_more_to_the_parquet_sink(
