@@ -95,11 +95,15 @@ def validate_chunk(
     limit = contract.on_error.report_limit if report_limit is None else report_limit
     frame, checked = _checked(contract, plan, chunk, first_row)
     bad_rows = int(frame.get_column(_BAD).sum())
+    errors = _errors_text(checked).alias(ERRORS_COLUMN)
+    if not bad_rows:  # the usual chunk: every row valid, no problem (a problem marks its row)
+        valid = frame.select(_output_exprs(contract, plan))
+        rejected = frame.head(0).select(*plan.header, ROW_COLUMN, errors)
+        return ChunkResult(valid, rejected, (), 0, 0)
     per_column = frame.select(pl.col(_reason_name(n)).is_not_null().sum() for n in checked)
     problem_count = sum(int(v) for v in per_column.row(0)) if checked else 0
     valid = frame.filter(~pl.col(_BAD)).select(_output_exprs(contract, plan))
     bad = frame.filter(pl.col(_BAD))
-    errors = _errors_text(checked).alias(ERRORS_COLUMN)
     rejected = bad.select(*plan.header, ROW_COLUMN, errors)
     problems = _first_problems(bad, checked, limit)
     return ChunkResult(valid, rejected, problems, problem_count, bad_rows)
@@ -112,13 +116,17 @@ def _checked(
     (null = fine) and the row's bad flag; and the names of the checked columns."""
     columns = [contract.column(name) for name in plan.present]
     reasons = {c.name: expr for c in columns if (expr := _reason(c)) is not None}
-    frame = chunk.with_row_index(ROW_COLUMN).with_columns(
-        (pl.col(ROW_COLUMN).cast(pl.Int64) + first_row).alias(ROW_COLUMN),
-        *[_typed(c).alias(_typed_name(c.name)) for c in columns],
+    frame = (
+        chunk.lazy()  # one query: polars runs the columns' expressions in parallel
+        .with_row_index(ROW_COLUMN)
+        .with_columns(
+            (pl.col(ROW_COLUMN).cast(pl.Int64) + first_row).alias(ROW_COLUMN),
+            *[_typed(c).alias(_typed_name(c.name)) for c in columns],
+        )
+        .with_columns(*[expr.alias(_reason_name(name)) for name, expr in reasons.items()])
+        .with_columns(_any_bad(list(reasons)).alias(_BAD))
+        .collect()
     )
-    frame = frame.with_columns(
-        *[expr.alias(_reason_name(name)) for name, expr in reasons.items()]
-    ).with_columns(_any_bad(list(reasons)).alias(_BAD))
     return frame, list(reasons)
 
 
