@@ -57,13 +57,16 @@ class LocalBatch:
         log_dir: Path,
         cwd: Path,
         door: Callable[[dict[str, str]], None] | None = None,
+        job_env: Callable[[str], Mapping[str, str]] = lambda job_id: {},
     ) -> None:
+        """``job_env``: more environment for one job's process, by job id."""
         self._door = door
         self._base_env = dict(base_env)
+        self._job_env = job_env
         self._log_dir = log_dir
         self._cwd = cwd
         self._threads: list[threading.Thread] = []
-        self._processes: set[subprocess.Popen[bytes]] = set()
+        self._processes: dict[subprocess.Popen[bytes], str] = {}  # -> job id
         self._lock = threading.Lock()
         self._closed = False
         self._faults: list[int] = []
@@ -96,8 +99,8 @@ class LocalBatch:
             job.job_started_at = datetime.now()
             job.status = JobStatus.RUNNING.value
             job._start_attempt()
-            env = {**self._base_env, **job_environment(job)}
-            exit_code, reason = self._attempt(command, env, timeout, log_path)
+            env = {**self._base_env, **job_environment(job), **self._job_env(job.job_id)}
+            exit_code, reason = self._attempt(job.job_id, command, env, timeout, log_path)
             job.latest_attempt["container"]["exitCode"] = exit_code
             job.latest_attempt["statusReason"] = reason
             job.job_stopped_at = datetime.now()
@@ -109,7 +112,12 @@ class LocalBatch:
         job._mark_stopped(success=exit_code == 0)
 
     def _attempt(
-        self, command: list[str], env: dict[str, str], timeout: int | None, log_path: Path
+        self,
+        job_id: str,
+        command: list[str],
+        env: dict[str, str],
+        timeout: int | None,
+        log_path: Path,
     ) -> tuple[int, str]:
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
@@ -127,7 +135,7 @@ class LocalBatch:
                 process_group=0,  # a Ctrl-C at the terminal reaches chute, which stops the job
             )
             with self._lock:
-                self._processes.add(process)
+                self._processes[process] = job_id
             try:
                 code = process.wait(timeout=timeout)
                 if code < 0:  # killed by a signal: a container's exit code is 128 + signal
@@ -140,13 +148,18 @@ class LocalBatch:
                 reason = "Job attempt duration exceeded timeout"
             finally:
                 with self._lock:
-                    self._processes.discard(process)
+                    self._processes.pop(process, None)
         return code, reason
 
-    def signal_running(self, signum: int) -> int | None:
-        """Send ``signum`` to one running job process (fault injection). Its pid, or None."""
+    def signal_running(self, signum: int, job_id: str | None = None) -> int | None:
+        """Send ``signum`` to the running process of job ``job_id`` (None or "": of any job;
+        fault injection). Its pid, or None."""
         with self._lock:
-            running = [p for p in self._processes if p.poll() is None]
+            running = [
+                p
+                for p, job in self._processes.items()
+                if p.poll() is None and (not job_id or job == job_id)
+            ]
         if not running:
             return None
         running[0].send_signal(signum)

@@ -25,7 +25,7 @@ from typing import Any
 from chute import DEFAULT_PORT
 from chute.local.batch_jobs import LocalBatch
 from chute.local.event_source import SqsEventSource
-from chute.local.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError
+from chute.local.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError, batch_access_key
 from chute.local.faults import parse as parse_faults
 from chute.local.grant_api import Authorizer, GrantApi
 from chute.local.holds import Hold, Holds
@@ -181,6 +181,7 @@ class EmbeddedAws:
             log_dir=self.log_dir / "batch",
             cwd=REPO_ROOT,
             door=lambda env: self.holds.pass_through("batch", env.get(names.ENV_JOB_FILE, "")),
+            job_env=lambda job_id: {"AWS_ACCESS_KEY_ID": batch_access_key(job_id)},
         )
         self._bind_faults()
         moto_fixes.HOOKS.request_filter = self.faults.wsgi_filter
@@ -316,9 +317,9 @@ class EmbeddedAws:
         workers, batch = self._workers, self._batch
         assert workers is not None and batch is not None
 
-        def signal_process(function_name: str | None, signum: int) -> int | None:
+        def signal_process(function_name: str | None, signum: int, job: str | None) -> int | None:
             if function_name is None:
-                return batch.signal_running(signum)
+                return batch.signal_running(signum, job)
             return workers.signal_running(function_name, signum)
 
         self.faults.signal_process = signal_process

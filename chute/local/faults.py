@@ -37,7 +37,7 @@ request stays armed.
 A bad rule raises :class:`FaultSpecError` naming the rule and what is wrong. The S3 rules run
 inside the endpoint (the ``request-filter`` hook in :mod:`chute.local.moto_fixes`); callers are told
 apart by their access key id, which the runtime sets per function (``<prefix>-<step>``) and
-for Batch jobs (:data:`BATCH_ACCESS_KEY`).
+per Batch job (:func:`batch_access_key`).
 """
 
 from __future__ import annotations
@@ -53,8 +53,23 @@ from urllib.parse import parse_qs
 
 ENV_FAULTS = "CHUTE_FAULTS"
 BATCH_ACCESS_KEY = "chute-batch-job"
-"""The access key id the embedded runtime gives Batch job processes (how the endpoint knows a
-request comes from a job)."""
+"""The prefix of the access key id the embedded runtime gives Batch job processes (how the
+endpoint knows a request comes from a job)."""
+
+
+def batch_access_key(job_id: str) -> str:
+    """The access key id of one Batch job's processes: a signal rule signals the job whose
+    request fired it, even while other jobs run."""
+    return f"{BATCH_ACCESS_KEY}.{job_id}"
+
+
+def _batch_job(access_key: str) -> str | None:
+    """The job id in a Batch job's access key id ("" for a job without one), None for others."""
+    if access_key == BATCH_ACCESS_KEY:
+        return ""
+    prefix = BATCH_ACCESS_KEY + "."
+    return access_key[len(prefix) :] if access_key.startswith(prefix) else None
+
 
 STEPS = ("validate", "convert", "archive", "quarantine", "trigger", "grant")
 
@@ -340,8 +355,9 @@ def s3_operation(environ: Mapping[str, Any]) -> tuple[str, str, str]:
 # --- the runtime side ------------------------------------------------------------------------
 Answer = tuple[str, list[tuple[str, str]], bytes]
 """An HTTP answer: status line, headers, body."""
-Signaller = Callable[[str | None, int], int | None]
-"""(function name or None for a Batch job, signal) -> pid signalled, or None if none running."""
+Signaller = Callable[[str | None, int, str | None], int | None]
+"""(function name or None for a Batch job, signal, the Batch job's id: None or "" for any) -> pid
+signalled, or None if none running."""
 
 
 @dataclass
@@ -411,14 +427,15 @@ class Faults:
             if not isinstance(rule, ProcessSignal) or rule.operation not in ("*", operation):
                 return False
             if rule.step is None:
-                return access_key == BATCH_ACCESS_KEY
+                return _batch_job(access_key) is not None
             return access_key == self.function_name(rule.step)
 
         rule = self._take(wanted)
         if not isinstance(rule, ProcessSignal):
             return
         function = None if rule.step is None else self.function_name(rule.step)
-        pid = self.signal_process(function, rule.signum)
+        job = _batch_job(access_key) if rule.step is None else None
+        pid = self.signal_process(function, rule.signum, job)
         if pid is None:  # nothing running after all: keep the rule armed
             with self._lock:
                 rule.remaining += 1

@@ -9,13 +9,13 @@ import pytest
 
 from chute.local import faults
 from chute.local.faults import (
-    BATCH_ACCESS_KEY,
     BatchExit,
     Faults,
     FaultSpecError,
     ProcessSignal,
     S3Fault,
     StepError,
+    batch_access_key,
     parse,
 )
 
@@ -159,13 +159,13 @@ def test_an_s3_rule_answers_matching_requests_count_times_with_s3s_error() -> No
 
 
 def test_a_signal_rule_fires_on_its_callers_request_and_waits_while_nothing_runs() -> None:
-    sent: list[tuple[str | None, int]] = []
+    sent: list[tuple[str | None, int, str | None]] = []
     running = {"pid": None}
 
-    def signal_process(function: str | None, signum: int) -> int | None:
+    def signal_process(function: str | None, signum: int, job: str | None) -> int | None:
         if running["pid"] is None:
             return None
-        sent.append((function, signum))
+        sent.append((function, signum, job))
         return running["pid"]
 
     armed = Faults(function_name=lambda step: f"chute-{step}", signal_process=signal_process)
@@ -177,6 +177,7 @@ def test_a_signal_rule_fires_on_its_callers_request_and_waits_while_nothing_runs
     assert sent == [] and len(armed.armed()) == 2
     running["pid"] = 42
     armed.wsgi_filter(_signed("chute-convert", **part))
-    armed.wsgi_filter(_signed(BATCH_ACCESS_KEY, **part))
-    assert sent == [("chute-convert", signal.SIGKILL), (None, signal.SIGTERM)]
+    armed.wsgi_filter(_signed(batch_access_key("job-7"), **part))
+    # the job whose request fired the rule is the one signalled (other jobs may be running)
+    assert sent == [("chute-convert", signal.SIGKILL, None), (None, signal.SIGTERM, "job-7")]
     assert armed.armed() == []
