@@ -33,7 +33,7 @@ FUZZ = settings(
 SEEDS = [case.body for case in corpus.cases() if len(case.body) <= 16 * 1024]
 BOMB = next(case.body for case in corpus.cases() if case.name.startswith("bz2 bomb"))
 # The worker always converts under decompression limits. Without them a seed such as the bzip2
-# bomb (7 KiB -> 80 MiB) read in 1-byte blocks is 80 million blocks, one Parquet row group each:
+# bomb (7 KiB -> 80 MiB) read in 1-byte blocks makes a Parquet row group every few bytes:
 # gigabytes of row-group metadata and hours, in a configuration no worker runs (blocks are
 # CHUNK_BYTES there). The limits' own behaviour is tested in test_convert_engine.py.
 LIMITS = DecompressionLimits(max_bytes=64 << 10, max_ratio=1000, grace_bytes=64 << 10)
