@@ -21,8 +21,10 @@ docs/step-events.md):
        0  OK         converted                                   Archive
       64  USAGE      bad job parameters or settings (EX_USAGE)   Fail, file stays in staging
       65  DATAERR    the file is bad: a PermanentError           Quarantine
-      66  NOINPUT    source gone or changed: a StaleEventError   Fail, nothing moved
+      66  NOINPUT    source gone or changed: a StaleEventError   Stale (named), nothing moved
       70  SOFTWARE   unexpected error (EX_SOFTWARE)              Fail, file stays in staging
+      73  CANTCREAT  a later upload of another key owns the      Archive, then Replaced
+                     outputs: Replaced (EX_CANTCREAT)
       75  TEMPFAIL   a TransientError, or stopped (SIGTERM)     Batch retries, then Fail
 """
 
@@ -38,7 +40,7 @@ from tasks import log, names
 from tasks.adapters.s3 import S3Store
 from tasks.convert.domain import convert
 from tasks.data_contracts.config import ContractConfigError, load_contracts
-from tasks.errors import PermanentError, StaleEventError, TransientError
+from tasks.errors import PermanentError, Replaced, StaleEventError, TransientError
 from tasks.models import FileSpec, ModelError, Plan, Target
 from tasks.settings import ConvertSettings, SettingsError
 from tasks.workflow import ExitCode
@@ -55,8 +57,12 @@ Convert one file for the chute pipeline (the AWS Batch job). Parameters come fro
 exit codes: {ExitCode.OK} converted, {ExitCode.USAGE} bad parameters, \
 {ExitCode.DATAERR} bad file,
   {ExitCode.NOINPUT} source gone or changed, {ExitCode.SOFTWARE} unexpected error, \
-{ExitCode.TEMPFAIL} transient
+{ExitCode.CANTCREAT} outputs owned by a later upload,
+  {ExitCode.TEMPFAIL} transient
 """
+
+NAMED_EXITS = frozenset({ExitCode.DATAERR, ExitCode.NOINPUT, ExitCode.CANTCREAT})
+"""The exits whose error the job leaves at ``names.batch_failure_key`` for the workflow."""
 
 
 class UsageError(Exception):
@@ -108,6 +114,8 @@ def _exit_code(exc: Exception) -> int:
         return ExitCode.DATAERR
     if isinstance(exc, StaleEventError):
         return ExitCode.NOINPUT
+    if isinstance(exc, Replaced):
+        return ExitCode.CANTCREAT
     if isinstance(exc, TransientError):
         return ExitCode.TEMPFAIL
     return ExitCode.SOFTWARE
@@ -125,15 +133,18 @@ def _fail(exc: Exception) -> int:
     return code
 
 
-def _leave_failure(store: S3Store, plan: Plan, execution: str, exc: Exception) -> None:
-    """Leave the rejection for the Quarantine step (names.batch_failure_key): the job's exit code
-    tells the workflow to quarantine, this tells the report why. Best effort: without it the
-    report still has the job's description."""
+def _leave_failure(
+    store: S3Store, plan: Plan, execution: str, exc: Exception, code: ExitCode
+) -> None:
+    """Leave the error for the workflow (names.batch_failure_key): the job's exit code says where
+    the workflow goes, this says which error and why — the Quarantine step reads it into its
+    report (exit 65), the NameBatchFailure state raises it again (66, 73). Best effort: without
+    it the workflow still has the job's description."""
     key = names.batch_failure_key(execution)
     document = {
         "error": type(exc).__name__,
         "cause": str(exc),
-        "exitCode": ExitCode.DATAERR,
+        "exitCode": int(code),
         "execution": execution,
         "key": plan.file.ref.key,
     }
@@ -161,8 +172,8 @@ def main(argv: Sequence[str], environ: Mapping[str, str], *, store: S3Store | No
         output = convert(plan, store, settings, contracts)
     except Exception as exc:
         code = _fail(exc)
-        if code == ExitCode.DATAERR and job is not None:
-            _leave_failure(store or S3Store(), *job, exc)
+        if code in NAMED_EXITS and job is not None:
+            _leave_failure(store or S3Store(), *job, exc, ExitCode(code))
         return code
     log.info("batch job finished", rows=output.rows, bytes=output.bytes)
     return ExitCode.OK

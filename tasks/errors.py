@@ -11,6 +11,8 @@ matches that exact string (no inheritance). So every concrete class here appears
   ready for a rerun.
 - ``StaleEventError`` subclasses: the event no longer describes what is in staging (the object
   was replaced or already processed). The execution fails without touching any file.
+- ``Replaced``: another staged key that maps to the same outputs was uploaded later and its
+  outputs win. This file publishes nothing, is archived, and the execution ends ``Replaced``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,14 @@ class Superseded(StaleEventError):
     the ones kept, and this version publishes nothing more (its bytes stay where they are)."""
 
 
+# --- another file's outputs win ------------------------------------------------------------
+class Replaced(ChuteError):
+    """Another staged key that maps to the same outputs (``x.csv`` and ``x.csv.gz``) was
+    uploaded after this file: the later upload's outputs are the ones kept. This file publishes
+    nothing (what it had written is removed), is archived, and its execution ends Replaced with
+    a message naming the other key (docs/guarantees.md#two-files-one-output)."""
+
+
 # --- not part of the workflow's contract --------------------------------------------------------
 class WriteConflict(Exception):
     """A conditional write lost a race (412/409): another writer changed the object between the
@@ -85,4 +95,5 @@ def concrete_errors() -> list[type[ChuteError]]:
     leaves: list[type[ChuteError]] = []
     for family in (PermanentError, TransientError, StaleEventError):
         leaves.extend(family.__subclasses__())
+    leaves.append(Replaced)
     return leaves

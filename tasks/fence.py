@@ -1,10 +1,16 @@
-"""Newest version wins: how chute publishes objects for a source key without ever letting an
-older version of the file replace what a newer one wrote.
+"""Newest wins: how chute publishes objects for a staged file without ever letting an older
+upload replace what a newer one wrote.
 
 Every object chute publishes for a staged file (its outputs, its archived or quarantined
-original, the quarantine report) carries a :class:`Stamp` in its S3 user metadata: the S3 event
-``sequencer`` of the source version and that version's id. S3 orders the events of one key by
-``sequencer`` (versionIds are opaque), so the stamps of two versions say which one is newer.
+original, the quarantine report) carries a :class:`Stamp` in its S3 user metadata: the source
+key, that version's id, the S3 event ``sequencer`` and the upload's event time. Two stamps are
+ordered (:meth:`Stamp.newer_than`):
+
+- versions of **one key** by ``sequencer``: S3 orders the events of one key by it (versionIds are
+  opaque, event times too coarse);
+- **two keys** that map to the same outputs (``x.csv`` and ``x.csv.gz``) by upload time, then by
+  key: S3's sequencers mean nothing across keys. The later upload wins; the other file ends
+  Replaced (docs/guarantees.md, "Two files, one output").
 
 A write is a compare-and-swap with S3 conditional writes (:func:`decide`): look at the object
 in place, refuse (Superseded) when a newer version wrote it, else write with ``If-Match`` on
@@ -17,11 +23,12 @@ Pure: the store calls are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote, unquote
 
-from tasks.errors import SourceMissing, StorageUnavailable, Superseded, WriteConflict
+from tasks.errors import Replaced, SourceMissing, StorageUnavailable, Superseded, WriteConflict
 from tasks.models import ObjectRef
 
 if TYPE_CHECKING:
@@ -29,6 +36,8 @@ if TYPE_CHECKING:
 
 SEQUENCER_META = "chute-sequencer"
 VERSION_META = "chute-version"
+KEY_META = "chute-key"  # percent-encoded: S3 user metadata is ASCII
+UPLOADED_META = "chute-uploaded"
 ATTEMPTS = 8
 """Looks at an object before a publication gives up (each retry means another writer won)."""
 
@@ -37,34 +46,68 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Stamp:
-    """Which version of a staged file an object belongs to."""
+    """Which staged file, and which version of it, an object belongs to."""
 
     version: str
     sequencer: str | None = None
+    key: str | None = None
+    """The staged key (None: written before stamps named their key)."""
+    uploaded: str | None = None
+    """When S3 announced the upload (ISO 8601, UTC; :func:`tasks.models.upload_time`)."""
 
     @classmethod
     def of(cls, ref: ObjectRef) -> Stamp:
-        return cls(version=ref.version_id or (ref.etag or "").strip('"'), sequencer=ref.sequencer)
+        return cls(
+            version=ref.version_id or (ref.etag or "").strip('"'),
+            sequencer=ref.sequencer,
+            key=ref.key,
+            uploaded=ref.uploaded,
+        )
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str]) -> Stamp | None:
         version = metadata.get(VERSION_META)
         if not version:
             return None  # not written by chute (or by a version before stamps)
-        return cls(version=version, sequencer=metadata.get(SEQUENCER_META) or None)
+        key = metadata.get(KEY_META)
+        return cls(
+            version=version,
+            sequencer=metadata.get(SEQUENCER_META) or None,
+            key=unquote(key) if key else None,
+            uploaded=metadata.get(UPLOADED_META) or None,
+        )
 
     def metadata(self) -> dict[str, str]:
         out = {VERSION_META: self.version}
         if self.sequencer:
             out[SEQUENCER_META] = self.sequencer
+        if self.key is not None:
+            out[KEY_META] = quote(self.key, safe="/")
+        if self.uploaded:
+            out[UPLOADED_META] = self.uploaded
         return out
 
+    def same_file(self, other: Stamp) -> bool:
+        """Both are versions of one staged key (a stamp without a key counts as the same file:
+        objects written before stamps named their key compare as they always did)."""
+        return self.key is None or other.key is None or self.key == other.key
+
+    def same_version(self, other: Stamp) -> bool:
+        return self.same_file(other) and self.version == other.version
+
     def newer_than(self, other: Stamp) -> bool:
-        """True when this version was announced after ``other`` (unknown order: False)."""
+        """True when this upload wins over ``other``'s: a later version of the same key (by
+        sequencer; unknown order: False), or another key uploaded later (then: the greater key)."""
+        if not self.same_file(other):
+            return (self.uploaded or "", self.key or "") > (other.uploaded or "", other.key or "")
         if not self.sequencer or not other.sequencer:
             return False
         width = max(len(self.sequencer), len(other.sequencer))
         return self.sequencer.upper().rjust(width, "0") > other.sequencer.upper().rjust(width, "0")
+
+    def describe(self) -> str:
+        when = f", uploaded {self.uploaded}" if self.uploaded else ""
+        return f"{self.key!r} (version {self.version}{when})"
 
 
 @dataclass(frozen=True)
@@ -75,17 +118,38 @@ class Condition:
     if_match: str | None = None
     if_none_match: bool = False
     same: bool = False
+    replaces: Stamp | None = None
+    """The stamp of another staged file whose object this write replaces (an earlier upload of
+    a key that maps to the same output)."""
 
 
 def decide(existing: Head | None, stamp: Stamp, where: str) -> Condition:
     """The condition for writing ``stamp``'s object over ``existing`` (None: nothing there).
-    Raises Superseded when a newer version wrote the object in place."""
+    Raises Superseded when a newer version of the same key wrote the object in place, Replaced
+    when a later upload of another key did."""
     if existing is None:
         return Condition(if_none_match=True)
     other = Stamp.from_metadata(existing.metadata)
-    if other is not None and other.newer_than(stamp):
-        raise Superseded(f"{where}: superseded by version {other.version}")
-    return Condition(if_match=existing.etag, same=other is not None and other == stamp)
+    if other is None:
+        return Condition(if_match=existing.etag)
+    if other.newer_than(stamp):
+        raise lost_to(other, stamp, where)
+    return Condition(
+        if_match=existing.etag,
+        same=other.same_version(stamp),
+        replaces=None if other.same_file(stamp) else other,
+    )
+
+
+def lost_to(winner: Stamp, stamp: Stamp, where: str) -> Superseded | Replaced:
+    """The error of ``stamp``'s file when ``winner``'s object is in its way at ``where``."""
+    if winner.same_file(stamp):
+        return Superseded(f"{where}: superseded by version {winner.version}")
+    return Replaced(
+        f"{where} belongs to {winner.describe()}, uploaded after this file {stamp.describe()}:"
+        " both map to the same outputs and the later upload wins, so this file publishes"
+        " nothing and is archived (docs/guarantees.md#two-files-one-output)"
+    )
 
 
 def publish(
@@ -120,3 +184,96 @@ def current_version(
     announced = (source.etag or "").strip('"')
     if announced and staged.etag != announced:
         raise Superseded(f"{where}: superseded by the object with eTag {staged.etag}")
+
+
+@dataclass
+class Slot:
+    """One object a file may publish (a :func:`publish_all` set): ``write`` makes this file's
+    object visible under a condition; None when the file has none here, so an older file's
+    object in place is removed (``delete``, conditional on the ETag seen)."""
+
+    where: str
+    look: Callable[[], Head | None]
+    delete: Callable[[Condition], None]
+    write: Callable[[Condition], object] | None = None
+    written: bool = field(default=False, init=False)
+
+
+def publish_all(slots: Sequence[Slot], stamp: Stamp) -> list[Stamp]:
+    """Publish one file's objects so that, however many files race for the same slots, the
+    slots end up holding exactly one file's objects: the newest's (:meth:`Stamp.newer_than`).
+
+    Every racer goes through the slots in the same order, writing its objects and removing older
+    ones from the slots it has nothing for, then looks at every slot again. A file that meets a
+    newer one's object anywhere removes what it wrote (only while it is still its own) and raises
+    Superseded or Replaced; the newest file's second look removes anything an older racer wrote
+    after the first. Returns the stamps of other files whose objects were replaced or removed.
+    """
+    replaced: dict[tuple[str | None, str], Stamp] = {}
+
+    def note(condition: Condition) -> None:
+        if condition.replaces is not None:
+            other = condition.replaces
+            replaced[(other.key, other.version)] = other
+
+    try:
+        for slot in slots:
+            if slot.write is not None:
+                write = slot.write
+
+                def written(
+                    condition: Condition,
+                    slot: Slot = slot,
+                    write: Callable[[Condition], object] = write,
+                ) -> object:
+                    result = write(condition)
+                    slot.written = True
+                    note(condition)
+                    return result
+
+                publish(slot.look, written, stamp, slot.where)
+            else:
+                _retract(slot, stamp, note)
+        for slot in slots:  # the second look
+            existing = slot.look()
+            if existing is None:
+                continue
+            condition = decide(existing, stamp, slot.where)
+            if slot.write is None and not condition.same:
+                _retract(slot, stamp, note)
+    except BaseException:
+        _undo(slots, stamp)
+        raise
+    return list(replaced.values())
+
+
+def _retract(slot: Slot, stamp: Stamp, note: Callable[[Condition], None]) -> None:
+    """Remove an older file's object from ``slot`` (objects chute didn't stamp stay)."""
+
+    def delete(condition: Condition) -> None:
+        if condition.if_match and not condition.same:
+            slot.delete(condition)
+            note(condition)
+
+    def look() -> Head | None:
+        existing = slot.look()
+        if existing is not None and Stamp.from_metadata(existing.metadata) is None:
+            return None  # not chute's: never removed
+        return existing
+
+    publish(look, delete, stamp, slot.where)
+
+
+def _undo(slots: Sequence[Slot], stamp: Stamp) -> None:
+    """Best effort: remove this file's objects that are still its own (the error that made the
+    publication stop is what the caller sees)."""
+    for slot in slots:
+        if not slot.written:
+            continue
+        try:
+            existing = slot.look()
+            owner = Stamp.from_metadata(existing.metadata) if existing is not None else None
+            if existing is not None and owner is not None and owner.same_version(stamp):
+                slot.delete(Condition(if_match=existing.etag, same=True))
+        except Exception:  # best effort: the error that stopped the publication is re-raised
+            continue

@@ -21,7 +21,7 @@ its adapter share (``Head``, ``FailedExecution``), so that adapters never import
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tasks.formats import COMPRESSIONS, DELIMITERS, OUTPUT_FORMATS, Compression, OutputFormat
@@ -60,6 +60,22 @@ def _mapping(data: Any, name: str) -> dict[str, Any]:
     return data
 
 
+def upload_time(value: datetime | str | None) -> str | None:
+    """An upload's time as stamps compare it: ISO 8601 in UTC with milliseconds
+    (``2026-12-06T15:04:05.123Z``), from an S3 event's ``eventTime`` or an object's
+    LastModified. None when absent or unreadable."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 @dataclass(frozen=True)
 class ObjectRef:
     """One S3 object version: the unit chute processes."""
@@ -70,6 +86,9 @@ class ObjectRef:
     etag: str | None = None
     version_id: str | None = None
     sequencer: str | None = None
+    uploaded: str | None = None
+    """When the upload happened (:func:`upload_time`): the S3 event's time, else the object's
+    LastModified (set by Validate). Orders uploads of different keys (tasks.fence)."""
 
     @classmethod
     def from_dict(cls, data: Any) -> ObjectRef:
@@ -81,6 +100,7 @@ class ObjectRef:
             etag=_opt_str(data, "eTag"),
             version_id=_opt_str(data, "versionId"),
             sequencer=_opt_str(data, "sequencer"),
+            uploaded=upload_time(_opt_str(data, "uploaded")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,6 +111,8 @@ class ObjectRef:
             out["versionId"] = self.version_id
         if self.sequencer:
             out["sequencer"] = self.sequencer
+        if self.uploaded:
+            out["uploaded"] = self.uploaded
         return out
 
 
@@ -133,6 +155,12 @@ class Target:
     @property
     def rejected_key(self) -> str:
         return f"{self.key}.rejected.jsonl"
+
+    def slot_keys(self) -> tuple[str, ...]:
+        """Every key a file with this target may publish, whatever its formats, in the order
+        :func:`tasks.fence.publish_all` goes through them: the outputs of every format, then the
+        rejected rows. Two files whose targets share these keys race for them."""
+        return (*(self.object_key(f) for f in OUTPUT_FORMATS), self.rejected_key)
 
     @classmethod
     def from_dict(cls, data: Any) -> Target:
@@ -189,6 +217,9 @@ class Output:
     rejected_rows: int = 0
     bytes: dict[str, int] | None = None
     rejected_key: str | None = None
+    replaced: tuple[dict[str, str], ...] = ()
+    """Other staged files (``{bucket, key, version, uploaded}``) whose outputs this conversion
+    replaced: earlier uploads of keys that map to the same outputs."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -198,6 +229,7 @@ class Output:
             "rejectedRows": self.rejected_rows,
             "bytes": self.bytes or {},
             "rejectedKey": self.rejected_key,
+            "replaced": list(self.replaced),
         }
 
 
@@ -226,3 +258,5 @@ class Head:
     version_id: str | None
     metadata: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
+    last_modified: str | None = None
+    """LastModified (:func:`upload_time`)."""

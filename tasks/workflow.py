@@ -34,8 +34,10 @@ class State(StrEnum):
     CHECK_BATCH_CAUSE = "CheckBatchCause"
     INSPECT_BATCH_FAILURE = "InspectBatchFailure"
     CLASSIFY_BATCH_FAILURE = "ClassifyBatchFailure"
+    NAME_BATCH_FAILURE = "NameBatchFailure"
     BATCH_FAILED = "BatchFailed"
     ARCHIVE = "Archive"
+    ARCHIVE_REPLACED = "ArchiveReplaced"
     SUMMARIZE = "Summarize"
     NOTIFY_SUCCEEDED = "NotifySucceeded"
     SUCCEEDED = "Succeeded"
@@ -47,6 +49,7 @@ class State(StrEnum):
     NOTIFY_REJECTED = "NotifyRejected"
     REJECTED = "Rejected"
     STALE = "Stale"
+    REPLACED = "Replaced"
 
 
 RERUN_SUFFIX: Final = "-rerun"
@@ -60,7 +63,7 @@ def rerun_name(name: str) -> str:
 
 
 FAIL_STATES: Final[frozenset[State]] = frozenset(
-    {State.BATCH_SUBMIT_FAILED, State.BATCH_FAILED, State.REJECTED, State.STALE}
+    {State.BATCH_SUBMIT_FAILED, State.BATCH_FAILED, State.REJECTED, State.STALE, State.REPLACED}
 )
 """The states of type Fail: where an execution that did not succeed may end."""
 
@@ -83,6 +86,7 @@ class ExitCode(IntEnum):
     DATAERR = 65
     NOINPUT = 66
     SOFTWARE = 70
+    CANTCREAT = 73
     TEMPFAIL = 75
 
     @property
@@ -107,14 +111,17 @@ _EXIT_MEANINGS: Final[Mapping[ExitCode, str]] = {
     ExitCode.DATAERR: "the file is bad: a PermanentError (EX_DATAERR)",
     ExitCode.NOINPUT: "the source is gone or changed: a StaleEventError (EX_NOINPUT)",
     ExitCode.SOFTWARE: "unexpected error: a bug or a misconfiguration (EX_SOFTWARE)",
+    ExitCode.CANTCREAT: "the outputs belong to a later upload of another key: Replaced"
+    " (EX_CANTCREAT)",
     ExitCode.TEMPFAIL: "transient: a TransientError, or the job was stopped (EX_TEMPFAIL)",
 }
 _EXIT_NEXT_STATES: Final[Mapping[ExitCode, State]] = {
     ExitCode.OK: State.ARCHIVE,
     ExitCode.USAGE: State.BATCH_FAILED,
     ExitCode.DATAERR: State.BATCH_CONVERT_REJECTED,
-    ExitCode.NOINPUT: State.STALE,
+    ExitCode.NOINPUT: State.NAME_BATCH_FAILURE,
     ExitCode.SOFTWARE: State.BATCH_FAILED,
+    ExitCode.CANTCREAT: State.NAME_BATCH_FAILURE,
     ExitCode.TEMPFAIL: State.BATCH_FAILED,
 }
 
@@ -149,6 +156,7 @@ class Outcome(StrEnum):
     RUNNING = "RUNNING"
     QUARANTINED = "QUARANTINED"  # permanent error: the file is in quarantine with a report
     STALE = "STALE"  # the event no longer matched staging; nothing was moved
+    REPLACED = "REPLACED"  # a later upload of another key owns the outputs; this file archived
     FAILED = "FAILED"  # transient/unexpected: the file is still in staging, rerun it
 
 
@@ -180,6 +188,8 @@ def classify(
         return Verdict(Outcome.QUARANTINED)
     if fail_state == State.STALE:
         return Verdict(Outcome.STALE)
+    if fail_state == State.REPLACED:
+        return Verdict(Outcome.REPLACED)
     return Verdict(Outcome.FAILED, transient=_transient(status, fail_state, error, cause))
 
 

@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable, WriteConflict
-from tasks.models import Head, ObjectRef
+from tasks.models import Head, ObjectRef, upload_time
 
 if TYPE_CHECKING:
     from tasks.fence import Condition
@@ -119,6 +119,7 @@ class S3Store:
             version_id=resp.get("VersionId"),
             metadata={str(k).lower(): str(v) for k, v in (resp.get("Metadata") or {}).items()},
             content_type=resp.get("ContentType"),
+            last_modified=upload_time(resp.get("LastModified")),
         )
 
     def exists(self, bucket: str, key: str) -> Head | None:

@@ -1,4 +1,5 @@
-"""Lambda entry point of the Archive step: ``{"file", "execution"}`` -> archived ObjectRef."""
+"""Lambda entry point of the Archive and ArchiveReplaced steps: ``{"file", "execution"}`` ->
+archived ObjectRef."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from tasks import log, metrics
 from tasks.adapters.s3 import S3Store
 from tasks.archive.domain import archive
 from tasks.entry import lambda_handler, per_container
+from tasks.metrics import NOT_RECORDED
 from tasks.models import FileSpec
 from tasks.settings import ArchiveSettings
 
@@ -38,11 +40,13 @@ def _started(value: object) -> datetime | None:
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     file = FileSpec.from_dict(event.get("file"))
     log.bind(key=file.ref.key)
+    # ArchiveReplaced: the file was not converted, so it counts in no conversion metric
+    replaced = event.get("outcome") == "replaced"
     return archive(
         file,
         _store(),
         _settings(),
         route=event.get("route"),
         started=_started(event.get("started")),
-        metrics=metrics.Recorder(),
+        metrics=NOT_RECORDED if replaced else metrics.Recorder(),
     ).to_dict()

@@ -8,6 +8,7 @@ published by :mod:`tasks.fence` (newest version wins).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import closing
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -17,7 +18,7 @@ from tasks.convert.typed import ContractTyping
 from tasks.data_contracts.model import ContractSet
 from tasks.fence import Condition, Stamp
 from tasks.formats import OutputFormat
-from tasks.models import ObjectRef, Output, Plan
+from tasks.models import ObjectRef, Output, Plan, Target
 from tasks.settings import ConvertSettings, DecompressionLimits
 
 if TYPE_CHECKING:
@@ -92,12 +93,14 @@ def convert(
 
     Outputs are streamed into multipart uploads that stay invisible until the conversion is
     done; then each is published with the fence of :mod:`tasks.fence` while staging still
-    holds this version (so a reader never sees a half-written object, and an older version
-    never replaces a newer one's output). A stale ``<key>.rejected.jsonl`` of an older version
-    is removed the same way.
+    holds this version (so a reader never sees a half-written object, and an older upload never
+    replaces a newer one's output). An older upload's object under a key this one has nothing
+    for (``<key>.rejected.jsonl``, a format this target doesn't write) is removed the same way:
+    the outputs are always one file's.
 
     Raises MalformedContent / ContractViolation for bad content, SourceMissing when the source
-    was deleted, Superseded when a newer version was uploaded, SourceChanged when the object
+    was deleted, Superseded when a newer version was uploaded, Replaced when a later upload of
+    another key that maps to the same outputs published them, SourceChanged when the object
     changed under the reader, StorageUnavailable when S3 fails in a way worth retrying.
     """
     source, target = plan.file.ref, plan.target
@@ -132,12 +135,10 @@ def convert(
                 {f: w.write for f, w in writers.items()},
                 rejected_sink=rejected.write,
             )
-        for output_format, writer in writers.items():
-            _publish(store, source, stamp, target.bucket, target.object_key(output_format), writer)
+        outputs: dict[str, Writer] = {target.object_key(f): w for f, w in writers.items()}
         if rejected.writer is not None:
-            _publish(store, source, stamp, target.bucket, target.rejected_key, rejected.writer)
-        else:
-            _retract(store, source, stamp, target.bucket, target.rejected_key)
+            outputs[target.rejected_key] = rejected.writer
+        replaced = _publish(store, source, stamp, target, outputs)
     except BaseException:
         for writer in writers.values():
             writer.abort()
@@ -150,6 +151,7 @@ def convert(
         rejected_rows=result.rejected_rows,
         bytes={f: w.bytes_written for f, w in writers.items()},
         rejected_key=target.rejected_key if result.rejected_rows else None,
+        replaced=tuple(_replaced(other, source) for other in replaced),
     )
     log.info(
         "convert finished",
@@ -163,33 +165,39 @@ def convert(
 
 
 def _publish(
-    store: Store, source: ObjectRef, stamp: Stamp, bucket: str, key: str, writer: Writer
-) -> None:
-    """Make one output visible, unless a newer version's is in place or this version is no
-    longer staging's current object (nothing is published from a deleted or replaced file)."""
+    store: Store, source: ObjectRef, stamp: Stamp, target: Target, outputs: dict[str, Writer]
+) -> list[Stamp]:
+    """Make this file's outputs visible as one set (:func:`tasks.fence.publish_all`): every key
+    of the target's slots holds this file's object or, where it has none, no older one. Nothing
+    is published from a file that is no longer staging's current object (deleted or replaced)."""
+    bucket = target.bucket
 
-    def look() -> Head | None:
-        return store.exists(bucket, key)
+    def completes(writer: Writer) -> Callable[[Condition], None]:
+        def write(condition: Condition) -> None:
+            # after the look: a newer version's output in place says Superseded first
+            fence.current_version(source, store.exists(source.bucket, source.key), _where(source))
+            writer.complete(condition)
 
-    def write(condition: fence.Condition) -> None:
-        # after the look: a newer version's output in place says Superseded first
-        fence.current_version(source, store.exists(source.bucket, source.key), _where(source))
-        writer.complete(condition)
+        return write
 
-    fence.publish(look, write, stamp, f"s3://{bucket}/{key}")
+    def slot(key: str) -> fence.Slot:
+        writer = outputs.get(key)
+        return fence.Slot(
+            where=f"s3://{bucket}/{key}",
+            look=lambda: store.exists(bucket, key),
+            delete=lambda condition: store.delete_stamped(bucket, key, condition),
+            write=completes(writer) if writer is not None else None,
+        )
+
+    return fence.publish_all([slot(key) for key in target.slot_keys()], stamp)
 
 
-def _retract(store: Store, source: ObjectRef, stamp: Stamp, bucket: str, key: str) -> None:
-    """Remove an older version's object at ``key`` (this version wrote none there)."""
-
-    def look() -> Head | None:
-        return store.exists(bucket, key)
-
-    def delete(condition: fence.Condition) -> None:
-        if condition.if_match and not condition.same:
-            store.delete_stamped(bucket, key, condition)
-
-    fence.publish(look, delete, stamp, f"s3://{bucket}/{key}")
+def _replaced(other: Stamp, source: ObjectRef) -> dict[str, str]:
+    """What the outcome says of another file whose outputs this one replaced."""
+    out = {"bucket": source.bucket, "key": other.key or "", "version": other.version}
+    if other.uploaded:
+        out["uploaded"] = other.uploaded
+    return out
 
 
 def _where(ref: ObjectRef) -> str:

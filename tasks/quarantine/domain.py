@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from tasks import fence, log, moves
+from tasks.errors import Replaced, StaleEventError
 from tasks.fence import Condition, Stamp
 from tasks.metrics import NOT_RECORDED, Sink
 from tasks.models import ModelError, ObjectRef
@@ -141,6 +142,20 @@ def quarantine(
         key=source.key,
     )
     return {"bucket": bucket, "key": source.key, "reportKey": report_key}
+
+
+def relay(store: Store, settings: QuarantineSettings, job_failure: JobFailure) -> None:
+    """Raise again the error a Batch job left where ``job_failure`` says (exits 66 and 73: a
+    StaleEventError or Replaced), with its message, and delete the document: the Batch route
+    then ends exactly as the Lambda route does. Returns when there is no such error to relay."""
+    left = _job_error(store, settings, job_failure)
+    relayed = {cls.__name__: cls for cls in (*StaleEventError.__subclasses__(), Replaced)}
+    if left is None or left[0] not in relayed:
+        log.warning("no job error to relay", bucket=job_failure.bucket, key=job_failure.key)
+        return
+    name, message = left
+    store.delete(ObjectRef(bucket=job_failure.bucket, key=job_failure.key, size=0))
+    raise relayed[name](message)
 
 
 def _job_error(

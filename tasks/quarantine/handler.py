@@ -1,4 +1,5 @@
-"""Lambda entry point of the Quarantine step (reached from every Catch of a permanent error)."""
+"""Lambda entry point of the Quarantine step (reached from every Catch of a permanent error),
+and of NameBatchFailure (``{"relay": {bucket, key}}``: raise again the error a Batch job left)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tasks import log, metrics
 from tasks.adapters.s3 import S3Store
 from tasks.entry import lambda_handler, per_container
 from tasks.models import ModelError, ObjectRef
-from tasks.quarantine.domain import JobFailure, quarantine
+from tasks.quarantine.domain import JobFailure, quarantine, relay
 from tasks.settings import QuarantineSettings
 
 
@@ -25,6 +26,11 @@ def _store() -> S3Store:
 
 @lambda_handler
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    if "relay" in event:  # the NameBatchFailure state: raise the job's error again
+        job_failure = JobFailure.from_payload(event["relay"])
+        if job_failure is not None:
+            relay(_store(), _settings(), job_failure)
+        return {"relayed": False}
     execution = str(event.get("execution") or "")
     error = event.get("error")
     error = error if isinstance(error, dict) else {}

@@ -182,6 +182,9 @@ def object_ref(record: object, settings: TriggerSettings) -> ObjectRef | Outcome
             "eTag": obj.get("eTag"),
             "versionId": obj.get("versionId"),
             "sequencer": obj.get("sequencer"),
+            "uploaded": record.get("eventTime")
+            if isinstance(record.get("eventTime"), str)
+            else None,
         }
     )
 

@@ -125,6 +125,7 @@ def validate(
         etag=head.etag or None,
         version_id=head.version_id or source.version_id,
         sequencer=source.sequencer,
+        uploaded=source.uploaded or head.last_modified,
     )
     # If-Match: SourceChanged if the object is replaced between the HEAD and this read.
     prefix = store.read_prefix(current, READ_BYTES[compression])

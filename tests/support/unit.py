@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from tasks import entry
-from tasks.models import ObjectRef
+from tasks.models import ObjectRef, upload_time
 
 STAGING = "chute-staging"
 OUTPUT = "chute-output"
@@ -34,6 +35,7 @@ def put(s3: Any, key: str, body: bytes) -> ObjectRef:
         etag=resp["ETag"].strip('"'),
         version_id=resp.get("VersionId"),
         sequencer=SEQUENCER,
+        uploaded=upload_time(datetime.now(UTC)),
     )
 
 

@@ -172,7 +172,12 @@ def test_archive_copies_in_parts(s3: Any, store: S3Store, monkeypatch: pytest.Mo
     assert keys(s3, STAGING) == []
     # AND it is stamped with the version it holds
     meta = s3.head_object(Bucket=ARCHIVE, Key="incoming/big.csv")["Metadata"]
-    assert meta == {"chute-version": file.ref.etag, "chute-sequencer": SEQUENCER}
+    assert meta == {
+        "chute-version": file.ref.etag,
+        "chute-sequencer": SEQUENCER,
+        "chute-key": "incoming/big.csv",
+        "chute-uploaded": file.ref.uploaded,
+    }
 
 
 # --- handler ------------------------------------------------------------------------------------

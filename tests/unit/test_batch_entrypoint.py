@@ -82,9 +82,9 @@ def output_keys(client: Any) -> list[str]:
 
 def test_exit_codes_match_the_contract() -> None:
     # The values are part of the workflow's contract (docs/step-events.md, evaluateOnExit).
-    assert [int(code) for code in ExitCode] == [0, 64, 65, 66, 70, 75]
+    assert [int(code) for code in ExitCode] == [0, 64, 65, 66, 70, 73, 75]
     contract = (REPO / "docs" / "step-events.md").read_text()
-    for code in (0, 64, 65, 66, 70, 75):
+    for code in (0, 64, 65, 66, 70, 73, 75):
         assert f"| {code} |" in contract
 
 
@@ -285,7 +285,13 @@ def test_changed_source_exits_66(s3: Any, capsys: pytest.CaptureFixture[str]) ->
     assert main([], environ, store=S3Store(s3)) == ExitCode.NOINPUT
     report = stderr_report(capsys.readouterr().err)
     assert (report["error"], report["exitCode"]) == ("SourceChanged", 66)
-    assert output_keys(s3) == []
+    # AND it leaves its error for NameBatchFailure to raise again (no output)
+    left = json.loads(
+        s3.get_object(Bucket=OUTPUT, Key="_chute/batch-failures/exec-batch-1.json")["Body"].read()
+    )
+    assert (left["error"], left["exitCode"]) == ("SourceChanged", 66)
+    assert "changed since the event" in left["cause"], left["cause"]
+    assert [k for k in output_keys(s3) if not k.startswith("_chute/")] == []
 
 
 def test_unexpected_exception_exits_70(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:

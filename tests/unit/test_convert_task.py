@@ -183,6 +183,7 @@ def test_small_file_is_converted_to_the_target(s3: Any) -> None:
         "rejectedRows": 0,
         "bytes": {"jsonl": len(expected)},
         "rejectedKey": None,
+        "replaced": [],
     }
     head = s3.head_object(Bucket=OUTPUT, Key="in/orders.csv.jsonl")
     assert head["ContentType"] == "application/x-ndjson"
@@ -452,6 +453,7 @@ def test_handler_converts_and_returns_output_dict(s3: Any, monkeypatch: pytest.M
         "rejectedRows": 0,
         "bytes": {"jsonl": len(b'{"x":"1","y":"2"}\n'), "parquet": parquet_size},
         "rejectedKey": None,
+        "replaced": [],
     }
     assert read_output(s3, "in/h.csv.jsonl") == b'{"x":"1","y":"2"}\n'
     assert handler_module.settings() == ConvertSettings(part_size_bytes=MIN_PART_SIZE_BYTES)

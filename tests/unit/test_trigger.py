@@ -197,6 +197,7 @@ def test_the_started_execution_gets_the_object_ref_of_the_event() -> None:
         etag="9b2cf535f27731c974343645a3985328",
         version_id="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
         sequencer="0055AED6DCD90281E5",
+        uploaded="2024-03-14T09:26:53.589Z",  # the event's time: orders uploads of two keys
     )
     assert outcome == Outcome(
         "started", bucket=expected.bucket, key=expected.key, execution=execution_name(expected)
@@ -335,6 +336,7 @@ def test_handler_starts_multipart_uploads_with_their_size(sfn: Any, state_machin
             "size": 6_442_450_944,
             "eTag": "d41d8cd98f00b204e9800998ecf8427e-769",
             "sequencer": "0065F1B0C2D3E4F5A6",
+            "uploaded": "2024-03-14T09:26:53.589Z",
         }
     }
 

@@ -8,6 +8,7 @@ import json
 import os
 import struct
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from tasks.errors import (
     Superseded,
     UnsupportedFormat,
 )
-from tasks.models import FileSpec, ObjectRef, Plan, Target
+from tasks.models import FileSpec, ObjectRef, Plan, Target, upload_time
 from tasks.settings import SettingsError, ValidateSettings
 from tasks.validate import handler as validate_handler
 from tasks.validate.domain import PREFIX_BYTES, READ_BYTES, validate
@@ -98,6 +99,18 @@ def test_valid_csv_gets_a_plan_with_the_current_object(s3: Any, store: SpyStore,
         target=Target(bucket=OUTPUT, key=key, formats=("jsonl",), contract=None),
     )
     assert plan.target.object_key("jsonl") == f"{key}.jsonl"
+
+
+def test_a_ref_without_an_event_time_gets_the_objects_last_modified(
+    s3: Any, store: SpyStore
+) -> None:
+    # GIVEN a ref that names no upload time (an execution started by hand)
+    source = replace(put(s3, "incoming/x.csv", b"id\n1\n"), uploaded=None)
+    # WHEN validated  THEN the plan's file has the object's LastModified, in the stamps' form
+    uploaded = validate(source, store, SETTINGS).file.ref.uploaded
+    head = s3.head_object(Bucket=STAGING, Key="incoming/x.csv")
+    assert uploaded == upload_time(head["LastModified"])
+    assert uploaded is not None and uploaded.endswith("Z") and len(uploaded) == 24
 
 
 def test_valid_tsv_is_parsed_with_tabs(s3: Any, store: SpyStore) -> None:

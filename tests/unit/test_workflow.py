@@ -149,7 +149,14 @@ def test_classify(
 
 
 def test_outcomes_print_as_before() -> None:
-    assert [str(o) for o in Outcome] == ["SUCCEEDED", "RUNNING", "QUARANTINED", "STALE", "FAILED"]
+    assert [str(o) for o in Outcome] == [
+        "SUCCEEDED",
+        "RUNNING",
+        "QUARANTINED",
+        "STALE",
+        "REPLACED",
+        "FAILED",
+    ]
     assert json.dumps({"outcome": Outcome.QUARANTINED}) == '{"outcome": "QUARANTINED"}'
 
 

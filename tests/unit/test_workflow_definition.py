@@ -27,6 +27,7 @@ AWS_ERRORS = {
     "Batch.ServerException",
     "Batch.TooManyRequestsException",
     "States.TaskFailed",
+    "States.ALL",
     "States.Permissions",
     "Batch.ClientException",
     "Runtime.OutOfMemory",
