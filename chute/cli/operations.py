@@ -166,6 +166,8 @@ def show(
         }
         for s in tl.states
     ]
+    replaced = operate.replaced_files(e)
+    owned_by = operate.outputs_now_owned_by(d, e)
     document = {
         **_row(e),
         "arn": e.arn,
@@ -174,6 +176,10 @@ def show(
         "cause": e.cause,
         "states": states,
         "consoleUrl": tl.console_url,
+        "replaced": [{"key": r.key, "uploaded": r.uploaded} for r in replaced],
+        "outputsNowOwnedBy": [
+            {"output": key, "key": r.key, "uploaded": r.uploaded} for key, r in owned_by
+        ],
     }
     if as_json:
         print(json.dumps(document, indent=2, default=str))
@@ -199,13 +205,27 @@ def show(
         written = e.output.get("output", {})
         for key in written.get("keys", {}).values():
             console.print(f"output: s3://{written.get('bucket')}/{key}", soft_wrap=True)
+    for r in replaced:
+        console.print(
+            f"[yellow]replaced:[/] the outputs of s3://{source.get('bucket')}/{r.key}"
+            f" (uploaded {r.uploaded or 'earlier'}): the later upload wins",
+            soft_wrap=True,
+        )
+    for key, r in owned_by:
+        console.print(
+            f"[yellow]now:[/] {key} belongs to s3://{source.get('bucket')}/{r.key}"
+            f" (uploaded {r.uploaded or 'later'}), a later upload that maps to the same outputs",
+            soft_wrap=True,
+        )
     if e.error:
         console.print(f"[red]error:[/] {e.error}")
         batch = [operate.batch_summary(s) for s in tl.states if s.batch_job_id]
-        if e.route == "batch" and batch and batch[-1]:
+        if e.route == "batch" and batch and batch[-1] and e.error == "States.TaskFailed":
             console.print(f"cause:  Batch {batch[-1]}", soft_wrap=True)
         else:
             console.print(f"cause:  {_readable_cause(e.cause)}", soft_wrap=True)
+            if e.route == "batch" and batch and batch[-1]:
+                console.print(f"batch:  {batch[-1]}", soft_wrap=True)
     if tl.console_url:
         console.print(f"console: {tl.console_url}", soft_wrap=True)
 

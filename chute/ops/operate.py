@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from chute.ops.deployment import Deployment
 from chute.ops.executions import ExecutionView, view
 from tasks.adapters.sfn import NOT_REDRIVABLE as _NOT_REDRIVABLE
+from tasks.fence import Stamp
 from tasks.workflow import FAIL_STATES, Outcome, State, rerun_name
 
 
@@ -58,8 +59,9 @@ def rerun_succeeded(d: Deployment, failed: ExecutionView) -> bool:
 
 
 def unresolved_failures(d: Deployment, views: list[ExecutionView]) -> list[ExecutionView]:
-    """Failed executions not since rerun to success (what `status --failed` lists)."""
-    return [v for v in views if not rerun_succeeded(d, v)]
+    """Failed executions not since rerun to success (what `status --failed` lists). A Replaced
+    file is settled (archived; a later upload's outputs are kept): not a failure to act on."""
+    return [v for v in views if v.outcome != Outcome.REPLACED and not rerun_succeeded(d, v)]
 
 
 def watch_round(d: Deployment, seen: dict[str, ExecutionView], since: datetime) -> None:
@@ -165,6 +167,7 @@ def timeline(d: Deployment, arn: str) -> Timeline:
             states[-1].attempts += 1
         elif "taskFailedEventDetails" in event and states:
             states[-1].errors.append(event["taskFailedEventDetails"].get("error", "?"))
+            _batch_details(states[-1], event["taskFailedEventDetails"].get("cause"))
         elif "taskSucceededEventDetails" in event and states:
             _batch_details(states[-1], event["taskSucceededEventDetails"].get("output"))
         elif "taskSubmittedEventDetails" in event and states:
@@ -181,6 +184,46 @@ def timeline(d: Deployment, arn: str) -> Timeline:
         console_url=d.console_url(arn),
         events=events,
     )
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Another staged file on the other side of a two-keys-one-output collision
+    (docs/guarantees.md#two-files-one-output)."""
+
+    key: str
+    uploaded: str | None
+
+
+def replaced_files(execution: ExecutionView) -> list[Replacement]:
+    """The files whose outputs this (succeeded) execution replaced: earlier uploads of keys that
+    map to the same outputs (the convert step's ``replaced``; the Lambda route reports it)."""
+    convert = (execution.output or {}).get("convert") or {}
+    found = convert.get("replaced") if isinstance(convert, dict) else None
+    return [
+        Replacement(str(r.get("key")), r.get("uploaded"))
+        for r in found or []
+        if isinstance(r, dict) and r.get("key")
+    ]
+
+
+def outputs_now_owned_by(d: Deployment, execution: ExecutionView) -> list[tuple[str, Replacement]]:
+    """The outputs of a succeeded execution that now belong to another staged file (a later
+    upload of a key that maps to them), as ``(output key, that file)``."""
+    if execution.status != "SUCCEEDED" or not execution.key:
+        return []
+    written = (execution.output or {}).get("output") or {}
+    bucket, keys = written.get("bucket"), (written.get("keys") or {}).values()
+    found = []
+    for key in keys:
+        try:
+            head = d.s3.head_object(Bucket=bucket, Key=key)
+        except ClientError:
+            continue  # deleted since: nothing to say about its owner
+        stamp = Stamp.from_metadata({k.lower(): v for k, v in head.get("Metadata", {}).items()})
+        if stamp is not None and stamp.key is not None and stamp.key != execution.key:
+            found.append((str(key), Replacement(stamp.key, stamp.uploaded)))
+    return found
 
 
 def _batch_details(state: StateRun, document: str | None) -> None:
@@ -265,6 +308,14 @@ def _rerun_one(d: Deployment, arn: str, *, force: bool) -> RerunResult:
     name = current.name
     if current.outcome in (Outcome.RUNNING, Outcome.SUCCEEDED):
         return RerunResult(name, "skipped", f"execution is {current.status}")
+    if current.outcome == Outcome.REPLACED:
+        # a rerun keeps its upload time, so it would lose again (docs/guarantees.md)
+        return RerunResult(
+            name,
+            "refused",
+            "a later upload of another key that maps to the same outputs owns them (`chute show`"
+            " names it); the original is archived: upload it again to make it the latest",
+        )
     if current.outcome == Outcome.QUARANTINED:
         if not force:
             return RerunResult(

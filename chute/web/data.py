@@ -275,7 +275,12 @@ class ConsoleData:
         records = graph.records(definition, timeline.events, current.status)
         batch = _batch(timeline)
         failure = None
-        if current.outcome in (Outcome.QUARANTINED, Outcome.FAILED, Outcome.STALE):
+        if current.outcome in (
+            Outcome.QUARANTINED,
+            Outcome.FAILED,
+            Outcome.STALE,
+            Outcome.REPLACED,
+        ):
             failure = self.failure(current)
         return Detail(
             execution=current,
@@ -312,6 +317,8 @@ class ConsoleData:
                     preview, note = self._preview(self.d.quarantine_bucket, key)
         elif current.outcome == Outcome.FAILED and key:
             links["original (in staging)"] = self._link(self.d.staging_bucket, key)
+        elif current.outcome == Outcome.REPLACED:
+            note = "the original is archived; upload it again to make it the latest"
         bad_rows = {int(p["row"]) for p in problems if isinstance(p.get("row"), int)}
         for match in _ROW.finditer(message or ""):
             bad_rows.add(int(match.group(1)))

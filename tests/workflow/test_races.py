@@ -106,10 +106,12 @@ def test_an_old_version_in_batch_loses_to_a_small_newer_version(pipeline: Pipeli
     wait_until(lambda: _output_rows_or_none(pipeline, key) == {"new"}, what="new output")
     hold.release()
     old, new = _by_version(pipeline, key, 2)
-    # THEN the old execution is Stale (the job exited 66), the newer results stay
+    # THEN the old execution is Stale (the job exited 66) with the job's own error and message
+    # (NameBatchFailure raises it again), the newer results stay
     assert (old.route, new.route) == ("batch", "lambda")
     assert new.status == "SUCCEEDED", new.cause
-    assert old.outcome == "STALE", (old.error, old.cause)
+    assert (old.outcome, old.error) == ("STALE", "Superseded"), old.cause
+    assert "superseded by version" in (old.cause or "")
     assert _output_rows(pipeline, key) == {"new"}
     assert _archived(pipeline, key) == small
 
