@@ -161,6 +161,12 @@ def convert(
         delimiter=result.delimiter,
         target_key=target.key,
     )
+    for other in output.replaced:
+        log.warning(
+            "outputs of another file replaced",
+            replaced_key=other["key"],
+            replaced_uploaded=other.get("uploaded"),
+        )
     return output
 
 

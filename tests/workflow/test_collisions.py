@@ -14,6 +14,8 @@ import zstandard
 from chute.ops import operate
 from chute.ops.deployment import connect
 from chute.ops.executions import ExecutionView
+from chute.web.data import ConsoleData
+from chute.web.server import Console
 from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 
 
@@ -121,6 +123,14 @@ def test_an_earlier_upload_in_batch_ends_replaced_with_the_named_error(pipeline:
     assert _tags(pipeline, "race3/x.csv") == {"jsonl": {"late"}, "parquet": {"late"}}
     assert early in pipeline.keys(pipeline.r.archive_bucket)
     assert not [k for k in pipeline.keys(pipeline.r.output_bucket) if "batch-failures" in k]
+    # AND the console tells it like every other failure: the named error and its message
+    d = connect(endpoint_url=pipeline.aws.endpoint_url)
+    detail = ConsoleData(d).detail(loser.arn)
+    assert detail.failure is not None and detail.failure.error == "Replaced"
+    assert "'race3/x.csv.zst'" in (detail.failure.message or "")
+    html = Console(d, allowed_hosts=("h:1",)).render("_execution.html", detail=detail).body
+    assert b"Why another file&#39;s outputs were kept" in html
+    assert b'data-testid="error-name">Replaced<' in html  # not the job's States.TaskFailed
 
 
 def test_a_later_upload_in_batch_wins_over_an_earlier_one_held_in_lambda(
