@@ -32,6 +32,7 @@ from infra.components.storage import Storage
 from infra.components.workflow import Workflow
 from infra.config import ChuteProps
 from tasks import names
+from tasks.formats import keys
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASK_STEPS = ("validate", "convert", "archive", "quarantine")
@@ -134,8 +135,8 @@ class ChuteStack(Stack):
         for step, bucket in (("archive", s.archive), ("quarantine", s.quarantine)):
             allow_objects(fn[step], s.staging, READ, DELETE)
             allow_objects(fn[step], bucket, READ, WRITE, LIST_PARTS)
-        # what a rejecting Batch job left for the report (names.batch_failure_key)
-        failures = f"{names.BATCH_FAILURES_PREFIX}*"
+        # what a rejecting Batch job left for the report (keys.batch_failure_key)
+        failures = f"{keys.BATCH_FAILURES_PREFIX}*"
         allow_objects(fn["quarantine"], s.output, READ, DELETE, keys=failures)
 
         self.vpc = self._vpc(props)

@@ -155,16 +155,6 @@ BATCH_RETRY_STRATEGY: Final[dict[str, object]] = {
 }
 
 
-# A Batch job that rejects a file (exit 65) leaves the error it raised here, in the output bucket,
-# because a container can't put it into the job's status: the Quarantine step reads it into the
-# report (structured contract problems included) and deletes it.
-BATCH_FAILURES_PREFIX: Final = "_chute/batch-failures/"
-
-
-def batch_failure_key(execution: str) -> str:
-    return f"{BATCH_FAILURES_PREFIX}{execution}.json"
-
-
 def batch_task_timeout_seconds(attempt_seconds: int) -> int:
     """The workflow's timeout for the whole Batch task: every attempt the retry strategy allows,
     plus 10 minutes for queueing and container start."""

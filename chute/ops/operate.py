@@ -16,6 +16,7 @@ from chute.ops.deployment import Deployment
 from chute.ops.executions import ExecutionView, view
 from tasks.adapters.sfn import NOT_REDRIVABLE as _NOT_REDRIVABLE
 from tasks.fence import Stamp
+from tasks.formats import keys
 from tasks.workflow import FAIL_STATES, Outcome, State, rerun_name
 
 
@@ -377,7 +378,6 @@ def _rerun_one(d: Deployment, arn: str, *, force: bool) -> RerunResult:
 
 
 # --- requeue --------------------------------------------------------------------------------
-REPORT_SUFFIX = ".error.json"
 
 
 @dataclass(frozen=True)
@@ -390,7 +390,7 @@ def quarantined(d: Deployment, since: datetime | None = None) -> list[dict[str, 
     items = []
     for page in d.s3.get_paginator("list_objects_v2").paginate(Bucket=d.quarantine_bucket):
         for obj in page.get("Contents", []):
-            if obj["Key"].endswith(REPORT_SUFFIX):
+            if obj["Key"].endswith(keys.REPORT_SUFFIX):
                 continue
             if since is not None and obj["LastModified"] < since:
                 continue
@@ -422,6 +422,6 @@ def requeue(
             CopySource={"Bucket": d.quarantine_bucket, "Key": obj["Key"]},
         )
         d.s3.delete_object(Bucket=d.quarantine_bucket, Key=obj["Key"])
-        d.s3.delete_object(Bucket=d.quarantine_bucket, Key=obj["Key"] + REPORT_SUFFIX)
+        d.s3.delete_object(Bucket=d.quarantine_bucket, Key=keys.report_key(obj["Key"]))
         moved.append(Requeued(obj["Key"], int(obj["Size"])))
     return moved

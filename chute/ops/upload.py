@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MIN_PART_BYTES = 5 * 1024 * 1024
-DEFAULT_PART_BYTES = 8 * 1024 * 1024
-MAX_PARTS = 10_000
+from tasks import s3_limits
+from tasks.settings import DEFAULT_PART_SIZE_BYTES
 
 Progress = Callable[[int], None]
 
@@ -37,14 +36,6 @@ class UploadResult:
     parts: int
     parts_sent: int
     resumed: bool
-
-
-def part_size_for(size: int, requested: int) -> int:
-    """The requested part size, raised if the file would need more than 10,000 parts."""
-    part = max(requested, MIN_PART_BYTES)
-    while size > part * MAX_PARTS:
-        part *= 2
-    return part
 
 
 def _digests(data: bytes) -> tuple[str, str, str]:
@@ -83,14 +74,14 @@ def upload_file(
     bucket: str,
     key: str,
     *,
-    part_size: int = DEFAULT_PART_BYTES,
+    part_size: int = DEFAULT_PART_SIZE_BYTES,
     concurrency: int = 4,
     progress: Progress | None = None,
     stop_after_parts: int | None = None,
 ) -> UploadResult:
     """Upload ``path`` to ``bucket/key``; resumes an interrupted upload of the same content."""
     size = path.stat().st_size
-    part = part_size_for(size, part_size)
+    part = s3_limits.part_size(size, part_size)
     count = max(1, -(-size // part))
     upload_id = _existing_upload(s3, bucket, key)
     resumed = upload_id is not None

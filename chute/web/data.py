@@ -31,7 +31,8 @@ from chute.ops import operate
 from chute.ops.deployment import Deployment
 from chute.ops.executions import ExecutionView, source_of, view
 from chute.web import graph
-from tasks import names
+from tasks import names, s3_limits
+from tasks.formats import keys
 from tasks.quarantine.domain import public_cause
 from tasks.workflow import ExitCode, Outcome
 
@@ -45,7 +46,6 @@ PREVIEW_ROWS = 12
 LINK_SECONDS = 900
 MULTIPART_THRESHOLD = 64 * 1024 * 1024  # bytes: larger browser uploads go in parts
 PART_SIZE = 16 * 1024 * 1024
-MAX_PARTS = 10_000  # S3's limit
 _ROW = re.compile(r"\brow (\d+)\b")
 
 
@@ -302,7 +302,7 @@ class ConsoleData:
         problems: list[dict[str, Any]] = []
         key = current.key
         if current.outcome == Outcome.QUARANTINED and key:
-            report_key = key + operate.REPORT_SUFFIX
+            report_key = keys.report_key(key)
             report = self._json(self.d.quarantine_bucket, report_key)
             if report is None:
                 note = "no report in quarantine any more (requeued, or removed)"
@@ -436,7 +436,7 @@ class ConsoleData:
             raise ConsoleError(
                 f"{size} bytes is over the maximum file size of {settings.max_file_bytes}"
             )
-        part_size = max(self.part_size, -(-size // MAX_PARTS))
+        part_size = s3_limits.part_size(size, self.part_size)
         started = self.d.s3.create_multipart_upload(
             Bucket=grant["bucket"], Key=grant["key"], ContentType=grant["headers"]["Content-Type"]
         )

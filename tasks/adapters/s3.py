@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -18,6 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tasks import s3_limits
 from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable, WriteConflict
 from tasks.models import Head, ObjectRef, upload_time
 
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 COPY_PART_BYTES: Final = 512 * 1024 * 1024
 """Part size of a multipart copy: a 50 GB original is ~100 UploadPartCopy requests."""
-MAX_PARTS: Final = 10_000
 COPY_THREADS: Final = 16
 """UploadPartCopy requests in flight at once (S3 copies server-side; the function only waits)."""
 
@@ -237,7 +236,7 @@ class S3Store:
         if_match: str | None,
         what: str,
     ) -> list[dict[str, Any]]:
-        part_size = max(COPY_PART_BYTES, math.ceil(src.size / MAX_PARTS))
+        part_size = s3_limits.part_size(src.size, COPY_PART_BYTES)
         ranges = [
             (number, start, min(start + part_size, src.size) - 1)
             for number, start in enumerate(range(0, src.size, part_size), start=1)
@@ -462,10 +461,15 @@ class MultipartWriter:
     def write(self, data: bytes) -> None:
         self._buffer += data
         self.bytes_written += len(data)
-        while len(self._buffer) >= self._part_size:
-            chunk = bytes(self._buffer[: self._part_size])
-            del self._buffer[: self._part_size]
+        while len(self._buffer) >= (size := self._next_part_size()):
+            chunk = bytes(self._buffer[:size])
+            del self._buffer[:size]
             self._upload_part(chunk)
+
+    def _next_part_size(self) -> int:
+        """Parts grow as the stream does (s3_limits.streaming_part): any output up to S3's
+        largest object fits in its 10,000 parts."""
+        return s3_limits.streaming_part(len(self._parts) + 1, self._part_size)
 
     def _start(self) -> str:
         if self._upload_id is None:

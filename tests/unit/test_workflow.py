@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tasks import names
+from tasks.formats import keys
 from tasks.workflow import (
     FAIL_STATES,
     ROUTES,
@@ -92,8 +93,8 @@ def test_the_batch_failure_location_in_the_workflow_is_where_the_job_leaves_it()
     location = STATES[State.BATCH_CONVERT_REJECTED]["Parameters"]["jobFailure"]
     match = re.fullmatch(r"States\.Format\('([^']*)', \$\$\.Execution\.Name\)", location["key.$"])
     assert match, location["key.$"]
-    # THEN the key is names.batch_failure_key's, in the bucket the job writes to (plan.target)
-    assert match.group(1).replace("{}", "orders-csv-0123") == names.batch_failure_key(
+    # THEN the key is keys.batch_failure_key's, in the bucket the job writes to (plan.target)
+    assert match.group(1).replace("{}", "orders-csv-0123") == keys.batch_failure_key(
         "orders-csv-0123"
     )
     assert location["bucket.$"] == "$.plan.target.bucket"
