@@ -154,8 +154,7 @@ class ValidateSettings:
         )
 
 
-DEFAULT_PART_SIZE_BYTES = 8 * 1024 * 1024
-"""The first parts of every output (they grow past 1,000 parts: tasks.s3_limits)."""
+DEFAULT_PART_SIZE_BYTES = names.DEFAULT_PART_SIZE_BYTES
 MIN_PART_SIZE_BYTES = MIN_PART_BYTES
 
 

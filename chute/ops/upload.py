@@ -24,6 +24,10 @@ from tasks.settings import DEFAULT_PART_SIZE_BYTES
 Progress = Callable[[int], None]
 
 
+class NothingUploaded(Exception):
+    """A multipart upload was to be completed, but none of its parts reached S3."""
+
+
 class UploadInterrupted(Exception):
     """Stopped on purpose (tests, Ctrl-C); the parts sent so far stay for a resume."""
 
@@ -158,3 +162,47 @@ def upload_file(
         parts_sent=sent,
         resumed=resumed,
     )
+
+
+def start_presigned(
+    s3: Any,
+    presign: Callable[[str, dict[str, Any]], str],
+    bucket: str,
+    key: str,
+    *,
+    content_type: str,
+    size: int,
+    part_size: int,
+) -> dict[str, Any]:
+    """Start a multipart upload that someone else sends (a browser): one presigned UploadPart
+    URL per part (``presign(operation, params)``), parts sized by the one rule (s3_limits).
+    Returns ``{bucket, key, uploadId, partSize, parts: [{number, url}]}``; complete it with
+    :func:`complete_listed`."""
+    part = s3_limits.part_size(size, part_size)
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)[
+        "UploadId"
+    ]
+    params = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
+    parts = [
+        {"number": n, "url": presign("upload_part", {**params, "PartNumber": n})}
+        for n in range(1, max(1, -(-size // part)) + 1)
+    ]
+    return {"bucket": bucket, "key": key, "uploadId": upload_id, "partSize": part, "parts": parts}
+
+
+def complete_listed(s3: Any, bucket: str, key: str, upload_id: str) -> int:
+    """Complete a multipart upload with the parts S3 holds (ListParts: a browser need not read
+    ETags, which cross-origin responses may not expose); the number of parts. NothingUploaded
+    when no part arrived; S3's errors (NoSuchUpload, InvalidPart, ...) as ClientError."""
+    parts = _uploaded_parts(s3, bucket, key, upload_id)
+    if not parts:
+        raise NothingUploaded("no part of this upload reached S3")
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={
+            "Parts": [{"PartNumber": n, "ETag": parts[n]["ETag"]} for n in sorted(parts)]
+        },
+    )
+    return len(parts)

@@ -18,20 +18,21 @@ import re
 import threading
 import time
 import zlib
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chute.ops import operate
+from chute.ops import operate, upload
 from chute.ops.deployment import Deployment
 from chute.ops.executions import ExecutionView, source_of, view
-from chute.web import graph
-from tasks import names, s3_limits
+from chute.web import graph, metrics
+from chute.web.metrics import Glance
+from tasks import names
 from tasks.formats import keys
 from tasks.quarantine.domain import public_cause
 from tasks.workflow import ExitCode, Outcome
@@ -109,17 +110,6 @@ class Detail:
     batch: dict[str, Any] | None
     failure: Failure | None
     console_url: str | None
-
-
-@dataclass
-class Glance:
-    source: str  # "executions" | "CloudWatch"
-    minutes: list[str]  # labels, oldest first
-    files: dict[str, list[float]]  # route -> files per minute
-    bytes: dict[str, list[float]]  # route -> bytes per minute
-    failures: dict[str, int]  # error name -> count over the window
-    hours: int
-    notes: list[str] = field(default_factory=list)
 
 
 class ConsoleData:
@@ -436,97 +426,38 @@ class ConsoleData:
             raise ConsoleError(
                 f"{size} bytes is over the maximum file size of {settings.max_file_bytes}"
             )
-        part_size = s3_limits.part_size(size, self.part_size)
-        started = self.d.s3.create_multipart_upload(
-            Bucket=grant["bucket"], Key=grant["key"], ContentType=grant["headers"]["Content-Type"]
+        started = upload.start_presigned(
+            self.d.s3,
+            self._presign,
+            grant["bucket"],
+            grant["key"],
+            content_type=grant["headers"]["Content-Type"],
+            size=size,
+            part_size=self.part_size,
         )
-        upload_id = started["UploadId"]
-        parts = [
-            {
-                "number": number,
-                "url": self._presign(
-                    "upload_part",
-                    {
-                        "Bucket": grant["bucket"],
-                        "Key": grant["key"],
-                        "UploadId": upload_id,
-                        "PartNumber": number,
-                    },
-                ),
-            }
-            for number in range(1, -(-size // part_size) + 1)
-        ]
-        return {
-            "kind": "multipart",
-            "bucket": grant["bucket"],
-            "key": grant["key"],
-            "uploadId": upload_id,
-            "partSize": part_size,
-            "parts": parts,
-            "expiresIn": LINK_SECONDS,
-        }
+        return {"kind": "multipart", **started, "expiresIn": LINK_SECONDS}
 
     def complete(self, key: str, upload_id: str) -> dict[str, Any]:
         """Complete a console multipart upload with the parts S3 holds (ListParts: the browser
         need not read ETags, which cross-origin responses may not expose)."""
         if not key.startswith("console/"):
             raise ConsoleError("only the console's own uploads are completed here")
-        bucket = self.d.staging_bucket
-        parts: list[dict[str, Any]] = []
-        paginator = self.d.s3.get_paginator("list_parts")
         try:
-            for page in paginator.paginate(Bucket=bucket, Key=key, UploadId=upload_id):
-                for part in page.get("Parts", []):
-                    parts.append({"PartNumber": part["PartNumber"], "ETag": part["ETag"]})
-            if not parts:
-                raise ConsoleError("no part of this upload reached S3")
-            self.d.s3.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
+            count = upload.complete_listed(self.d.s3, self.d.staging_bucket, key, upload_id)
+        except upload.NothingUploaded as exc:
+            raise ConsoleError(str(exc)) from exc
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("NoSuchUpload", "InvalidPart", "EntityTooSmall"):
                 why = exc.response["Error"].get("Message", "")
                 raise ConsoleError(f"upload not completed: {why}") from exc
             raise
-        return {"key": key, "parts": len(parts)}
+        return {"key": key, "parts": count}
 
     # --- at a glance -----------------------------------------------------------------------
     def glance(self, hours: int = 3, minutes: int = 30, now: datetime | None = None) -> Glance:
         if self.d.on_aws:
-            from chute.web.metrics import from_cloudwatch
-
-            return from_cloudwatch(self.d, hours=hours, minutes=minutes, now=now)
-        now = now or datetime.now(UTC)
-        start = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
-        labels = [(start + timedelta(minutes=i)).strftime("%H:%M") for i in range(minutes)]
-        files: dict[str, list[float]] = defaultdict(lambda: [0.0] * minutes)
-        sizes: dict[str, list[float]] = defaultdict(lambda: [0.0] * minutes)
-        failures: Counter[str] = Counter()
-        since = now - timedelta(hours=hours)
-        for item in operate.list_executions(self.d, None):
-            if item["startDate"] < since:
-                break  # newest first
-            status, stopped = item["status"], item.get("stopDate")
-            if status == "RUNNING" or (status == "SUCCEEDED" and (stopped or start) < start):
-                continue  # read only what the figures need (views are kept)
-            v = self.view(item["executionArn"])
-            if v.outcome in (Outcome.QUARANTINED, Outcome.FAILED):
-                failures[v.error or "(none)"] += 1
-            if v.outcome != Outcome.SUCCEEDED or v.stopped is None or v.stopped < start:
-                continue
-            index = int((v.stopped - start).total_seconds() // 60)
-            if 0 <= index < minutes:
-                route = v.route or "?"
-                files[route][index] += 1
-                sizes[route][index] += v.size or 0
-        return Glance(
-            source="executions",
-            minutes=labels,
-            files=dict(files),
-            bytes=dict(sizes),
-            failures=dict(failures.most_common()),
-            hours=hours,
-        )
+            return metrics.from_cloudwatch(self.d, hours=hours, minutes=minutes, now=now)
+        return metrics.from_executions(self.d, self.view, hours=hours, minutes=minutes, now=now)
 
 
 def _row(v: ExecutionView) -> Row:

@@ -10,7 +10,8 @@ import pytest
 from aws_cdk import assertions
 from constructs import IConstruct
 
-from chute.local.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings
+from chute.local.embedded import EmbeddedAws, LocalSettings
+from chute.local.local_stack import WORKFLOW_FILE
 from infra.config import ChuteProps
 from tasks import names
 from tasks.formats import keys

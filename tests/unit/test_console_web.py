@@ -20,10 +20,11 @@ from chute.web import graph
 from chute.web.data import ConsoleData, ConsoleError, Filters
 from chute.web.metrics import TRANSIENT_LABEL, from_cloudwatch
 from chute.web.server import Console, ConsoleServer, Forbidden, _json_object
+from tasks.workflow_definition import Definition
 from tests.support.unit import OUTPUT, QUARANTINE, STAGING
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFINITION = json.loads((ROOT / "workflows" / "pipeline.asl.json").read_text())
+DEFINITION = dict(Definition.load().document)
 REGION = "eu-west-1"
 MACHINE = f"arn:aws:states:{REGION}:111122223333:stateMachine:Chute-Pipeline"
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)

@@ -25,9 +25,10 @@ from tasks.workflow import (
     fail_state_of,
     route_of,
 )
+from tasks.workflow_definition import Definition
 
 REPO = Path(__file__).resolve().parents[2]
-DEFINITION: dict[str, Any] = json.loads((REPO / "workflows" / "pipeline.asl.json").read_text())
+DEFINITION: dict[str, Any] = dict(Definition.load().document)
 STATES: dict[str, Any] = DEFINITION["States"]
 
 
