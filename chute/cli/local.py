@@ -269,16 +269,8 @@ def up(
     files that were in flight are processed again (see "State across restarts" in docs/local.md).
     """
     from chute.local.embedded import EmbeddedAws, EmbeddedError, LocalSettings
-    from chute.local.faults import ENV_FAULTS, FaultSpecError, parse
 
-    rules: list[str] = []
-    for origin, text in [(ENV_FAULTS, os.environ.get(ENV_FAULTS, ""))] + [
-        ("--fault", f) for f in fault or []
-    ]:
-        try:
-            rules.extend(rule.text for rule in parse(text))
-        except FaultSpecError as exc:
-            raise fail(ValueError(f"{origin}: {exc}")) from exc
+    rules = _fault_rules(fault or [])
     if mock_config is not None:
         from chute.ops.mock_cases import MockConfigError, load_mock_config
 
@@ -301,6 +293,43 @@ def up(
     except EmbeddedError as exc:
         runtime.stop()
         raise fail(exc, Exit.RUNTIME) from exc
+    _print_banner(runtime)
+    web = _start_console(
+        runtime.endpoint_url,
+        runtime.settings.port + 4 if console_port is None else console_port,
+    )
+    if web is None and console_port:
+        runtime.stop()
+        raise typer.Exit(Exit.RUNTIME)
+    _print_recovery(runtime)
+    _print_armed(runtime, mock_config)
+    write_endpoint_file(runtime.endpoint_url, runtime.settings.region)
+    try:
+        serve_until_stopped()
+    finally:
+        if (running_endpoint() or {}).get("endpointUrl") == runtime.endpoint_url:
+            ENDPOINT_FILE.unlink(missing_ok=True)
+        if web is not None:
+            web.stop()
+        runtime.stop()
+
+
+def _fault_rules(flags: list[str]) -> list[str]:
+    """The fault rules of CHUTE_FAULTS and every --fault, checked (exit 2 naming the bad one)."""
+    from chute.local.faults import ENV_FAULTS, FaultSpecError, parse
+
+    rules: list[str] = []
+    for origin, text in [(ENV_FAULTS, os.environ.get(ENV_FAULTS, ""))] + [
+        ("--fault", f) for f in flags
+    ]:
+        try:
+            rules.extend(rule.text for rule in parse(text))
+        except FaultSpecError as exc:
+            raise fail(ValueError(f"{origin}: {exc}")) from exc
+    return rules
+
+
+def _print_banner(runtime: EmbeddedAws) -> None:
     r = runtime.resources
     console.print(f"chute embedded AWS on [bold]{runtime.endpoint_url}[/] (Ctrl-C to stop)")
     console.print(f"  staging bucket  s3://{r.staging_bucket}")
@@ -313,14 +342,10 @@ def up(
         f"  user pool       {runtime.user_pool_id} (app client {runtime.user_pool_client_id})"
     )
     console.print(f"  logs            {runtime.log_dir}")
-    web = _start_console(
-        runtime.endpoint_url,
-        runtime.settings.port + 4 if console_port is None else console_port,
-    )
-    if web is None and console_port:
-        runtime.stop()
-        raise typer.Exit(Exit.RUNTIME)
-    _print_recovery(runtime)
+
+
+def _print_armed(runtime: EmbeddedAws, mock_config: Path | None) -> None:
+    """The mock config and faults in force, and how to point clients at the endpoint."""
     if mock_config is not None:
         console.print(f"  mock config     {mock_config} (start executions on <arn>#<TestCase>)")
     for rule in runtime.settings.faults:
@@ -330,18 +355,9 @@ def up(
     console.print("  environment     for aws/SDK clients (also `chute env`):")
     console.print(f"    export {' '.join(f'{k}={v}' for k, v in env.items())}", soft_wrap=True)
     console.print(
-        f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE s3://{r.staging_bucket}/"
-        " (with the environment above)"
+        f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE"
+        f" s3://{runtime.resources.staging_bucket}/ (with the environment above)"
     )
-    write_endpoint_file(runtime.endpoint_url, runtime.settings.region)
-    try:
-        serve_until_stopped()
-    finally:
-        if (running_endpoint() or {}).get("endpointUrl") == runtime.endpoint_url:
-            ENDPOINT_FILE.unlink(missing_ok=True)
-        if web is not None:
-            web.stop()
-        runtime.stop()
 
 
 @app.command()

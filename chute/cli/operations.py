@@ -150,6 +150,24 @@ def show(
         tl = operate.timeline(d, operate.resolve(d, execution))
     except operate.OperateError as exc:
         raise fail(exc) from exc
+    replaced = operate.replaced_files(tl.execution)
+    owned_by = operate.outputs_now_owned_by(d, tl.execution)
+    if as_json:
+        document = _show_document(tl, replaced, owned_by)
+        print(json.dumps(document, indent=2, default=str))
+        return
+    _print_timeline(tl)
+    _print_locations(tl, replaced, owned_by)
+    _print_error(tl)
+    if tl.console_url:
+        console.print(f"console: {tl.console_url}", soft_wrap=True)
+
+
+def _show_document(
+    tl: operate.Timeline,
+    replaced: list[operate.Replacement],
+    owned_by: list[tuple[str, operate.Replacement]],
+) -> dict[str, Any]:
     e = tl.execution
     states = [
         {
@@ -166,9 +184,7 @@ def show(
         }
         for s in tl.states
     ]
-    replaced = operate.replaced_files(e)
-    owned_by = operate.outputs_now_owned_by(d, e)
-    document = {
+    return {
         **_row(e),
         "arn": e.arn,
         "input": tl.input,
@@ -181,9 +197,10 @@ def show(
             {"output": key, "key": r.key, "uploaded": r.uploaded} for key, r in owned_by
         ],
     }
-    if as_json:
-        print(json.dumps(document, indent=2, default=str))
-        return
+
+
+def _print_timeline(tl: operate.Timeline) -> None:
+    e = tl.execution
     console.print(f"[bold]{e.name}[/]  {e.outcome}  route={e.route or '-'}  key={e.key}")
     table = Table(title_justify="left")
     table.add_column("state", no_wrap=True)
@@ -199,6 +216,14 @@ def show(
             " ".join(x for x in (s.batch_job_id, s.log_stream) if x),
         )
     console.print(table)
+
+
+def _print_locations(
+    tl: operate.Timeline,
+    replaced: list[operate.Replacement],
+    owned_by: list[tuple[str, operate.Replacement]],
+) -> None:
+    e = tl.execution
     source = tl.input.get("source", {})
     console.print(f"input:  s3://{source.get('bucket')}/{source.get('key')}", soft_wrap=True)
     if e.output:
@@ -217,17 +242,20 @@ def show(
             f" (uploaded {r.uploaded or 'later'}), a later upload that maps to the same outputs",
             soft_wrap=True,
         )
-    if e.error:
-        console.print(f"[red]error:[/] {e.error}")
-        batch = [operate.batch_summary(s) for s in tl.states if s.batch_job_id]
-        if e.route == "batch" and batch and batch[-1] and e.error == "States.TaskFailed":
-            console.print(f"cause:  Batch {batch[-1]}", soft_wrap=True)
-        else:
-            console.print(f"cause:  {_readable_cause(e.cause)}", soft_wrap=True)
-            if e.route == "batch" and batch and batch[-1]:
-                console.print(f"batch:  {batch[-1]}", soft_wrap=True)
-    if tl.console_url:
-        console.print(f"console: {tl.console_url}", soft_wrap=True)
+
+
+def _print_error(tl: operate.Timeline) -> None:
+    e = tl.execution
+    if not e.error:
+        return
+    console.print(f"[red]error:[/] {e.error}")
+    batch = [operate.batch_summary(s) for s in tl.states if s.batch_job_id]
+    if e.route == "batch" and batch and batch[-1] and e.error == "States.TaskFailed":
+        console.print(f"cause:  Batch {batch[-1]}", soft_wrap=True)
+        return
+    console.print(f"cause:  {_readable_cause(e.cause)}", soft_wrap=True)
+    if e.route == "batch" and batch and batch[-1]:
+        console.print(f"batch:  {batch[-1]}", soft_wrap=True)
 
 
 @app.command()

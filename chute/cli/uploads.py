@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from chute.cli.console import console, err
 from chute.cli.options import TARGET, Exit, Target, fail, with_target
 from tasks import names
+
+if TYPE_CHECKING:
+    from chute.ops.deployment import Deployment
+    from chute.ops.run import LocalFile
+    from chute.ops.upload import UploadResult
 
 app = typer.Typer()
 
@@ -28,6 +33,29 @@ def upload(
     target: Target = TARGET,
 ) -> None:
     """Multipart upload to staging, verified by S3 and resumable; --wait shows outcomes."""
+    from chute.ops.run import RunError, collect_files
+
+    try:
+        files = collect_files(paths)
+    except RunError as exc:
+        raise fail(exc) from exc
+    d = target.connect()
+    uploaded = _upload_all(d, files, prefix, part_size_mb * 1024 * 1024, concurrency)
+    for _, r in uploaded:
+        how = (
+            f"resumed: sent {r.parts_sent} of {r.parts} parts" if r.resumed else f"{r.parts} parts"
+        )
+        console.print(
+            f"uploaded s3://{d.staging_bucket}/{r.key} ({r.size} bytes, {how})", soft_wrap=True
+        )
+    if wait:
+        _wait_for_outcomes(d, uploaded, timeout)
+
+
+def _upload_all(
+    d: Deployment, files: list[LocalFile], prefix: str, part_size: int, concurrency: int
+) -> list[tuple[LocalFile, UploadResult]]:
+    """Upload each file with a progress bar (and one for all); Ctrl-C says how to resume."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -37,15 +65,9 @@ def upload(
         TransferSpeedColumn,
     )
 
-    from chute.ops.run import FileResult, RunError, Uploaded, collect_files, wait_for_executions
     from chute.ops.upload import upload_file
 
-    try:
-        files = collect_files(paths)
-    except RunError as exc:
-        raise fail(exc) from exc
-    d = target.connect()
-    uploaded: list[tuple[Any, Any]] = []
+    uploaded: list[tuple[LocalFile, UploadResult]] = []
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -69,7 +91,7 @@ def upload(
                     Path(item.path),
                     d.staging_bucket,
                     key,
-                    part_size=part_size_mb * 1024 * 1024,
+                    part_size=part_size,
                     concurrency=concurrency,
                     progress=advance,
                 )
@@ -82,15 +104,16 @@ def upload(
                 )
                 raise typer.Exit(130) from None
             uploaded.append((item, result))
-    for _, r in uploaded:
-        how = (
-            f"resumed: sent {r.parts_sent} of {r.parts} parts" if r.resumed else f"{r.parts} parts"
-        )
-        console.print(
-            f"uploaded s3://{d.staging_bucket}/{r.key} ({r.size} bytes, {how})", soft_wrap=True
-        )
-    if not wait:
-        return
+    return uploaded
+
+
+def _wait_for_outcomes(
+    d: Deployment, uploaded: list[tuple[LocalFile, UploadResult]], timeout: float
+) -> None:
+    """Follow each uploaded file's execution to its end and print its outcome (exit 1 unless
+    every one SUCCEEDED)."""
+    from chute.ops.run import FileResult, Uploaded, wait_for_executions
+
     results = [
         FileResult(Uploaded(item.__class__(item.path, r.key), r.etag)) for item, r in uploaded
     ]
@@ -111,9 +134,7 @@ def upload(
             f"{fr.key}: {fr.outcome}" + (f" ({ex.error})" if ex and ex.error else ""),
             soft_wrap=True,
         )
-    if not finished:
-        raise typer.Exit(Exit.FAILED)
-    if any(fr.outcome != "SUCCEEDED" for fr in results):
+    if not finished or any(fr.outcome != "SUCCEEDED" for fr in results):
         raise typer.Exit(Exit.FAILED)
 
 
