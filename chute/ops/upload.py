@@ -14,7 +14,7 @@ import hashlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,47 +96,9 @@ def upload_file(
         upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")[
             "UploadId"
         ]
-    done: dict[int, str] = {}
-    sent = 0
-    lock = threading.Lock()
-
-    def one(number: int) -> None:
-        nonlocal sent
-        data = _read_part(path, number, part)
-        md5_hex, md5_b64, sha_b64 = _digests(data)
-        have = existing.get(number)
-        if have is not None and int(have.get("Size", -1)) == len(data):
-            same = (
-                have.get("ChecksumSHA256") == sha_b64
-                if have.get("ChecksumSHA256")
-                else have["ETag"].strip('"') == md5_hex
-            )
-            if same:
-                with lock:
-                    done[number] = have["ETag"]
-                if progress:
-                    progress(len(data))
-                return
-        with lock:
-            if stop_after_parts is not None and sent >= stop_after_parts:
-                raise UploadInterrupted(f"stopped after {sent} parts")
-            sent += 1
-        response = s3.upload_part(
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=data,
-            ContentMD5=md5_b64,
-            ChecksumSHA256=sha_b64,
-        )
-        with lock:
-            done[number] = response["ETag"]
-        if progress:
-            progress(len(data))
-
+    sender = _Parts(s3, path, bucket, key, upload_id, part, existing, progress, stop_after_parts)
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
-    futures = [pool.submit(one, n) for n in range(1, count + 1)]
+    futures = [pool.submit(sender.send, n) for n in range(1, count + 1)]
     try:
         for future in futures:
             future.result()
@@ -151,7 +113,7 @@ def upload_file(
         Key=key,
         UploadId=upload_id,
         MultipartUpload={
-            "Parts": [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)],
+            "Parts": [{"PartNumber": n, "ETag": sender.done[n]} for n in sorted(sender.done)],
         },
     )
     return UploadResult(
@@ -159,9 +121,62 @@ def upload_file(
         etag=str(result.get("ETag", "")).strip('"'),
         size=size,
         parts=count,
-        parts_sent=sent,
+        parts_sent=sender.sent,
         resumed=resumed,
     )
+
+
+@dataclass
+class _Parts:
+    """Sends the parts of one upload (from several threads), skipping those S3 already holds with
+    the same content (a resumed upload)."""
+
+    s3: Any
+    path: Path
+    bucket: str
+    key: str
+    upload_id: str
+    part_size: int
+    existing: dict[int, dict[str, Any]]
+    progress: Progress | None
+    stop_after_parts: int | None
+    done: dict[int, str] = field(default_factory=dict)
+    sent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, number: int) -> None:
+        data = _read_part(self.path, number, self.part_size)
+        md5_hex, md5_b64, sha_b64 = _digests(data)
+        have = self.existing.get(number)
+        if have is not None and int(have.get("Size", -1)) == len(data):
+            same = (
+                have.get("ChecksumSHA256") == sha_b64
+                if have.get("ChecksumSHA256")
+                else have["ETag"].strip('"') == md5_hex
+            )
+            if same:
+                self._done(number, have["ETag"], len(data))
+                return
+        with self.lock:
+            if self.stop_after_parts is not None and self.sent >= self.stop_after_parts:
+                raise UploadInterrupted(f"stopped after {self.sent} parts")
+            self.sent += 1
+        response = self.s3.upload_part(
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self.upload_id,
+            PartNumber=number,
+            Body=data,
+            ContentMD5=md5_b64,
+            ChecksumSHA256=sha_b64,
+        )
+        self._done(number, response["ETag"], len(data))
+
+    def _done(self, number: int, etag: str, size: int) -> None:
+        with self.lock:
+            self.done[number] = etag
+        if self.progress:
+            self.progress(size)
 
 
 def start_presigned(

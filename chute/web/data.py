@@ -11,43 +11,35 @@ ListExecutions pass plus the views of executions not seen before.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import re
 import threading
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chute.ops import operate, upload
 from chute.ops.deployment import Deployment
 from chute.ops.executions import ExecutionView, source_of, view
-from chute.web import graph, metrics
+from chute.web import graph, metrics, s3_links
+from chute.web.failures import Failure, read_failure
 from chute.web.metrics import Glance
+from chute.web.s3_links import S3Links
 from tasks import names
-from tasks.formats import keys
 from tasks.quarantine.domain import public_cause
 from tasks.workflow import ExitCode, Outcome
 
-STATUSES = ("running", "succeeded", "quarantined", "failed", "stale", "ignored")
+STATUSES = ("running", "succeeded", "quarantined", "failed", "stale", "replaced", "ignored")
 """The statuses of a file in the list: the execution outcomes, and ``ignored`` for a staged
 file no execution was started for (its suffix or prefix is not the trigger's)."""
 
 _SFN_STATUS = {"running": "RUNNING", "succeeded": "SUCCEEDED"}
-PREVIEW_BYTES = 256 * 1024
-PREVIEW_ROWS = 12
-LINK_SECONDS = 900
 MULTIPART_THRESHOLD = 64 * 1024 * 1024  # bytes: larger browser uploads go in parts
 PART_SIZE = 16 * 1024 * 1024
-_ROW = re.compile(r"\brow (\d+)\b")
 
 
 class ConsoleError(Exception):
@@ -86,21 +78,6 @@ class Listing:
 
 
 @dataclass
-class Failure:
-    """Why an execution did not succeed: the quarantine report and the original's first rows."""
-
-    error: str | None
-    message: str | None
-    cause: str | None
-    report: dict[str, Any] | None
-    problems: list[dict[str, Any]]
-    bad_rows: set[int]
-    preview: list[tuple[int, list[str]]]  # (file row, 1 = header; the cells)
-    preview_note: str | None
-    links: dict[str, str]  # label -> URL
-
-
-@dataclass
 class Detail:
     execution: ExecutionView
     timeline: operate.Timeline
@@ -128,7 +105,7 @@ class ConsoleData:
         self._definitions: dict[str, dict[str, Any]] = {}
         self._keys: dict[str, str] = {}
         self._listing = threading.Lock()
-        self._presigner: Any = None
+        self.links = S3Links(deployment)
         self.multipart_threshold = MULTIPART_THRESHOLD
         self.part_size = PART_SIZE
 
@@ -271,7 +248,7 @@ class ConsoleData:
             Outcome.STALE,
             Outcome.REPLACED,
         ):
-            failure = self.failure(current)
+            failure = read_failure(self.d, self.links, current)
         return Detail(
             execution=current,
             timeline=timeline,
@@ -282,104 +259,6 @@ class ConsoleData:
             failure=failure,
             console_url=timeline.console_url,
         )
-
-    def failure(self, current: ExecutionView) -> Failure:
-        message = _message(current.cause)
-        report = None
-        links: dict[str, str] = {}
-        preview: list[tuple[int, list[str]]] = []
-        note: str | None = None
-        problems: list[dict[str, Any]] = []
-        key = current.key
-        if current.outcome == Outcome.QUARANTINED and key:
-            report_key = keys.report_key(key)
-            report = self._json(self.d.quarantine_bucket, report_key)
-            if report is None:
-                note = "no report in quarantine any more (requeued, or removed)"
-            else:
-                links["report (.error.json)"] = self._link(self.d.quarantine_bucket, report_key)
-                message = report.get("message") or message
-                contract = report.get("contract")
-                if isinstance(contract, dict):
-                    problems = [p for p in contract.get("problems", []) if isinstance(p, dict)]
-                if (report.get("file") or {}).get("status") == "quarantined":
-                    links["original"] = self._link(self.d.quarantine_bucket, key)
-                    preview, note = self._preview(self.d.quarantine_bucket, key)
-        elif current.outcome == Outcome.FAILED and key:
-            links["original (in staging)"] = self._link(self.d.staging_bucket, key)
-        elif current.outcome == Outcome.REPLACED:
-            note = "the original is archived; upload it again to make it the latest"
-        bad_rows = {int(p["row"]) for p in problems if isinstance(p.get("row"), int)}
-        for match in _ROW.finditer(message or ""):
-            bad_rows.add(int(match.group(1)))
-        if preview and bad_rows:
-            preview = _around(preview, min(bad_rows))
-        return Failure(
-            error=(report or {}).get("error") or current.error,
-            message=message,
-            cause=public_cause(current.cause) if current.cause else None,
-            report=report,
-            problems=problems,
-            bad_rows=bad_rows,
-            preview=preview,
-            preview_note=note,
-            links=links,
-        )
-
-    def _json(self, bucket: str, key: str) -> dict[str, Any] | None:
-        try:
-            body = self.d.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "AccessDenied"):
-                return None
-            raise
-        try:
-            document = json.loads(body)
-        except ValueError:
-            return None
-        return document if isinstance(document, dict) else None
-
-    def _link(self, bucket: str, key: str) -> str:
-        """A presigned GET: the browser downloads from S3 directly, signed by the console's
-        credentials, which never reach the page."""
-        return self._presign("get_object", {"Bucket": bucket, "Key": key})
-
-    def _presign(self, operation: str, params: dict[str, Any]) -> str:
-        if self._presigner is None:
-            # SigV4 (its signature carries the expiry), on the bucket's regional endpoint
-            config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
-            where = {"endpoint_url": self.d.endpoint_url} if self.d.endpoint_url else {}
-            self._presigner = self.d.session.client(
-                "s3", region_name=self.d.region, config=config, **where
-            )
-        return str(
-            self._presigner.generate_presigned_url(operation, Params=params, ExpiresIn=LINK_SECONDS)
-        )
-
-    def _preview(self, bucket: str, key: str) -> tuple[list[tuple[int, list[str]]], str | None]:
-        try:
-            first = f"bytes=0-{PREVIEW_BYTES - 1}"
-            body = self.d.s3.get_object(Bucket=bucket, Key=key, Range=first)
-            data = body["Body"].read()
-        except ClientError as exc:
-            return [], f"no preview: {exc.response['Error']['Code']}"
-        if key.lower().endswith(".gz"):
-            try:
-                data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, PREVIEW_BYTES * 4)
-            except zlib.error:
-                return [], "no preview: not readable as gzip"
-        elif key.lower().endswith((".zst", ".bz2")):
-            return [], "no preview of this compression; download the original"
-        text = data.decode("utf-8", errors="replace")
-        if len(data) >= PREVIEW_BYTES:
-            text = text.rsplit("\n", 1)[0]  # no half line
-        lines = text.splitlines()
-        try:
-            dialect: Any = csv.Sniffer().sniff(lines[0] if lines else "", delimiters=",;\t|")
-        except csv.Error:
-            dialect = csv.excel
-        rows = list(csv.reader(io.StringIO("\n".join(lines)), dialect))
-        return [(n, cells) for n, cells in enumerate(rows, start=1)], None
 
     # --- actions ---------------------------------------------------------------------------
     def rerun(self, arn: str, *, force: bool) -> operate.RerunResult:
@@ -411,7 +290,7 @@ class ConsoleData:
                 {
                     names.ENV_STAGING_BUCKET: self.d.staging_bucket,
                     names.ENV_UPLOAD_ROLE_ARN: self.d.upload_role_arn or "",
-                    names.ENV_GRANT_EXPIRES_SECONDS: str(LINK_SECONDS),
+                    names.ENV_GRANT_EXPIRES_SECONDS: str(s3_links.LINK_SECONDS),
                 }
             )
             request = GrantRequest(
@@ -428,14 +307,14 @@ class ConsoleData:
             )
         started = upload.start_presigned(
             self.d.s3,
-            self._presign,
+            self.links.presign,
             grant["bucket"],
             grant["key"],
             content_type=grant["headers"]["Content-Type"],
             size=size,
             part_size=self.part_size,
         )
-        return {"kind": "multipart", **started, "expiresIn": LINK_SECONDS}
+        return {"kind": "multipart", **started, "expiresIn": s3_links.LINK_SECONDS}
 
     def complete(self, key: str, upload_id: str) -> dict[str, Any]:
         """Complete a console multipart upload with the parts S3 holds (ListParts: the browser
@@ -472,25 +351,6 @@ def _row(v: ExecutionView) -> Row:
         execution=v.name,
         arn=v.arn,
     )
-
-
-def _message(cause: str | None) -> str | None:
-    try:
-        document = json.loads(cause or "")
-    except ValueError:
-        return cause
-    if isinstance(document, dict) and isinstance(document.get("errorMessage"), str):
-        return str(document["errorMessage"])
-    return None
-
-
-def _around(
-    rows: list[tuple[int, list[str]]], bad: int, before: int = 3, after: int = 5
-) -> list[tuple[int, list[str]]]:
-    """The header, and the rows around the first bad one (or the first rows)."""
-    header, body = rows[:1], rows[1:]
-    near = [r for r in body if bad - before <= r[0] <= bad + after]
-    return header + (near or body[: PREVIEW_ROWS - 1])
 
 
 def _batch(timeline: operate.Timeline) -> dict[str, Any] | None:

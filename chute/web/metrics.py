@@ -46,52 +46,22 @@ def from_cloudwatch(
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     start = now - timedelta(minutes=minutes - 1)
     queries: list[dict[str, Any]] = []
-
-    def query(qid: str, metric: str, period: int, stat: str, dims: list[dict[str, str]]) -> None:
-        queries.append(
-            {
-                "Id": qid,
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": names.METRICS_NAMESPACE
-                        if not metric.startswith("AWS/")
-                        else "AWS/States",
-                        "MetricName": metric.removeprefix("AWS/"),
-                        "Dimensions": dims,
-                    },
-                    "Period": period,
-                    "Stat": stat,
-                },
-                "ReturnData": True,
-            }
-        )
-
     for route in names.ROUTES:
-        query(f"files_{route}", names.METRIC_FILES_PROCESSED, 60, "Sum", _dimensions(route=route))
-        query(f"bytes_{route}", names.METRIC_BYTES_PROCESSED, 60, "Sum", _dimensions(route=route))
-    errors: list[str] = []
-    listed = cloudwatch.get_paginator("list_metrics").paginate(
-        Namespace=names.METRICS_NAMESPACE, MetricName=names.METRIC_FILES_QUARANTINED
-    )
-    for page in listed:
-        for metric in page["Metrics"]:
-            dims = {x["Name"]: x["Value"] for x in metric.get("Dimensions", [])}
-            if "error" in dims and dims["error"] not in errors:
-                errors.append(dims["error"])
-    for index, error in enumerate(errors[:50]):
-        query(
-            f"quarantined_{index}",
-            names.METRIC_FILES_QUARANTINED,
-            3600,
-            "Sum",
-            _dimensions(error=error),
+        queries.append(_query(f"files_{route}", names.METRIC_FILES_PROCESSED, 60, route=route))
+        queries.append(_query(f"bytes_{route}", names.METRIC_BYTES_PROCESSED, 60, route=route))
+    errors = _quarantine_errors(cloudwatch)[:50]
+    for index, error in enumerate(errors):
+        queries.append(
+            _query(f"quarantined_{index}", names.METRIC_FILES_QUARANTINED, 3600, error=error)
         )
-    query(
-        "failed",
-        "AWS/ExecutionsFailed",
-        3600,
-        "Sum",
-        [{"Name": "StateMachineArn", "Value": d.state_machine_arn}],
+    queries.append(
+        _query(
+            "failed",
+            "ExecutionsFailed",
+            3600,
+            namespace="AWS/States",
+            dims=[{"Name": "StateMachineArn", "Value": d.state_machine_arn}],
+        )
     )
     values: dict[str, list[tuple[datetime, float]]] = {}
     paginator = cloudwatch.get_paginator("get_metric_data")
@@ -118,7 +88,7 @@ def from_cloudwatch(
         return int(sum(v for t, v in values.get(qid, []) if t.astimezone(UTC) >= since))
 
     failures: Counter[str] = Counter()
-    for index, error in enumerate(errors[:50]):
+    for index, error in enumerate(errors):
         failures[error] += total(f"quarantined_{index}")
     failures[TRANSIENT_LABEL] += total("failed")
     return Glance(
@@ -130,6 +100,46 @@ def from_cloudwatch(
         hours=hours,
         notes=["ExecutionsFailed counts every failed execution, quarantined ones included"],
     )
+
+
+def _query(
+    qid: str,
+    metric: str,
+    period: int,
+    *,
+    namespace: str = names.METRICS_NAMESPACE,
+    dims: list[dict[str, str]] | None = None,
+    **dimensions: str,
+) -> dict[str, Any]:
+    """One GetMetricData query: the metric's Sum over ``period`` seconds, with chute's
+    dimensions plus ``dimensions`` (or exactly ``dims``)."""
+    return {
+        "Id": qid,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": namespace,
+                "MetricName": metric,
+                "Dimensions": dims if dims is not None else _dimensions(**dimensions),
+            },
+            "Period": period,
+            "Stat": "Sum",
+        },
+        "ReturnData": True,
+    }
+
+
+def _quarantine_errors(cloudwatch: Any) -> list[str]:
+    """The error names FilesQuarantined has been recorded with (its ``error`` dimension)."""
+    errors: list[str] = []
+    listed = cloudwatch.get_paginator("list_metrics").paginate(
+        Namespace=names.METRICS_NAMESPACE, MetricName=names.METRIC_FILES_QUARANTINED
+    )
+    for page in listed:
+        for metric in page["Metrics"]:
+            dims = {x["Name"]: x["Value"] for x in metric.get("Dimensions", [])}
+            if "error" in dims and dims["error"] not in errors:
+                errors.append(dims["error"])
+    return errors
 
 
 def from_executions(

@@ -200,6 +200,7 @@ def test_aws_mode_lists_files_with_counts_and_pages(s3: Any) -> None:
         "quarantined": 1,
         "failed": 0,
         "stale": 0,
+        "replaced": 0,
         "ignored": 1,
     }
     assert (listing.total, listing.pages) == (1, 1)
