@@ -372,7 +372,8 @@ def env(
     url = endpoint_url or (found["endpointUrl"] if found else None)
     if url is None:
         url = f"http://127.0.0.1:{DEFAULT_PORT}"
-        err.print(f"no `chute up` running from this folder; assuming {url}")
+        # a shell comment, without backticks: `eval "$(chute env 2>&1)"` must not run anything
+        err.print(f"# no chute up running from this folder; assuming {url}")
     region = found["region"] if found and not endpoint_url else "us-east-1"
     for name, value in local_environment(url, region).items():
         print(f"export {name}={value}")
