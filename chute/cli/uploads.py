@@ -34,11 +34,22 @@ def upload(
 ) -> None:
     """Multipart upload to staging, verified by S3 and resumable; --wait shows outcomes."""
     from chute.ops.run import RunError, collect_files
+    from tasks.formats.keys import matches_suffix
 
     try:
         files = collect_files(paths)
     except RunError as exc:
         raise fail(exc) from exc
+    skipped = [f for f in files if not matches_suffix(f.key, names.DEFAULT_SUFFIXES)]
+    for f in skipped:
+        err.print(
+            f"IGNORED {f.path}: not a processed extension ({', '.join(names.DEFAULT_SUFFIXES)});"
+            " not uploaded (the pipeline would leave it in staging untouched)",
+            soft_wrap=True,
+        )
+    files = [f for f in files if f not in skipped]
+    if not files:
+        raise fail(ValueError("nothing to upload: no file has an extension the pipeline processes"))
     d = target.connect()
     uploaded = _upload_all(d, files, prefix, part_size_mb * 1024 * 1024, concurrency)
     for _, r in uploaded:
@@ -50,6 +61,8 @@ def upload(
         )
     if wait:
         _wait_for_outcomes(d, uploaded, timeout)
+    if skipped:
+        raise typer.Exit(Exit.FAILED)
 
 
 def _upload_all(
@@ -130,10 +143,14 @@ def _wait_for_outcomes(
     )
     for fr in results:
         ex = fr.execution
-        console.print(
-            f"{fr.key}: {fr.outcome}" + (f" ({ex.error})" if ex and ex.error else ""),
-            soft_wrap=True,
-        )
+        why = f" ({ex.error}: {_message(ex.cause)})" if ex and ex.error else ""
+        console.print(f"{fr.key}: {fr.outcome}{why}", soft_wrap=True)
+        if ex and ex.outcome == "QUARANTINED":
+            console.print(
+                f"  fix it, then: chute requeue {fr.key} --file FIXED   (the bad row: chute show"
+                f" {fr.key})",
+                soft_wrap=True,
+            )
     if not finished or any(fr.outcome != "SUCCEEDED" for fr in results):
         raise typer.Exit(Exit.FAILED)
 
@@ -192,3 +209,11 @@ def grant(
     except (GrantError, SettingsError) as exc:
         raise fail(exc) from exc
     print(json.dumps(document, indent=2, default=str))
+
+
+def _message(cause: str | None, limit: int = 300) -> str:
+    """A failure's message from its cause (a Lambda error's ``errorMessage``), shortened."""
+    from chute.ops.executions import message_of
+
+    text = message_of(cause) or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

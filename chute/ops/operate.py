@@ -8,12 +8,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chute.ops.deployment import Deployment
-from chute.ops.executions import ExecutionView, view
+from chute.ops.executions import ExecutionView, execution_key, view
+from chute.ops.upload import upload_file
+from tasks import names
 from tasks.adapters.sfn import NOT_REDRIVABLE as _NOT_REDRIVABLE
 from tasks.fence import Stamp
 from tasks.formats import keys
@@ -32,13 +35,29 @@ def executions(
     since: datetime | None = None,
     key_prefix: str | None = None,
     limit: int = 50,
+    per_file: bool = True,
 ) -> list[ExecutionView]:
-    """The newest executions first, through every page of ListExecutions as needed."""
+    """The newest executions first, through every page of ListExecutions as needed.
+
+    ``per_file``: only each file's latest execution (a rerun, a redrive or a requeue of a file is
+    its latest), so ``status="FAILED"`` means files whose latest attempt failed — not a file
+    that was since fixed. Without it, every execution."""
     found: list[ExecutionView] = []
-    for item in list_executions(d, status):
+    seen: set[str] = set()
+    for item in list_executions(d, None if per_file else status):
         if since is not None and item["startDate"] < since:
             break  # ListExecutions returns newest first
-        current = view(d.sfn, item["executionArn"])
+        arn = item["executionArn"]
+        if per_file:
+            key = execution_key(d.sfn, arn) or arn
+            if key in seen:
+                continue  # an earlier execution of a file already listed
+            seen.add(key)
+            if status is not None and item["status"] != status:
+                continue
+            if key_prefix and not key.startswith(key_prefix):
+                continue
+        current = view(d.sfn, arn)
         if key_prefix and not (current.key or "").startswith(key_prefix):
             continue
         found.append(current)
@@ -47,22 +66,41 @@ def executions(
     return found
 
 
-def rerun_succeeded(d: Deployment, failed: ExecutionView) -> bool:
-    """Whether a failed execution was since rerun to success (its restart, named
-    ``rerun_name``, SUCCEEDED; a redrive changes the execution's own status)."""
-    arn = failed.arn.rsplit(":", 1)[0] + ":" + rerun_name(failed.name)
-    try:
-        return bool(d.sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED")
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("ExecutionDoesNotExist", "InvalidArn"):
-            return False
-        raise
+@dataclass(frozen=True)
+class IgnoredFile:
+    """A staged file the trigger skips: no execution is ever started for it."""
+
+    key: str
+    size: int
+    modified: datetime
+    reason: str
 
 
-def unresolved_failures(d: Deployment, views: list[ExecutionView]) -> list[ExecutionView]:
-    """Failed executions not since rerun to success (what `status --failed` lists). A Replaced
-    file is settled (archived; a later upload's outputs are kept): not a failure to act on."""
-    return [v for v in views if v.outcome != Outcome.REPLACED and not rerun_succeeded(d, v)]
+def ignored_files(
+    d: Deployment, *, key_prefix: str | None = None, since: datetime | None = None
+) -> list[IgnoredFile]:
+    """Files in staging the pipeline doesn't process (their suffix), which stay there untouched."""
+    found = []
+    kwargs: dict[str, Any] = {"Bucket": d.staging_bucket}
+    if key_prefix:
+        kwargs["Prefix"] = key_prefix
+    for page in d.s3.get_paginator("list_objects_v2").paginate(**kwargs):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            if key.endswith("/") or keys.matches_suffix(key, names.DEFAULT_SUFFIXES):
+                continue
+            if since is not None and obj["LastModified"] < since:
+                continue
+            found.append(
+                IgnoredFile(key, int(obj["Size"]), obj["LastModified"], "suffix not processed")
+            )
+    return found
+
+
+def actionable_failures(views: list[ExecutionView]) -> list[ExecutionView]:
+    """Failures a person may act on (what `status --failed` and `rerun --failed` take): a
+    Replaced file is settled (archived; a later upload's outputs are kept)."""
+    return [v for v in views if v.outcome != Outcome.REPLACED]
 
 
 def watch_round(d: Deployment, seen: dict[str, ExecutionView], since: datetime) -> None:
@@ -404,11 +442,17 @@ def requeue(
     *,
     everything: bool = False,
     since: datetime | None = None,
+    replacement: Path | None = None,
 ) -> list[Requeued]:
     """Move quarantined files back to staging (a new upload: the pipeline runs again) and
-    remove their error reports."""
+    remove their error reports. With ``replacement`` (one KEY only): upload that fixed copy to
+    staging instead of the quarantined original, which is removed with its report."""
     if key is None and not everything:
         raise OperateError("name a KEY or pass --all")
+    if replacement is not None and key is None:
+        raise OperateError("--file replaces one quarantined file: name its KEY")
+    if replacement is not None and not replacement.is_file():
+        raise OperateError(f"{replacement}: no such file")
     candidates = quarantined(d, since)
     if key is not None:
         candidates = [o for o in candidates if o["Key"] == key]
@@ -416,6 +460,12 @@ def requeue(
             raise OperateError(f"nothing in quarantine under {key!r}")
     moved = []
     for obj in candidates:
+        if replacement is not None:
+            size = upload_file(d.s3, replacement, d.staging_bucket, obj["Key"]).size
+            d.s3.delete_object(Bucket=d.quarantine_bucket, Key=obj["Key"])
+            d.s3.delete_object(Bucket=d.quarantine_bucket, Key=keys.report_key(obj["Key"]))
+            moved.append(Requeued(obj["Key"], size))
+            continue
         d.s3.copy_object(
             Bucket=d.staging_bucket,
             Key=obj["Key"],

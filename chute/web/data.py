@@ -125,21 +125,28 @@ class ConsoleData:
     def listing(self, filters: Filters, page: int = 1, per_page: int = 50) -> Listing:
         """One page of files, and the counts per status under the filters.
 
-        Cheap where it can be: RUNNING and SUCCEEDED come from ListExecutions itself; only
-        executions that ended otherwise are read to tell quarantined, failed and stale apart; a
-        key-prefix filter reads each execution's input once; rows are read for the page shown.
-        Listings run one at a time, so concurrent refreshes share the cache instead of racing.
+        A file counts once, by its latest execution (a file quarantined, then fixed and
+        requeued to success, is a succeeded file). Cheap where it can be: each execution's input
+        is read once (its key); RUNNING and SUCCEEDED come from ListExecutions itself; only
+        executions that ended otherwise are read to tell quarantined, failed and stale apart;
+        rows are read for the page shown. Listings run one at a time, so concurrent refreshes
+        share the cache instead of racing.
         """
         if filters.status is not None and filters.status not in STATUSES:
             raise ConsoleError(f"unknown status {filters.status!r} (one of {', '.join(STATUSES)})")
         with self._listing:
             counts: Counter[str] = Counter()
             matched: list[str | Row] = []  # an execution ARN, or an ignored file's row
+            files: set[str] = set()
             for item in operate.list_executions(self.d, None):
                 if filters.since is not None and item["startDate"] < filters.since:
                     break  # newest first
                 arn = item["executionArn"]
-                if filters.key_prefix and not self._key(arn).startswith(filters.key_prefix):
+                key = self._key(arn) or arn
+                if key in files:
+                    continue  # an earlier execution of a file already counted
+                files.add(key)
+                if filters.key_prefix and not key.startswith(filters.key_prefix):
                     continue
                 status = self._outcome(arn, item["status"])
                 counts[status] += 1
@@ -186,31 +193,12 @@ class ConsoleData:
     def _ignored(self, filters: Filters) -> list[Row]:
         """Staged files the trigger skips (a suffix it does not process): no execution is ever
         started for them."""
-        found = []
-        kwargs: dict[str, Any] = {"Bucket": self.d.staging_bucket}
-        if filters.key_prefix:
-            kwargs["Prefix"] = filters.key_prefix
-        for page in self.d.s3.get_paginator("list_objects_v2").paginate(**kwargs):
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if key.lower().endswith(names.DEFAULT_SUFFIXES):
-                    continue
-                if key.endswith("/") or (filters.since and obj["LastModified"] < filters.since):
-                    continue
-                found.append(
-                    Row(
-                        key,
-                        "ignored",
-                        int(obj["Size"]),
-                        None,
-                        obj["LastModified"],
-                        None,
-                        "suffix not processed",
-                        None,
-                        None,
-                    )
-                )
-        return found
+        return [
+            Row(f.key, "ignored", f.size, None, f.modified, None, f.reason, None, None)
+            for f in operate.ignored_files(
+                self.d, key_prefix=filters.key_prefix, since=filters.since
+            )
+        ]
 
     def resolve(self, name: str) -> str:
         try:

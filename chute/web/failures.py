@@ -3,13 +3,12 @@ cause, the quarantine report, and the original file."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from chute.ops.deployment import Deployment
-from chute.ops.executions import ExecutionView
+from chute.ops.executions import ExecutionView, message_of
 from chute.web.s3_links import S3Links
 from tasks.formats import keys
 from tasks.quarantine.domain import public_cause
@@ -38,7 +37,7 @@ def read_failure(d: Deployment, links_to: S3Links, current: ExecutionView) -> Fa
     """Why an execution did not succeed, as the page shows it: the error and message (the
     quarantine report's, when there is one), contract problems, the bad rows, a preview of the
     original around them, and presigned links."""
-    message = _message(current.cause)
+    message = message_of(current.cause)
     report = None
     links: dict[str, str] = {}
     preview: list[tuple[int, list[str]]] = []
@@ -79,16 +78,6 @@ def read_failure(d: Deployment, links_to: S3Links, current: ExecutionView) -> Fa
         preview_note=note,
         links=links,
     )
-
-
-def _message(cause: str | None) -> str | None:
-    try:
-        document = json.loads(cause or "")
-    except ValueError:
-        return cause
-    if isinstance(document, dict) and isinstance(document.get("errorMessage"), str):
-        return str(document["errorMessage"])
-    return None
 
 
 def _around(
