@@ -174,10 +174,24 @@ def run(
         console.print(_table(results, "chute run"))
         if runtime is not None:
             console.print(f"logs: {runtime.log_dir}")
+            _print_next_steps(runtime.settings.state_dir, out)
     if not finished:
         err.print(f"[red]timed out[/] after {timeout:.0f}s waiting for executions")
         raise typer.Exit(Exit.TIMEOUT)
     raise typer.Exit(Exit.OK if all(r.ok for r in results) else Exit.FAILED)
+
+
+def _print_next_steps(state_dir: Path, out: Path) -> None:
+    console.print(
+        f"outputs downloaded to {out}/; the buckets and execution history stay in {state_dir}"
+        " for the next run"
+    )
+    console.print(
+        "next: `chute up` serves the same pipeline until Ctrl-C, with the web console at"
+        f" http://127.0.0.1:{DEFAULT_PORT + 4}/ (upload there, or `chute upload FILE --wait`;"
+        " `chute status`, `chute show KEY`)",
+        soft_wrap=True,
+    )
 
 
 def _run_with_display(

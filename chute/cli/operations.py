@@ -124,8 +124,7 @@ def status(
     console.print(_table(views, f"files ({len(views)})"))
     for f in ignored:
         console.print(
-            f"[dim]IGNORED[/] s3://{d.staging_bucket}/{f.key}: {f.reason} (left in staging;"
-            " rename it to a processed extension to convert it)",
+            f"[dim]IGNORED[/] s3://{f.bucket}/{f.key}: {f.reason}",
             soft_wrap=True,
         )
 

@@ -70,6 +70,7 @@ def executions(
 class IgnoredFile:
     """A staged file the trigger skips: no execution is ever started for it."""
 
+    bucket: str
     key: str
     size: int
     modified: datetime
@@ -79,22 +80,37 @@ class IgnoredFile:
 def ignored_files(
     d: Deployment, *, key_prefix: str | None = None, since: datetime | None = None
 ) -> list[IgnoredFile]:
-    """Files in staging the pipeline doesn't process (their suffix), which stay there untouched."""
+    """Files the pipeline never starts for: in staging under a suffix it doesn't process (they
+    stay there untouched), and data files put into the output bucket (the pipeline reads only
+    staging; chute writes only its outputs there)."""
     found = []
-    kwargs: dict[str, Any] = {"Bucket": d.staging_bucket}
-    if key_prefix:
-        kwargs["Prefix"] = key_prefix
-    for page in d.s3.get_paginator("list_objects_v2").paginate(**kwargs):
-        for obj in page.get("Contents", []):
-            key = obj["Key"]
-            if key.endswith("/") or keys.matches_suffix(key, names.DEFAULT_SUFFIXES):
-                continue
-            if since is not None and obj["LastModified"] < since:
-                continue
-            found.append(
-                IgnoredFile(key, int(obj["Size"]), obj["LastModified"], "suffix not processed")
-            )
+    for bucket, ignored in ((d.staging_bucket, _unprocessed), (d.output_bucket, _misplaced)):
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if key_prefix:
+            kwargs["Prefix"] = key_prefix
+        for page in d.s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            for obj in page.get("Contents", []):
+                reason = ignored(obj["Key"])
+                if reason is None or (since is not None and obj["LastModified"] < since):
+                    continue
+                found.append(
+                    IgnoredFile(bucket, obj["Key"], int(obj["Size"]), obj["LastModified"], reason)
+                )
     return found
+
+
+def _unprocessed(key: str) -> str | None:
+    if key.endswith("/") or keys.matches_suffix(key, names.DEFAULT_SUFFIXES):
+        return None
+    return "suffix not processed (left in staging)"
+
+
+def _misplaced(key: str) -> str | None:
+    if key.startswith(keys.BATCH_FAILURES_PREFIX) or not keys.matches_suffix(
+        key, names.DEFAULT_SUFFIXES
+    ):
+        return None  # chute's own outputs (.jsonl, .parquet) and working files
+    return "in the output bucket: the pipeline reads only the staging bucket"
 
 
 def actionable_failures(views: list[ExecutionView]) -> list[ExecutionView]:

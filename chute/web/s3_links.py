@@ -60,7 +60,12 @@ class S3Links:
             body = self.d.s3.get_object(Bucket=bucket, Key=key, Range=first)
             data = body["Body"].read()
         except ClientError as exc:
-            return [], f"no preview: {exc.response['Error']['Code']}"
+            code = exc.response["Error"]["Code"]
+            if code == "InvalidRange":  # a range of an empty object
+                return [], "no preview: the file is empty (0 bytes)"
+            if code in ("NoSuchKey", "404"):
+                return [], "no preview: the file is no longer there"
+            return [], f"no preview: S3 answered {code}"
         if key.lower().endswith(".gz"):
             try:
                 data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, PREVIEW_BYTES * 4)

@@ -53,14 +53,21 @@ def test_uploading_a_file_the_pipeline_does_not_process_says_so_and_never_waits(
 
 
 def test_status_lists_a_staged_file_the_pipeline_ignores(endpoint: str, s3: Any) -> None:
-    # GIVEN a file put into staging with another tool, under a suffix chute doesn't process
-    s3.put_object(Bucket="chute-staging", Key="f27/notes.xlsx", Body=b"x")
-    # THEN `chute status` names it, in the table and in JSON
-    table = chute("status", "--key", "f27/notes", "--endpoint-url", endpoint)
+    # GIVEN a file put into staging with another tool, under a suffix chute doesn't process, and
+    # a CSV put into the output bucket by mistake
+    s3.put_object(Bucket="chute-staging", Key="f27i/notes.xlsx", Body=b"x")
+    s3.put_object(Bucket="chute-output", Key="f27i/orders.csv", Body=b"a\n1\n")
+    # THEN `chute status` names both, in the table and in JSON, saying why
+    table = chute("status", "--key", "f27i/", "--endpoint-url", endpoint)
     assert table.returncode == 0, table.stderr
-    assert "IGNORED" in table.stdout and "f27/notes.xlsx" in table.stdout
-    (row,) = status(endpoint, "--key", "f27/notes")
-    assert (row["key"], row["outcome"]) == ("f27/notes.xlsx", "IGNORED")
+    said = " ".join(table.stdout.split())
+    assert "IGNORED s3://chute-staging/f27i/notes.xlsx: suffix not processed" in said
+    assert "IGNORED s3://chute-output/f27i/orders.csv: in the output bucket" in said
+    rows = status(endpoint, "--key", "f27i/")
+    assert {(r["key"], r["outcome"]) for r in rows} == {
+        ("f27i/notes.xlsx", "IGNORED"),
+        ("f27i/orders.csv", "IGNORED"),
+    }
 
 
 def test_a_quarantined_file_fixed_and_requeued_is_one_succeeded_file(
