@@ -19,6 +19,7 @@ from chute.ops.deployment import Deployment
 from chute.web import graph
 from chute.web.data import ConsoleData, ConsoleError, Filters
 from chute.web.metrics import TRANSIENT_LABEL, from_cloudwatch
+from chute.web.s3_links import S3Links
 from chute.web.server import Console, ConsoleServer, Forbidden, _json_object
 from tasks.workflow_definition import Definition
 from tests.support.unit import OUTPUT, QUARANTINE, STAGING
@@ -537,3 +538,11 @@ def test_local_glance_counts_the_window_from_the_executions_reading_only_what_it
     assert glance.files["lambda"][-3] == 1 and sum(glance.files["lambda"]) == 1
     assert glance.bytes["lambda"][-3] == len(BAD_CSV)
     assert glance.failures == {"MalformedContent": 1}
+
+
+def test_the_preview_of_an_empty_file_says_it_is_empty(s3: Any) -> None:
+    # GIVEN an empty file in quarantine (a 0-byte upload)
+    s3.put_object(Bucket=QUARANTINE, Key="in/empty.csv", Body=b"")
+    # WHEN the console previews it THEN it says so in words, not with S3's error name
+    rows, note = S3Links(aws_deployment(None, s3)).preview(QUARANTINE, "in/empty.csv")
+    assert rows == [] and note == "no preview: the file is empty (0 bytes)"
