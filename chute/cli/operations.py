@@ -84,6 +84,10 @@ def status(
     since: Annotated[str | None, typer.Option(help="Only newer than this, e.g. 2h.")] = None,
     key: Annotated[str | None, typer.Option(help="Only files whose key starts so.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    every: Annotated[
+        bool,
+        typer.Option("--all", help="Every execution, not only each file's latest."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     target: Target = TARGET,
 ) -> None:
@@ -99,6 +103,7 @@ def status(
             since=after,
             key_prefix=key,
             limit=limit,
+            per_file=not every,
         )
         if failed:  # each file's latest attempt: a file fixed since is done with
             views = operate.actionable_failures(views)
@@ -121,7 +126,7 @@ def status(
         ]
         print(json.dumps(rows, indent=2))
         return
-    console.print(_table(views, f"files ({len(views)})"))
+    console.print(_table(views, f"{'executions' if every else 'files'} ({len(views)})"))
     for f in ignored:
         console.print(
             f"[dim]IGNORED[/] s3://{f.bucket}/{f.key}: {f.reason}",

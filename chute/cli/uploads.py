@@ -49,7 +49,12 @@ def upload(
         )
     files = [f for f in files if f not in skipped]
     if not files:
-        raise fail(ValueError("nothing to upload: no file has an extension the pipeline processes"))
+        raise fail(
+            ValueError(
+                "nothing to upload: no file has an extension the pipeline processes; export"
+                " the data as CSV/TSV (optionally .gz/.zst/.bz2) and upload that"
+            )
+        )
     d = target.connect()
     uploaded = _upload_all(d, files, prefix, part_size_mb * 1024 * 1024, concurrency)
     for _, r in uploaded:

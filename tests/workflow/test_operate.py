@@ -175,7 +175,7 @@ def test_forcing_a_rerun_of_a_quarantined_file_requeues_it(
     assert result.action == "requeued"
 
     def runs() -> int:
-        return len(operate.executions(deployment, key_prefix=key, limit=10))
+        return len(operate.executions(deployment, key_prefix=key, limit=10, per_file=False))
 
     wait_until(lambda: runs() >= 2, what="a new execution of the requeued file")
     # AND without --force it is refused with the requeue hint
