@@ -13,14 +13,23 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from chute.ops.resources import ACCOUNT_ID, Resources
 from tasks import names
 from tasks.workflow_definition import WORKFLOW_FILE, substitute
 
-if TYPE_CHECKING:
-    from chute.local.embedded import LocalSettings
+
+class StackSettings(Protocol):
+    """What the local stack takes of the runtime's settings (embedded.LocalSettings)."""
+
+    region: str
+    suffixes: tuple[str, ...]
+    large_file_threshold_bytes: int
+    batch_timeout_seconds: int
+    visibility_timeout_seconds: int
+    max_receive_count: int
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_FILE = REPO_ROOT / "contracts" / "contracts.toml"
@@ -50,7 +59,7 @@ class LocalStack:
 
     client: Callable[[str], Any]
     resources: Resources
-    settings: LocalSettings
+    settings: StackSettings
 
     def substitutions(self) -> dict[str, str]:
         return self.resources.substitutions(

@@ -215,7 +215,7 @@ class S3Store:
         with ThreadPoolExecutor(max_workers=min(COPY_THREADS, len(ranges))) as pool:
             return list(pool.map(copy_part, ranges))
 
-    def _put(
+    def put_bytes(
         self,
         bucket: str,
         key: str,
@@ -224,6 +224,7 @@ class S3Store:
         condition: Condition | None,
         what: str,
     ) -> None:
+        """One PUT of ``body`` (``extra``: ContentType, Metadata...), under ``condition``."""
         try:
             self._client.put_object(
                 Bucket=bucket, Key=key, Body=body, **extra, **conditions(condition)
@@ -295,7 +296,7 @@ class S3Store:
         """Write a JSON document (conditionally: WriteConflict when ``condition`` fails)."""
         body = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
         extra: dict[str, Any] = {"ContentType": "application/json", "Metadata": metadata or {}}
-        self._put(bucket, key, body, extra, condition, f"put s3://{bucket}/{key}")
+        self.put_bytes(bucket, key, body, extra, condition, f"put s3://{bucket}/{key}")
 
 
 class _TranslatedBody(io.RawIOBase):

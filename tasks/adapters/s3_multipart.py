@@ -5,7 +5,7 @@ conditionally (tasks.fence), and leave nothing behind when aborted."""
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -14,9 +14,27 @@ from tasks.adapters.s3_errors import conditions, translate, translate_write
 from tasks.errors import StorageUnavailable
 
 if TYPE_CHECKING:
-    from tasks.adapters.s3 import S3Store
     from tasks.fence import Condition
     from tasks.models import Head
+
+
+class CopyStore(Protocol):
+    """What a pending copy needs of the store that started it (tasks.adapters.s3.S3Store)."""
+
+    @property
+    def client(self) -> Any: ...
+
+    def exists(self, bucket: str, key: str) -> Head | None: ...
+
+    def put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        extra: dict[str, Any],
+        condition: Condition | None,
+        what: str,
+    ) -> None: ...
 
 
 class PendingCopy:
@@ -24,7 +42,7 @@ class PendingCopy:
 
     def __init__(
         self,
-        store: S3Store,
+        store: CopyStore,
         bucket: str,
         key: str,
         upload_id: str | None,
@@ -46,7 +64,7 @@ class PendingCopy:
         again with another condition). Returns the copy's HEAD."""
         client = self._store.client
         if self._empty:
-            self._store._put(self._bucket, self._key, b"", self._extra, condition, self._what)
+            self._store.put_bytes(self._bucket, self._key, b"", self._extra, condition, self._what)
         else:
             try:
                 client.complete_multipart_upload(
