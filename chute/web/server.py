@@ -31,7 +31,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from chute.ops import operate
 from chute.ops.deployment import Deployment
 from chute.web import graph
-from chute.web.data import STATUSES, ConsoleData, ConsoleError, Filters
+from chute.web.model import STATUSES, ConsoleData, ConsoleError, Filters
 
 DEFAULT_CONSOLE_PORT = 4570
 COOKIE = "chute_console"

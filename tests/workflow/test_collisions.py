@@ -14,7 +14,7 @@ import zstandard
 from chute.ops import operate
 from chute.ops.deployment import connect
 from chute.ops.executions import ExecutionView
-from chute.web.data import ConsoleData
+from chute.web.model import ConsoleData
 from chute.web.server import Console
 from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 
