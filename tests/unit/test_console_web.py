@@ -17,8 +17,8 @@ from botocore.stub import ANY, Stubber
 
 from chute.ops.deployment import Deployment
 from chute.web import graph
-from chute.web.model import ConsoleData, ConsoleError, Filters
 from chute.web.metrics import TRANSIENT_LABEL, from_cloudwatch
+from chute.web.model import ConsoleData, ConsoleError, Filters
 from chute.web.s3_links import S3Links
 from chute.web.server import Console, ConsoleServer, Forbidden, _json_object
 from tasks.workflow_definition import Definition
