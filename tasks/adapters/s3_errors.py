@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchVersion", "NoSuchBucket"}
 CHANGED = {"PreconditionFailed", "412"}
+GONE = {"NoSuchKey", "404"}
+"""What a conditional write (If-Match) meets when the object is no longer there."""
 CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 TRANSIENT = {
     "SlowDown",
@@ -53,8 +55,10 @@ def translate(exc: Exception, *, what: str) -> Exception:
 
 def translate_write(exc: Exception, *, what: str) -> Exception:
     """Like :func:`translate`, for conditional writes: a failed precondition or a concurrent
-    conditional write is a WriteConflict (look again), not a changed source."""
-    if isinstance(exc, ClientError) and code(exc) in CONFLICT:
+    conditional write is a WriteConflict (look again), not a changed source; so is NoSuchKey,
+    S3's answer to ``If-Match`` when the object seen was deleted in the meantime (another
+    writer removed it: the write must look again, the source is not missing)."""
+    if isinstance(exc, ClientError) and code(exc) in CONFLICT | GONE:
         return WriteConflict(f"{what}: another writer changed the object ({code(exc)})")
     return translate(exc, what=what)
 

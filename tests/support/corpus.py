@@ -600,7 +600,7 @@ def _cases() -> Iterator[Case]:
         )
         yield Case(
             f"{kind}, correctly named",
-            f"{p}c/ok.csv{ext}",
+            f"{p}c/ok{ext}.csv{ext}",  # one output each (two keys, one output: guarantees.md)
             data,
             SUCCEEDED,
             rows=20,

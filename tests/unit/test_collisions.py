@@ -241,6 +241,19 @@ def seeded(seed: int) -> Callable[[set[str]], str]:
     return lambda waiting: rng.choice(sorted(waiting))
 
 
+def scripted(turns: str) -> Callable[[set[str]], str]:
+    """Who goes next, step by step (``"aaab"``...); then whoever is waiting, ``a`` first."""
+    script = iter(turns)
+
+    def pick(waiting: set[str]) -> str:
+        for who in script:
+            if who in waiting:
+                return who
+        return sorted(waiting)[0]
+
+    return pick
+
+
 SCHEDULES: dict[str, Callable[[], Callable[[set[str]], str]]] = {
     "a-first": lambda: serial("a"),
     "b-first": lambda: serial("b"),
@@ -326,6 +339,21 @@ def test_two_keys_racing_on_the_batch_route(
     a, b = files(*FORMATS[formats], route_a=route_a, route_b=route_b)
     results = race(s3, a, b, SCHEDULES[schedule]())
     assert_only_the_later_upload(s3, a, b, results)
+
+
+def test_a_losers_undo_between_the_winners_look_and_write_makes_the_winner_look_again(
+    s3: Any,
+) -> None:
+    # GIVEN both files write both formats; the earlier one's Parquet is in place when the later
+    # one looks at that slot, and the earlier one undoes it (having met the later one's JSON
+    # Lines) before the later one's conditional write: S3 answers that write NoSuchKey
+    a, b = files(("jsonl", "parquet"), ("jsonl", "parquet"))
+    # a: start, look+write jsonl | b: start, look+write jsonl | a: look+write parquet |
+    # b: look parquet | a: the rest (meets b's jsonl, undoes its parquet) | b: the rest
+    results = race(s3, a, b, scripted("aaabbbaab" + "a" * 12))
+    # THEN the later upload looked again and published (not Stale: the source never went)
+    assert_only_the_later_upload(s3, a, b, results)
+    assert isinstance(results["a"].error, Replaced)
 
 
 def test_the_earlier_upload_finishing_first_is_named_by_the_later(s3: Any) -> None:
