@@ -1,4 +1,4 @@
-"""Each change to moto's behaviour (chute/local/moto_fixes.py): a test that fails without it, and a
+"""Each change to moto's behaviour (chute/local/moto_patches/): a test that fails without it, and a
 canary that fails once the pinned upstream version no longer needs it (then delete the fix).
 
 They run against the embedded server, reverting one fix at a time (the suite is sequential).
@@ -18,8 +18,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from chute.local import moto_fixes
+from chute.local import moto_patches
 from chute.local.embedded import EmbeddedAws
+from chute.local.moto_patches import redrive, s3_bodies
 from tests.support.pipeline import wait_until
 
 
@@ -27,8 +28,8 @@ from tests.support.pipeline import wait_until
 def without(name: str) -> Iterator[None]:
     """Fix ``name`` reverted; fixes stacked on the same attribute after it (sfn-mock-config over
     sfn-unnamed-execution) are unwound first and stacked again after."""
-    fixes = list(moto_fixes.FIXES.values())
-    fix = moto_fixes.FIXES[name]
+    fixes = list(moto_patches.FIXES.values())
+    fix = moto_patches.FIXES[name]
     above = [
         f
         for f in fixes[fixes.index(fix) + 1 :]
@@ -326,7 +327,7 @@ def test_a_key_adopts_a_body_in_a_file() -> None:
 
     file = tempfile.TemporaryFile()  # noqa: SIM115 - the key owns it
     file.write(b"abc")
-    key = FakeKey("k", moto_fixes.FileBody(file, 3), "123456789012", "us-east-1")  # type: ignore[arg-type]
+    key = FakeKey("k", s3_bodies.FileBody(file, 3), "123456789012", "us-east-1")  # type: ignore[arg-type]
     assert key.value == b"abc"
     assert key._value_buffer is file
 
@@ -336,7 +337,7 @@ def test_canary_a_key_still_copies_every_body_through_memory() -> None:
     from moto.s3.models import FakeKey
 
     with without("s3-key-file-body"), pytest.raises(TypeError):
-        FakeKey("k", moto_fixes.FileBody(None, 3), "123456789012", "us-east-1")  # type: ignore[arg-type]
+        FakeKey("k", s3_bodies.FileBody(None, 3), "123456789012", "us-east-1")  # type: ignore[arg-type]
 
 
 def test_multipart_completion_streams_the_parts_to_a_file(probe: dict[str, Any]) -> None:
@@ -354,7 +355,7 @@ def test_canary_multipart_completion_still_joins_the_parts_in_memory() -> None:
 
     upload = FakeMultipart("k", {}, "123456789012", "us-east-1")  # type: ignore[arg-type]
     part = upload.set_part(1, b"abc")
-    complete = moto_fixes.FIXES["s3-multipart-complete"].current_original()
+    complete = moto_patches.FIXES["s3-multipart-complete"].current_original()
     value, _, _ = complete(upload, iter([(1, part.etag)]))
     assert isinstance(value, bytes)
 
@@ -365,19 +366,19 @@ def test_get_object_streams_the_body_in_chunks(
     data = _body(BIG)
     _big_multipart(probe["s3"], "big-get", data)
     served: list[int] = []
-    chunks = moto_fixes.key_chunks
+    chunks = s3_bodies.key_chunks
 
     def spy(key: Any, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
         for chunk in chunks(key, start, stop):
             served.append(len(chunk))
             yield chunk
 
-    monkeypatch.setattr(moto_fixes, "key_chunks", spy)
+    monkeypatch.setattr(s3_bodies, "key_chunks", spy)
     assert probe["s3"].get_object(Bucket="probe-bucket", Key="big-get")["Body"].read() == data
     ranged = probe["s3"].get_object(Bucket="probe-bucket", Key="big-get", Range="bytes=10-19")
     assert ranged["Body"].read() == data[10:20]
     assert ranged["ContentRange"] == f"bytes 10-19/{len(data)}"
-    assert max(served) <= moto_fixes.CHUNK_BYTES and sum(served) == len(data) + 10
+    assert max(served) <= s3_bodies.CHUNK_BYTES and sum(served) == len(data) + 10
 
 
 @pytest.mark.canary
@@ -394,7 +395,7 @@ def test_canary_get_object_still_reads_the_whole_body(probe: dict[str, Any]) -> 
         return value
 
     with without("s3-get-object-streaming"):
-        fix = moto_fixes.FIXES["s3-key-file-body"]
+        fix = moto_patches.FIXES["s3-key-file-body"]
         fix.revert()
         FakeKey.value = property(counting)  # type: ignore[assignment,method-assign]
         try:
@@ -412,14 +413,14 @@ def test_upload_part_copy_reads_only_its_range(
     data = _body(BIG)
     _big_multipart(s3, "copy-source", data)
     ranges: list[tuple[int, int | None]] = []
-    chunks = moto_fixes.key_chunks
+    chunks = s3_bodies.key_chunks
 
     def spy(key: Any, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
         if key.name == "copy-source":
             ranges.append((start, stop))
         return chunks(key, start, stop)
 
-    monkeypatch.setattr(moto_fixes, "key_chunks", spy)
+    monkeypatch.setattr(s3_bodies, "key_chunks", spy)
     upload = s3.create_multipart_upload(Bucket="probe-bucket", Key="copy-dest")
     half = len(data) // 2
     parts = []
@@ -450,7 +451,7 @@ def test_canary_upload_part_copy_still_reads_the_whole_source(probe: dict[str, A
     probe["s3"].put_object(Bucket="probe-bucket", Key="upc-canary", Body=b"abcdef")
     upload = probe["s3"].create_multipart_upload(Bucket="probe-bucket", Key="upc-dest")
     reads: list[int] = []
-    fix = moto_fixes.FIXES["s3-key-file-body"]
+    fix = moto_patches.FIXES["s3-key-file-body"]
     getter = FakeKey.value.fget  # type: ignore[attr-defined]
 
     def counting(self: Any) -> bytes:
@@ -504,7 +505,7 @@ def test_canary_copy_object_still_passes_the_whole_value(probe: dict[str, Any]) 
     with without("s3-copy-object-streaming"):
         type(backend).put_object = spy  # type: ignore[method-assign]
         try:
-            copy = moto_fixes.FIXES["s3-copy-object-streaming"].current_original()
+            copy = moto_patches.FIXES["s3-copy-object-streaming"].current_original()
             copy(backend, _probe_key("cp-canary"), "probe-bucket", "cp-canary-dest")
         finally:
             type(backend).put_object = put  # type: ignore[method-assign]
@@ -518,10 +519,12 @@ def test_object_changes_and_executions_are_reported(
     objects: list[tuple[str, str]] = []
     buckets: list[str] = []
     ended: list[str] = []
-    monkeypatch.setattr(moto_fixes.HOOKS, "object_written", lambda _b, b, k: objects.append((b, k)))
-    monkeypatch.setattr(moto_fixes.HOOKS, "bucket_written", lambda _b, b: buckets.append(b))
-    monkeypatch.setattr(moto_fixes.HOOKS, "execution_started", lambda e: None)
-    monkeypatch.setattr(moto_fixes.HOOKS, "execution_ended", lambda e: ended.append(e.name))
+    monkeypatch.setattr(
+        moto_patches.HOOKS, "object_written", lambda _b, b, k: objects.append((b, k))
+    )
+    monkeypatch.setattr(moto_patches.HOOKS, "bucket_written", lambda _b, b: buckets.append(b))
+    monkeypatch.setattr(moto_patches.HOOKS, "execution_started", lambda e: None)
+    monkeypatch.setattr(moto_patches.HOOKS, "execution_ended", lambda e: ended.append(e.name))
     s3 = probe["s3"]
     s3.put_object(Bucket="probe-bucket", Key="hook/a", Body=b"a")
     s3.copy_object(Bucket="probe-bucket", Key="hook/b", CopySource="probe-bucket/hook/a")
@@ -641,10 +644,10 @@ def probe_mocks(tmp_path: Path) -> Iterator[str]:
     """A state machine calling a function that doesn't exist, and a MockConfigFile for it."""
     path = tmp_path / "MockConfigFile.json"
     path.write_text(json.dumps(PROBE_MOCKS))
-    kept = moto_fixes.HOOKS.mock_config_file
-    moto_fixes.HOOKS.mock_config_file = path
+    kept = moto_patches.HOOKS.mock_config_file
+    moto_patches.HOOKS.mock_config_file = path
     yield "probe-mocked"
-    moto_fixes.HOOKS.mock_config_file = kept
+    moto_patches.HOOKS.mock_config_file = kept
 
 
 def _mocked_machine(embedded: EmbeddedAws, name: str) -> str:
@@ -768,7 +771,7 @@ def test_a_succeeded_or_old_execution_is_not_redriven(embedded: EmbeddedAws) -> 
     assert succeeded["redriveStatus"] == "NOT_REDRIVABLE"
     old = _finish(embedded, arn, input='{"fail": true}')
     backend = _backend_execution(embedded, old["executionArn"])
-    backend.stop_date -= moto_fixes.REDRIVE_WINDOW + timedelta(minutes=1)
+    backend.stop_date -= redrive.REDRIVE_WINDOW + timedelta(minutes=1)
     with pytest.raises(ClientError) as raised:
         sfn.redrive_execution(executionArn=old["executionArn"])
     assert raised.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
@@ -803,7 +806,8 @@ def test_an_execution_of_an_earlier_run_is_redriven_from_its_record(
     # GIVEN a failed execution as a restart restores it (its record, no interpreter state)
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-    from chute.local.persistence import INTERRUPTED_ERROR, RestoredExecution, describe_of
+    from chute.local.moto_patches.redrive import INTERRUPTED_ERROR, RestoredExecution
+    from chute.local.persistence import describe_of
 
     sfn = embedded.client("stepfunctions")
     arn = _machine(embedded, "probe-redrive-restored", FLAKY)
