@@ -17,7 +17,8 @@ VENV_AWSCLI := .venv-awscli
 AWSCLI_STAMP := $(VENV_AWSCLI)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test lint typecheck unit workflow browser test-sfn-local synth clean native-lint
+.PHONY: install run test lint typecheck unit workflow browser test-sfn-local synth clean native-lint \
+	deploy destroy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +58,15 @@ $(NATIVE_STAMP): $(NATIVE_SOURCES) | $(BIN)/python
 	touch $@
 
 install: $(DEV_STAMP) $(NODE_STAMP) $(NATIVE_STAMP)
+
+# Deploy / tear down the stack with the CDK CLI from node_modules (your AWS credentials and
+# region; docs/deploy.md). CDK_ARGS passes context, e.g. CDK_ARGS="-c chute:alert_email=a@b.c".
+CDK_ARGS ?=
+deploy: install
+	npx cdk deploy $(CDK_ARGS)
+
+destroy: $(NODE_STAMP)
+	npx cdk destroy Chute $(CDK_ARGS)
 
 # The main job: the bundled samples through the real state machine on the embedded local AWS.
 # The demo lowers the Batch threshold so one sample takes the Batch route; broken.csv is

@@ -41,6 +41,7 @@ from tasks.adapters.s3 import S3Store
 from tasks.convert.domain import convert
 from tasks.data_contracts.config import ContractConfigError, load_contracts
 from tasks.errors import PermanentError, Replaced, StaleEventError, TransientError
+from tasks.formats import keys
 from tasks.models import FileSpec, ModelError, Plan, Target
 from tasks.settings import ConvertSettings, SettingsError
 from tasks.workflow import ExitCode
@@ -62,7 +63,7 @@ exit codes: {ExitCode.OK} converted, {ExitCode.USAGE} bad parameters, \
 """
 
 NAMED_EXITS = frozenset({ExitCode.DATAERR, ExitCode.NOINPUT, ExitCode.CANTCREAT})
-"""The exits whose error the job leaves at ``names.batch_failure_key`` for the workflow."""
+"""The exits whose error the job leaves at ``keys.batch_failure_key`` for the workflow."""
 
 
 class UsageError(Exception):
@@ -136,11 +137,11 @@ def _fail(exc: Exception) -> int:
 def _leave_failure(
     store: S3Store, plan: Plan, execution: str, exc: Exception, code: ExitCode
 ) -> None:
-    """Leave the error for the workflow (names.batch_failure_key): the job's exit code says where
+    """Leave the error for the workflow (keys.batch_failure_key): the job's exit code says where
     the workflow goes, this says which error and why — the Quarantine step reads it into its
     report (exit 65), the NameBatchFailure state raises it again (66, 73). Best effort: without
     it the workflow still has the job's description."""
-    key = names.batch_failure_key(execution)
+    key = keys.batch_failure_key(execution)
     document = {
         "error": type(exc).__name__,
         "cause": str(exc),

@@ -14,7 +14,7 @@ from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
-from tasks import names
+from tasks.formats import keys
 
 if TYPE_CHECKING:
     from infra.stack import ChuteStack
@@ -69,7 +69,7 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
         "a rejecting Batch job leaves its error under a fixed prefix, named after the execution "
         "(known at run time): the quarantine step reads it into the report and deletes it",
         "IAM5",
-        _objects(s.output, f"{names.BATCH_FAILURES_PREFIX}*"),
+        _objects(s.output, f"{keys.BATCH_FAILURES_PREFIX}*"),
     )
     accept(
         stack.conversion.job_role,

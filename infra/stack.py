@@ -32,9 +32,9 @@ from infra.components.storage import Storage
 from infra.components.workflow import Workflow
 from infra.config import ChuteProps
 from tasks import names
+from tasks.formats import keys
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TASK_STEPS = ("validate", "convert", "archive", "quarantine")
 
 
 _RETENTION = {
@@ -97,19 +97,18 @@ class ChuteStack(Stack):
         )
 
         s = self.storage
-        settings = {
-            names.ENV_OUTPUT_BUCKET: s.output.bucket_name,
-            names.ENV_ARCHIVE_BUCKET: s.archive.bucket_name,
-            names.ENV_QUARANTINE_BUCKET: s.quarantine.bucket_name,
-            names.ENV_SUFFIXES: ",".join(props.suffixes),
-            names.ENV_PREFIX: props.key_prefix,
-            names.ENV_MAX_FILE_BYTES: str(props.max_file_bytes),
-            names.ENV_PART_SIZE_BYTES: str(8 * 1024 * 1024),
-            names.ENV_MAX_DECOMPRESSED_BYTES: str(props.max_decompressed_bytes),
-            names.ENV_MAX_DECOMPRESSION_RATIO: str(props.max_decompression_ratio),
-            names.ENV_CONTRACTS_FILE: names.CONTRACTS_FILE_IN_IMAGE,
-            names.ENV_OUTPUT_FORMATS: ",".join(props.output_formats),
-        }
+        settings = names.pipeline_settings(
+            output_bucket=s.output.bucket_name,
+            archive_bucket=s.archive.bucket_name,
+            quarantine_bucket=s.quarantine.bucket_name,
+            contracts_file=names.CONTRACTS_FILE_IN_IMAGE,
+            suffixes=tuple(props.suffixes),
+            prefix=props.key_prefix,
+            max_file_bytes=props.max_file_bytes,
+            max_decompressed_bytes=props.max_decompressed_bytes,
+            max_decompression_ratio=props.max_decompression_ratio,
+            output_formats=",".join(props.output_formats),
+        )
         # A burst of uploads converts at most this many files in Lambda at once; the others wait
         # in the workflow's Retry on Lambda.TooManyRequestsException (0: no limit).
         reserved = {"convert": props.convert_max_concurrency or None}
@@ -123,7 +122,7 @@ class ChuteStack(Stack):
                 log_retention=keep,
                 reserved_concurrency=reserved.get(step),
             )
-            for step in TASK_STEPS
+            for step in names.TASK_STEPS
         }
         self.functions = {step: task.function for step, task in self.steps.items()}
         fn = self.functions
@@ -134,8 +133,8 @@ class ChuteStack(Stack):
         for step, bucket in (("archive", s.archive), ("quarantine", s.quarantine)):
             allow_objects(fn[step], s.staging, READ, DELETE)
             allow_objects(fn[step], bucket, READ, WRITE, LIST_PARTS)
-        # what a rejecting Batch job left for the report (names.batch_failure_key)
-        failures = f"{names.BATCH_FAILURES_PREFIX}*"
+        # what a rejecting Batch job left for the report (keys.batch_failure_key)
+        failures = f"{keys.BATCH_FAILURES_PREFIX}*"
         allow_objects(fn["quarantine"], s.output, READ, DELETE, keys=failures)
 
         self.vpc = self._vpc(props)
@@ -159,7 +158,7 @@ class ChuteStack(Stack):
         machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
-                resources=[fn[step].function_arn for step in TASK_STEPS],
+                resources=[fn[step].function_arn for step in names.TASK_STEPS],
             )
         )
         machine.add_to_role_policy(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.formats import COMPRESSIONS, DELIMITERS, OUTPUT_FORMATS, Compression, OutputFormat
+from tasks.formats import COMPRESSIONS, DELIMITERS, OUTPUT_FORMATS, Compression, OutputFormat, keys
 
 
 class ModelError(ValueError):
@@ -151,11 +151,11 @@ class Target:
     contract: str | None = None
 
     def object_key(self, output_format: OutputFormat) -> str:
-        return f"{self.key}.{output_format}"
+        return keys.output_key(self.key, output_format)
 
     @property
     def rejected_key(self) -> str:
-        return f"{self.key}.rejected.jsonl"
+        return keys.rejected_key(self.key)
 
     def slot_keys(self) -> tuple[str, ...]:
         """Every key a file with this target may publish, whatever its formats, in the order

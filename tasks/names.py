@@ -48,6 +48,9 @@ HANDLERS: Final[dict[str, str]] = {
     "redrive": "tasks.redrive.handler.handler",
 }
 
+TASK_STEPS: Final[tuple[str, ...]] = ("validate", "convert", "archive", "quarantine")
+"""The functions the state machine invokes (the others: the trigger, grant and redrive)."""
+
 # --- the Batch job's container command (the Dockerfile's CMD is exactly this) ------------------
 BATCH_COMMAND: Final[tuple[str, ...]] = ("python", "-m", "batch")
 
@@ -78,6 +81,8 @@ DEFAULT_MAX_DECOMPRESSED_BYTES: Final = 10 * DEFAULT_MAX_FILE_BYTES
 DEFAULT_MAX_DECOMPRESSION_RATIO: Final = 500
 DECOMPRESSION_RATIO_GRACE_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_OUTPUT_FORMATS: Final = "jsonl,parquet"  # for files no data contract matches
+DEFAULT_PART_SIZE_BYTES: Final = 8 * 1024 * 1024
+"""The first parts of every output (they grow past 1,000 parts: tasks.s3_limits)."""
 CONTRACTS_FILE_IN_IMAGE: Final = "/opt/chute/contracts/contracts.toml"
 
 # --- the upload grant API (the stack's HTTP API and `chute up`'s twin serve the same route) -----
@@ -144,6 +149,48 @@ FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
     "redrive": (ENV_STATE_MACHINE_ARN, ENV_MAX_REDRIVES, ENV_REDRIVE_EVERY_MINUTES),
 }
 
+
+def pipeline_settings(
+    *,
+    output_bucket: str,
+    archive_bucket: str,
+    quarantine_bucket: str,
+    contracts_file: str,
+    suffixes: tuple[str, ...] = DEFAULT_SUFFIXES,
+    prefix: str = "",
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_decompression_ratio: int = DEFAULT_MAX_DECOMPRESSION_RATIO,
+    output_formats: str = DEFAULT_OUTPUT_FORMATS,
+    part_size_bytes: int = DEFAULT_PART_SIZE_BYTES,
+) -> dict[str, str]:
+    """The settings of the workflow's task functions and the Batch job, as the CDK stack and the
+    embedded runtime both give them (values the deployment decides; chute's defaults for the
+    rest). Each function gets its share through :func:`function_environment`."""
+    return {
+        ENV_OUTPUT_BUCKET: output_bucket,
+        ENV_ARCHIVE_BUCKET: archive_bucket,
+        ENV_QUARANTINE_BUCKET: quarantine_bucket,
+        ENV_SUFFIXES: ",".join(suffixes),
+        ENV_PREFIX: prefix,
+        ENV_MAX_FILE_BYTES: str(max_file_bytes),
+        ENV_PART_SIZE_BYTES: str(part_size_bytes),
+        ENV_MAX_DECOMPRESSED_BYTES: str(max_decompressed_bytes),
+        ENV_MAX_DECOMPRESSION_RATIO: str(max_decompression_ratio),
+        ENV_CONTRACTS_FILE: contracts_file,
+        ENV_OUTPUT_FORMATS: output_formats,
+    }
+
+
+def function_environment(step: str, values: Mapping[str, str]) -> dict[str, str]:
+    """The environment of ``step``'s function (or ``"convert"``: the Batch job): exactly the
+    settings FUNCTION_SETTINGS gives it, from ``values``; ValueError names any missing."""
+    missing = sorted(set(FUNCTION_SETTINGS[step]) - set(values))
+    if missing:
+        raise ValueError(f"{step}: no value for settings {missing}")
+    return {name: values[name] for name in FUNCTION_SETTINGS[step]}
+
+
 # --- the Batch job definition's retry strategy: retry only transient exits (EX_TEMPFAIL = 75);
 # the explicit catch-all EXIT matters, unmatched failures would otherwise be retried.
 BATCH_RETRY_STRATEGY: Final[dict[str, object]] = {
@@ -153,16 +200,6 @@ BATCH_RETRY_STRATEGY: Final[dict[str, object]] = {
         {"onExitCode": "*", "action": "EXIT"},
     ],
 }
-
-
-# A Batch job that rejects a file (exit 65) leaves the error it raised here, in the output bucket,
-# because a container can't put it into the job's status: the Quarantine step reads it into the
-# report (structured contract problems included) and deletes it.
-BATCH_FAILURES_PREFIX: Final = "_chute/batch-failures/"
-
-
-def batch_failure_key(execution: str) -> str:
-    return f"{BATCH_FAILURES_PREFIX}{execution}.json"
 
 
 def batch_task_timeout_seconds(attempt_seconds: int) -> int:

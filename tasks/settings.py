@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tasks import names
 from tasks.formats import OUTPUT_FORMATS, OutputFormat
+from tasks.s3_limits import MIN_PART_BYTES
 
 
 class SettingsError(ValueError):
@@ -153,8 +154,8 @@ class ValidateSettings:
         )
 
 
-DEFAULT_PART_SIZE_BYTES = 8 * 1024 * 1024
-MIN_PART_SIZE_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
+DEFAULT_PART_SIZE_BYTES = names.DEFAULT_PART_SIZE_BYTES
+MIN_PART_SIZE_BYTES = MIN_PART_BYTES
 
 
 @dataclass(frozen=True)

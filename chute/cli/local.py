@@ -174,10 +174,24 @@ def run(
         console.print(_table(results, "chute run"))
         if runtime is not None:
             console.print(f"logs: {runtime.log_dir}")
+            _print_next_steps(runtime.settings.state_dir, out)
     if not finished:
         err.print(f"[red]timed out[/] after {timeout:.0f}s waiting for executions")
         raise typer.Exit(Exit.TIMEOUT)
     raise typer.Exit(Exit.OK if all(r.ok for r in results) else Exit.FAILED)
+
+
+def _print_next_steps(state_dir: Path, out: Path) -> None:
+    console.print(
+        f"outputs downloaded to {out}/; the buckets and execution history stay in {state_dir}"
+        " for the next run"
+    )
+    console.print(
+        "next: `chute up` serves the same pipeline until Ctrl-C, with the web console at"
+        f" http://127.0.0.1:{DEFAULT_PORT + 4}/ (upload there, or `chute upload FILE --wait`;"
+        " `chute status`, `chute show KEY`)",
+        soft_wrap=True,
+    )
 
 
 def _run_with_display(
@@ -269,16 +283,8 @@ def up(
     files that were in flight are processed again (see "State across restarts" in docs/local.md).
     """
     from chute.local.embedded import EmbeddedAws, EmbeddedError, LocalSettings
-    from chute.local.faults import ENV_FAULTS, FaultSpecError, parse
 
-    rules: list[str] = []
-    for origin, text in [(ENV_FAULTS, os.environ.get(ENV_FAULTS, ""))] + [
-        ("--fault", f) for f in fault or []
-    ]:
-        try:
-            rules.extend(rule.text for rule in parse(text))
-        except FaultSpecError as exc:
-            raise fail(ValueError(f"{origin}: {exc}")) from exc
+    rules = _fault_rules(fault or [])
     if mock_config is not None:
         from chute.ops.mock_cases import MockConfigError, load_mock_config
 
@@ -301,6 +307,43 @@ def up(
     except EmbeddedError as exc:
         runtime.stop()
         raise fail(exc, Exit.RUNTIME) from exc
+    _print_banner(runtime)
+    web = _start_console(
+        runtime.endpoint_url,
+        runtime.settings.port + 4 if console_port is None else console_port,
+    )
+    if web is None and console_port:
+        runtime.stop()
+        raise typer.Exit(Exit.RUNTIME)
+    _print_recovery(runtime)
+    _print_armed(runtime, mock_config)
+    write_endpoint_file(runtime.endpoint_url, runtime.settings.region)
+    try:
+        serve_until_stopped()
+    finally:
+        if (running_endpoint() or {}).get("endpointUrl") == runtime.endpoint_url:
+            ENDPOINT_FILE.unlink(missing_ok=True)
+        if web is not None:
+            web.stop()
+        runtime.stop()
+
+
+def _fault_rules(flags: list[str]) -> list[str]:
+    """The fault rules of CHUTE_FAULTS and every --fault, checked (exit 2 naming the bad one)."""
+    from chute.local.faults import ENV_FAULTS, FaultSpecError, parse
+
+    rules: list[str] = []
+    for origin, text in [(ENV_FAULTS, os.environ.get(ENV_FAULTS, ""))] + [
+        ("--fault", f) for f in flags
+    ]:
+        try:
+            rules.extend(rule.text for rule in parse(text))
+        except FaultSpecError as exc:
+            raise fail(ValueError(f"{origin}: {exc}")) from exc
+    return rules
+
+
+def _print_banner(runtime: EmbeddedAws) -> None:
     r = runtime.resources
     console.print(f"chute embedded AWS on [bold]{runtime.endpoint_url}[/] (Ctrl-C to stop)")
     console.print(f"  staging bucket  s3://{r.staging_bucket}")
@@ -313,14 +356,10 @@ def up(
         f"  user pool       {runtime.user_pool_id} (app client {runtime.user_pool_client_id})"
     )
     console.print(f"  logs            {runtime.log_dir}")
-    web = _start_console(
-        runtime.endpoint_url,
-        runtime.settings.port + 4 if console_port is None else console_port,
-    )
-    if web is None and console_port:
-        runtime.stop()
-        raise typer.Exit(Exit.RUNTIME)
-    _print_recovery(runtime)
+
+
+def _print_armed(runtime: EmbeddedAws, mock_config: Path | None) -> None:
+    """The mock config and faults in force, and how to point clients at the endpoint."""
     if mock_config is not None:
         console.print(f"  mock config     {mock_config} (start executions on <arn>#<TestCase>)")
     for rule in runtime.settings.faults:
@@ -330,18 +369,9 @@ def up(
     console.print("  environment     for aws/SDK clients (also `chute env`):")
     console.print(f"    export {' '.join(f'{k}={v}' for k, v in env.items())}", soft_wrap=True)
     console.print(
-        f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE s3://{r.staging_bucket}/"
-        " (with the environment above)"
+        f"try: aws --endpoint-url {runtime.endpoint_url} s3 cp FILE"
+        f" s3://{runtime.resources.staging_bucket}/ (with the environment above)"
     )
-    write_endpoint_file(runtime.endpoint_url, runtime.settings.region)
-    try:
-        serve_until_stopped()
-    finally:
-        if (running_endpoint() or {}).get("endpointUrl") == runtime.endpoint_url:
-            ENDPOINT_FILE.unlink(missing_ok=True)
-        if web is not None:
-            web.stop()
-        runtime.stop()
 
 
 @app.command()
@@ -356,7 +386,8 @@ def env(
     url = endpoint_url or (found["endpointUrl"] if found else None)
     if url is None:
         url = f"http://127.0.0.1:{DEFAULT_PORT}"
-        err.print(f"no `chute up` running from this folder; assuming {url}")
+        # a shell comment, without backticks: `eval "$(chute env 2>&1)"` must not run anything
+        err.print(f"# no chute up running from this folder; assuming {url}")
     region = found["region"] if found and not endpoint_url else "us-east-1"
     for name, value in local_environment(url, region).items():
         print(f"export {name}={value}")

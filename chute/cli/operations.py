@@ -3,8 +3,12 @@ chute.ops.operate, each over the one ``Deployment`` of its target options."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,6 +18,7 @@ from rich.table import Table
 from chute.cli.console import console, err
 from chute.cli.options import TARGET, Exit, Target, fail, serve_until_stopped, with_target
 from chute.ops import operate
+from chute.ops.deployment import Deployment
 from chute.ops.executions import ExecutionView
 from tasks.workflow import Outcome
 
@@ -72,34 +77,61 @@ def _readable_cause(cause: str | None) -> str:
 @app.command()
 @with_target
 def status(
-    failed: Annotated[bool, typer.Option("--failed", help="Only failed executions.")] = False,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only files whose latest execution failed.")
+    ] = False,
     running: Annotated[bool, typer.Option("--running", help="Only running ones.")] = False,
     since: Annotated[str | None, typer.Option(help="Only newer than this, e.g. 2h.")] = None,
     key: Annotated[str | None, typer.Option(help="Only files whose key starts so.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    every: Annotated[
+        bool,
+        typer.Option("--all", help="Every execution, not only each file's latest."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     target: Target = TARGET,
 ) -> None:
-    """Recent executions: file, status, route, start, duration, error."""
+    """Recent files, each by its latest execution: file, status, route, start, duration, error."""
     if failed and running:
         raise fail(ValueError("--failed and --running exclude each other"))
     d = target.connect()
     try:
+        after = operate.parse_since(since)
         views = operate.executions(
             d,
             status="FAILED" if failed else "RUNNING" if running else None,
-            since=operate.parse_since(since),
+            since=after,
             key_prefix=key,
             limit=limit,
+            per_file=not every,
         )
-        if failed:  # failures since rerun to success are done with
-            views = operate.unresolved_failures(d, views)
+        if failed:  # each file's latest attempt: a file fixed since is done with
+            views = operate.actionable_failures(views)
+        ignored = [] if running else operate.ignored_files(d, key_prefix=key, since=after)
     except operate.OperateError as exc:
         raise fail(exc) from exc
     if as_json:
-        print(json.dumps([_row(v) for v in views], indent=2))
-    else:
-        console.print(_table(views, f"executions ({len(views)})"))
+        rows = [_row(v) for v in views] + [
+            {
+                "execution": None,
+                "key": f.key,
+                "status": None,
+                "outcome": "IGNORED",
+                "route": None,
+                "started": f.modified.isoformat(),
+                "durationSeconds": None,
+                "error": f.reason,
+            }
+            for f in ignored
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    console.print(_table(views, f"{'executions' if every else 'files'} ({len(views)})"))
+    for f in ignored:
+        console.print(
+            f"[dim]IGNORED[/] s3://{f.bucket}/{f.key}: {f.reason}",
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -115,26 +147,57 @@ def watch(
     target: Target = TARGET,
 ) -> None:
     """Live view of executions: the running ones and every one started while watching, until
-    none runs (or with --follow until Ctrl-C)."""
-    from datetime import UTC, datetime, timedelta
-
+    none runs (when none runs yet: until one has started and ended), or with --follow until
+    Ctrl-C. Not on a terminal: one line per change, as it happens."""
     d = target.connect()
     seen: dict[str, ExecutionView] = {}
     since = datetime.now(UTC) - timedelta(seconds=max(interval, 1.0))
+    lines = _ChangeLines()
+    live = Live(console=console, refresh_per_second=4) if console.is_terminal else None
     try:
-        with Live(console=console, refresh_per_second=4) as live:
+        with live or contextlib.nullcontext():
             while True:
                 operate.watch_round(d, seen, since)
                 running = sum(v.status == "RUNNING" for v in seen.values())
-                title = f"watching: {running} running" + (
-                    " (--follow: Ctrl-C to stop)" if follow else ""
-                )
-                live.update(_table(list(seen.values()), title))
-                if not running and not follow:
+                if live is not None:
+                    title = f"watching: {running} running" + (
+                        " (--follow: Ctrl-C to stop)" if follow else ""
+                    )
+                    live.update(_table(list(seen.values()), title))
+                else:
+                    lines.print_changes(seen.values())
+                if not follow and seen and not running:
                     break
+                if not follow and not seen:
+                    lines.once("no execution yet: waiting for one to start (Ctrl-C to stop)")
                 time.sleep(interval)
     except KeyboardInterrupt:
         console.print("stopped watching (executions go on)")
+
+
+class _ChangeLines:
+    """`chute watch` where there is no terminal (a pipe, a file, CI): one line per execution
+    whose status changed, written at once."""
+
+    def __init__(self) -> None:
+        self._printed: dict[str, str] = {}
+        self._said: set[str] = set()
+
+    def print_changes(self, views: Iterable[ExecutionView]) -> None:
+        for v in sorted(views, key=lambda x: str(x.started)):
+            state = f"{v.outcome}:{v.current_state}"
+            if self._printed.get(v.arn) == state:
+                continue
+            self._printed[v.arn] = state
+            when = datetime.now(UTC).strftime("%H:%M:%S")
+            error = f" ({v.error})" if v.error else ""
+            where = f" at {v.current_state}" if v.status == "RUNNING" and v.current_state else ""
+            print(f"{when} {v.key or v.name} {v.outcome}{where}{error}", flush=True)
+
+    def once(self, line: str) -> None:
+        if line not in self._said:
+            self._said.add(line)
+            err.print(line)
 
 
 @app.command()
@@ -150,6 +213,24 @@ def show(
         tl = operate.timeline(d, operate.resolve(d, execution))
     except operate.OperateError as exc:
         raise fail(exc) from exc
+    replaced = operate.replaced_files(tl.execution)
+    owned_by = operate.outputs_now_owned_by(d, tl.execution)
+    if as_json:
+        document = _show_document(tl, replaced, owned_by)
+        print(json.dumps(document, indent=2, default=str))
+        return
+    _print_timeline(tl)
+    _print_locations(d, tl, replaced, owned_by)
+    _print_error(tl)
+    if tl.console_url:
+        console.print(f"console: {tl.console_url}", soft_wrap=True)
+
+
+def _show_document(
+    tl: operate.Timeline,
+    replaced: list[operate.Replacement],
+    owned_by: list[tuple[str, operate.Replacement]],
+) -> dict[str, Any]:
     e = tl.execution
     states = [
         {
@@ -166,9 +247,7 @@ def show(
         }
         for s in tl.states
     ]
-    replaced = operate.replaced_files(e)
-    owned_by = operate.outputs_now_owned_by(d, e)
-    document = {
+    return {
         **_row(e),
         "arn": e.arn,
         "input": tl.input,
@@ -181,9 +260,10 @@ def show(
             {"output": key, "key": r.key, "uploaded": r.uploaded} for key, r in owned_by
         ],
     }
-    if as_json:
-        print(json.dumps(document, indent=2, default=str))
-        return
+
+
+def _print_timeline(tl: operate.Timeline) -> None:
+    e = tl.execution
     console.print(f"[bold]{e.name}[/]  {e.outcome}  route={e.route or '-'}  key={e.key}")
     table = Table(title_justify="left")
     table.add_column("state", no_wrap=True)
@@ -199,8 +279,31 @@ def show(
             " ".join(x for x in (s.batch_job_id, s.log_stream) if x),
         )
     console.print(table)
+
+
+def _where_the_file_is(d: Deployment, e: ExecutionView, source: dict[str, Any]) -> str:
+    """The uploaded file, and where it is now when a step moved it."""
+    staged = f"s3://{source.get('bucket')}/{source.get('key')}"
+    archive = (e.output or {}).get("archive") or {}
+    if e.outcome == Outcome.QUARANTINED and e.key:
+        return (
+            f"s3://{d.quarantine_bucket}/{e.key} (uploaded as {staged}; fix it, then"
+            f" `chute requeue {e.key}`)"
+        )
+    if archive.get("bucket") and archive.get("key"):
+        return f"{staged} (archived: s3://{archive['bucket']}/{archive['key']})"
+    return staged
+
+
+def _print_locations(
+    d: Deployment,
+    tl: operate.Timeline,
+    replaced: list[operate.Replacement],
+    owned_by: list[tuple[str, operate.Replacement]],
+) -> None:
+    e = tl.execution
     source = tl.input.get("source", {})
-    console.print(f"input:  s3://{source.get('bucket')}/{source.get('key')}", soft_wrap=True)
+    console.print(f"input:  {_where_the_file_is(d, e, source)}", soft_wrap=True)
     if e.output:
         written = e.output.get("output", {})
         for key in written.get("keys", {}).values():
@@ -217,17 +320,20 @@ def show(
             f" (uploaded {r.uploaded or 'later'}), a later upload that maps to the same outputs",
             soft_wrap=True,
         )
-    if e.error:
-        console.print(f"[red]error:[/] {e.error}")
-        batch = [operate.batch_summary(s) for s in tl.states if s.batch_job_id]
-        if e.route == "batch" and batch and batch[-1] and e.error == "States.TaskFailed":
-            console.print(f"cause:  Batch {batch[-1]}", soft_wrap=True)
-        else:
-            console.print(f"cause:  {_readable_cause(e.cause)}", soft_wrap=True)
-            if e.route == "batch" and batch and batch[-1]:
-                console.print(f"batch:  {batch[-1]}", soft_wrap=True)
-    if tl.console_url:
-        console.print(f"console: {tl.console_url}", soft_wrap=True)
+
+
+def _print_error(tl: operate.Timeline) -> None:
+    e = tl.execution
+    if not e.error:
+        return
+    console.print(f"[red]error:[/] {e.error}")
+    batch = [operate.batch_summary(s) for s in tl.states if s.batch_job_id]
+    if e.route == "batch" and batch and batch[-1] and e.error == "States.TaskFailed":
+        console.print(f"cause:  Batch {batch[-1]}", soft_wrap=True)
+        return
+    console.print(f"cause:  {_readable_cause(e.cause)}", soft_wrap=True)
+    if e.route == "batch" and batch and batch[-1]:
+        console.print(f"batch:  {batch[-1]}", soft_wrap=True)
 
 
 @app.command()
@@ -236,7 +342,9 @@ def rerun(
     executions: Annotated[
         list[str] | None, typer.Argument(help="Execution names/ARNs or file keys.")
     ] = None,
-    failed: Annotated[bool, typer.Option("--failed", help="Every failed execution.")] = False,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Every file whose latest execution failed.")
+    ] = False,
     since: Annotated[str | None, typer.Option(help="With --failed: newer than, e.g. 2h.")] = None,
     force: Annotated[bool, typer.Option(help="Rerun even permanent failures.")] = False,
     rate: Annotated[float, typer.Option(help="Reruns per second at most.")] = 5.0,
@@ -253,7 +361,7 @@ def rerun(
             )
             # quarantined files need a fix and `chute requeue`, not a rerun (unless --force)
             skipped = [v for v in views if v.outcome == Outcome.QUARANTINED and not force]
-            arns = [v.arn for v in operate.unresolved_failures(d, views) if v not in skipped]
+            arns = [v.arn for v in operate.actionable_failures(views) if v not in skipped]
             if skipped:
                 err.print(
                     f"{len(skipped)} quarantined file(s) left alone (fix them, then"
@@ -283,18 +391,26 @@ def requeue(
     key: Annotated[str | None, typer.Argument(help="Quarantined file key.")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Every quarantined file.")] = False,
     since: Annotated[str | None, typer.Option(help="With --all: newer than, e.g. 2h.")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="Your fixed copy: uploaded instead of the quarantined one."),
+    ] = None,
     target: Target = TARGET,
 ) -> None:
-    """Move quarantined files back to staging (after fixing them or their contract)."""
+    """Move quarantined files back to staging (after fixing them or their contract); with
+    --file, send your fixed copy of one file in its place."""
     d = target.connect()
     try:
-        moved = operate.requeue(d, key, everything=everything, since=operate.parse_since(since))
+        moved = operate.requeue(
+            d, key, everything=everything, since=operate.parse_since(since), replacement=file
+        )
     except operate.OperateError as exc:
         raise fail(exc) from exc
     for m in moved:
-        source = f"s3://{d.quarantine_bucket}/{m.key}"
+        source = str(file) if file else f"s3://{d.quarantine_bucket}/{m.key}"
+        replaced = "; the quarantined copy and its report removed" if file else ""
         console.print(
-            f"requeued {source} -> s3://{d.staging_bucket}/{m.key} ({m.size} bytes)",
+            f"requeued {source} -> s3://{d.staging_bucket}/{m.key} ({m.size} bytes{replaced})",
             soft_wrap=True,
         )
     if not moved:

@@ -77,6 +77,13 @@ def default_endpoint() -> str | None:
     return found["endpointUrl"] if found else None
 
 
+def aws_region_configured() -> bool:
+    """Whether the AWS SDK finds a region (environment, profile or config file) on its own."""
+    import boto3
+
+    return bool(boto3.Session().region_name)
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a command's pipeline runs: the embedded runtime's endpoint or an AWS stack."""
@@ -94,6 +101,14 @@ class Target:
         endpoint_url = self.endpoint_url
         if endpoint_url is None and self.stack is None and self.profile is None:
             endpoint_url = default_endpoint()
+            if endpoint_url is None and self.region is None and not aws_region_configured():
+                raise fail(
+                    DeploymentError(
+                        "no `chute up` is running from this folder, and no AWS deployment was"
+                        " named: start `chute up` here (or pass --endpoint-url), or name the"
+                        " stack with --stack/--region (or a profile with a region)"
+                    )
+                )
         try:
             return connect(
                 endpoint_url=endpoint_url,

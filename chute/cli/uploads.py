@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from chute.cli.console import console, err
 from chute.cli.options import TARGET, Exit, Target, fail, with_target
 from tasks import names
+
+if TYPE_CHECKING:
+    from chute.ops.deployment import Deployment
+    from chute.ops.run import LocalFile
+    from chute.ops.upload import UploadResult
 
 app = typer.Typer()
 
@@ -28,6 +33,47 @@ def upload(
     target: Target = TARGET,
 ) -> None:
     """Multipart upload to staging, verified by S3 and resumable; --wait shows outcomes."""
+    from chute.ops.run import RunError, collect_files
+    from tasks.formats.keys import matches_suffix
+
+    try:
+        files = collect_files(paths)
+    except RunError as exc:
+        raise fail(exc) from exc
+    skipped = [f for f in files if not matches_suffix(f.key, names.DEFAULT_SUFFIXES)]
+    for f in skipped:
+        err.print(
+            f"IGNORED {f.path}: not a processed extension ({', '.join(names.DEFAULT_SUFFIXES)});"
+            " not uploaded (the pipeline would leave it in staging untouched)",
+            soft_wrap=True,
+        )
+    files = [f for f in files if f not in skipped]
+    if not files:
+        raise fail(
+            ValueError(
+                "nothing to upload: no file has an extension the pipeline processes; export"
+                " the data as CSV/TSV (optionally .gz/.zst/.bz2) and upload that"
+            )
+        )
+    d = target.connect()
+    uploaded = _upload_all(d, files, prefix, part_size_mb * 1024 * 1024, concurrency)
+    for _, r in uploaded:
+        how = (
+            f"resumed: sent {r.parts_sent} of {r.parts} parts" if r.resumed else f"{r.parts} parts"
+        )
+        console.print(
+            f"uploaded s3://{d.staging_bucket}/{r.key} ({r.size} bytes, {how})", soft_wrap=True
+        )
+    if wait:
+        _wait_for_outcomes(d, uploaded, timeout)
+    if skipped:
+        raise typer.Exit(Exit.FAILED)
+
+
+def _upload_all(
+    d: Deployment, files: list[LocalFile], prefix: str, part_size: int, concurrency: int
+) -> list[tuple[LocalFile, UploadResult]]:
+    """Upload each file with a progress bar (and one for all); Ctrl-C says how to resume."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -37,15 +83,9 @@ def upload(
         TransferSpeedColumn,
     )
 
-    from chute.ops.run import FileResult, RunError, Uploaded, collect_files, wait_for_executions
     from chute.ops.upload import upload_file
 
-    try:
-        files = collect_files(paths)
-    except RunError as exc:
-        raise fail(exc) from exc
-    d = target.connect()
-    uploaded: list[tuple[Any, Any]] = []
+    uploaded: list[tuple[LocalFile, UploadResult]] = []
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -69,7 +109,7 @@ def upload(
                     Path(item.path),
                     d.staging_bucket,
                     key,
-                    part_size=part_size_mb * 1024 * 1024,
+                    part_size=part_size,
                     concurrency=concurrency,
                     progress=advance,
                 )
@@ -82,15 +122,16 @@ def upload(
                 )
                 raise typer.Exit(130) from None
             uploaded.append((item, result))
-    for _, r in uploaded:
-        how = (
-            f"resumed: sent {r.parts_sent} of {r.parts} parts" if r.resumed else f"{r.parts} parts"
-        )
-        console.print(
-            f"uploaded s3://{d.staging_bucket}/{r.key} ({r.size} bytes, {how})", soft_wrap=True
-        )
-    if not wait:
-        return
+    return uploaded
+
+
+def _wait_for_outcomes(
+    d: Deployment, uploaded: list[tuple[LocalFile, UploadResult]], timeout: float
+) -> None:
+    """Follow each uploaded file's execution to its end and print its outcome (exit 1 unless
+    every one SUCCEEDED)."""
+    from chute.ops.run import FileResult, Uploaded, wait_for_executions
+
     results = [
         FileResult(Uploaded(item.__class__(item.path, r.key), r.etag)) for item, r in uploaded
     ]
@@ -107,13 +148,15 @@ def upload(
     )
     for fr in results:
         ex = fr.execution
-        console.print(
-            f"{fr.key}: {fr.outcome}" + (f" ({ex.error})" if ex and ex.error else ""),
-            soft_wrap=True,
-        )
-    if not finished:
-        raise typer.Exit(Exit.FAILED)
-    if any(fr.outcome != "SUCCEEDED" for fr in results):
+        why = f" ({ex.error}: {_message(ex.cause)})" if ex and ex.error else ""
+        console.print(f"{fr.key}: {fr.outcome}{why}", soft_wrap=True)
+        if ex and ex.outcome == "QUARANTINED":
+            console.print(
+                f"  fix it, then: chute requeue {fr.key} --file FIXED   (the bad row: chute show"
+                f" {fr.key})",
+                soft_wrap=True,
+            )
+    if not finished or any(fr.outcome != "SUCCEEDED" for fr in results):
         raise typer.Exit(Exit.FAILED)
 
 
@@ -171,3 +214,11 @@ def grant(
     except (GrantError, SettingsError) as exc:
         raise fail(exc) from exc
     print(json.dumps(document, indent=2, default=str))
+
+
+def _message(cause: str | None, limit: int = 300) -> str:
+    """A failure's message from its cause (a Lambda error's ``errorMessage``), shortened."""
+    from chute.ops.executions import message_of
+
+    text = message_of(cause) or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -2,21 +2,18 @@
 Language interpreter) on 127.0.0.1, holding the same resources the CDK stack deploys, with the
 project's own handlers executing Lambda tasks and its own container command executing Batch jobs.
 
-This module and its helpers (moto_patches, lambda_workers, batch_jobs, event_source,
+This module and its helpers (local_stack, moto_patches, lambda_workers, batch_jobs, event_source,
 grant_api) are the one place where running locally differs from running on AWS.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
 import socket
-import sys
 import threading
 import urllib.request
-import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,14 +27,12 @@ from chute.local.faults import parse as parse_faults
 from chute.local.grant_api import Authorizer, GrantApi
 from chute.local.holds import Hold, Holds
 from chute.local.lambda_workers import IDLE_SECONDS, FunctionSpec, InvokeResult, LambdaWorkers
+from chute.local.local_stack import REPO_ROOT, LocalStack, queue_arn
 from chute.local.persistence import Persistence, Recovery
 from chute.ops import deployment
 from chute.ops.resources import ACCOUNT_ID, DEFAULT_REGION, Resources
 from tasks import names
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW_FILE = REPO_ROOT / "workflows" / "pipeline.asl.json"
-CONTRACTS_FILE = REPO_ROOT / "contracts" / "contracts.toml"
 WARM_STEPS = ("trigger", "validate", "convert", "archive")
 
 
@@ -47,14 +42,6 @@ class EmbeddedError(RuntimeError):
 
 class PortInUse(EmbeddedError):
     """The endpoint's port is taken (another `chute up`, LocalStack...)."""
-
-
-def load_definition(substitutions: dict[str, str]) -> str:
-    """The workflow file with its ${Placeholders} filled (what CFN DefinitionSubstitutions does)."""
-    text = WORKFLOW_FILE.read_text(encoding="utf-8")
-    for key, value in substitutions.items():
-        text = text.replace("${" + key + "}", value)
-    return text
 
 
 @dataclass
@@ -200,7 +187,8 @@ class EmbeddedAws:
             ip_address=self.settings.host, port=self.settings.port, verbose=False
         )
         self._server.start()
-        self._create_resources()
+        created = LocalStack(self.client, self.resources, self.settings).create()
+        self.user_pool_id, self.user_pool_client_id = created.user_pool_id, created.client_id
         if self._state:
             self.recovery = self._state.restore()
         self.faults.add(self.settings.faults)
@@ -276,7 +264,7 @@ class EmbeddedAws:
         return str(resp["QueueUrl"])
 
     def _queue_arn(self, name: str) -> str:
-        return f"arn:aws:sqs:{self.settings.region}:{ACCOUNT_ID}:{name}"
+        return queue_arn(self.settings.region, name)
 
     def _process_env(self) -> dict[str, str]:
         """What a Lambda worker or Batch process sees besides its own settings."""
@@ -396,166 +384,5 @@ class EmbeddedAws:
         return result if isinstance(result, dict) else None
 
     # --- resources ----------------------------------------------------------------------------
-    def _create_resources(self) -> None:
-        r = self.resources
-        s3 = self.client("s3")
-        for bucket in (r.staging_bucket, r.output_bucket, r.archive_bucket, r.quarantine_bucket):
-            s3.create_bucket(Bucket=bucket)
-        for versioned in (r.staging_bucket, r.archive_bucket):  # as the stack has them
-            s3.put_bucket_versioning(
-                Bucket=versioned, VersioningConfiguration={"Status": "Enabled"}
-            )
-
-        sqs = self.client("sqs")
-        dlq_url = sqs.create_queue(QueueName=r.dlq_name)["QueueUrl"]
-        dlq_arn = self._queue_arn(r.dlq_name)
-        sqs.create_queue(
-            QueueName=r.queue_name,
-            Attributes={
-                "VisibilityTimeout": str(self.settings.visibility_timeout_seconds),
-                "RedrivePolicy": json.dumps(
-                    {
-                        "deadLetterTargetArn": dlq_arn,
-                        "maxReceiveCount": self.settings.max_receive_count,
-                    }
-                ),
-            },
-        )
-        del dlq_url
-        s3.put_bucket_notification_configuration(
-            Bucket=r.staging_bucket,
-            NotificationConfiguration={
-                "QueueConfigurations": [
-                    {
-                        "Id": "staging-object-created",
-                        "QueueArn": self._queue_arn(r.queue_name),
-                        "Events": ["s3:ObjectCreated:*"],
-                    }
-                ]
-            },
-        )
-
-        iam = self.client("iam")
-        iam.create_role(
-            RoleName=f"{r.prefix}-local",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )
-        iam.create_role(
-            RoleName=r.upload_role_name,
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-            MaxSessionDuration=3600,
-        )
-        self._create_user_pool()
-        values = {
-            names.ENV_STATE_MACHINE_ARN: r.state_machine_arn,
-            names.ENV_STAGING_BUCKET: r.staging_bucket,
-            names.ENV_OUTPUT_BUCKET: r.output_bucket,
-            names.ENV_ARCHIVE_BUCKET: r.archive_bucket,
-            names.ENV_QUARANTINE_BUCKET: r.quarantine_bucket,
-            names.ENV_SUFFIXES: ",".join(self.settings.suffixes),
-            names.ENV_PREFIX: "",
-            names.ENV_MAX_FILE_BYTES: str(names.DEFAULT_MAX_FILE_BYTES),
-            names.ENV_PART_SIZE_BYTES: str(8 * 1024 * 1024),
-            names.ENV_MAX_DECOMPRESSED_BYTES: str(names.DEFAULT_MAX_DECOMPRESSED_BYTES),
-            names.ENV_MAX_DECOMPRESSION_RATIO: str(names.DEFAULT_MAX_DECOMPRESSION_RATIO),
-            names.ENV_CONTRACTS_FILE: str(CONTRACTS_FILE),
-            names.ENV_OUTPUT_FORMATS: names.DEFAULT_OUTPUT_FORMATS,
-            names.ENV_UPLOAD_ROLE_ARN: r.upload_role_arn,
-            names.ENV_GRANT_EXPIRES_SECONDS: str(names.DEFAULT_GRANT_EXPIRES_SECONDS),
-            names.ENV_TENANT_CLAIM: names.DEFAULT_TENANT_CLAIM,
-        }
-        lam = self.client("lambda")
-        for step in ("validate", "convert", "archive", "quarantine", "grant"):
-            self._create_function(lam, step, values)
-        self._create_batch(values)
-        self.client("sns").create_topic(Name=r.completion_topic_name)
-        sfn = self.client("stepfunctions")
-        sfn.create_state_machine(
-            name=r.state_machine_name,
-            definition=load_definition(self.substitutions()),
-            roleArn=r.role_arn,
-            type="STANDARD",
-        )
-        self._create_function(lam, "trigger", values)
-
-    def _create_user_pool(self) -> None:
-        """The identity provider of the grant API, as the stack creates it: users carry an
-        immutable ``custom:tenant``; the app client signs in with a password (no secret)."""
-        r = self.resources
-        cognito = self.client("cognito-idp")
-        pool = cognito.create_user_pool(
-            PoolName=r.user_pool_name,
-            Schema=[
-                {
-                    "Name": "tenant",
-                    "AttributeDataType": "String",
-                    "Mutable": False,
-                    "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "64"},
-                }
-            ],
-            AdminCreateUserConfig={"AllowAdminCreateUserOnly": True},
-        )["UserPool"]
-        self.user_pool_id = pool["Id"]
-        self.user_pool_client_id = cognito.create_user_pool_client(
-            UserPoolId=self.user_pool_id,
-            ClientName=r.user_pool_client_name,
-            ExplicitAuthFlows=[
-                "ALLOW_USER_PASSWORD_AUTH",
-                "ALLOW_USER_SRP_AUTH",
-                "ALLOW_REFRESH_TOKEN_AUTH",
-            ],
-        )["UserPoolClient"]["ClientId"]
-
     def substitutions(self) -> dict[str, str]:
-        return self.resources.substitutions(
-            large_file_threshold_bytes=self.settings.large_file_threshold_bytes,
-            batch_timeout_seconds=self.settings.batch_timeout_seconds,
-        )
-
-    def _create_function(self, lam: Any, step: str, values: dict[str, str]) -> None:
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as archive:
-            archive.writestr("README.txt", "code runs from the chute project (embedded runtime)")
-        env = {name: values[name] for name in names.FUNCTION_SETTINGS[step]}
-        lam.create_function(
-            FunctionName=self.resources.function_name(step),
-            Runtime=f"python{sys.version_info.major}.{sys.version_info.minor}",
-            Role=self.resources.role_arn,
-            Handler=names.HANDLERS[step],
-            Code={"ZipFile": buf.getvalue()},
-            Timeout=names.FUNCTION_TIMEOUT_SECONDS[step],
-            MemorySize=names.FUNCTION_MEMORY_MB[step],
-            Environment={"Variables": env},
-        )
-
-    def _create_batch(self, values: dict[str, str]) -> None:
-        r = self.resources
-        batch = self.client("batch")
-        env_arn = batch.create_compute_environment(
-            computeEnvironmentName=f"{r.prefix}-local",
-            type="UNMANAGED",
-            state="ENABLED",
-            serviceRole=r.role_arn,
-        )["computeEnvironmentArn"]
-        batch.create_job_queue(
-            jobQueueName=r.job_queue,
-            state="ENABLED",
-            priority=1,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env_arn}],
-        )
-        env = [{"name": n, "value": values[n]} for n in names.FUNCTION_SETTINGS["convert"]]
-        batch.register_job_definition(
-            jobDefinitionName=r.job_definition,
-            type="container",
-            containerProperties={
-                "image": "chute-batch:local",
-                "command": list(names.BATCH_COMMAND),
-                "environment": env,
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "2"},
-                    {"type": "MEMORY", "value": "4096"},
-                ],
-            },
-            retryStrategy=names.BATCH_RETRY_STRATEGY,
-            timeout={"attemptDurationSeconds": self.settings.batch_timeout_seconds},
-        )
+        return LocalStack(self.client, self.resources, self.settings).substitutions()

@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, SSLError
 
 from chute.ops.resources import DEFAULT_REGION, Resources
 from tasks.adapters.signer import AwsSigner
@@ -144,9 +144,19 @@ def connect(
 def _check_reachable(deployment: Deployment, what: str) -> None:
     try:
         deployment.sfn.describe_state_machine(stateMachineArn=deployment.state_machine_arn)
+    except SSLError as exc:
+        plain = (deployment.endpoint_url or "").replace("https://", "http://", 1)
+        raise DeploymentError(
+            f"{what} does not speak https: the embedded runtime serves plain http ({plain})"
+        ) from exc
     except BotoCoreError as exc:
         raise DeploymentError(f"cannot reach {what}: is `chute up` running? ({exc})") from exc
     except ClientError as exc:
-        raise DeploymentError(
-            f"{what} has no chute state machine: {exc.response['Error']['Message']}"
-        ) from exc
+        error = exc.response.get("Error", {})
+        if str(error.get("Code", "")).isdigit():  # an HTTP status, not an AWS error: not AWS
+            raise DeploymentError(
+                f"{what} answers, but not as an AWS endpoint (HTTP {error.get('Code')}): is it"
+                " the web console's port? `chute up` prints its AWS endpoint first (`chute env`"
+                " shows it)"
+            ) from exc
+        raise DeploymentError(f"{what} has no chute state machine: {error.get('Message')}") from exc

@@ -91,9 +91,26 @@ def view(sfn: Any, arn: str) -> ExecutionView:
     )
 
 
+def execution_key(sfn: Any, arn: str) -> str | None:
+    """The file key an execution is for (its input's ``source.key``), from one DescribeExecution."""
+    key = source_of(sfn.describe_execution(executionArn=arn).get("input")).get("key")
+    return str(key) if key else None
+
+
 def list_arns(sfn: Any, state_machine_arn: str) -> list[dict[str, Any]]:
     paginator = sfn.get_paginator("list_executions")
     items: list[dict[str, Any]] = []
     for page in paginator.paginate(stateMachineArn=state_machine_arn):
         items.extend(page["executions"])
     return items
+
+
+def message_of(cause: str | None) -> str | None:
+    """The message of an execution's cause: a Lambda error's ``errorMessage``, else the cause."""
+    try:
+        document = json.loads(cause or "")
+    except ValueError:
+        return cause
+    if isinstance(document, dict) and isinstance(document.get("errorMessage"), str):
+        return str(document["errorMessage"])
+    return None

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tasks.workflow_definition import Definition
+
 EXPECTATIONS_FILE = "expectations.json"
 """The expectations' file name, next to the MockConfigFile."""
 
@@ -262,7 +264,8 @@ def check_suite(
     expectation (or the reverse), states the definition lacks, Task states on a case's path
     that the case doesn't mock (they would call the real service)."""
     problems = []
-    states: Mapping[str, Any] = definition.get("States", {})
+    reader = Definition(definition)
+    states = reader.states
     cases = config.cases(expectations.state_machine)
     for name in sorted(set(cases) - set(expectations.cases)):
         problems.append(f"case {name}: no expectation in {EXPECTATIONS_FILE}")
@@ -275,7 +278,7 @@ def check_suite(
         for state in expectations.cases[name].path:
             if state not in states:
                 problems.append(f"case {name}: path names {state}, which the workflow doesn't have")
-            elif states[state].get("Type") == "Task" and state not in mocked:
+            elif reader.kind(state) == "Task" and state not in mocked:
                 problems.append(f"case {name}: Task state {state} is on the path but not mocked")
     return problems
 

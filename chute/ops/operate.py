@@ -8,14 +8,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chute.ops.deployment import Deployment
-from chute.ops.executions import ExecutionView, view
+from chute.ops.executions import ExecutionView, execution_key, view
+from chute.ops.upload import upload_file
+from tasks import names
 from tasks.adapters.sfn import NOT_REDRIVABLE as _NOT_REDRIVABLE
 from tasks.fence import Stamp
+from tasks.formats import keys
 from tasks.workflow import FAIL_STATES, Outcome, State, rerun_name
 
 
@@ -31,13 +35,29 @@ def executions(
     since: datetime | None = None,
     key_prefix: str | None = None,
     limit: int = 50,
+    per_file: bool = True,
 ) -> list[ExecutionView]:
-    """The newest executions first, through every page of ListExecutions as needed."""
+    """The newest executions first, through every page of ListExecutions as needed.
+
+    ``per_file``: only each file's latest execution (a rerun, a redrive or a requeue of a file is
+    its latest), so ``status="FAILED"`` means files whose latest attempt failed — not a file
+    that was since fixed. Without it, every execution."""
     found: list[ExecutionView] = []
-    for item in list_executions(d, status):
+    seen: set[str] = set()
+    for item in list_executions(d, None if per_file else status):
         if since is not None and item["startDate"] < since:
             break  # ListExecutions returns newest first
-        current = view(d.sfn, item["executionArn"])
+        arn = item["executionArn"]
+        if per_file:
+            key = execution_key(d.sfn, arn) or arn
+            if key in seen:
+                continue  # an earlier execution of a file already listed
+            seen.add(key)
+            if status is not None and item["status"] != status:
+                continue
+            if key_prefix and not key.startswith(key_prefix):
+                continue
+        current = view(d.sfn, arn)
         if key_prefix and not (current.key or "").startswith(key_prefix):
             continue
         found.append(current)
@@ -46,22 +66,57 @@ def executions(
     return found
 
 
-def rerun_succeeded(d: Deployment, failed: ExecutionView) -> bool:
-    """Whether a failed execution was since rerun to success (its restart, named
-    ``rerun_name``, SUCCEEDED; a redrive changes the execution's own status)."""
-    arn = failed.arn.rsplit(":", 1)[0] + ":" + rerun_name(failed.name)
-    try:
-        return bool(d.sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED")
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("ExecutionDoesNotExist", "InvalidArn"):
-            return False
-        raise
+@dataclass(frozen=True)
+class IgnoredFile:
+    """A staged file the trigger skips: no execution is ever started for it."""
+
+    bucket: str
+    key: str
+    size: int
+    modified: datetime
+    reason: str
 
 
-def unresolved_failures(d: Deployment, views: list[ExecutionView]) -> list[ExecutionView]:
-    """Failed executions not since rerun to success (what `status --failed` lists). A Replaced
-    file is settled (archived; a later upload's outputs are kept): not a failure to act on."""
-    return [v for v in views if v.outcome != Outcome.REPLACED and not rerun_succeeded(d, v)]
+def ignored_files(
+    d: Deployment, *, key_prefix: str | None = None, since: datetime | None = None
+) -> list[IgnoredFile]:
+    """Files the pipeline never starts for: in staging under a suffix it doesn't process (they
+    stay there untouched), and data files put into the output bucket (the pipeline reads only
+    staging; chute writes only its outputs there)."""
+    found = []
+    for bucket, ignored in ((d.staging_bucket, _unprocessed), (d.output_bucket, _misplaced)):
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if key_prefix:
+            kwargs["Prefix"] = key_prefix
+        for page in d.s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            for obj in page.get("Contents", []):
+                reason = ignored(obj["Key"])
+                if reason is None or (since is not None and obj["LastModified"] < since):
+                    continue
+                found.append(
+                    IgnoredFile(bucket, obj["Key"], int(obj["Size"]), obj["LastModified"], reason)
+                )
+    return found
+
+
+def _unprocessed(key: str) -> str | None:
+    if key.endswith("/") or keys.matches_suffix(key, names.DEFAULT_SUFFIXES):
+        return None
+    return "suffix not processed (left in staging)"
+
+
+def _misplaced(key: str) -> str | None:
+    if key.startswith(keys.BATCH_FAILURES_PREFIX) or not keys.matches_suffix(
+        key, names.DEFAULT_SUFFIXES
+    ):
+        return None  # chute's own outputs (.jsonl, .parquet) and working files
+    return "in the output bucket: the pipeline reads only the staging bucket"
+
+
+def actionable_failures(views: list[ExecutionView]) -> list[ExecutionView]:
+    """Failures a person may act on (what `status --failed` and `rerun --failed` take): a
+    Replaced file is settled (archived; a later upload's outputs are kept)."""
+    return [v for v in views if v.outcome != Outcome.REPLACED]
 
 
 def watch_round(d: Deployment, seen: dict[str, ExecutionView], since: datetime) -> None:
@@ -378,7 +433,6 @@ def _rerun_one(d: Deployment, arn: str, *, force: bool) -> RerunResult:
 
 
 # --- requeue --------------------------------------------------------------------------------
-REPORT_SUFFIX = ".error.json"
 
 
 @dataclass(frozen=True)
@@ -391,7 +445,7 @@ def quarantined(d: Deployment, since: datetime | None = None) -> list[dict[str, 
     items = []
     for page in d.s3.get_paginator("list_objects_v2").paginate(Bucket=d.quarantine_bucket):
         for obj in page.get("Contents", []):
-            if obj["Key"].endswith(REPORT_SUFFIX):
+            if obj["Key"].endswith(keys.REPORT_SUFFIX):
                 continue
             if since is not None and obj["LastModified"] < since:
                 continue
@@ -405,11 +459,17 @@ def requeue(
     *,
     everything: bool = False,
     since: datetime | None = None,
+    replacement: Path | None = None,
 ) -> list[Requeued]:
     """Move quarantined files back to staging (a new upload: the pipeline runs again) and
-    remove their error reports."""
+    remove their error reports. With ``replacement`` (one KEY only): upload that fixed copy to
+    staging instead of the quarantined original, which is removed with its report."""
     if key is None and not everything:
         raise OperateError("name a KEY or pass --all")
+    if replacement is not None and key is None:
+        raise OperateError("--file replaces one quarantined file: name its KEY")
+    if replacement is not None and not replacement.is_file():
+        raise OperateError(f"{replacement}: no such file")
     candidates = quarantined(d, since)
     if key is not None:
         candidates = [o for o in candidates if o["Key"] == key]
@@ -417,12 +477,18 @@ def requeue(
             raise OperateError(f"nothing in quarantine under {key!r}")
     moved = []
     for obj in candidates:
+        if replacement is not None:
+            size = upload_file(d.s3, replacement, d.staging_bucket, obj["Key"]).size
+            d.s3.delete_object(Bucket=d.quarantine_bucket, Key=obj["Key"])
+            d.s3.delete_object(Bucket=d.quarantine_bucket, Key=keys.report_key(obj["Key"]))
+            moved.append(Requeued(obj["Key"], size))
+            continue
         d.s3.copy_object(
             Bucket=d.staging_bucket,
             Key=obj["Key"],
             CopySource={"Bucket": d.quarantine_bucket, "Key": obj["Key"]},
         )
         d.s3.delete_object(Bucket=d.quarantine_bucket, Key=obj["Key"])
-        d.s3.delete_object(Bucket=d.quarantine_bucket, Key=obj["Key"] + REPORT_SUFFIX)
+        d.s3.delete_object(Bucket=d.quarantine_bucket, Key=keys.report_key(obj["Key"]))
         moved.append(Requeued(obj["Key"], int(obj["Size"])))
     return moved

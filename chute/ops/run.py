@@ -13,11 +13,11 @@ from typing import Any
 
 from chute.ops.executions import ExecutionView, list_arns, view
 from tasks import names
+from tasks.formats import keys
 from tasks.formats.keys import matches_suffix
 from tasks.workflow import Outcome
 
 IGNORED = "IGNORED"
-REPORT_SUFFIX = ".error.json"  # the quarantine report beside the original (tasks.quarantine)
 
 
 class RunError(Exception):
@@ -191,7 +191,7 @@ def download_reports(
     for result in results:
         if result.outcome != Outcome.QUARANTINED:
             continue
-        key = result.key + REPORT_SUFFIX
+        key = keys.report_key(result.key)
         destination = out_dir / key
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -48,10 +48,11 @@ from chute.ops.mock_cases import (
     test_state_request,
 )
 from chute.ops.resources import DEFAULT_REGION, Resources
+from tasks.workflow_definition import WORKFLOW_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MOCK_CONFIG = REPO_ROOT / "workflows" / "tests" / "MockConfigFile.json"
-DEFAULT_WORKFLOW = REPO_ROOT / "workflows" / "pipeline.asl.json"
+DEFAULT_WORKFLOW = WORKFLOW_FILE
 SFN_LOCAL_URL = "http://localhost:8083"
 """Step Functions Local's endpoint as compose.yaml publishes it."""
 SFN_LOCAL_ROLE = "arn:aws:iam::123456789012:role/chute-sfn-local"

@@ -11,42 +11,35 @@ ListExecutions pass plus the views of executions not seen before.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import re
 import threading
 import time
-import zlib
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chute.ops import operate
+from chute.ops import operate, upload
 from chute.ops.deployment import Deployment
 from chute.ops.executions import ExecutionView, source_of, view
-from chute.web import graph
+from chute.web import graph, metrics, s3_links
+from chute.web.failures import Failure, read_failure
+from chute.web.metrics import Glance
+from chute.web.s3_links import S3Links
 from tasks import names
 from tasks.quarantine.domain import public_cause
 from tasks.workflow import ExitCode, Outcome
 
-STATUSES = ("running", "succeeded", "quarantined", "failed", "stale", "ignored")
+STATUSES = ("running", "succeeded", "quarantined", "failed", "stale", "replaced", "ignored")
 """The statuses of a file in the list: the execution outcomes, and ``ignored`` for a staged
 file no execution was started for (its suffix or prefix is not the trigger's)."""
 
 _SFN_STATUS = {"running": "RUNNING", "succeeded": "SUCCEEDED"}
-PREVIEW_BYTES = 256 * 1024
-PREVIEW_ROWS = 12
-LINK_SECONDS = 900
 MULTIPART_THRESHOLD = 64 * 1024 * 1024  # bytes: larger browser uploads go in parts
 PART_SIZE = 16 * 1024 * 1024
-MAX_PARTS = 10_000  # S3's limit
-_ROW = re.compile(r"\brow (\d+)\b")
 
 
 class ConsoleError(Exception):
@@ -85,21 +78,6 @@ class Listing:
 
 
 @dataclass
-class Failure:
-    """Why an execution did not succeed: the quarantine report and the original's first rows."""
-
-    error: str | None
-    message: str | None
-    cause: str | None
-    report: dict[str, Any] | None
-    problems: list[dict[str, Any]]
-    bad_rows: set[int]
-    preview: list[tuple[int, list[str]]]  # (file row, 1 = header; the cells)
-    preview_note: str | None
-    links: dict[str, str]  # label -> URL
-
-
-@dataclass
 class Detail:
     execution: ExecutionView
     timeline: operate.Timeline
@@ -109,17 +87,6 @@ class Detail:
     batch: dict[str, Any] | None
     failure: Failure | None
     console_url: str | None
-
-
-@dataclass
-class Glance:
-    source: str  # "executions" | "CloudWatch"
-    minutes: list[str]  # labels, oldest first
-    files: dict[str, list[float]]  # route -> files per minute
-    bytes: dict[str, list[float]]  # route -> bytes per minute
-    failures: dict[str, int]  # error name -> count over the window
-    hours: int
-    notes: list[str] = field(default_factory=list)
 
 
 class ConsoleData:
@@ -138,7 +105,7 @@ class ConsoleData:
         self._definitions: dict[str, dict[str, Any]] = {}
         self._keys: dict[str, str] = {}
         self._listing = threading.Lock()
-        self._presigner: Any = None
+        self.links = S3Links(deployment)
         self.multipart_threshold = MULTIPART_THRESHOLD
         self.part_size = PART_SIZE
 
@@ -158,21 +125,28 @@ class ConsoleData:
     def listing(self, filters: Filters, page: int = 1, per_page: int = 50) -> Listing:
         """One page of files, and the counts per status under the filters.
 
-        Cheap where it can be: RUNNING and SUCCEEDED come from ListExecutions itself; only
-        executions that ended otherwise are read to tell quarantined, failed and stale apart; a
-        key-prefix filter reads each execution's input once; rows are read for the page shown.
-        Listings run one at a time, so concurrent refreshes share the cache instead of racing.
+        A file counts once, by its latest execution (a file quarantined, then fixed and
+        requeued to success, is a succeeded file). Cheap where it can be: each execution's input
+        is read once (its key); RUNNING and SUCCEEDED come from ListExecutions itself; only
+        executions that ended otherwise are read to tell quarantined, failed and stale apart;
+        rows are read for the page shown. Listings run one at a time, so concurrent refreshes
+        share the cache instead of racing.
         """
         if filters.status is not None and filters.status not in STATUSES:
             raise ConsoleError(f"unknown status {filters.status!r} (one of {', '.join(STATUSES)})")
         with self._listing:
             counts: Counter[str] = Counter()
             matched: list[str | Row] = []  # an execution ARN, or an ignored file's row
+            files: set[str] = set()
             for item in operate.list_executions(self.d, None):
                 if filters.since is not None and item["startDate"] < filters.since:
                     break  # newest first
                 arn = item["executionArn"]
-                if filters.key_prefix and not self._key(arn).startswith(filters.key_prefix):
+                key = self._key(arn) or arn
+                if key in files:
+                    continue  # an earlier execution of a file already counted
+                files.add(key)
+                if filters.key_prefix and not key.startswith(filters.key_prefix):
                     continue
                 status = self._outcome(arn, item["status"])
                 counts[status] += 1
@@ -219,31 +193,12 @@ class ConsoleData:
     def _ignored(self, filters: Filters) -> list[Row]:
         """Staged files the trigger skips (a suffix it does not process): no execution is ever
         started for them."""
-        found = []
-        kwargs: dict[str, Any] = {"Bucket": self.d.staging_bucket}
-        if filters.key_prefix:
-            kwargs["Prefix"] = filters.key_prefix
-        for page in self.d.s3.get_paginator("list_objects_v2").paginate(**kwargs):
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if key.lower().endswith(names.DEFAULT_SUFFIXES):
-                    continue
-                if key.endswith("/") or (filters.since and obj["LastModified"] < filters.since):
-                    continue
-                found.append(
-                    Row(
-                        key,
-                        "ignored",
-                        int(obj["Size"]),
-                        None,
-                        obj["LastModified"],
-                        None,
-                        "suffix not processed",
-                        None,
-                        None,
-                    )
-                )
-        return found
+        return [
+            Row(f.key, "ignored", f.size, None, f.modified, None, f.reason, None, None)
+            for f in operate.ignored_files(
+                self.d, key_prefix=filters.key_prefix, since=filters.since
+            )
+        ]
 
     def resolve(self, name: str) -> str:
         try:
@@ -281,7 +236,7 @@ class ConsoleData:
             Outcome.STALE,
             Outcome.REPLACED,
         ):
-            failure = self.failure(current)
+            failure = read_failure(self.d, self.links, current)
         return Detail(
             execution=current,
             timeline=timeline,
@@ -292,104 +247,6 @@ class ConsoleData:
             failure=failure,
             console_url=timeline.console_url,
         )
-
-    def failure(self, current: ExecutionView) -> Failure:
-        message = _message(current.cause)
-        report = None
-        links: dict[str, str] = {}
-        preview: list[tuple[int, list[str]]] = []
-        note: str | None = None
-        problems: list[dict[str, Any]] = []
-        key = current.key
-        if current.outcome == Outcome.QUARANTINED and key:
-            report_key = key + operate.REPORT_SUFFIX
-            report = self._json(self.d.quarantine_bucket, report_key)
-            if report is None:
-                note = "no report in quarantine any more (requeued, or removed)"
-            else:
-                links["report (.error.json)"] = self._link(self.d.quarantine_bucket, report_key)
-                message = report.get("message") or message
-                contract = report.get("contract")
-                if isinstance(contract, dict):
-                    problems = [p for p in contract.get("problems", []) if isinstance(p, dict)]
-                if (report.get("file") or {}).get("status") == "quarantined":
-                    links["original"] = self._link(self.d.quarantine_bucket, key)
-                    preview, note = self._preview(self.d.quarantine_bucket, key)
-        elif current.outcome == Outcome.FAILED and key:
-            links["original (in staging)"] = self._link(self.d.staging_bucket, key)
-        elif current.outcome == Outcome.REPLACED:
-            note = "the original is archived; upload it again to make it the latest"
-        bad_rows = {int(p["row"]) for p in problems if isinstance(p.get("row"), int)}
-        for match in _ROW.finditer(message or ""):
-            bad_rows.add(int(match.group(1)))
-        if preview and bad_rows:
-            preview = _around(preview, min(bad_rows))
-        return Failure(
-            error=(report or {}).get("error") or current.error,
-            message=message,
-            cause=public_cause(current.cause) if current.cause else None,
-            report=report,
-            problems=problems,
-            bad_rows=bad_rows,
-            preview=preview,
-            preview_note=note,
-            links=links,
-        )
-
-    def _json(self, bucket: str, key: str) -> dict[str, Any] | None:
-        try:
-            body = self.d.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "AccessDenied"):
-                return None
-            raise
-        try:
-            document = json.loads(body)
-        except ValueError:
-            return None
-        return document if isinstance(document, dict) else None
-
-    def _link(self, bucket: str, key: str) -> str:
-        """A presigned GET: the browser downloads from S3 directly, signed by the console's
-        credentials, which never reach the page."""
-        return self._presign("get_object", {"Bucket": bucket, "Key": key})
-
-    def _presign(self, operation: str, params: dict[str, Any]) -> str:
-        if self._presigner is None:
-            # SigV4 (its signature carries the expiry), on the bucket's regional endpoint
-            config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
-            where = {"endpoint_url": self.d.endpoint_url} if self.d.endpoint_url else {}
-            self._presigner = self.d.session.client(
-                "s3", region_name=self.d.region, config=config, **where
-            )
-        return str(
-            self._presigner.generate_presigned_url(operation, Params=params, ExpiresIn=LINK_SECONDS)
-        )
-
-    def _preview(self, bucket: str, key: str) -> tuple[list[tuple[int, list[str]]], str | None]:
-        try:
-            first = f"bytes=0-{PREVIEW_BYTES - 1}"
-            body = self.d.s3.get_object(Bucket=bucket, Key=key, Range=first)
-            data = body["Body"].read()
-        except ClientError as exc:
-            return [], f"no preview: {exc.response['Error']['Code']}"
-        if key.lower().endswith(".gz"):
-            try:
-                data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, PREVIEW_BYTES * 4)
-            except zlib.error:
-                return [], "no preview: not readable as gzip"
-        elif key.lower().endswith((".zst", ".bz2")):
-            return [], "no preview of this compression; download the original"
-        text = data.decode("utf-8", errors="replace")
-        if len(data) >= PREVIEW_BYTES:
-            text = text.rsplit("\n", 1)[0]  # no half line
-        lines = text.splitlines()
-        try:
-            dialect: Any = csv.Sniffer().sniff(lines[0] if lines else "", delimiters=",;\t|")
-        except csv.Error:
-            dialect = csv.excel
-        rows = list(csv.reader(io.StringIO("\n".join(lines)), dialect))
-        return [(n, cells) for n, cells in enumerate(rows, start=1)], None
 
     # --- actions ---------------------------------------------------------------------------
     def rerun(self, arn: str, *, force: bool) -> operate.RerunResult:
@@ -421,7 +278,7 @@ class ConsoleData:
                 {
                     names.ENV_STAGING_BUCKET: self.d.staging_bucket,
                     names.ENV_UPLOAD_ROLE_ARN: self.d.upload_role_arn or "",
-                    names.ENV_GRANT_EXPIRES_SECONDS: str(LINK_SECONDS),
+                    names.ENV_GRANT_EXPIRES_SECONDS: str(s3_links.LINK_SECONDS),
                 }
             )
             request = GrantRequest(
@@ -436,97 +293,38 @@ class ConsoleData:
             raise ConsoleError(
                 f"{size} bytes is over the maximum file size of {settings.max_file_bytes}"
             )
-        part_size = max(self.part_size, -(-size // MAX_PARTS))
-        started = self.d.s3.create_multipart_upload(
-            Bucket=grant["bucket"], Key=grant["key"], ContentType=grant["headers"]["Content-Type"]
+        started = upload.start_presigned(
+            self.d.s3,
+            self.links.presign,
+            grant["bucket"],
+            grant["key"],
+            content_type=grant["headers"]["Content-Type"],
+            size=size,
+            part_size=self.part_size,
         )
-        upload_id = started["UploadId"]
-        parts = [
-            {
-                "number": number,
-                "url": self._presign(
-                    "upload_part",
-                    {
-                        "Bucket": grant["bucket"],
-                        "Key": grant["key"],
-                        "UploadId": upload_id,
-                        "PartNumber": number,
-                    },
-                ),
-            }
-            for number in range(1, -(-size // part_size) + 1)
-        ]
-        return {
-            "kind": "multipart",
-            "bucket": grant["bucket"],
-            "key": grant["key"],
-            "uploadId": upload_id,
-            "partSize": part_size,
-            "parts": parts,
-            "expiresIn": LINK_SECONDS,
-        }
+        return {"kind": "multipart", **started, "expiresIn": s3_links.LINK_SECONDS}
 
     def complete(self, key: str, upload_id: str) -> dict[str, Any]:
         """Complete a console multipart upload with the parts S3 holds (ListParts: the browser
         need not read ETags, which cross-origin responses may not expose)."""
         if not key.startswith("console/"):
             raise ConsoleError("only the console's own uploads are completed here")
-        bucket = self.d.staging_bucket
-        parts: list[dict[str, Any]] = []
-        paginator = self.d.s3.get_paginator("list_parts")
         try:
-            for page in paginator.paginate(Bucket=bucket, Key=key, UploadId=upload_id):
-                for part in page.get("Parts", []):
-                    parts.append({"PartNumber": part["PartNumber"], "ETag": part["ETag"]})
-            if not parts:
-                raise ConsoleError("no part of this upload reached S3")
-            self.d.s3.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
+            count = upload.complete_listed(self.d.s3, self.d.staging_bucket, key, upload_id)
+        except upload.NothingUploaded as exc:
+            raise ConsoleError(str(exc)) from exc
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("NoSuchUpload", "InvalidPart", "EntityTooSmall"):
                 why = exc.response["Error"].get("Message", "")
                 raise ConsoleError(f"upload not completed: {why}") from exc
             raise
-        return {"key": key, "parts": len(parts)}
+        return {"key": key, "parts": count}
 
     # --- at a glance -----------------------------------------------------------------------
     def glance(self, hours: int = 3, minutes: int = 30, now: datetime | None = None) -> Glance:
         if self.d.on_aws:
-            from chute.web.metrics import from_cloudwatch
-
-            return from_cloudwatch(self.d, hours=hours, minutes=minutes, now=now)
-        now = now or datetime.now(UTC)
-        start = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
-        labels = [(start + timedelta(minutes=i)).strftime("%H:%M") for i in range(minutes)]
-        files: dict[str, list[float]] = defaultdict(lambda: [0.0] * minutes)
-        sizes: dict[str, list[float]] = defaultdict(lambda: [0.0] * minutes)
-        failures: Counter[str] = Counter()
-        since = now - timedelta(hours=hours)
-        for item in operate.list_executions(self.d, None):
-            if item["startDate"] < since:
-                break  # newest first
-            status, stopped = item["status"], item.get("stopDate")
-            if status == "RUNNING" or (status == "SUCCEEDED" and (stopped or start) < start):
-                continue  # read only what the figures need (views are kept)
-            v = self.view(item["executionArn"])
-            if v.outcome in (Outcome.QUARANTINED, Outcome.FAILED):
-                failures[v.error or "(none)"] += 1
-            if v.outcome != Outcome.SUCCEEDED or v.stopped is None or v.stopped < start:
-                continue
-            index = int((v.stopped - start).total_seconds() // 60)
-            if 0 <= index < minutes:
-                route = v.route or "?"
-                files[route][index] += 1
-                sizes[route][index] += v.size or 0
-        return Glance(
-            source="executions",
-            minutes=labels,
-            files=dict(files),
-            bytes=dict(sizes),
-            failures=dict(failures.most_common()),
-            hours=hours,
-        )
+            return metrics.from_cloudwatch(self.d, hours=hours, minutes=minutes, now=now)
+        return metrics.from_executions(self.d, self.view, hours=hours, minutes=minutes, now=now)
 
 
 def _row(v: ExecutionView) -> Row:
@@ -541,25 +339,6 @@ def _row(v: ExecutionView) -> Row:
         execution=v.name,
         arn=v.arn,
     )
-
-
-def _message(cause: str | None) -> str | None:
-    try:
-        document = json.loads(cause or "")
-    except ValueError:
-        return cause
-    if isinstance(document, dict) and isinstance(document.get("errorMessage"), str):
-        return str(document["errorMessage"])
-    return None
-
-
-def _around(
-    rows: list[tuple[int, list[str]]], bad: int, before: int = 3, after: int = 5
-) -> list[tuple[int, list[str]]]:
-    """The header, and the rows around the first bad one (or the first rows)."""
-    header, body = rows[:1], rows[1:]
-    near = [r for r in body if bad - before <= r[0] <= bad + after]
-    return header + (near or body[: PREVIEW_ROWS - 1])
 
 
 def _batch(timeline: operate.Timeline) -> dict[str, Any] | None:

@@ -17,6 +17,8 @@ from grandalf.graphs import Edge, Graph, Vertex
 from grandalf.layouts import SugiyamaLayout
 from grandalf.routing import route_with_lines
 
+from tasks.workflow_definition import Definition
+
 StateStatus = Literal["not-run", "running", "succeeded", "retried", "failed", "caught"]
 
 NODE_HEIGHT = 34.0
@@ -81,29 +83,15 @@ class Drawing:
 
 def transitions(definition: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     """``(from, to, is_catch)`` for every transition of the top-level states."""
-    found: list[tuple[str, str, bool]] = []
-    states = definition.get("States", {})
-    for name, state in states.items():
-        targets = [state.get("Next"), state.get("Default")]
-        targets += [choice.get("Next") for choice in state.get("Choices", [])]
-        for target in targets:
-            if isinstance(target, str) and target in states:
-                found.append((name, target, False))
-        for catcher in state.get("Catch", []):
-            target = catcher.get("Next")
-            if isinstance(target, str) and target in states:
-                found.append((name, target, True))
-    unique: dict[tuple[str, str], bool] = {}
-    for source, target, catch in found:
-        unique[(source, target)] = unique.get((source, target), True) and catch
-    return [(s, t, c) for (s, t), c in unique.items()]
+    return Definition(definition).transitions()
 
 
 def records(
     definition: Mapping[str, Any], events: Iterable[Mapping[str, Any]], execution_status: str
 ) -> dict[str, StateRecord]:
     """Each state's record from the execution's history (GetExecutionHistory events, in order)."""
-    result = {name: StateRecord(name) for name in definition.get("States", {})}
+    reader = Definition(definition)
+    result = {name: StateRecord(name) for name in reader.states}
     current: StateRecord | None = None
     failed_in_current = False
     for event in events:
@@ -127,7 +115,7 @@ def records(
             else:
                 current.status = "retried" if current.errors else "succeeded"
             failed_in_current = False
-            if definition.get("States", {}).get(current.name, {}).get("Type") == "Fail":
+            if reader.kind(current.name) == "Fail":
                 current.status = "failed"
         elif kind.endswith("Scheduled") and current is not None:
             current.attempts += 1
@@ -145,7 +133,7 @@ def records(
             current.ended = event.get("timestamp")
             failed_in_current = True
     if current is not None:
-        kind = definition.get("States", {}).get(current.name, {}).get("Type")
+        kind = reader.kind(current.name)
         ended = execution_status != "RUNNING"
         if kind == "Fail" or (ended and (current.status == "running" or failed_in_current)):
             current.status = "failed"
@@ -154,8 +142,9 @@ def records(
 
 def layout(definition: Mapping[str, Any], states: Mapping[str, StateRecord]) -> Drawing:
     """Sugiyama layout (grandalf) of the definition's top-level states, top to bottom."""
-    names = list(definition.get("States", {}))
-    kinds = {n: str(definition["States"][n].get("Type", "")) for n in names}
+    reader = Definition(definition)
+    names = list(reader.states)
+    kinds = {n: reader.kind(n) for n in names}
     vertices = {n: Vertex(n) for n in names}
     for name, vertex in vertices.items():
         vertex.view = _Box(max(90.0, CHAR_WIDTH * len(name) + 24), NODE_HEIGHT)

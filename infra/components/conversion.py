@@ -82,7 +82,7 @@ class BatchConversion(Construct):
             command=list(names.BATCH_COMMAND),
             cpu=vcpu,
             memory=Size.mebibytes(memory_mib),
-            environment={name: settings[name] for name in names.FUNCTION_SETTINGS["convert"]},
+            environment=names.function_environment("convert", settings),
             job_role=self.job_role,
             assign_public_ip=True,  # public subnets, no NAT gateway: pull the image, reach S3
             logging=ecs.LogDriver.aws_logs(stream_prefix="chute", log_group=self.log_group),

@@ -33,9 +33,7 @@ class TaskFunction(Construct):
         """``reserved_concurrency``: set aside for this function and its upper limit (None: it
         shares the account's unreserved concurrency, without a limit of its own)."""
         super().__init__(scope, construct_id)
-        missing = set(names.FUNCTION_SETTINGS[step]) - set(settings)
-        if missing:
-            raise ValueError(f"{step}: no value for settings {sorted(missing)}")
+        environment = names.function_environment(step, settings)
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
         )
@@ -60,7 +58,7 @@ class TaskFunction(Construct):
             architecture=lambda_.Architecture.X86_64,
             timeout=Duration.seconds(names.FUNCTION_TIMEOUT_SECONDS[step]),
             memory_size=names.FUNCTION_MEMORY_MB[step],
-            environment={name: settings[name] for name in names.FUNCTION_SETTINGS[step]},
+            environment=environment,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             role=self.role,

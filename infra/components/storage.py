@@ -9,7 +9,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from tasks import names
+from tasks.formats import keys
 
 
 class Storage(Construct):
@@ -95,7 +95,7 @@ class Storage(Construct):
                 # (e.g. an execution stopped before its Quarantine step).
                 s3.LifecycleRule(
                     id="expire-batch-failures",
-                    prefix=names.BATCH_FAILURES_PREFIX,
+                    prefix=keys.BATCH_FAILURES_PREFIX,
                     expiration=Duration.days(30),
                 ),
             ],

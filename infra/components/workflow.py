@@ -3,14 +3,12 @@ the same placeholder keys the embedded runtime fills."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-WORKFLOW_FILE = Path(__file__).resolve().parents[2] / "workflows" / "pipeline.asl.json"
+from tasks.workflow_definition import WORKFLOW_FILE
 
 
 class Workflow(Construct):

@@ -1,14 +1,14 @@
 """S3 access for the tasks: streaming reads, multipart writes, managed copies.
 
 AWS errors are translated by error code (never by message) into the workflow's error contract and
-chained (``raise X from exc``).
+chained (``raise X from exc``): tasks.adapters.s3_errors. Multipart objects:
+tasks.adapters.s3_multipart.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -16,9 +16,21 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable, WriteConflict
+from tasks import s3_limits
+from tasks.adapters.s3_errors import (
+    CONFLICT,
+    MISSING,
+    code,
+    conditions,
+    strip_etag,
+    translate,
+    translate_write,
+    version_args,
+)
+from tasks.adapters.s3_multipart import MultipartWriter, PendingCopy
+from tasks.errors import SourceMissing
 from tasks.models import Head, ObjectRef, upload_time
 
 if TYPE_CHECKING:
@@ -26,76 +38,13 @@ if TYPE_CHECKING:
 
 COPY_PART_BYTES: Final = 512 * 1024 * 1024
 """Part size of a multipart copy: a 50 GB original is ~100 UploadPartCopy requests."""
-MAX_PARTS: Final = 10_000
 COPY_THREADS: Final = 16
 """UploadPartCopy requests in flight at once (S3 copies server-side; the function only waits)."""
-
-_MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchVersion", "NoSuchBucket"}
-_CHANGED = {"PreconditionFailed", "412"}
-_CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
-_TRANSIENT = {
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeTooSkewed",
-    "InternalError",
-    "ServiceUnavailable",
-    "500",
-    "502",
-    "503",
-    "504",
-}
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def translate(exc: Exception, *, what: str) -> Exception:
-    """Map a boto error to chute's error contract; unknown errors are returned unchanged."""
-    if isinstance(exc, ClientError):
-        code = _code(exc)
-        if code in _MISSING:
-            return SourceMissing(f"{what}: not found ({code})")
-        if code in _CHANGED:
-            return SourceChanged(f"{what}: object changed since the event ({code})")
-        if code in _TRANSIENT:
-            return StorageUnavailable(f"{what}: S3 answered {code}")
-    if isinstance(exc, BotoCoreError):
-        return StorageUnavailable(f"{what}: {type(exc).__name__}")
-    return exc
-
-
-def translate_write(exc: Exception, *, what: str) -> Exception:
-    """Like :func:`translate`, for conditional writes: a failed precondition or a concurrent
-    conditional write is a WriteConflict (look again), not a changed source."""
-    if isinstance(exc, ClientError) and _code(exc) in _CONFLICT:
-        return WriteConflict(f"{what}: another writer changed the object ({_code(exc)})")
-    return translate(exc, what=what)
-
-
-def _conditions(condition: Condition | None) -> dict[str, str]:
-    if condition is None:
-        return {}
-    if condition.if_none_match:
-        return {"IfNoneMatch": "*"}
-    if condition.if_match:
-        return {"IfMatch": f'"{_strip_etag(condition.if_match)}"'}
-    return {}
 
 
 def default_client() -> Any:
     """A client with standard retry mode; the endpoint comes from AWS_ENDPOINT_URL when set."""
     return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
-
-
-def _strip_etag(etag: str) -> str:
-    return etag.strip('"')
-
-
-def _version_args(ref: ObjectRef) -> dict[str, str]:
-    return {"VersionId": ref.version_id} if ref.version_id else {}
 
 
 class S3Store:
@@ -110,12 +59,12 @@ class S3Store:
 
     def head(self, ref: ObjectRef) -> Head:
         try:
-            resp = self._client.head_object(Bucket=ref.bucket, Key=ref.key, **_version_args(ref))
+            resp = self._client.head_object(Bucket=ref.bucket, Key=ref.key, **version_args(ref))
         except Exception as exc:
             raise translate(exc, what=f"s3://{ref.bucket}/{ref.key}") from exc
         return Head(
             size=int(resp["ContentLength"]),
-            etag=_strip_etag(resp.get("ETag", "")),
+            etag=strip_etag(resp.get("ETag", "")),
             version_id=resp.get("VersionId"),
             metadata={str(k).lower(): str(v) for k, v in (resp.get("Metadata") or {}).items()},
             content_type=resp.get("ContentType"),
@@ -139,8 +88,8 @@ class S3Store:
                 Bucket=ref.bucket,
                 Key=ref.key,
                 Range=f"bytes=0-{length - 1}",
-                **_version_args(ref),
-                **({"IfMatch": f'"{_strip_etag(ref.etag)}"'} if ref.etag else {}),
+                **version_args(ref),
+                **({"IfMatch": f'"{strip_etag(ref.etag)}"'} if ref.etag else {}),
             )
             data: bytes = resp["Body"].read()
         except Exception as exc:
@@ -154,8 +103,8 @@ class S3Store:
             resp = self._client.get_object(
                 Bucket=ref.bucket,
                 Key=ref.key,
-                **_version_args(ref),
-                **({"IfMatch": f'"{_strip_etag(ref.etag)}"'} if ref.etag else {}),
+                **version_args(ref),
+                **({"IfMatch": f'"{strip_etag(ref.etag)}"'} if ref.etag else {}),
             )
         except Exception as exc:
             raise translate(exc, what=f"s3://{ref.bucket}/{ref.key}") from exc
@@ -237,13 +186,13 @@ class S3Store:
         if_match: str | None,
         what: str,
     ) -> list[dict[str, Any]]:
-        part_size = max(COPY_PART_BYTES, math.ceil(src.size / MAX_PARTS))
+        part_size = s3_limits.part_size(src.size, COPY_PART_BYTES)
         ranges = [
             (number, start, min(start + part_size, src.size) - 1)
             for number, start in enumerate(range(0, src.size, part_size), start=1)
         ]
-        source: dict[str, str] = {"Bucket": src.bucket, "Key": src.key, **_version_args(src)}
-        conditions = {"CopySourceIfMatch": f'"{_strip_etag(if_match)}"'} if if_match else {}
+        source: dict[str, str] = {"Bucket": src.bucket, "Key": src.key, **version_args(src)}
+        conditions = {"CopySourceIfMatch": f'"{strip_etag(if_match)}"'} if if_match else {}
 
         def copy_part(part: tuple[int, int, int]) -> dict[str, Any]:
             number, first, last = part
@@ -266,7 +215,7 @@ class S3Store:
         with ThreadPoolExecutor(max_workers=min(COPY_THREADS, len(ranges))) as pool:
             return list(pool.map(copy_part, ranges))
 
-    def _put(
+    def put_bytes(
         self,
         bucket: str,
         key: str,
@@ -275,9 +224,10 @@ class S3Store:
         condition: Condition | None,
         what: str,
     ) -> None:
+        """One PUT of ``body`` (``extra``: ContentType, Metadata...), under ``condition``."""
         try:
             self._client.put_object(
-                Bucket=bucket, Key=key, Body=body, **extra, **_conditions(condition)
+                Bucket=bucket, Key=key, Body=body, **extra, **conditions(condition)
             )
         except Exception as exc:
             raise translate_write(exc, what=what) from exc
@@ -290,10 +240,10 @@ class S3Store:
             return False
         try:
             self._client.delete_object(
-                Bucket=ref.bucket, Key=ref.key, IfMatch=f'"{_strip_etag(ref.etag)}"'
+                Bucket=ref.bucket, Key=ref.key, IfMatch=f'"{strip_etag(ref.etag)}"'
             )
         except ClientError as exc:
-            if _code(exc) in _CONFLICT | _MISSING:
+            if code(exc) in CONFLICT | MISSING:
                 return False
             raise translate(exc, what=f"delete s3://{ref.bucket}/{ref.key}") from exc
         except Exception as exc:
@@ -305,7 +255,7 @@ class S3Store:
         (WriteConflict otherwise)."""
         what = f"delete s3://{bucket}/{key}"
         try:
-            self._client.delete_object(Bucket=bucket, Key=key, **_conditions(condition))
+            self._client.delete_object(Bucket=bucket, Key=key, **conditions(condition))
         except Exception as exc:
             error = translate_write(exc, what=what)
             if isinstance(error, SourceMissing):
@@ -314,7 +264,7 @@ class S3Store:
 
     def delete(self, ref: ObjectRef) -> None:
         try:
-            self._client.delete_object(Bucket=ref.bucket, Key=ref.key, **_version_args(ref))
+            self._client.delete_object(Bucket=ref.bucket, Key=ref.key, **version_args(ref))
         except Exception as exc:
             raise translate(exc, what=f"delete s3://{ref.bucket}/{ref.key}") from exc
 
@@ -346,7 +296,7 @@ class S3Store:
         """Write a JSON document (conditionally: WriteConflict when ``condition`` fails)."""
         body = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
         extra: dict[str, Any] = {"ContentType": "application/json", "Metadata": metadata or {}}
-        self._put(bucket, key, body, extra, condition, f"put s3://{bucket}/{key}")
+        self.put_bytes(bucket, key, body, extra, condition, f"put s3://{bucket}/{key}")
 
 
 class _TranslatedBody(io.RawIOBase):
@@ -378,163 +328,3 @@ class _TranslatedBody(io.RawIOBase):
         with suppress(Exception):
             self._body.close()
         super().close()
-
-
-class PendingCopy:
-    """A copy whose parts are in place, waiting for :meth:`complete` (or :meth:`abort`)."""
-
-    def __init__(
-        self,
-        store: S3Store,
-        bucket: str,
-        key: str,
-        upload_id: str | None,
-        parts: list[dict[str, Any]],
-        extra: dict[str, Any],
-        what: str,
-    ) -> None:
-        self._store = store
-        self._bucket = bucket
-        self._key = key
-        self._upload_id = upload_id
-        self.parts = parts
-        self._extra = extra
-        self._what = what
-        self._empty = upload_id is None  # a 0-byte source: one conditional PUT
-
-    def complete(self, condition: Condition | None = None) -> Head:
-        """Make the copy visible; WriteConflict when ``condition`` fails (the parts stay: complete
-        again with another condition). Returns the copy's HEAD."""
-        client = self._store.client
-        if self._empty:
-            self._store._put(self._bucket, self._key, b"", self._extra, condition, self._what)
-        else:
-            try:
-                client.complete_multipart_upload(
-                    Bucket=self._bucket,
-                    Key=self._key,
-                    UploadId=self._upload_id,
-                    MultipartUpload={"Parts": self.parts},
-                    **_conditions(condition),
-                )
-            except Exception as exc:
-                raise translate_write(exc, what=self._what) from exc
-            self._upload_id = None
-        copied = self._store.exists(self._bucket, self._key)
-        if copied is None:
-            raise StorageUnavailable(f"{self._what}: the copy is not visible at {self._key}")
-        return copied
-
-    def abort(self) -> None:
-        if self._upload_id is None:
-            return
-        with suppress(ClientError, BotoCoreError):
-            self._store.client.abort_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
-            )
-        self._upload_id = None
-
-
-class MultipartWriter:
-    """Buffers at most one part in memory; uploads each full part as it fills."""
-
-    def __init__(
-        self,
-        client: Any,
-        bucket: str,
-        key: str,
-        part_size: int,
-        content_type: str,
-        metadata: dict[str, str] | None = None,
-    ):
-        self._client = client
-        self._metadata = metadata or {}
-        self._bucket = bucket
-        self._key = key
-        self._part_size = part_size
-        self._content_type = content_type
-        self._buffer = bytearray()
-        self._parts: list[dict[str, Any]] = []
-        self._upload_id: str | None = None
-        self._completed = False
-        self.bytes_written = 0
-
-    def write(self, data: bytes) -> None:
-        self._buffer += data
-        self.bytes_written += len(data)
-        while len(self._buffer) >= self._part_size:
-            chunk = bytes(self._buffer[: self._part_size])
-            del self._buffer[: self._part_size]
-            self._upload_part(chunk)
-
-    def _start(self) -> str:
-        if self._upload_id is None:
-            try:
-                resp = self._client.create_multipart_upload(
-                    Bucket=self._bucket,
-                    Key=self._key,
-                    ContentType=self._content_type,
-                    Metadata=self._metadata,
-                )
-            except Exception as exc:
-                raise translate(exc, what=f"write s3://{self._bucket}/{self._key}") from exc
-            self._upload_id = str(resp["UploadId"])
-        return self._upload_id
-
-    def _upload_part(self, chunk: bytes) -> None:
-        upload_id = self._start()
-        number = len(self._parts) + 1
-        try:
-            resp = self._client.upload_part(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=chunk,
-            )
-        except Exception as exc:
-            raise translate(exc, what=f"write s3://{self._bucket}/{self._key}") from exc
-        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
-
-    def complete(self, condition: Condition | None = None) -> None:
-        """Make the object visible (conditionally: WriteConflict when ``condition`` fails, and
-        the writer can complete again with another condition)."""
-        what = f"write s3://{self._bucket}/{self._key}"
-        if self._upload_id is None:
-            # Small output: one plain PUT is cheaper than a one-part multipart upload.
-            try:
-                self._client.put_object(
-                    Bucket=self._bucket,
-                    Key=self._key,
-                    Body=bytes(self._buffer),
-                    ContentType=self._content_type,
-                    Metadata=self._metadata,
-                    **_conditions(condition),
-                )
-            except Exception as exc:
-                raise translate_write(exc, what=what) from exc
-            self._completed = True
-            return
-        if self._buffer:
-            self._upload_part(bytes(self._buffer))
-            self._buffer.clear()
-        try:
-            self._client.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},
-                **_conditions(condition),
-            )
-        except Exception as exc:
-            raise translate_write(exc, what=what) from exc
-        self._completed = True
-
-    def abort(self) -> None:
-        if self._upload_id is None or self._completed:
-            return
-        # If the abort fails too, the bucket's lifecycle rule removes the parts after a day.
-        with suppress(ClientError, BotoCoreError):
-            self._client.abort_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
-            )

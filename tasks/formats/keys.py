@@ -1,9 +1,20 @@
-"""Pure rules about keys: which ones chute accepts, how to read them, where their output goes."""
+"""Pure rules about keys: which ones chute accepts, how to read them, where everything chute
+writes for a file goes (outputs, rejected rows, the quarantine report, a Batch job's error)."""
 
 from __future__ import annotations
 
+from typing import Final
+
 from tasks.errors import UnsupportedFormat
-from tasks.formats import COMPRESSION_EXTENSIONS, DATA_EXTENSIONS, Compression
+from tasks.formats import COMPRESSION_EXTENSIONS, DATA_EXTENSIONS, Compression, OutputFormat
+
+REPORT_SUFFIX: Final = ".error.json"
+"""The quarantine report beside the quarantined original: ``<key>.error.json``."""
+REJECTED_SUFFIX: Final = ".rejected.jsonl"
+BATCH_FAILURES_PREFIX: Final = "_chute/batch-failures/"
+"""Where a Batch job leaves the error it raised (exits 65, 66, 73), in the output bucket,
+because a container can't put it into the job's status: Quarantine reads it into its report,
+NameBatchFailure raises it again; both delete it (the stack also expires the prefix)."""
 
 
 def matches_suffix(key: str, suffixes: tuple[str, ...]) -> bool:
@@ -48,3 +59,23 @@ def output_base(key: str) -> str:
     """``in/orders.csv.gz`` -> ``in/orders.csv``: outputs are ``<base>.jsonl``/``.parquet``; the
     input kind stays visible and ``x.csv``/``x.tsv`` don't collide."""
     return split_compression(key)[0]
+
+
+def output_key(base: str, output_format: OutputFormat) -> str:
+    """``<base>.jsonl`` / ``<base>.parquet`` (``base``: :func:`output_base` of the source key)."""
+    return f"{base}.{output_format}"
+
+
+def rejected_key(base: str) -> str:
+    """The rows a contract dropped: ``<base>.rejected.jsonl``."""
+    return f"{base}{REJECTED_SUFFIX}"
+
+
+def report_key(key: str) -> str:
+    """The quarantine report of the staged ``key``: ``<key>.error.json``."""
+    return f"{key}{REPORT_SUFFIX}"
+
+
+def batch_failure_key(execution: str) -> str:
+    """Where the Batch job of ``execution`` leaves its error (:data:`BATCH_FAILURES_PREFIX`)."""
+    return f"{BATCH_FAILURES_PREFIX}{execution}.json"

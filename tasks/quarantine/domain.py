@@ -16,12 +16,12 @@ from typing import Any, Literal, Protocol
 from tasks import fence, log, moves
 from tasks.errors import Replaced, StaleEventError
 from tasks.fence import Condition, Stamp
+from tasks.formats import keys
 from tasks.metrics import NOT_RECORDED, Sink
 from tasks.models import ModelError, ObjectRef
 from tasks.moves import MoveOutcome, MoveResult
 from tasks.settings import QuarantineSettings
 
-REPORT_SUFFIX = ".error.json"
 MAX_CAUSE_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 4 * 1024
 
@@ -45,7 +45,7 @@ _STATUS: dict[MoveOutcome, FileStatus] = {
 @dataclass(frozen=True)
 class JobFailure:
     """Where a rejecting Batch job left the error it raised (the workflow's ``jobFailure``,
-    built by the ``BatchConvertRejected`` state as ``tasks.names.batch_failure_key`` in the
+    built by the ``BatchConvertRejected`` state as ``tasks.keys.batch_failure_key`` in the
     output bucket): ``{"error", "cause", "exitCode", "execution", "key"}``."""
 
     bucket: str
@@ -96,7 +96,7 @@ def quarantine(
     the job raised is read from where the workflow says it left it (``job_failure``), so the
     report names it and keeps its details exactly as on the Lambda route."""
     bucket = settings.quarantine_bucket
-    report_key = source.key + REPORT_SUFFIX
+    report_key = keys.report_key(source.key)
     left_by_job = _job_error(store, settings, job_failure)
     message: str | None
     if left_by_job is not None:

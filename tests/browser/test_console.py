@@ -86,9 +86,11 @@ def test_requeue_after_fixing_the_file(page: Any, embedded: EmbeddedAws) -> None
     # THEN the page says where it went, and the file runs again to success
     expect(page.get_by_test_id("result")).to_contain_text("requeued")
     assert any("Requeue" in m for m in page.dialogs)
+    # AND the list speaks of the file by its latest outcome: one succeeded row, none quarantined
     page.goto(f"/?prefix={key}")
     expect(page.locator(f'tr[data-key="{key}"][data-status="succeeded"]')).to_have_count(1)
-    expect(page.locator(f'tr[data-key="{key}"][data-status="quarantined"]')).to_have_count(1)
+    expect(page.locator(f'tr[data-key="{key}"][data-status="quarantined"]')).to_have_count(0)
+    expect(page.locator('[data-testid="counts"] .st-quarantined b')).to_have_text("0")
 
 
 def test_rerun_a_transient_failure(page: Any, embedded: EmbeddedAws) -> None:

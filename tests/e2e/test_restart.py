@@ -149,6 +149,7 @@ def test_a_stopped_batch_finishes_after_a_restart(tmp_path: Path, stop: int) -> 
                 "-m",
                 "chute.cli",
                 "status",
+                "--all",
                 "--json",
                 "--limit",
                 "100",

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from chute.local.embedded import EmbeddedAws
+from chute.local.local_stack import LocalStack
 from tasks import names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -313,14 +314,15 @@ class RecordingBatch:
 def test_embedded_job_definition_runs_the_image_cmd(
     steps: list[Instruction], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN the embedded runtime, with a Batch client that records what it is asked to create
+    # GIVEN the embedded runtime's local stack, with a Batch client that records what it is asked
+    # to create
     embedded = EmbeddedAws()
     batch = RecordingBatch()
-    monkeypatch.setattr(embedded, "client", lambda service: batch)
+    stack = LocalStack(lambda service: batch, embedded.resources, embedded.settings)
 
     # WHEN it creates the Batch resources
     values = {name: "1" for name in names.FUNCTION_SETTINGS["convert"]}
-    embedded._create_batch(values)
+    stack._create_batch(values)
 
     # THEN the job definition's command is the Dockerfile's CMD
     [definition] = batch.job_definitions
@@ -330,7 +332,7 @@ def test_embedded_job_definition_runs_the_image_cmd(
 
 def test_embedded_job_command_comes_from_the_shared_constant() -> None:
     # A literal that happens to match today would drift; the source must use names.BATCH_COMMAND.
-    source = textwrap.dedent(inspect.getsource(EmbeddedAws._create_batch))
+    source = textwrap.dedent(inspect.getsource(LocalStack._create_batch))
     commands = [
         ast.unparse(value)
         for node in ast.walk(ast.parse(source))

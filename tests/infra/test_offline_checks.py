@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chute.local.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings, load_definition
+from chute.local.embedded import EmbeddedAws, LocalSettings
+from chute.local.local_stack import WORKFLOW_FILE, load_definition
 from tests.support.synth import Synth
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,9 +10,11 @@ import pytest
 from aws_cdk import assertions
 from constructs import IConstruct
 
-from chute.local.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings
+from chute.local.embedded import EmbeddedAws, LocalSettings
+from chute.local.local_stack import WORKFLOW_FILE
 from infra.config import ChuteProps
 from tasks import names
+from tasks.formats import keys
 from tests.support.synth import Synth, dumps
 
 Match = assertions.Match
@@ -120,7 +122,7 @@ def test_output_aborts_uploads_and_expires_what_batch_jobs_left(synth: Synth) ->
         "DaysAfterInitiation": 1
     }
     failures = rules["expire-batch-failures"]
-    assert (failures["Prefix"], failures["ExpirationInDays"]) == (names.BATCH_FAILURES_PREFIX, 30)
+    assert (failures["Prefix"], failures["ExpirationInDays"]) == (keys.BATCH_FAILURES_PREFIX, 30)
 
 
 def test_archive_moves_to_colder_storage(synth: Synth) -> None:
@@ -344,7 +346,7 @@ def test_each_function_gets_only_what_it_uses(synth: Synth) -> None:
         for st in _statements(synth, "QuarantineStep")
         if "StorageOutput" in dumps(st["Resource"]) and "s3:GetObject" in _actions([st])
     ]
-    assert f'"/{names.BATCH_FAILURES_PREFIX}*"' in dumps(failures["Resource"])
+    assert f'"/{keys.BATCH_FAILURES_PREFIX}*"' in dumps(failures["Resource"])
     # the Batch job converts like the convert function
     assert _s3_access(synth, "JobRole") == {"Staging": READ, "Output": PUBLISH}
     # presigned PUT/POST are signed with the grant function's own credentials

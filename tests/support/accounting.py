@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chute.ops.executions import ExecutionView, list_arns, source_of, view
-from tasks.formats.keys import output_base
+from tasks.formats.keys import output_base, report_key
 from tasks.workflow import Outcome
 
-REPORT_SUFFIX = ".error.json"
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
 
 
@@ -116,7 +115,7 @@ def key_states(pipeline: PipelineLike, keys: Iterable[str]) -> dict[str, KeyStat
                 if output_base(key) + suffix in output
             ],
             quarantined=key in quarantine,
-            report=key + REPORT_SUFFIX in quarantine,
+            report=report_key(key) in quarantine,
         )
         for key in keys
     }

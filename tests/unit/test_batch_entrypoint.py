@@ -23,7 +23,7 @@ from batch.entrypoint import main, stop_on_sigterm
 from tasks import names
 from tasks.adapters.s3 import S3Store
 from tasks.errors import StorageUnavailable
-from tasks.formats import OutputFormat
+from tasks.formats import OutputFormat, keys
 from tasks.models import FileSpec, ObjectRef, Target
 from tasks.workflow import ExitCode
 from tests.support.unit import OUTPUT, STAGING
@@ -186,7 +186,7 @@ def test_bad_file_exits_65(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
         "exitCode": 65,
     }
     # no output, only the rejection left for the Quarantine step's report
-    failure = names.batch_failure_key("exec-batch-1")
+    failure = keys.batch_failure_key("exec-batch-1")
     assert output_keys(s3) == [failure]
     left = json.loads(s3.get_object(Bucket=OUTPUT, Key=failure)["Body"].read())
     assert left == {
@@ -235,7 +235,7 @@ def test_contract_violation_exits_65(
     assert json.loads(report["cause"])["problems"] == [
         {"row": 3, "column": "id", "value": "x", "reason": "not a valid int"}
     ]
-    assert output_keys(s3) == [names.batch_failure_key("exec-batch-1")]
+    assert output_keys(s3) == [keys.batch_failure_key("exec-batch-1")]
 
 
 def test_typed_conversion_with_the_contracts_file_exits_0(s3: Any, tmp_path: Path) -> None:
@@ -496,4 +496,4 @@ def test_content_that_used_to_crash_or_flood_exits_65_with_its_name(
     report = stderr_report(capsys.readouterr().err)
     assert report["error"] == error
     assert report["cause"].startswith(cause)
-    assert output_keys(s3) == [names.batch_failure_key("exec-batch-1")]
+    assert output_keys(s3) == [keys.batch_failure_key("exec-batch-1")]

@@ -29,7 +29,7 @@ from tasks.adapters.s3 import S3Store
 from tasks.convert.domain import convert
 from tasks.errors import Replaced
 from tasks.fence import Condition, Stamp
-from tasks.formats import OutputFormat
+from tasks.formats import OutputFormat, keys
 from tasks.models import FileSpec, Head, ObjectRef, Plan, Target
 from tasks.settings import ConvertSettings
 from tasks.workflow import ExitCode
@@ -285,7 +285,7 @@ def assert_only_the_later_upload(s3: Any, a: File, b: File, results: dict[str, R
     if a.route == "batch" and not a_finished:
         assert ra.exit_code == ExitCode.CANTCREAT, ra
         left = json.loads(
-            s3.get_object(Bucket=OUTPUT, Key=names.batch_failure_key("exec-a"))["Body"].read()
+            s3.get_object(Bucket=OUTPUT, Key=keys.batch_failure_key("exec-a"))["Body"].read()
         )
         assert left["error"] == "Replaced" and "race/x.csv.gz" in left["cause"], left
     elif not a_finished:

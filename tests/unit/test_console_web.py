@@ -19,11 +19,13 @@ from chute.ops.deployment import Deployment
 from chute.web import graph
 from chute.web.data import ConsoleData, ConsoleError, Filters
 from chute.web.metrics import TRANSIENT_LABEL, from_cloudwatch
+from chute.web.s3_links import S3Links
 from chute.web.server import Console, ConsoleServer, Forbidden, _json_object
+from tasks.workflow_definition import Definition
 from tests.support.unit import OUTPUT, QUARANTINE, STAGING
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFINITION = json.loads((ROOT / "workflows" / "pipeline.asl.json").read_text())
+DEFINITION = dict(Definition.load().document)
 REGION = "eu-west-1"
 MACHINE = f"arn:aws:states:{REGION}:111122223333:stateMachine:Chute-Pipeline"
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -120,14 +122,14 @@ def test_the_layout_places_every_state_without_overlap_and_routes_every_transiti
 
 
 # --- AWS mode: Step Functions through the Stubber, S3 on moto ----------------------------
-def describe(name: str, status: str, error: str | None = None) -> dict[str, Any]:
+def describe(name: str, status: str, error: str | None = None, key: str = KEY) -> dict[str, Any]:
     document: dict[str, Any] = {
         "executionArn": arn(name),
         "stateMachineArn": MACHINE,
         "name": name,
         "status": status,
         "startDate": NOW,
-        "input": json.dumps({"source": {"bucket": STAGING, "key": KEY, "size": len(BAD_CSV)}}),
+        "input": json.dumps({"source": {"bucket": STAGING, "key": key, "size": len(BAD_CSV)}}),
     }
     if status != "RUNNING":
         document["stopDate"] = NOW + timedelta(seconds=21)
@@ -185,7 +187,10 @@ def test_aws_mode_lists_files_with_counts_and_pages(s3: Any) -> None:
             },
             {"stateMachineArn": MACHINE},
         )
-        # (the running one's outcome is its status: not read)
+        # each execution's file is read once (its input); the running one's outcome is its
+        # status: not read
+        stub.add_response("describe_execution", describe("run-1", "RUNNING", key="in/other.csv"))
+        stub.add_response("describe_execution", describe("bad-1", "FAILED", "MalformedContent"))
         stub.add_response("describe_execution", describe("bad-1", "FAILED", "MalformedContent"))
         stub.add_response("get_execution_history", {"events": QUARANTINED_HISTORY})
         data = ConsoleData(aws_deployment(sfn, s3))
@@ -199,6 +204,7 @@ def test_aws_mode_lists_files_with_counts_and_pages(s3: Any) -> None:
         "quarantined": 1,
         "failed": 0,
         "stale": 0,
+        "replaced": 0,
         "ignored": 1,
     }
     assert (listing.total, listing.pages) == (1, 1)
@@ -398,7 +404,7 @@ def test_the_vendored_htmx_is_the_version_package_json_pins() -> None:
 
 
 def test_paging_through_many_executions_reads_only_the_rows_shown(s3: Any) -> None:
-    # GIVEN 120 succeeded executions on AWS, listed in two pages of ListExecutions
+    # GIVEN 120 succeeded executions of 120 files on AWS, listed in two pages of ListExecutions
     sfn = boto3.client("stepfunctions", region_name=REGION)
     names = [f"ok-{i:03d}" for i in range(120)]
     items = [
@@ -418,13 +424,20 @@ def test_paging_through_many_executions_reads_only_the_rows_shown(s3: Any) -> No
         stub.add_response("list_executions", {"executions": items[:100], "nextToken": "t"})
         stub.add_response("list_executions", {"executions": items[100:]})
 
+    def listed_reading_keys(stub: Stubber) -> None:  # each execution's file, once: files count
+        for page, more in ((items[:100], {"nextToken": "t"}), (items[100:], {})):
+            stub.add_response("list_executions", {"executions": page, **more})
+            for item in page:
+                n = item["name"]
+                stub.add_response("describe_execution", describe(n, "SUCCEEDED", key=f"in/{n}.csv"))
+
     def shown(stub: Stubber, rows: list[str]) -> None:
         for n in rows:
-            stub.add_response("describe_execution", describe(n, "SUCCEEDED"))
+            stub.add_response("describe_execution", describe(n, "SUCCEEDED", key=f"in/{n}.csv"))
             stub.add_response("get_execution_history", {"events": done})
 
     with Stubber(sfn) as stub:
-        listed(stub)
+        listed_reading_keys(stub)
         shown(stub, names[50:100])
         # WHEN page 2 of 50 rows is read
         listing = data.listing(Filters(), page=2, per_page=50)
@@ -433,7 +446,8 @@ def test_paging_through_many_executions_reads_only_the_rows_shown(s3: Any) -> No
     assert (listing.page, listing.pages, listing.total) == (2, 3, 120)
     assert [r.execution for r in listing.rows] == names[50:100]
     assert listing.counts["succeeded"] == 120
-    # AND page 3 reads its own 20 rows; page 2 again costs only the listing (views are kept)
+    # AND page 3 reads its own 20 rows; page 2 again costs only the listing (keys and views are
+    # kept)
     with Stubber(sfn) as stub:
         listed(stub)
         shown(stub, names[100:])
@@ -524,3 +538,11 @@ def test_local_glance_counts_the_window_from_the_executions_reading_only_what_it
     assert glance.files["lambda"][-3] == 1 and sum(glance.files["lambda"]) == 1
     assert glance.bytes["lambda"][-3] == len(BAD_CSV)
     assert glance.failures == {"MalformedContent": 1}
+
+
+def test_the_preview_of_an_empty_file_says_it_is_empty(s3: Any) -> None:
+    # GIVEN an empty file in quarantine (a 0-byte upload)
+    s3.put_object(Bucket=QUARANTINE, Key="in/empty.csv", Body=b"")
+    # WHEN the console previews it THEN it says so in words, not with S3's error name
+    rows, note = S3Links(aws_deployment(None, s3)).preview(QUARANTINE, "in/empty.csv")
+    assert rows == [] and note == "no preview: the file is empty (0 bytes)"

@@ -1,4 +1,5 @@
-"""The layering DESIGN.md asks for, checked on the source: handler -> domain -> adapters.
+"""The layering the README's Architecture section describes, checked on the source: handler ->
+domain -> adapters.
 
 Domain code (every module of ``tasks/`` but the adapters and the handlers) never imports boto3,
 botocore or an adapter, not even for types; adapters never import a step's package (its domain):

@@ -18,8 +18,10 @@ from botocore.stub import ANY, Stubber
 from chute.ops import mock_cases as mc
 from chute.ops import workflow_tests as wt
 from tasks.workflow import ExitCode, State
+from tasks.workflow_definition import Definition
 
-DEFINITION: dict[str, Any] = json.loads(wt.DEFAULT_WORKFLOW.read_text())
+WORKFLOW = Definition.load(wt.DEFAULT_WORKFLOW)
+DEFINITION: dict[str, Any] = dict(WORKFLOW.document)
 CONFIG = mc.load_mock_config(wt.DEFAULT_MOCK_CONFIG)
 EXPECTED = mc.load_expectations(mc.expectations_path(wt.DEFAULT_MOCK_CONFIG))
 MACHINE = EXPECTED.state_machine
@@ -66,7 +68,7 @@ def _throws(state: str) -> set[str]:
 
 @pytest.mark.parametrize(
     ("state", "index"),
-    [(n, i) for n, s in DEFINITION["States"].items() for i in range(len(s.get("Catch", [])))],
+    [(r.state, r.index) for r in WORKFLOW.rules("Catch")],
 )
 def test_every_catcher_is_taken_by_some_case(state: str, index: int) -> None:
     catcher = DEFINITION["States"][state]["Catch"][index]
@@ -81,7 +83,7 @@ def test_every_catcher_is_taken_by_some_case(state: str, index: int) -> None:
 
 @pytest.mark.parametrize(
     ("state", "index"),
-    [(n, i) for n, s in DEFINITION["States"].items() for i in range(len(s.get("Retry", [])))],
+    [(r.state, r.index) for r in WORKFLOW.rules("Retry")],
 )
 def test_every_retrier_is_exercised_by_some_case(state: str, index: int) -> None:
     retrier = DEFINITION["States"][state]["Retry"][index]

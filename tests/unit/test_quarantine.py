@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tasks import names
 from tasks.adapters.s3 import S3Store
+from tasks.formats.keys import batch_failure_key
 from tasks.models import ObjectRef
 from tasks.quarantine import handler as quarantine_handler
 from tasks.quarantine.domain import MAX_CAUSE_BYTES, JobFailure, quarantine, truncate_utf8
@@ -193,7 +193,7 @@ PROBLEMS = {
 
 
 # where the workflow's BatchConvertRejected state says the job left its error
-JOB_FAILURE = JobFailure(bucket=OUTPUT, key=names.batch_failure_key("orders-csv-0123"))
+JOB_FAILURE = JobFailure(bucket=OUTPUT, key=batch_failure_key("orders-csv-0123"))
 
 
 def quarantine_batch_rejection(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,19 +22,16 @@ from tasks.redrive.domain import (
 )
 from tasks.settings import RedriveSettings
 from tasks.workflow import RETRIED_ERRORS
+from tasks.workflow_definition import Definition
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 MACHINE = "arn:aws:states:us-east-1:111122223333:stateMachine:chute-pipeline"
 EXECUTION = "arn:aws:states:us-east-1:111122223333:execution:chute-pipeline:"
 SETTINGS = RedriveSettings(state_machine_arn=MACHINE, max_redrives=3, every_minutes=15)
-WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "pipeline.asl.json"
 
 
 def test_what_counts_as_transient_is_what_the_workflow_retries() -> None:
-    retried: set[str] = set()
-    for state in json.loads(WORKFLOW.read_text())["States"].values():
-        for retry in state.get("Retry", []):
-            retried.update(retry["ErrorEquals"])
+    retried = {e for rule in Definition.load().rules("Retry") for e in rule.errors}
     assert retried == RETRIED_ERRORS
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from chute.ops.upload import MIN_PART_BYTES, UploadInterrupted, part_size_for, upload_file
+from chute.ops.upload import UploadInterrupted, upload_file
+from tasks.s3_limits import MIN_PART_BYTES, part_size
 from tests.support.unit import STAGING
 
 
@@ -77,8 +78,8 @@ def test_small_files_are_one_part(s3: Any, tmp_path: Path) -> None:
 
 
 def test_part_size_grows_to_stay_within_10000_parts() -> None:
-    assert part_size_for(10, 1) == MIN_PART_BYTES
-    assert part_size_for(100 * 1024**3, 8 * 1024**2) * 10_000 >= 100 * 1024**3
+    assert part_size(10, 1) == MIN_PART_BYTES
+    assert part_size(100 * 1024**3, 8 * 1024**2) * 10_000 >= 100 * 1024**3
 
 
 def test_ctrl_c_stops_the_upload_without_sending_the_queued_parts(s3: Any, big: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tasks import names
+from tasks.formats import keys
 from tasks.workflow import (
     FAIL_STATES,
     ROUTES,
@@ -24,9 +25,10 @@ from tasks.workflow import (
     fail_state_of,
     route_of,
 )
+from tasks.workflow_definition import Definition
 
 REPO = Path(__file__).resolve().parents[2]
-DEFINITION: dict[str, Any] = json.loads((REPO / "workflows" / "pipeline.asl.json").read_text())
+DEFINITION: dict[str, Any] = dict(Definition.load().document)
 STATES: dict[str, Any] = DEFINITION["States"]
 
 
@@ -92,8 +94,8 @@ def test_the_batch_failure_location_in_the_workflow_is_where_the_job_leaves_it()
     location = STATES[State.BATCH_CONVERT_REJECTED]["Parameters"]["jobFailure"]
     match = re.fullmatch(r"States\.Format\('([^']*)', \$\$\.Execution\.Name\)", location["key.$"])
     assert match, location["key.$"]
-    # THEN the key is names.batch_failure_key's, in the bucket the job writes to (plan.target)
-    assert match.group(1).replace("{}", "orders-csv-0123") == names.batch_failure_key(
+    # THEN the key is keys.batch_failure_key's, in the bucket the job writes to (plan.target)
+    assert match.group(1).replace("{}", "orders-csv-0123") == keys.batch_failure_key(
         "orders-csv-0123"
     )
     assert location["bucket.$"] == "$.plan.target.bucket"

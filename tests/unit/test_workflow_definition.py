@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from chute.local.embedded import WORKFLOW_FILE, EmbeddedAws, LocalSettings
+from chute.local.embedded import EmbeddedAws, LocalSettings
 from tasks import errors, names
+from tasks.workflow_definition import WORKFLOW_FILE, Definition
 
-DEFINITION: dict[str, Any] = json.loads(WORKFLOW_FILE.read_text())
+WORKFLOW = Definition.load()
+DEFINITION: dict[str, Any] = dict(WORKFLOW.document)
 STATES: dict[str, Any] = DEFINITION["States"]
 # Names that AWS (not chute) reports.
 AWS_ERRORS = {
@@ -36,11 +38,7 @@ AWS_ERRORS = {
 
 
 def _error_names() -> set[str]:
-    found: set[str] = set()
-    for state in STATES.values():
-        for rule in state.get("Retry", []) + state.get("Catch", []):
-            found.update(rule["ErrorEquals"])
-    return found
+    return WORKFLOW.error_names()
 
 
 def test_every_error_class_is_named_in_the_workflow() -> None:
@@ -110,7 +108,7 @@ def test_batch_state_has_a_timeout_and_passes_pointers_only() -> None:
 
 @pytest.mark.parametrize("threshold", [1, 100_000])
 def test_substituted_definition_is_valid_json(threshold: int) -> None:
-    from chute.local.embedded import load_definition
+    from chute.local.local_stack import load_definition
 
     runtime = EmbeddedAws(
         LocalSettings(state_dir=Path("/nonexistent"), large_file_threshold_bytes=threshold)

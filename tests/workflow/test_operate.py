@@ -143,7 +143,7 @@ def test_a_failure_rerun_to_success_is_no_longer_listed_as_failed(
     failed = pipeline.wait_for(key)
     assert failed.status == "FAILED"
     listed = operate.executions(deployment, status="FAILED", key_prefix=key)
-    assert operate.unresolved_failures(deployment, listed) == listed
+    assert [v.arn for v in listed] == [failed.arn]
     description = deployment.sfn.describe_execution(executionArn=failed.arn)
     restart = deployment.sfn.start_execution(
         stateMachineArn=deployment.state_machine_arn,
@@ -156,8 +156,9 @@ def test_a_failure_rerun_to_success_is_no_longer_listed_as_failed(
         return None if status == "RUNNING" else status
 
     assert wait_until(finished, what="restart finished") == "SUCCEEDED"
-    # WHEN the operator asks for failures THEN that one is done with
-    assert operate.unresolved_failures(deployment, listed) == []
+    # WHEN the operator asks for failures THEN that file is done with: its latest run succeeded
+    assert operate.executions(deployment, status="FAILED", key_prefix=key) == []
+    assert [v.status for v in operate.executions(deployment, key_prefix=key)] == ["SUCCEEDED"]
 
 
 def test_forcing_a_rerun_of_a_quarantined_file_requeues_it(
@@ -175,7 +176,7 @@ def test_forcing_a_rerun_of_a_quarantined_file_requeues_it(
     assert result.action == "requeued"
 
     def runs() -> int:
-        return len(operate.executions(deployment, key_prefix=key, limit=10))
+        return len(operate.executions(deployment, key_prefix=key, limit=10, per_file=False))
 
     wait_until(lambda: runs() >= 2, what="a new execution of the requeued file")
     # AND without --force it is refused with the requeue hint

@@ -1,0 +1,202 @@
+"""Multipart objects on S3: a server-side copy waiting to be completed, and a streaming writer
+whose parts grow with the stream (tasks.s3_limits). Both become visible only when completed,
+conditionally (tasks.fence), and leave nothing behind when aborted."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tasks import s3_limits
+from tasks.adapters.s3_errors import conditions, translate, translate_write
+from tasks.errors import StorageUnavailable
+
+if TYPE_CHECKING:
+    from tasks.fence import Condition
+    from tasks.models import Head
+
+
+class CopyStore(Protocol):
+    """What a pending copy needs of the store that started it (tasks.adapters.s3.S3Store)."""
+
+    @property
+    def client(self) -> Any: ...
+
+    def exists(self, bucket: str, key: str) -> Head | None: ...
+
+    def put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        extra: dict[str, Any],
+        condition: Condition | None,
+        what: str,
+    ) -> None: ...
+
+
+class PendingCopy:
+    """A copy whose parts are in place, waiting for :meth:`complete` (or :meth:`abort`)."""
+
+    def __init__(
+        self,
+        store: CopyStore,
+        bucket: str,
+        key: str,
+        upload_id: str | None,
+        parts: list[dict[str, Any]],
+        extra: dict[str, Any],
+        what: str,
+    ) -> None:
+        self._store = store
+        self._bucket = bucket
+        self._key = key
+        self._upload_id = upload_id
+        self.parts = parts
+        self._extra = extra
+        self._what = what
+        self._empty = upload_id is None  # a 0-byte source: one conditional PUT
+
+    def complete(self, condition: Condition | None = None) -> Head:
+        """Make the copy visible; WriteConflict when ``condition`` fails (the parts stay: complete
+        again with another condition). Returns the copy's HEAD."""
+        client = self._store.client
+        if self._empty:
+            self._store.put_bytes(self._bucket, self._key, b"", self._extra, condition, self._what)
+        else:
+            try:
+                client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self.parts},
+                    **conditions(condition),
+                )
+            except Exception as exc:
+                raise translate_write(exc, what=self._what) from exc
+            self._upload_id = None
+        copied = self._store.exists(self._bucket, self._key)
+        if copied is None:
+            raise StorageUnavailable(f"{self._what}: the copy is not visible at {self._key}")
+        return copied
+
+    def abort(self) -> None:
+        if self._upload_id is None:
+            return
+        with suppress(ClientError, BotoCoreError):
+            self._store.client.abort_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+            )
+        self._upload_id = None
+
+
+class MultipartWriter:
+    """Buffers at most one part in memory; uploads each full part as it fills."""
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        part_size: int,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ):
+        self._client = client
+        self._metadata = metadata or {}
+        self._bucket = bucket
+        self._key = key
+        self._part_size = part_size
+        self._content_type = content_type
+        self._buffer = bytearray()
+        self._parts: list[dict[str, Any]] = []
+        self._upload_id: str | None = None
+        self._completed = False
+        self.bytes_written = 0
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        self.bytes_written += len(data)
+        while len(self._buffer) >= (size := self._next_part_size()):
+            chunk = bytes(self._buffer[:size])
+            del self._buffer[:size]
+            self._upload_part(chunk)
+
+    def _next_part_size(self) -> int:
+        """Parts grow as the stream does (s3_limits.streaming_part): any output up to S3's
+        largest object fits in its 10,000 parts."""
+        return s3_limits.streaming_part(len(self._parts) + 1, self._part_size)
+
+    def _start(self) -> str:
+        if self._upload_id is None:
+            try:
+                resp = self._client.create_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    ContentType=self._content_type,
+                    Metadata=self._metadata,
+                )
+            except Exception as exc:
+                raise translate(exc, what=f"write s3://{self._bucket}/{self._key}") from exc
+            self._upload_id = str(resp["UploadId"])
+        return self._upload_id
+
+    def _upload_part(self, chunk: bytes) -> None:
+        upload_id = self._start()
+        number = len(self._parts) + 1
+        try:
+            resp = self._client.upload_part(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=chunk,
+            )
+        except Exception as exc:
+            raise translate(exc, what=f"write s3://{self._bucket}/{self._key}") from exc
+        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+
+    def complete(self, condition: Condition | None = None) -> None:
+        """Make the object visible (conditionally: WriteConflict when ``condition`` fails, and
+        the writer can complete again with another condition)."""
+        what = f"write s3://{self._bucket}/{self._key}"
+        if self._upload_id is None:
+            # Small output: one plain PUT is cheaper than a one-part multipart upload.
+            try:
+                self._client.put_object(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    Body=bytes(self._buffer),
+                    ContentType=self._content_type,
+                    Metadata=self._metadata,
+                    **conditions(condition),
+                )
+            except Exception as exc:
+                raise translate_write(exc, what=what) from exc
+            self._completed = True
+            return
+        if self._buffer:
+            self._upload_part(bytes(self._buffer))
+            self._buffer.clear()
+        try:
+            self._client.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+                **conditions(condition),
+            )
+        except Exception as exc:
+            raise translate_write(exc, what=what) from exc
+        self._completed = True
+
+    def abort(self) -> None:
+        if self._upload_id is None or self._completed:
+            return
+        # If the abort fails too, the bucket's lifecycle rule removes the parts after a day.
+        with suppress(ClientError, BotoCoreError):
+            self._client.abort_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+            )
