@@ -4,8 +4,8 @@ UploadPartCopy (512 MiB parts, as Archive does), and print the process's peak RS
 
     .venv/bin/python bench/embedded_memory.py [SIZE_MB] [--part-mb 64] [--without-fixes]
 
-``--without-fixes`` reverts the s3-* memory fixes of chute/local/moto_fixes.py (moto as shipped).
-Client and server run in this one process, so the figure covers both.
+``--without-fixes`` reverts the s3-* memory fixes of chute/local/moto_patches/s3_bodies.py
+(moto as shipped). Client and server run in this one process, so the figure covers both.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
 
-from chute.local import moto_fixes
+from chute.local import moto_patches
 from chute.local.embedded import EmbeddedAws, LocalSettings, free_port
 
 MEMORY_FIXES = (
@@ -48,7 +48,7 @@ def main() -> None:
         with EmbeddedAws(settings) as aws:
             if args.without_fixes:
                 for name in MEMORY_FIXES:
-                    moto_fixes.FIXES[name].revert()
+                    moto_patches.FIXES[name].revert()
             s3 = aws.client("s3")
             bucket = aws.resources.output_bucket
             config = TransferConfig(multipart_chunksize=args.part_mb * MIB, max_concurrency=2)
@@ -83,7 +83,7 @@ def main() -> None:
             copied = time.monotonic() - started
             if args.without_fixes:
                 for name in MEMORY_FIXES:
-                    moto_fixes.FIXES[name].apply()
+                    moto_patches.FIXES[name].apply()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
             f"{args.size_mb} MB ({args.part_mb} MiB parts)"

@@ -2,7 +2,7 @@
 Language interpreter) on 127.0.0.1, holding the same resources the CDK stack deploys, with the
 project's own handlers executing Lambda tasks and its own container command executing Batch jobs.
 
-This module and its helpers (local_stack, moto_fixes, lambda_workers, batch_jobs, event_source,
+This module and its helpers (local_stack, moto_patches, lambda_workers, batch_jobs, event_source,
 grant_api) are the one place where running locally differs from running on AWS.
 """
 
@@ -137,7 +137,7 @@ class EmbeddedAws:
         from moto.moto_api import state_manager
         from moto.server import ThreadedMotoServer
 
-        from chute.local import moto_fixes
+        from chute.local import moto_patches
 
         try:
             parse_faults(self.settings.faults)
@@ -171,12 +171,12 @@ class EmbeddedAws:
             job_env=lambda job_id: {"AWS_ACCESS_KEY_ID": batch_access_key(job_id)},
         )
         self._bind_faults()
-        moto_fixes.HOOKS.request_filter = self.faults.wsgi_filter
-        moto_fixes.HOOKS.lambda_executor = self._invoke_lambda
-        moto_fixes.HOOKS.batch_executor = self._batch.submit
-        moto_fixes.HOOKS.time_scale = self.settings.time_scale
-        moto_fixes.HOOKS.mock_config_file = self.settings.mock_config
-        moto_fixes.apply_all()
+        moto_patches.HOOKS.request_filter = self.faults.wsgi_filter
+        moto_patches.HOOKS.lambda_executor = self._invoke_lambda
+        moto_patches.HOOKS.batch_executor = self._batch.submit
+        moto_patches.HOOKS.time_scale = self.settings.time_scale
+        moto_patches.HOOKS.mock_config_file = self.settings.mock_config
+        moto_patches.apply_all()
         if self.settings.persist:
             self._state = Persistence(self.settings.state_dir / "state", self.resources)
             self._state.open(fresh=self.settings.fresh)
@@ -231,7 +231,7 @@ class EmbeddedAws:
         return f"https://cognito-idp.{region}.amazonaws.com/{self.user_pool_id}"
 
     def stop(self) -> None:
-        from chute.local import moto_fixes  # imports moto: only when the runtime was used
+        from chute.local import moto_patches  # imports moto: only when the runtime was used
 
         if self._grant_api:
             self._grant_api.stop()
@@ -247,11 +247,11 @@ class EmbeddedAws:
             self._server = None
         if self._state:
             self._state.close()
-        moto_fixes.HOOKS.lambda_executor = None
-        moto_fixes.HOOKS.batch_executor = None
-        moto_fixes.HOOKS.request_filter = None
-        moto_fixes.HOOKS.mock_config_file = None
-        moto_fixes.revert_all()
+        moto_patches.HOOKS.lambda_executor = None
+        moto_patches.HOOKS.batch_executor = None
+        moto_patches.HOOKS.request_filter = None
+        moto_patches.HOOKS.mock_config_file = None
+        moto_patches.revert_all()
 
     # --- clients ------------------------------------------------------------------------------
     def client(self, service: str) -> Any:

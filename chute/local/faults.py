@@ -35,9 +35,9 @@ key and match only rules without a PREFIX. A kill/term rule whose process never 
 request stays armed.
 
 A bad rule raises :class:`FaultSpecError` naming the rule and what is wrong. The S3 rules run
-inside the endpoint (the ``request-filter`` hook in :mod:`chute.local.moto_fixes`); callers are told
-apart by their access key id, which the runtime sets per function (``<prefix>-<step>``) and
-per Batch job (:func:`batch_access_key`).
+inside the endpoint (the ``request-filter`` hook in :mod:`chute.local.moto_patches.server`);
+callers are told apart by their access key id, which the runtime sets per function
+(``<prefix>-<step>``) and per Batch job (:func:`batch_access_key`).
 """
 
 from __future__ import annotations

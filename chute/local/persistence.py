@@ -2,10 +2,11 @@
 and the record of every execution, kept under ``<state_dir>/state/``.
 
 Write-through: an S3 request that changes an object is on disk before its response is sent
-(hooks in moto_fixes.py), an execution is recorded when it starts and when it ends. Every
-file is written to a temporary name, fsynced, then renamed over its final name (and the folder
-fsynced), so a SIGKILL at any moment leaves either the old or the new record, never a torn one;
-bodies are streamed in chunks, never held whole in memory.
+(hooks in chute.local.moto_patches), an execution is recorded when it starts and when it ends.
+Every file is written to a temporary name, fsynced, then renamed over its final name (and the
+folder fsynced), so a SIGKILL at any moment leaves either the old or the new record, never a
+torn one; bodies are streamed in chunks, never held whole in memory. moto's stand-in for a
+restored execution is chute.local.moto_patches.redrive.RestoredExecution (a redrive revives it).
 
 Layout::
 
@@ -34,11 +35,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 FORMAT = "1"
-INTERRUPTED_ERROR = "chute.Interrupted"
 INTERRUPTED_CAUSE = (
     "the embedded runtime stopped while this execution was running; its file was announced"
     " again when it restarted"
@@ -97,44 +96,6 @@ def _loads(data: bytes) -> Any:
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
-
-
-# --- restored executions ----------------------------------------------------------------------
-class _NoCallbacks:
-    @staticmethod
-    def notify(callback_id: Any, outcome: Any) -> bool:
-        return False
-
-
-class RestoredExecution:
-    """An execution of an earlier run of the runtime, answering the read APIs from its record.
-    A redrive revives it from the record (chute.local.moto_fixes), unless it was interrupted by the
-    stop (its file was announced again)."""
-
-    def __init__(self, describe: dict[str, Any], history: list[dict[str, Any]]) -> None:
-        self.execution_arn = self.exec_arn = describe["executionArn"]
-        self.name = describe["name"]
-        self.state_machine_arn = describe["stateMachineArn"]
-        self.execution_input = describe.get("input") or "{}"
-        self.status = describe["status"]
-        self.exec_status = self.status
-        self.start_date = describe["startDate"]
-        self.stop_date = describe.get("stopDate")
-        self.output = describe.get("output")
-        self.output_details = describe.get("outputDetails") or {"included": True}
-        self.error = describe.get("error")
-        self.cause = describe.get("cause")
-        self.history = history
-        self.chute_redrive_count = int(describe.get("redriveCount") or 0)
-        self.exec_worker = SimpleNamespace(
-            env=SimpleNamespace(callback_pool_manager=_NoCallbacks())
-        )
-
-    def to_history_output(self) -> dict[str, Any]:
-        return {"events": list(self.history)}
-
-    def stop(self, stop_date: Any, error: Any, cause: Any) -> None:
-        """Already over: nothing to stop."""
 
 
 def describe_of(execution: Any) -> dict[str, Any]:
@@ -249,7 +210,7 @@ class StateStore:
     def _sync(self, backend: Any, bucket: str, key: str) -> None:
         from moto.s3.models import FakeKey
 
-        from chute.local.moto_fixes import key_chunks
+        from chute.local.moto_patches.s3_bodies import key_chunks
 
         current = backend.get_bucket(bucket).keys.get(key)
         if not isinstance(current, FakeKey):  # deleted, or a delete marker
@@ -308,7 +269,7 @@ class StateStore:
     def restore_objects(self, backend: Any) -> dict[str, int]:
         """Put every object stored when the store was prepared back into the (freshly created)
         buckets, except where a client already wrote the key since (the newer write wins)."""
-        from chute.local.moto_fixes import SMALL_BODY_BYTES, FileBody
+        from chute.local.moto_patches.s3_bodies import SMALL_BODY_BYTES, FileBody
 
         counts: dict[str, int] = {}
         for bucket in sorted(self.buckets):
@@ -368,6 +329,8 @@ class StateStore:
     def restore_executions(self, state_machine: Any, now: dt.datetime) -> tuple[int, list[str]]:
         """Append every recorded execution of ``state_machine`` to it (oldest first); returns
         how many, and the names of those that were RUNNING (restored as interrupted)."""
+        from chute.local.moto_patches.redrive import INTERRUPTED_ERROR, RestoredExecution
+
         records = []
         for path in self._executions_dir.glob("*.json"):
             record = _loads(path.read_bytes())
@@ -452,13 +415,13 @@ class Persistence:
         self._announce: list[Any] = []
 
     def open(self, *, fresh: bool) -> None:
-        from chute.local import moto_fixes
+        from chute.local.moto_patches import HOOKS
 
         self.store.prepare(fresh=fresh)
-        moto_fixes.HOOKS.object_written = self.store.object_written
-        moto_fixes.HOOKS.bucket_written = self.store.bucket_written
-        moto_fixes.HOOKS.execution_started = self._started
-        moto_fixes.HOOKS.execution_ended = self._ended
+        HOOKS.object_written = self.store.object_written
+        HOOKS.bucket_written = self.store.bucket_written
+        HOOKS.execution_started = self._started
+        HOOKS.execution_ended = self._ended
 
     def _started(self, execution: Any) -> None:
         if execution.state_machine_arn == self.resources.state_machine_arn:
@@ -519,9 +482,9 @@ class Persistence:
         return self.recovery.announced
 
     def close(self) -> None:
-        from chute.local import moto_fixes
+        from chute.local.moto_patches import HOOKS
 
-        moto_fixes.HOOKS.object_written = None
-        moto_fixes.HOOKS.bucket_written = None
-        moto_fixes.HOOKS.execution_started = None
-        moto_fixes.HOOKS.execution_ended = None
+        HOOKS.object_written = None
+        HOOKS.bucket_written = None
+        HOOKS.execution_started = None
+        HOOKS.execution_ended = None

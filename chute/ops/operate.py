@@ -404,7 +404,8 @@ def _rerun_one(d: Deployment, arn: str, *, force: bool) -> RerunResult:
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
             raise
-    # the same on AWS and on the embedded engine (its RedriveExecution: chute.local.moto_fixes)
+    # the same on AWS and on the embedded engine (its RedriveExecution:
+    # chute.local.moto_patches.redrive)
     if current.current_state in FAIL_STATES:
         why = (
             f"it ended in the Fail state {current.current_state}, where a redrive would resume"

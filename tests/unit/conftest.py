@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chute.local import moto_fixes
+from chute.local import moto_patches
 from tasks.adapters.s3 import S3Store
 from tests.support.unit import BUCKETS
 
@@ -29,7 +29,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     # S3 conditional writes as AWS has them (chute's newest-version-wins publication needs them)
-    fix = moto_fixes.FIXES["s3-complete-if-match"]
+    fix = moto_patches.FIXES["s3-complete-if-match"]
     fix.apply()
     try:
         with mock_aws():

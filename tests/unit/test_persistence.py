@@ -13,12 +13,8 @@ import boto3
 from moto import mock_aws
 from moto.s3.models import s3_backends
 
-from chute.local.persistence import (
-    INTERRUPTED_ERROR,
-    RestoredExecution,
-    StateStore,
-    pending,
-)
+from chute.local.moto_patches.redrive import INTERRUPTED_ERROR, RestoredExecution
+from chute.local.persistence import StateStore, pending
 
 BUCKETS = ("chute-staging", "chute-output")
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chute.local.embedded import EmbeddedAws, LocalSettings, free_port
 from chute.ops.workflow_tests import DEFAULT_MOCK_CONFIG
+from tests.support.moto_patches import make_probe
 from tests.support.pipeline import (
     LARGE_THRESHOLD,
     Pipeline,
@@ -39,3 +41,10 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
 @pytest.fixture
 def pipeline(embedded: EmbeddedAws) -> Pipeline:
     return Pipeline(embedded)
+
+
+@pytest.fixture(scope="session")
+def probe(embedded: EmbeddedAws) -> dict[str, Any]:
+    """A bucket notifying a queue of its own, outside the pipeline's resources (the tests of
+    chute.local.moto_patches): created once, shared by their files."""
+    return make_probe(embedded)

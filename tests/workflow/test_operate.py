@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chute.local import moto_fixes
+from chute.local import moto_patches
 from chute.local.embedded import EmbeddedAws
 from chute.ops import operate
 from chute.ops.deployment import Deployment, connect
@@ -67,9 +67,10 @@ def test_a_transient_failure_is_found_shown_and_redriven_once(
 
 @contextmanager
 def handler_invocations(embedded: EmbeddedAws, key: str) -> Iterator[Counter[str]]:
-    """How many times each step's function is invoked for ``key`` (chute.local.moto_fixes hook)."""
+    """How many times each step's function is invoked for ``key`` (the lambda-executor hook of
+    chute.local.moto_patches)."""
     calls: Counter[str] = Counter()
-    inner = moto_fixes.HOOKS.lambda_executor
+    inner = moto_patches.HOOKS.lambda_executor
     assert inner is not None
 
     def counting(fn: Any, event: Any) -> tuple[str, bool, str]:
@@ -78,11 +79,11 @@ def handler_invocations(embedded: EmbeddedAws, key: str) -> Iterator[Counter[str
             calls[fn.function_name.removeprefix(f"{embedded.resources.prefix}-")] += 1
         return inner(fn, event)
 
-    moto_fixes.HOOKS.lambda_executor = counting
+    moto_patches.HOOKS.lambda_executor = counting
     try:
         yield calls
     finally:
-        moto_fixes.HOOKS.lambda_executor = inner
+        moto_patches.HOOKS.lambda_executor = inner
 
 
 def test_a_quarantined_file_is_refused_then_requeued_after_a_fix(

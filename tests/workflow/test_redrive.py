@@ -1,7 +1,7 @@
 """The auto-redrive on real executions of the workflow on the embedded engine: which ones
 failed, in which Fail state, which of them it redrives, and the redrive itself (the embedded
-engine's RedriveExecution, chute.local.moto_fixes: the same execution resumes at its failed
-state)."""
+engine's RedriveExecution, chute.local.moto_patches.redrive: the same execution resumes at its
+failed state)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,318 @@
+"""Step Functions (moto's interpreter, ``moto.stepfunctions.parser``): where it differs from AWS,
+its speed, and the hooks of an execution's start and end.
+
+Behaviour: StartExecution without a name yields the name "None"; a Fail state whose ErrorPath
+yields a States.* name (a Batch States.TaskFailed passed on) ends in States.Runtime;
+``batch:submitJob(.sync)`` passes ASL casing (JobName) to botocore, so the request fails with
+States.Runtime 'JobName' (getmoto/moto#10076), and its results keep botocore casing (jobId,
+container.exitCode) where AWS gives JobId, Container.ExitCode (.sync then fails on 'JobId').
+
+Speed (the embedded runtime's own CPU per file; bench/throughput.py, docs/decisions.md): every
+execution lexes, parses and preprocesses the whole definition (ANTLR; ~70 % of the endpoint's
+CPU per small file), so the program is now built once per definition and shared (its components
+are stateless: each execution's values live in its own Environment); every Task state creates a
+new boto3 client to call back into the endpoint, now one per (service, region, endpoint) is
+reused; every path evaluation builds a new JSONPath parser (PLY tables), now remembered.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+import uuid
+from typing import Any
+
+import botocore.config
+import botocore.session
+from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+    StatesErrorName,
+)
+from moto.stepfunctions.parser.asl.component.common.path import result_path
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (  # noqa: E501
+    StateTaskServiceBatch,
+)
+from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
+from moto.stepfunctions.parser.asl.utils import json_path as sfn_json_path
+from moto.stepfunctions.parser.backend.execution import (
+    BaseExecutionWorkerCommunication,
+)
+from moto.stepfunctions.parser.backend.execution import Execution as SfnExecution
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+from chute.local.moto_patches.seam import HOOKS, Fixes, Kind
+
+FIXES = Fixes()
+
+
+# --- hooks ------------------------------------------------------------------------------------
+class _ScaledTime:
+    """Stands in for the ``time`` module inside moto's retrier: only ``sleep`` is scaled."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(max(0.0, seconds * HOOKS.time_scale))
+
+
+@FIXES.declare(
+    "retry-time-scale",
+    Kind.HOOK,
+    retrier_decl,
+    "time",
+    why="Retry waits are real time; scale them so tests and demos don't sleep",
+)
+def _retry_time(original: Any) -> Any:
+    return _ScaledTime()
+
+
+# --- behaviour --------------------------------------------------------------------------------
+@FIXES.declare(
+    "sfn-unnamed-execution",
+    Kind.BEHAVIOUR,
+    StepFunctionsParserBackend,
+    "start_execution",
+    why="StartExecution without a name yields an execution named 'None'",
+)
+def _sfn_named_execution(original: Any) -> Any:
+    def start_execution(
+        self: Any, state_machine_arn: str, name: str | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    return start_execution
+
+
+@FIXES.declare(
+    "sfn-fail-states-error",
+    Kind.BEHAVIOUR,
+    state_fail,
+    "CustomErrorName",
+    why="Fail with an ErrorPath yielding States.* ends in States.Runtime",
+)
+def states_error_name(original: Any) -> Any:
+    """A States.* error name passed on keeps its name (a mocked Throw too: mock_configs)."""
+
+    def error_name(value: str | None) -> ErrorName:
+        if value is not None and value.startswith("States."):
+            try:
+                return StatesErrorName.from_name(value)
+            except ValueError:
+                return ErrorName(error_name=value)
+        return original(value)  # type: ignore[no-any-return]
+
+    return error_name
+
+
+_BATCH_MODEL: Any = None
+
+
+def _batch_operation(action: str) -> Any:
+    """The botocore operation model for an ASL action ("submitJob") or a boto name
+    ("describe_jobs")."""
+    global _BATCH_MODEL
+    if _BATCH_MODEL is None:
+        _BATCH_MODEL = botocore.session.get_session().get_service_model("batch")
+    wanted = re.sub(r"[_-]", "", action).lower()
+    for name in _BATCH_MODEL.operation_names:
+        if name.lower() == wanted:
+            return _BATCH_MODEL.operation_model(name)
+    raise KeyError(action)
+
+
+@FIXES.declare(
+    "sfn-batch-casing-request",
+    Kind.BEHAVIOUR,
+    StateTaskServiceBatch,
+    "_normalise_parameters",
+    why="batch:submitJob passes ASL casing (JobName) to botocore (getmoto/moto#10076)",
+)
+def _batch_request_casing(original: Any) -> Any:
+    def _normalise_parameters(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        operation = _batch_operation(service_action_name or self.resource.api_action)
+        self._to_boto_request(parameters, operation.input_shape)
+
+    return _normalise_parameters
+
+
+@FIXES.declare(
+    "sfn-batch-casing-response",
+    Kind.BEHAVIOUR,
+    StateTaskServiceBatch,
+    "_normalise_response",
+    why="Batch results keep botocore casing (jobId) where AWS gives JobId",
+)
+def _batch_response_casing(original: Any) -> Any:
+    def _normalise_response(
+        self: Any,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        operation = _batch_operation(service_action_name or self.resource.api_action)
+        self._from_boto_response(response, operation.output_shape)
+
+    return _normalise_response
+
+
+# --- speed: the endpoint's own work per execution ---------------------------------------------
+_PROGRAMS: dict[str, Any] = {}
+_PROGRAMS_LOCK = threading.Lock()
+_PROGRAMS_KEPT = 16
+
+
+def _fix_heap_keys(component: Any, seen: set[int]) -> None:
+    """Give every evaluation component of a program its ``heap_key`` now: moto assigns it
+    lazily on first use, a race once several executions share the components (each
+    execution keeps its per-component values, e.g. retry attempts, in its own heap under
+    that key)."""
+    if id(component) in seen:
+        return
+    seen.add(id(component))
+    if isinstance(component, EvalComponent):
+        _ = component.heap_key
+    if isinstance(component, (list, tuple, set, frozenset)):
+        for item in component:
+            _fix_heap_keys(item, seen)
+    elif isinstance(component, dict):
+        for item in component.values():
+            _fix_heap_keys(item, seen)
+    elif hasattr(component, "__dict__") and type(component).__module__.startswith("moto."):
+        for item in vars(component).values():
+            _fix_heap_keys(item, seen)
+
+
+def program_of(definition: str) -> Any:
+    """The evaluation program of a definition, parsed and preprocessed once (a syntax error
+    raises as before). moto's components keep no per-execution state (that lives in each
+    execution's Environment), so executions can share them."""
+    with _PROGRAMS_LOCK:
+        program = _PROGRAMS.get(definition)
+    if program is None:
+        program, _ = AmazonStateLanguageParser.parse(definition)
+        _fix_heap_keys(program, set())
+        with _PROGRAMS_LOCK:
+            if len(_PROGRAMS) >= _PROGRAMS_KEPT:
+                _PROGRAMS.clear()
+            program = _PROGRAMS.setdefault(definition, program)
+    return program
+
+
+@FIXES.declare(
+    "sfn-parse-once",
+    Kind.SPEED,
+    ExecutionWorker,
+    "_get_evaluation_entrypoint",
+    why="every execution parses and preprocesses the whole definition again",
+)
+def _sfn_parse_once(original: Any) -> Any:
+    def _get_evaluation_entrypoint(self: ExecutionWorker) -> Any:
+        return program_of(self._evaluation_details.state_machine_details.definition)
+
+    return _get_evaluation_entrypoint
+
+
+class _ReusedClients:
+    """Stands in for the ``boto3`` module inside moto's ``boto_client_for``: ``client`` returns
+    one client per (service, region, endpoint), created with the first caller's settings.
+    boto3 clients are thread-safe; their connection pool is sized for many executions."""
+
+    def __init__(self, boto3_module: Any) -> None:
+        self._boto3 = boto3_module
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._boto3, name)
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        if args:  # not how boto_client_for calls it: don't guess
+            return self._boto3.client(*args, **kwargs)
+        key = (kwargs.get("service_name"), kwargs.get("region_name"), kwargs.get("endpoint_url"))
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                config = kwargs.get("config")
+                pool = botocore.config.Config(max_pool_connections=64)
+                kwargs["config"] = config.merge(pool) if config is not None else pool
+                found = self._clients[key] = self._boto3.client(**kwargs)
+            return found
+
+
+@FIXES.declare(
+    "sfn-client-reuse",
+    Kind.SPEED,
+    sfn_boto_client,
+    "boto3",
+    why="every Task state creates a new boto3 client to call the endpoint",
+)
+def _sfn_client_reuse(original: Any) -> Any:
+    return _ReusedClients(original)
+
+
+@FIXES.declare(
+    "sfn-jsonpath-cache",
+    Kind.SPEED,
+    sfn_json_path,
+    "parse",
+    why="every JSONPath evaluation builds a new parser",
+)
+def _cached_jsonpath(original: Any) -> Any:
+    """``parse`` of jsonpath_ng, remembered per path (parsed expressions are only read)."""
+    return functools.lru_cache(maxsize=1024)(original)
+
+
+FIXES.declare(
+    "sfn-result-path-cache",
+    Kind.SPEED,
+    result_path,
+    "parse",
+    why="every ResultPath evaluation builds a new JSONPath parser",
+)(_cached_jsonpath)
+
+
+# --- persistence hooks (chute.local.persistence) ----------------------------------------------
+@FIXES.declare(
+    "persist-execution-start",
+    Kind.PERSISTENCE,
+    SfnExecution,
+    "start",
+    why="hook: an execution reports its start",
+)
+def _execution_started(original: Any) -> Any:
+    def start(self: SfnExecution) -> None:
+        original(self)
+        if HOOKS.execution_started is not None:
+            HOOKS.execution_started(self)
+
+    return start
+
+
+@FIXES.declare(
+    "persist-execution-end",
+    Kind.PERSISTENCE,
+    BaseExecutionWorkerCommunication,
+    "terminated",
+    why="hook: an execution reports its end (status, output, history complete)",
+)
+def _execution_ended(original: Any) -> Any:
+    def terminated(self: BaseExecutionWorkerCommunication) -> None:
+        original(self)
+        if HOOKS.execution_ended is not None:
+            HOOKS.execution_ended(self.execution)
+
+    return terminated

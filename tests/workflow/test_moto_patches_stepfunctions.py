@@ -1,0 +1,211 @@
+"""Step Functions (chute/local/moto_patches/stepfunctions.py): the interpreter's behaviour and
+speed.
+
+How these tests go: tests/support/moto_patches.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from chute.local.embedded import EmbeddedAws
+from tests.support.moto_patches import PASS, finish, machine, without
+from tests.support.pipeline import wait_until
+
+
+def test_unnamed_execution_gets_a_unique_name(embedded: EmbeddedAws) -> None:
+    arn = machine(embedded, "probe-unnamed", PASS)
+    first, second = finish(embedded, arn), finish(embedded, arn)
+    assert not first["executionArn"].endswith(":None")
+    assert first["executionArn"] != second["executionArn"]
+
+
+@pytest.mark.canary
+def test_canary_unnamed_execution_is_still_named_none(embedded: EmbeddedAws) -> None:
+    arn = machine(embedded, "probe-unnamed-canary", PASS)
+    with without("sfn-unnamed-execution"):
+        desc = finish(embedded, arn)
+    assert desc["executionArn"].endswith(":None")
+
+
+FAIL_WITH_STATES_ERROR = {
+    "StartAt": "F",
+    "States": {"F": {"Type": "Fail", "ErrorPath": "$.e", "CausePath": "$.c"}},
+}
+
+
+def test_fail_state_passes_on_a_states_error(embedded: EmbeddedAws) -> None:
+    arn = machine(embedded, "probe-fail", FAIL_WITH_STATES_ERROR)
+    desc = finish(embedded, arn, input=json.dumps({"e": "States.TaskFailed", "c": "why"}))
+    assert (desc["error"], desc["cause"]) == ("States.TaskFailed", "why")
+
+
+@pytest.mark.canary
+def test_canary_fail_state_with_states_error_still_breaks(embedded: EmbeddedAws) -> None:
+    arn = machine(embedded, "probe-fail-canary", FAIL_WITH_STATES_ERROR)
+    with without("sfn-fail-states-error"):
+        desc = finish(embedded, arn, input=json.dumps({"e": "States.TaskFailed", "c": "why"}))
+    assert desc["error"] == "States.Runtime"
+
+
+def _batch_machine(embedded: EmbeddedAws, name: str) -> str:
+    subs = embedded.substitutions()
+    return machine(
+        embedded,
+        name,
+        {
+            "StartAt": "Job",
+            "States": {
+                "Job": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::batch:submitJob.sync",
+                    "Parameters": {
+                        "JobName": "probe",
+                        "JobQueue": subs["BatchJobQueueArn"],
+                        "JobDefinition": subs["BatchJobDefinitionArn"],
+                    },
+                    "End": True,
+                }
+            },
+        },
+    )
+
+
+def test_batch_sync_uses_aws_casing_both_ways(embedded: EmbeddedAws) -> None:
+    embedded.inject_batch_exit(0)  # don't run the converter: only the integration is probed
+    desc = finish(embedded, _batch_machine(embedded, "probe-batch"))
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+    output = json.loads(desc["output"])
+    assert output["Status"] == "SUCCEEDED"
+    assert output["Container"]["ExitCode"] == 0
+    assert "JobId" in output
+
+
+@pytest.mark.canary
+def test_canary_batch_sync_request_casing_still_breaks(embedded: EmbeddedAws) -> None:
+    arn = _batch_machine(embedded, "probe-batch-request-canary")
+    with without("sfn-batch-casing-request"):
+        desc = finish(embedded, arn)
+    assert desc["error"] == "States.Runtime"
+    assert "JobName" in desc["cause"]
+
+
+@pytest.mark.canary
+def test_canary_batch_sync_response_casing_still_differs(embedded: EmbeddedAws) -> None:
+    embedded.inject_batch_exit(0)
+    arn = _batch_machine(embedded, "probe-batch-response-canary")
+    with without("sfn-batch-casing-response"):
+        desc = finish(embedded, arn)
+    # the .sync resolver itself looks up "JobId" in the uncased SubmitJob result
+    assert desc["error"] == "States.Runtime"
+    assert "JobId" in desc["cause"]
+
+
+# --- speed: the endpoint's own work per execution and per request ----------------------------
+SHAPING_PASS = {
+    "StartAt": "Shape",
+    "States": {
+        "Shape": {
+            "Type": "Pass",
+            "Parameters": {"n.$": "$.n", "pair.$": "States.ArrayLength(States.Array($.n, $.n))"},
+            "ResultPath": "$.shaped",
+            "Next": "Done",
+        },
+        "Done": {"Type": "Pass", "OutputPath": "$.shaped", "End": True},
+    },
+}
+
+
+@contextmanager
+def _count_parses() -> Iterator[list[int]]:
+    """How many times the ASL lexer runs (one per full parse of a definition)."""
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+
+    real = asl_parser.ASLLexer
+    calls = [0]
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    asl_parser.ASLLexer = counting  # type: ignore[assignment,misc]
+    try:
+        yield calls
+    finally:
+        asl_parser.ASLLexer = real  # type: ignore[misc]
+
+
+def test_executions_reuse_the_parsed_definition_and_keep_their_own_state(
+    embedded: EmbeddedAws,
+) -> None:
+    # GIVEN a state machine that has run once
+    arn = machine(embedded, "probe-parse-once", SHAPING_PASS)
+    finish(embedded, arn, input=json.dumps({"n": 0}))
+    sfn = embedded.client("stepfunctions")
+    # WHEN five more executions with different inputs run at the same time
+    with _count_parses() as parses:
+        arns = [
+            sfn.start_execution(stateMachineArn=arn, input=json.dumps({"n": n}))["executionArn"]
+            for n in range(1, 6)
+        ]
+
+        def outputs() -> list[Any] | None:
+            described = [sfn.describe_execution(executionArn=a) for a in arns]
+            if any(d["status"] == "RUNNING" for d in described):
+                return None
+            return [json.loads(d.get("output") or "null") for d in described]
+
+        results = wait_until(outputs, what="executions finished")
+    # THEN none parsed the definition again, and each computed its own result
+    assert parses[0] == 0
+    assert results == [{"n": n, "pair": 2} for n in range(1, 6)]
+
+
+@pytest.mark.canary
+def test_canary_every_execution_still_parses_the_definition(embedded: EmbeddedAws) -> None:
+    arn = machine(embedded, "probe-parse-once-canary", SHAPING_PASS)
+    with without("sfn-parse-once"), _count_parses() as parses:
+        finish(embedded, arn, input=json.dumps({"n": 1}))
+        finish(embedded, arn, input=json.dumps({"n": 2}))
+    assert parses[0] == 2
+
+
+def test_task_states_reuse_one_client_per_service(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    first = boto_client_for(region="us-east-1", service="sns")
+    assert boto_client_for(region="us-east-1", service="sns") is first
+    assert boto_client_for(region="us-east-1", service="sqs") is not first
+
+
+@pytest.mark.canary
+def test_canary_task_states_still_create_a_client_each(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    with without("sfn-client-reuse"):
+        first = boto_client_for(region="us-east-1", service="sns")
+        assert boto_client_for(region="us-east-1", service="sns") is not first
+
+
+def test_jsonpath_expressions_are_parsed_once(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    assert json_path.parse("$.source.key") is json_path.parse("$.source.key")
+    assert result_path.parse("$.plan") is result_path.parse("$.plan")
+    assert json_path.extract_json("$.a.b", {"a": {"b": 7}}) == 7
+
+
+@pytest.mark.canary
+def test_canary_jsonpath_expressions_are_still_parsed_every_time(embedded: EmbeddedAws) -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    with without("sfn-jsonpath-cache"), without("sfn-result-path-cache"):
+        assert json_path.parse("$.source.key") is not json_path.parse("$.source.key")
+        assert result_path.parse("$.plan") is not result_path.parse("$.plan")
