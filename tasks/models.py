@@ -126,6 +126,8 @@ class Target:
     key: str
     formats: tuple[OutputFormat, ...] = ("jsonl",)
     contract: str | None = None
+    infer: bool = False
+    """Without a contract: types inferred from the values (else every value a string)."""
 
     def object_key(self, output_format: OutputFormat) -> str:
         return f"{self.key}.{output_format}"
@@ -149,6 +151,7 @@ class Target:
             key=_str(data, "key"),
             formats=tuple(formats),
             contract=_opt_str(data, "contract"),
+            infer=data.get("infer") is True,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,6 +160,7 @@ class Target:
             "key": self.key,
             "formats": list(self.formats),
             "contract": self.contract,
+            "infer": self.infer,
             "keys": {f: self.object_key(f) for f in self.formats},
         }
 
@@ -189,6 +193,12 @@ class Output:
     rejected_rows: int = 0
     bytes: dict[str, int] | None = None
     rejected_key: str | None = None
+    schema: dict[str, str] | None = None
+    """Inferred types, column -> type (``string``, ``int``, ``float``, ``bool``, ``date``,
+    ``timestamp``); None in text mode and with a contract (its types)."""
+    widened: tuple[dict[str, str | int], ...] = ()
+    """Columns whose inferred type a later value widened (the file was read twice): each
+    ``{column, from, to, row, value}`` with the first value that didn't fit."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -198,6 +208,8 @@ class Output:
             "rejectedRows": self.rejected_rows,
             "bytes": self.bytes or {},
             "rejectedKey": self.rejected_key,
+            "schema": self.schema,
+            "widened": list(self.widened),
         }
 
 

@@ -5,6 +5,8 @@ pub mod convert;
 pub mod json;
 pub mod parse;
 pub mod split;
+pub mod typed;
+pub mod types;
 
 #[cfg(feature = "python")]
 mod binding;
