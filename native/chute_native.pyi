@@ -25,9 +25,12 @@ class Converter:
         zstd_level: int,
         infer: bool = False,
         types: list[str] | None = None,
+        row_group_rows: int = 1 << 20,
+        row_group_bytes: int = 128 << 20,
     ) -> None:
         """``infer``: types inferred from the values (widened as they come, ``restart``);
-        ``types``: these types (``schema()`` of a conversion that must restart); neither: text."""
+        ``types``: these types (``schema()`` of a conversion that must restart); neither: text.
+        A Parquet row group ends at ``row_group_rows`` rows or ``row_group_bytes`` of input."""
     def feed(self, block: bytes) -> tuple[list[Chunk], BadContent | None]:
         """The chunks ``block`` completed, and the error to raise once they are written."""
     def finish(self) -> tuple[list[Chunk], BadContent | None, bytes]:

@@ -74,7 +74,7 @@ fn raise_after<'py>(
 #[pymethods]
 impl Converter {
     #[new]
-    #[pyo3(signature = (header, delimiter, quote, *, jsonl, parquet, columns, workers, max_record, zstd_level, infer=false, types=None))]
+    #[pyo3(signature = (header, delimiter, quote, *, jsonl, parquet, columns, workers, max_record, zstd_level, infer=false, types=None, row_group_rows=1 << 20, row_group_bytes=128 << 20))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         header: Vec<String>,
@@ -88,6 +88,8 @@ impl Converter {
         zstd_level: i32,
         infer: bool,
         types: Option<Vec<String>>,
+        row_group_rows: usize,
+        row_group_bytes: usize,
     ) -> PyResult<Self> {
         let typing = match (infer, types) {
             (false, None) => convert::Typing::Text,
@@ -109,6 +111,8 @@ impl Converter {
         };
         let config = convert::Config {
             typing,
+            row_group_rows: row_group_rows.max(1),
+            row_group_bytes: row_group_bytes.max(1),
             delimiter: byte_of("delimiter", delimiter)?,
             quote: byte_of("quote", quote)?,
             header,

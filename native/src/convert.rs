@@ -11,16 +11,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use arrow_array::{Array, ArrayRef, LargeStringArray};
+use arrow_array::{ArrayRef, LargeStringArray};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 
+use crate::groups::{Encoders, Factories};
 use crate::json;
 use crate::parse::{parse, Record, RecordSink, RowError};
 use crate::split::Splitter;
@@ -54,6 +54,9 @@ pub struct Config {
     pub max_record: usize,
     pub zstd_level: i32,
     pub typing: Typing,
+    /// A Parquet row group ends once it holds this many rows or input bytes.
+    pub row_group_rows: usize,
+    pub row_group_bytes: usize,
 }
 
 /// One chunk's text column: Arrow large-string offsets and values.
@@ -72,8 +75,11 @@ pub struct Chunk {
 
 struct Encoded {
     rows: usize,
+    /// The chunk's input bytes.
+    bytes: usize,
     jsonl: Option<Vec<u8>>,
-    parquet: Option<Vec<ArrowColumnChunk>>,
+    /// One array per column, for the Parquet row group.
+    arrays: Option<Vec<ArrayRef>>,
     columns: Option<Vec<TextColumn>>,
     /// Typed mode: per column, the types every value fits, and the first misfits.
     masks: Vec<u8>,
@@ -101,13 +107,11 @@ enum Failure {
 }
 
 struct Job {
-    index: usize,
     data: Vec<u8>,
     /// Typed mode: the columns' types, and whether outputs are built (not while scanning for
     /// the widest types before a restart).
     kinds: Option<Arc<Vec<Kind>>>,
     build: bool,
-    factories: Option<Arc<Factories>>,
     reply: Sender<Result<Encoded, Failure>>,
 }
 
@@ -135,6 +139,31 @@ impl Write for SharedBuffer {
 struct ParquetFile {
     writer: SerializedFileWriter<SharedBuffer>,
     buffer: SharedBuffer,
+    encoders: Encoders,
+    /// Rows and input bytes of the row group being encoded.
+    rows: usize,
+    bytes: usize,
+}
+
+impl ParquetFile {
+    /// Closes the row group being encoded (if it has rows): its bytes in the file.
+    fn close_group(&mut self) -> Result<Option<Vec<u8>>, Message> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let chunks = self.encoders.close()?;
+        self.rows = 0;
+        self.bytes = 0;
+        let mut group = self.writer.next_row_group().map_err(|e| e.to_string())?;
+        for chunk in chunks {
+            chunk
+                .append_to_row_group(&mut group)
+                .map_err(|e| e.to_string())?;
+        }
+        group.close().map_err(|e| e.to_string())?;
+        self.writer.flush().map_err(|e| e.to_string())?;
+        Ok(Some(self.buffer.take()))
+    }
 }
 
 pub struct Converter {
@@ -146,7 +175,6 @@ pub struct Converter {
     submitted: usize,
     data_rows: usize,
     parquet: Option<ParquetFile>,
-    factories: Option<Arc<Factories>>,
     failed: bool,
     /// Typed mode: the types written (None until inferred), what every value read fits, the
     /// first misfit per column, and whether the output was given up (a restart is needed).
@@ -173,41 +201,16 @@ fn writer_properties(level: i32, dictionary: bool) -> Result<WriterProperties, M
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_dictionary_enabled(dictionary)
-        .set_statistics_enabled(EnabledStatistics::Chunk)
+        // min/max per page: the column index and offset index (the page index) are written
+        .set_statistics_enabled(EnabledStatistics::Page)
         // pages end at 1 MiB (the default), not at 20,000 rows: short values compress better
         .set_data_page_row_count_limit(usize::MAX)
         .build())
 }
 
-/// Column writers with and without dictionary encoding (chosen per column and row group).
-struct Factories {
-    dictionary: ArrowRowGroupWriterFactory,
-    plain: ArrowRowGroupWriterFactory,
-}
-
-/// How many leading values of a column chunk decide its encoding.
-const DICTIONARY_SAMPLE: usize = 4096;
-
-/// Dictionary encoding pays where values repeat: among the first values of the column chunk,
-/// distinct ones must be at most half. Elsewhere (ids, amounts: nearly all distinct) the dictionary's
-/// indices compress worse than the plain values under zstd.
-fn dictionary_pays(column: &ArrayRef) -> bool {
-    let Some(strings) = column.as_any().downcast_ref::<LargeStringArray>() else {
-        return true; // typed values: a dictionary, plain past 1 MiB of it (the writer's fallback)
-    };
-    let sample = strings.len().min(DICTIONARY_SAMPLE);
-    let mut seen = std::collections::HashSet::with_capacity(sample);
-    for i in 0..sample {
-        seen.insert(strings.value(i));
-        if seen.len() * 2 > sample {
-            return false;
-        }
-    }
-    true
-}
-
 /// A Parquet file of this schema, and the column-writer factories its row groups are encoded with.
-fn parquet_file(schema: SchemaRef, level: i32) -> Result<(ParquetFile, Factories), Message> {
+fn parquet_file(schema: SchemaRef, config: &Config) -> Result<ParquetFile, Message> {
+    let level = config.zstd_level;
     let buffer = SharedBuffer::default();
     let props = writer_properties(level, true)?;
     let writer = ArrowWriter::try_new(buffer.clone(), Arc::clone(&schema), Some(props))
@@ -216,13 +219,17 @@ fn parquet_file(schema: SchemaRef, level: i32) -> Result<(ParquetFile, Factories
     // Only its factory is used: column chunks encoded without a dictionary, appended to the real
     // file's row groups like the others.
     let props = writer_properties(level, false)?;
-    let unused =
-        ArrowWriter::try_new(std::io::sink(), schema, Some(props)).map_err(|e| e.to_string())?;
+    let unused = ArrowWriter::try_new(std::io::sink(), Arc::clone(&schema), Some(props))
+        .map_err(|e| e.to_string())?;
     let (_, plain) = unused.into_serialized_writer().map_err(|e| e.to_string())?;
-    Ok((
-        ParquetFile { writer, buffer },
-        Factories { dictionary, plain },
-    ))
+    let factories = Arc::new(Factories { dictionary, plain });
+    Ok(ParquetFile {
+        writer,
+        buffer,
+        encoders: Encoders::new(schema, factories, config.workers),
+        rows: 0,
+        bytes: 0,
+    })
 }
 
 impl Converter {
@@ -271,7 +278,6 @@ impl Converter {
             submitted: 0,
             data_rows: 0,
             parquet: None,
-            factories: None,
             failed: false,
             kinds: None,
             restart: false,
@@ -291,9 +297,7 @@ impl Converter {
                 Some(kinds) => typed::schema(&self.config.header, kinds),
                 None => text_schema(&self.config.header),
             };
-            let (file, factories) = parquet_file(schema, self.config.zstd_level)?;
-            self.parquet = Some(file);
-            self.factories = Some(Arc::new(factories));
+            self.parquet = Some(parquet_file(schema, &self.config)?);
         }
         self.kinds = kinds;
         Ok(())
@@ -423,10 +427,16 @@ impl Converter {
             return (out, None, Vec::new()); // the caller converts again, wider
         }
         let tail = match self.parquet.take() {
-            Some(file) => match file.writer.close() {
-                Ok(_) => file.buffer.take(),
-                Err(e) => return (out, Some(content_error(&e.to_string())), Vec::new()),
-            },
+            Some(mut file) => {
+                let last = match file.close_group() {
+                    Ok(last) => last.unwrap_or_default(),
+                    Err(e) => return (out, Some(content_error(&e)), Vec::new()),
+                };
+                match file.writer.close() {
+                    Ok(_) => [last, file.buffer.take()].concat(),
+                    Err(e) => return (out, Some(content_error(&e.to_string())), Vec::new()),
+                }
+            }
             None => Vec::new(),
         };
         (out, None, tail)
@@ -438,11 +448,9 @@ impl Converter {
         }
         let (reply, result) = bounded(1);
         let job = Job {
-            index: self.submitted,
             data,
             kinds: self.kinds.clone(),
             build: !self.restart,
-            factories: self.factories.clone(),
             reply,
         };
         self.submitted += 1;
@@ -522,22 +530,18 @@ impl Converter {
                 "a chunk was not converted and no type widened",
             ));
         }
-        let parquet = match (encoded.parquet, &mut self.parquet) {
-            (Some(chunks), Some(file)) if encoded.rows > 0 => {
-                let mut group = file
-                    .writer
-                    .next_row_group()
-                    .map_err(|e| content_error(&e.to_string()))?;
-                for chunk in chunks {
-                    chunk
-                        .append_to_row_group(&mut group)
-                        .map_err(|e| content_error(&e.to_string()))?;
+        let parquet = match (encoded.arrays, &mut self.parquet) {
+            (Some(arrays), Some(file)) if encoded.rows > 0 => {
+                file.encoders.write(arrays).map_err(|e| content_error(&e))?;
+                file.rows += encoded.rows;
+                file.bytes += encoded.bytes;
+                if file.rows >= self.config.row_group_rows
+                    || file.bytes >= self.config.row_group_bytes
+                {
+                    file.close_group().map_err(|e| content_error(&e))?
+                } else {
+                    None
                 }
-                group.close().map_err(|e| content_error(&e.to_string()))?;
-                file.writer
-                    .flush()
-                    .map_err(|e| content_error(&e.to_string()))?;
-                Some(file.buffer.take())
             }
             _ => None,
         };
@@ -630,20 +634,11 @@ fn encode(job: &Job, config: &Config) -> Result<Encoded, Failure> {
         let masks = std::mem::take(&mut sink.masks);
         let misfits = std::mem::take(&mut sink.misfits);
         let (jsonl, arrays) = sink.finish();
-        let parquet = match (arrays, &job.factories) {
-            (Some(arrays), Some(factories)) if built && rows > 0 => {
-                let schema = typed::schema(&config.header, kinds);
-                Some(
-                    encode_parquet(arrays, &schema, job.index, factories)
-                        .map_err(Failure::Content)?,
-                )
-            }
-            _ => None,
-        };
         return Ok(Encoded {
             rows,
+            bytes: data.len(),
             jsonl,
-            parquet,
+            arrays,
             columns: None,
             masks,
             misfits,
@@ -671,23 +666,18 @@ fn encode(job: &Job, config: &Config) -> Result<Encoded, Failure> {
     };
     let rows =
         parse(data, config.delimiter, config.quote, width, &mut outputs).map_err(Failure::Row)?;
-    let mut parquet = None;
+    let mut arrays = None;
     let mut columns = outputs.columns;
-    if let Some(factories) = &job.factories {
+    if config.parquet {
         // A contract's typed mode never asks for Parquet here (the caller writes its columns).
         let text = columns.take().unwrap_or_default();
-        if rows > 0 {
-            let arrays = text.into_iter().map(text_array).collect();
-            let schema = text_schema(&config.header);
-            parquet = Some(
-                encode_parquet(arrays, &schema, job.index, factories).map_err(Failure::Content)?,
-            );
-        }
+        arrays = Some(text.into_iter().map(text_array).collect());
     }
     Ok(Encoded {
         rows,
+        bytes: data.len(),
         jsonl: outputs.jsonl,
-        parquet,
+        arrays,
         columns,
         masks: Vec::new(),
         misfits: Vec::new(),
@@ -711,35 +701,4 @@ fn text_array(column: TextColumn) -> ArrayRef {
 /// markers only, written as text, stays text when a text value comes).
 fn changed(written: Kind, now: Kind) -> bool {
     written != now && !(written == Kind::Unknown && now == Kind::String)
-}
-
-fn encode_parquet(
-    columns: Vec<ArrayRef>,
-    schema: &SchemaRef,
-    index: usize,
-    factories: &Factories,
-) -> Result<Vec<ArrowColumnChunk>, Message> {
-    let create = |factory: &ArrowRowGroupWriterFactory| {
-        factory
-            .create_column_writers(index)
-            .map_err(|e| e.to_string())
-    };
-    let (dictionary, plain) = (create(&factories.dictionary)?, create(&factories.plain)?);
-    let mut writers = Vec::with_capacity(columns.len());
-    for (column, (with, without)) in columns.iter().zip(dictionary.into_iter().zip(plain)) {
-        writers.push(if dictionary_pays(column) {
-            with
-        } else {
-            without
-        });
-    }
-    for ((array, field), writer) in columns.iter().zip(schema.fields()).zip(writers.iter_mut()) {
-        for leaf in compute_leaves(field, array).map_err(|e| e.to_string())? {
-            writer.write(&leaf).map_err(|e| e.to_string())?;
-        }
-    }
-    writers
-        .into_iter()
-        .map(|writer| writer.close().map_err(|e| e.to_string()))
-        .collect()
 }

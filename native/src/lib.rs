@@ -2,6 +2,7 @@
 //! on worker threads with the GIL released (see tasks/convert/engine.py, the one caller).
 
 pub mod convert;
+pub mod groups;
 pub mod json;
 pub mod parse;
 pub mod split;

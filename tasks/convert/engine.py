@@ -57,6 +57,10 @@ SINK_BUFFER_BYTES = 1 << 20
 ZSTD_LEVEL = 3
 """Parquet page compression (zstd's own default level)."""
 SINK_DEPTH = 2
+ROW_GROUP_ROWS = 1 << 20
+"""Rows per Parquet row group at most (as arrow-rs and Arrow C++ default)."""
+ROW_GROUP_BYTES = 128 << 20
+"""Input bytes per Parquet row group at most: memory holds one group's compressed pages."""
 """Text mode: output chunks handed to the sink thread and not yet written, at most."""
 
 
@@ -79,6 +83,9 @@ class EngineOptions:
     # schema a conversion that had to widen found). Neither: text mode.
     infer: bool = False
     types: tuple[ColumnType, ...] | None = None
+    # Parquet row groups (native writer): closed at this many rows or input bytes.
+    row_group_rows: int = ROW_GROUP_ROWS
+    row_group_bytes: int = ROW_GROUP_BYTES
 
     def __post_init__(self) -> None:
         # A read of 0 bytes means the end of the stream: the rest would be silently dropped.
@@ -227,6 +234,8 @@ def _convert_stream(
         zstd_level=ZSTD_LEVEL,
         infer=options.infer,
         types=list(options.types) if options.types is not None else None,
+        row_group_rows=options.row_group_rows,
+        row_group_bytes=options.row_group_bytes,
     )
 
     writes = _OrderedWrites(SINK_DEPTH)

@@ -154,12 +154,13 @@ def contracts() -> ContractSet:
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine cuts the input into 64 KiB chunks, so that output streams out (row groups,
-    parts) long before the end of a test-sized file."""
+    """The engine cuts the input into 64 KiB chunks and Parquet row groups at 1,000 rows, so
+    that output streams out (row groups, parts) long before the end of a test-sized file."""
     real = domain.engine_options
 
     def options(plan: Plan, contract_set: ContractSet | None, limits: Any = None) -> Any:
-        return dataclasses.replace(real(plan, contract_set, limits), chunk_bytes=64 * 1024)
+        plain = real(plan, contract_set, limits)
+        return dataclasses.replace(plain, chunk_bytes=64 * 1024, row_group_rows=1000)
 
     monkeypatch.setattr(domain, "engine_options", options)
     monkeypatch.setattr(engine, "SINK_BUFFER_BYTES", 16 * 1024)
