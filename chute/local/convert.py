@@ -16,7 +16,6 @@ from tasks.convert.engine import (
     convert_restarting,
     convert_stream,
 )
-from tasks.convert.typed import ContractTyping
 from tasks.data_contracts.config import load_contracts
 from tasks.data_contracts.model import ContractSet
 from tasks.data_contracts.suggest import contract_toml
@@ -82,6 +81,8 @@ def convert_file(
     if contract is not None and text:
         raise ConvertUsageError("--contract and --text are exclusive: a contract declares types")
     if contract is not None:
+        from tasks.convert.typed import ContractTyping  # polars: only for a contract's checks
+
         contracts: ContractSet = load_contracts(contracts_file(contracts_path))
         chosen = contracts.get(contract)
         typing = ContractTyping(chosen)

@@ -249,11 +249,12 @@ fn float_shape(value: &[u8]) -> Option<Shape> {
     if i != n {
         return None;
     }
-    // The position of the first significant digit relative to the decimal point.
-    let mantissa = &value[int_start..];
+    // The significant digits (leading and trailing zeros left out), and the decimal exponent of
+    // the first one.
     let mut position: i64 = int_digits as i64 - 1; // exponent of the first integer digit
     let mut first: Option<i64> = None;
-    for &byte in mantissa {
+    let (mut counted, mut digits) = (0usize, 0usize);
+    for &byte in &value[int_start..] {
         match byte {
             b'.' => continue,
             b'e' | b'E' => break,
@@ -262,10 +263,13 @@ fn float_shape(value: &[u8]) -> Option<Shape> {
                 if first.is_none() {
                     first = Some(position);
                 }
+                counted += 1;
+                if byte != b'0' {
+                    digits = counted;
+                }
             }
         }
     }
-    let digits = significant(value).len();
     Some(Shape {
         digits,
         exponent: first.unwrap_or(0) + written_exponent,
