@@ -196,6 +196,11 @@ pub fn text_schema(header: &[String]) -> SchemaRef {
     ))
 }
 
+/// Rows per data page at most. Pages otherwise end at 1 MiB of encoded values; but a dictionary
+/// column's indices are held as 8-byte integers until its page ends, and a million indices of a
+/// few bits fit in 1 MiB: 8 MiB per column per row group. 131,072 rows bound that to 1 MiB.
+const PAGE_ROWS: usize = 1 << 17;
+
 fn writer_properties(level: i32, dictionary: bool) -> Result<WriterProperties, Message> {
     let level = ZstdLevel::try_new(level).map_err(|e| e.to_string())?;
     Ok(WriterProperties::builder()
@@ -203,8 +208,9 @@ fn writer_properties(level: i32, dictionary: bool) -> Result<WriterProperties, M
         .set_dictionary_enabled(dictionary)
         // min/max per page: the column index and offset index (the page index) are written
         .set_statistics_enabled(EnabledStatistics::Page)
-        // pages end at 1 MiB (the default), not at 20,000 rows: short values compress better
-        .set_data_page_row_count_limit(usize::MAX)
+        // pages end at 1 MiB (the default) or PAGE_ROWS, not at 20,000 rows: short values
+        // compress better in large pages
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .build())
 }
 
