@@ -232,7 +232,7 @@ def table(runs: Sequence[Run]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in runs:
-        if r.contender != "chute" or r.case == "compressed":
+        if r.contender != "chute" or r.case == "compressed" or r.input_kind == "late":
             continue
         peer = by.get((r.case, "polars", r.size_mb, r.input_kind))
         ratio = f"{peer.sample.wall_s / r.sample.wall_s:.2f}x" if peer else "-"

@@ -9,10 +9,12 @@ This module reads and decompresses the stream (the decompression limits apply th
 the header and hands every block to the native core, which does the rest of the chunk loop with
 the GIL released (native/src/convert.rs): it parses each chunk exactly as Python's
 ``csv.reader(strict=True)`` reads it, checks every record's width and UTF-8, names the exact
-row at fault, and encodes JSON Lines and Parquet (dictionary encoding, statistics, one row group
-per chunk). Text mode keeps every value exactly as written (an empty field is "", never null).
-Typed mode gets each chunk's text columns back and types them per the data contract
-(ChunkTyping, polars), then writes them here.
+row at fault, types the values (inferred types, ``options.infer``/``types``), and encodes JSON
+Lines and Parquet (row groups of up to 1M rows, dictionary encoding, statistics, page index).
+Text mode keeps every value exactly as written (an empty field is "", never null). Inferred
+types may widen: then ``Widened`` is raised and ``convert_restarting`` converts again with the
+types the whole file fits. A data contract's mode gets each chunk's text columns back and types
+them per the contract (ChunkTyping, polars), then writes them here.
 
 Rows are numbered as people count lines in a spreadsheet: the header is row 1; fully empty
 lines are skipped and not counted.

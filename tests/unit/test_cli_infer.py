@@ -4,6 +4,8 @@ that pins the inferred schema (and loads as one)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -117,3 +119,24 @@ def test_the_suggested_contract_types_the_file_as_inference_did(tmp_path: Path) 
     pinned_rows = rows(out)
     assert pinned_rows == rows(inferred)
     assert pinned_rows[1]["temp"] is None and pinned_rows[0]["wind_gust"] is None
+
+
+def test_chute_convert_starts_without_the_other_commands_imports(tmp_path: Path) -> None:
+    # GIVEN a small file  WHEN `chute convert` runs in a fresh interpreter
+    source = tmp_path / "a.csv"
+    source.write_bytes(b"a\n1\n")
+    script = (
+        "import sys\n"
+        "from chute.cli import main\n"
+        "try:\n"
+        f"    main(['convert', {str(source)!r}, {str(tmp_path / 'a.jsonl')!r}])\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "heavy = ('boto3', 'polars', 'chute.local.embedded')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    # THEN it converted, and neither boto3, polars nor the embedded runtime was imported
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "a.jsonl").read_text() == '{"a":1}\n'
