@@ -100,7 +100,8 @@ class EngineOptions:
 @dataclass(frozen=True)
 class Widening:
     """A column whose type the values widened (``from_type`` was inferred from the first
-    chunk): ``row``/``value`` is where the first value that didn't fit was."""
+    chunk): ``row``/``value`` is where the first value that didn't fit was (the value cut to
+    80 characters)."""
 
     column: str
     from_type: ColumnType
@@ -298,7 +299,9 @@ def _widened(core: chute_native.Converter, result: EngineResult) -> Widened:
     assert schema is not None, "typed mode"
     types = tuple(map(_column_type, schema))
     widenings = tuple(
-        Widening(result.columns[column], _column_type(before), _column_type(after), row, value)
+        Widening(
+            result.columns[column], _column_type(before), _column_type(after), row, clip(value)
+        )
         for column, before, after, row, value in core.widenings()
     )
     result.schema = dict(zip(result.columns, types, strict=True))

@@ -258,3 +258,11 @@ def test_typed_parquet_reads_the_same_in_pyarrow_polars_and_duckdb(tmp_path: Any
         ("-2", "None", "False", "2026-11-24"),
         ("1", "9.5", "True", "2026-11-23"),
     ]
+
+
+def test_a_widening_names_a_long_value_cut_short() -> None:
+    data = b"n\n" + many(2000, b"1\n") + b"x" * 5000 + b"\n"
+    result = Run(data, "jsonl", chunk_bytes=1024)()
+    (widening,) = result.widened
+    assert widening.row == 2002 and len(widening.value) == 80
+    assert widening.value.startswith("xxx") and widening.value.endswith("…")
