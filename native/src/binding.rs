@@ -178,17 +178,17 @@ impl Converter {
     }
 }
 
-/// Chunks (4 MiB) and their outputs come from glibc's heaps, which keep up to 32 MiB free at
+/// Chunks (4 MiB) and their outputs come from glibc's heaps, which keep up to 16 MiB free at
 /// their top, and only blocks of 64 MiB and more are mapped: mapping and unmapping every chunk's
 /// buffers cost a page fault per 4 KiB (355k faults, 0.9 s of kernel time for 300 MB to typed
-/// Parquet; 74k, 0.26 s so). A fixed threshold also keeps glibc's dynamic one from moving up.
-/// RSS stays flat with the file's size (bench/results.md: 300 MB and 1.2 GB).
+/// Parquet; 108k, 0.3 s so). A fixed threshold also keeps glibc's dynamic one from moving up.
+/// 32 MiB kept free saved a few more faults for ~40 MiB more RSS (bench/results.md).
 fn bound_large_allocations() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // Safety: mallopt only sets a malloc tunable; called once, at import.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
     }
 }
 
