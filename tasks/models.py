@@ -149,6 +149,8 @@ class Target:
     key: str
     formats: tuple[OutputFormat, ...] = ("jsonl",)
     contract: str | None = None
+    infer: bool = False
+    """Without a contract: types inferred from the values (else every value a string)."""
 
     def object_key(self, output_format: OutputFormat) -> str:
         return keys.output_key(self.key, output_format)
@@ -178,6 +180,7 @@ class Target:
             key=_str(data, "key"),
             formats=tuple(formats),
             contract=_opt_str(data, "contract"),
+            infer=data.get("infer") is True,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,6 +189,7 @@ class Target:
             "key": self.key,
             "formats": list(self.formats),
             "contract": self.contract,
+            "infer": self.infer,
             "keys": {f: self.object_key(f) for f in self.formats},
         }
 
@@ -221,6 +225,12 @@ class Output:
     replaced: tuple[dict[str, str], ...] = ()
     """Other staged files (``{bucket, key, version, uploaded}``) whose outputs this conversion
     replaced: earlier uploads of keys that map to the same outputs."""
+    schema: dict[str, str] | None = None
+    """Inferred types, column -> type (``string``, ``int``, ``float``, ``bool``, ``date``,
+    ``timestamp``); None in text mode and with a contract (its types)."""
+    widened: tuple[dict[str, str | int], ...] = ()
+    """Columns whose inferred type a later value widened (the file was read twice): each
+    ``{column, from, to, row, value}`` with the first value that didn't fit."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -231,6 +241,8 @@ class Output:
             "bytes": self.bytes or {},
             "rejectedKey": self.rejected_key,
             "replaced": list(self.replaced),
+            "schema": self.schema,
+            "widened": list(self.widened),
         }
 
 

@@ -1,25 +1,52 @@
 """The ``chute`` command line: thin commands (parsing and presentation) grouped by use — local.py
-(run, up, convert), uploads.py (upload, grant), operations.py (status, watch, show, rerun,
+(run, up, env), convert.py (convert, contract suggest: light, started without the others),
+uploads.py (upload, grant), operations.py (status, watch, show, rerun,
 requeue, console), workflow_tests.py (test-workflow); options.py holds the exit codes and
 the target options. May import chute.ops, and chute.local inside the commands that run it."""
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
 
-from chute.cli import local, operations, uploads, workflow_tests
+LIGHT_COMMANDS = frozenset({"convert", "contract"})
+"""Commands of ``chute.cli.convert``: run without importing the others (boto3, the runtime)."""
 
-app = typer.Typer(
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-    no_args_is_help=True,
-    help="chute: validate, convert and archive files through a Step Functions pipeline, "
-    "on AWS or on an embedded local AWS.",
-)
-for group in (local.app, uploads.app, operations.app, workflow_tests.app):
-    app.add_typer(group)
+
+def build_app(*, light: bool = False) -> typer.Typer:
+    """The ``chute`` app: every command, or (``light``) only those of ``chute.cli.convert``."""
+    from chute.cli import convert
+
+    app = typer.Typer(
+        add_completion=False,
+        pretty_exceptions_show_locals=False,
+        no_args_is_help=True,
+        help="chute: validate, convert and archive files through a Step Functions pipeline, "
+        "on AWS or on an embedded local AWS.",
+    )
+    app.callback()(_options)
+    groups = [convert.app]
+    if not light:
+        from chute.cli import local, operations, uploads, workflow_tests
+
+        groups = [local.app, convert.app, uploads.app, operations.app, workflow_tests.app]
+    for group in groups:
+        app.add_typer(group)
+    return app
+
+
+@functools.cache
+def _full_app() -> typer.Typer:
+    return build_app()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``chute.cli.app``: the app with every command, built on first use."""
+    if name == "app":
+        return _full_app()
+    raise AttributeError(name)
 
 
 def _print_version(value: bool) -> None:
@@ -36,7 +63,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _options(
     show_version: bool = typer.Option(
         False,
@@ -86,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    command = next((a for a in args if not a.startswith("-")), None)
+    app = build_app(light=True) if command in LIGHT_COMMANDS else _full_app()
     if debug:
         app(args=args, prog_name="chute")
         return

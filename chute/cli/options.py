@@ -1,5 +1,6 @@
-"""What every command shares: the exit-code table, the clear-error exit, and the target options
-(``--endpoint-url/--stack/--profile/--region``) resolved into one ``Deployment``."""
+"""What every command shares: the exit-code table and the clear-error exit (from ``codes``), and
+the target options (``--endpoint-url/--stack/--profile/--region``) resolved into one
+``Deployment``."""
 
 from __future__ import annotations
 
@@ -11,31 +12,14 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from chute.cli.console import err
+from chute.cli.codes import Exit as Exit  # re-exported: the commands import them from here
+from chute.cli.codes import fail as fail
 from chute.ops.deployment import Deployment, DeploymentError, connect
-
-
-class Exit(IntEnum):
-    """The exit codes of every ``chute`` command."""
-
-    OK = 0
-    FAILED = 1  # a file did not reach its expected outcome; a rerun was refused
-    USAGE = 2  # bad usage or input; the deployment can't be reached
-    RUNTIME = 3  # the embedded runtime could not start
-    TIMEOUT = 4  # timed out waiting for executions
-
-
-def fail(exc: Exception, code: Exit = Exit.USAGE) -> typer.Exit:
-    """Print ``error: <exc>`` and return the exit to raise."""
-    err.print(f"[red]error:[/] {exc}")
-    return typer.Exit(code)
-
 
 ENDPOINT_FILE = Path(".chute") / "endpoint.json"
 """Written by a running `chute up` in the folder it serves (removed when it stops)."""

@@ -12,12 +12,13 @@ from tasks.convert.engine import (
     ChunkTyping,
     EngineOptions,
     EngineResult,
+    Widened,
+    convert_restarting,
     convert_stream,
 )
-from tasks.convert.infer import InferredTyping
-from tasks.convert.typed import ContractTyping
 from tasks.data_contracts.config import load_contracts
 from tasks.data_contracts.model import ContractSet
+from tasks.data_contracts.suggest import contract_toml
 from tasks.formats import OutputFormat
 from tasks.formats.keys import from_extension
 
@@ -67,18 +68,21 @@ def convert_file(
     contract: str | None = None,
     contracts_path: Path | None = None,
     delimiter: str | None = None,
-    infer: bool = False,
+    text: bool = False,
 ) -> LocalResult:
     """Convert ``source`` into ``out`` (written whole or not at all: a temporary file is renamed
-    into place). Raises MalformedContent/ContractViolation for bad content."""
+    into place). Without a contract, types are inferred (``text``: every value a string).
+    Raises MalformedContent/ContractViolation for bad content."""
     if not source.is_file():
         raise ConvertUsageError(f"{source}: no such file")
     fmt = output_format(out, to)
-    typing: ChunkTyping | None = InferredTyping() if infer else None
+    typing: ChunkTyping | None = None
     quote = '"'
-    if contract is not None and infer:
-        raise ConvertUsageError("--contract and --infer are exclusive: a contract declares types")
+    if contract is not None and text:
+        raise ConvertUsageError("--contract and --text are exclusive: a contract declares types")
     if contract is not None:
+        from tasks.convert.typed import ContractTyping  # polars: only for a contract's checks
+
         contracts: ContractSet = load_contracts(contracts_file(contracts_path))
         chosen = contracts.get(contract)
         typing = ContractTyping(chosen)
@@ -90,21 +94,26 @@ def convert_file(
         quote=quote,
         compression=from_extension(source.name),
         typing=typing,
+        infer=typing is None and not text,
     )
     rejected_path = out.with_name(out.name + ".rejected.jsonl")
     partial = out.with_name(f".{out.name}.partial")
     partial_rejected = rejected_path.with_name(f".{rejected_path.name}.partial")
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    try:
+
+    def attempt(options: EngineOptions) -> EngineResult:
+        """One conversion from the file's start (files opened "wb": a restart starts them
+        over)."""
         with (
             source.open("rb") as stream,
             partial.open("wb") as sink,
             partial_rejected.open("wb") as rejected,
         ):
-            result = convert_stream(
-                stream, options, {fmt: sink.write}, rejected_sink=rejected.write
-            )
+            return convert_stream(stream, options, {fmt: sink.write}, rejected_sink=rejected.write)
+
+    try:
+        result = convert_restarting(attempt, options)
     except BaseException:
         for path in (partial, partial_rejected):
             path.unlink(missing_ok=True)
@@ -124,3 +133,29 @@ def convert_file(
         output=out,
         rejected=rejected_path if result.rejected_rows else None,
     )
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    contract: str
+    """The contract in the format of contracts/contracts.toml."""
+    result: EngineResult
+
+
+def suggest_contract(
+    source: Path, *, name: str | None = None, delimiter: str | None = None
+) -> Suggestion:
+    """A data contract for files like ``source``: its columns with the types every value of the
+    file fits (one read of the file, nothing written)."""
+    if not source.is_file():
+        raise ConvertUsageError(f"{source}: no such file")
+    options = EngineOptions(
+        outputs=(), delimiter=delimiter, compression=from_extension(source.name), infer=True
+    )
+    with source.open("rb") as stream:
+        try:
+            result = convert_stream(stream, options, {})
+        except Widened as widened:  # no output to give up: the types are the whole file's
+            result = widened.result
+    contract = contract_toml(name or source.name, result.schema or {}, delimiter=result.delimiter)
+    return Suggestion(contract=contract, result=result)

@@ -15,15 +15,30 @@ use arrow_array::{ArrayRef, LargeStringArray};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 
+use crate::groups::{Encoders, Factories};
 use crate::json;
 use crate::parse::{parse, Record, RecordSink, RowError};
 use crate::split::Splitter;
+use crate::typed::{self, Classify, TypedSink};
+use crate::types::{Kind, ALL};
+
+/// How values are typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Typing {
+    /// Every value a string, exactly as written.
+    Text,
+    /// Types inferred from the first chunk, widened by the values that follow: a column that a
+    /// later value doesn't fit ends the output (the conversion must start again, `restart`).
+    Infer,
+    /// These types, which every value must fit (a conversion started again with the types the
+    /// whole file fits: a value that doesn't is the source changing between the two reads).
+    Fixed(Vec<Kind>),
+}
 
 /// What the conversion is asked to produce.
 #[derive(Clone)]
@@ -38,6 +53,10 @@ pub struct Config {
     pub workers: usize,
     pub max_record: usize,
     pub zstd_level: i32,
+    pub typing: Typing,
+    /// A Parquet row group ends once it holds this many rows or input bytes.
+    pub row_group_rows: usize,
+    pub row_group_bytes: usize,
 }
 
 /// One chunk's text column: Arrow large-string offsets and values.
@@ -56,9 +75,28 @@ pub struct Chunk {
 
 struct Encoded {
     rows: usize,
+    /// The chunk's input bytes.
+    bytes: usize,
     jsonl: Option<Vec<u8>>,
-    parquet: Option<Vec<ArrowColumnChunk>>,
+    /// One array per column, for the Parquet row group.
+    arrays: Option<Vec<ArrayRef>>,
     columns: Option<Vec<TextColumn>>,
+    /// Typed mode: per column, the types every value fits, and the first misfits.
+    masks: Vec<u8>,
+    misfits: Vec<typed::Misfit>,
+    /// Typed mode: whether the outputs hold every record (a misfit stops them).
+    built: bool,
+}
+
+/// A column converted with a narrower type than its values need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Widening {
+    pub column: usize,
+    pub from: Kind,
+    pub to: Kind,
+    /// The row (header = 1) and value that first didn't fit.
+    pub row: usize,
+    pub value: String,
 }
 
 enum Failure {
@@ -69,8 +107,11 @@ enum Failure {
 }
 
 struct Job {
-    index: usize,
     data: Vec<u8>,
+    /// Typed mode: the columns' types, and whether outputs are built (not while scanning for
+    /// the widest types before a restart).
+    kinds: Option<Arc<Vec<Kind>>>,
+    build: bool,
     reply: Sender<Result<Encoded, Failure>>,
 }
 
@@ -98,6 +139,31 @@ impl Write for SharedBuffer {
 struct ParquetFile {
     writer: SerializedFileWriter<SharedBuffer>,
     buffer: SharedBuffer,
+    encoders: Encoders,
+    /// Rows and input bytes of the row group being encoded.
+    rows: usize,
+    bytes: usize,
+}
+
+impl ParquetFile {
+    /// Closes the row group being encoded (if it has rows): its bytes in the file.
+    fn close_group(&mut self) -> Result<Option<Vec<u8>>, Message> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let chunks = self.encoders.close()?;
+        self.rows = 0;
+        self.bytes = 0;
+        let mut group = self.writer.next_row_group().map_err(|e| e.to_string())?;
+        for chunk in chunks {
+            chunk
+                .append_to_row_group(&mut group)
+                .map_err(|e| e.to_string())?;
+        }
+        group.close().map_err(|e| e.to_string())?;
+        self.writer.flush().map_err(|e| e.to_string())?;
+        Ok(Some(self.buffer.take()))
+    }
 }
 
 pub struct Converter {
@@ -110,6 +176,12 @@ pub struct Converter {
     data_rows: usize,
     parquet: Option<ParquetFile>,
     failed: bool,
+    /// Typed mode: the types written (None until inferred), what every value read fits, the
+    /// first misfit per column, and whether the output was given up (a restart is needed).
+    kinds: Option<Arc<Vec<Kind>>>,
+    masks: Vec<u8>,
+    misfits: Vec<Option<(usize, String)>>,
+    restart: bool,
 }
 
 /// A full error message for the caller (row numbers as people count lines: header = row 1).
@@ -124,99 +196,173 @@ pub fn text_schema(header: &[String]) -> SchemaRef {
     ))
 }
 
+/// Rows per data page at most. Pages otherwise end at 1 MiB of encoded values; but a dictionary
+/// column's indices are held as 8-byte integers until its page ends, and a million indices of a
+/// few bits fit in 1 MiB: 8 MiB per column per row group. 131,072 rows bound that to 1 MiB.
+const PAGE_ROWS: usize = 1 << 17;
+
 fn writer_properties(level: i32, dictionary: bool) -> Result<WriterProperties, Message> {
     let level = ZstdLevel::try_new(level).map_err(|e| e.to_string())?;
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_dictionary_enabled(dictionary)
-        .set_statistics_enabled(EnabledStatistics::Chunk)
-        // pages end at 1 MiB (the default), not at 20,000 rows: short values compress better
-        .set_data_page_row_count_limit(usize::MAX)
+        // min/max per page: the column index and offset index (the page index) are written
+        .set_statistics_enabled(EnabledStatistics::Page)
+        // pages end at 1 MiB (the default) or PAGE_ROWS, not at 20,000 rows: short values
+        // compress better in large pages
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .build())
 }
 
-/// Column writers with and without dictionary encoding (chosen per column and row group).
-struct Factories {
-    dictionary: ArrowRowGroupWriterFactory,
-    plain: ArrowRowGroupWriterFactory,
-}
-
-/// How many leading values of a column chunk decide its encoding.
-const DICTIONARY_SAMPLE: usize = 4096;
-
-/// Dictionary encoding pays where values repeat: among the first values of the column chunk,
-/// distinct ones must be at most half. Elsewhere (ids, amounts: nearly all distinct) the dictionary's
-/// indices compress worse than the plain values under zstd.
-fn dictionary_pays(column: &TextColumn) -> bool {
-    let rows = column.offsets.len() - 1;
-    let sample = rows.min(DICTIONARY_SAMPLE);
-    let mut seen = std::collections::HashSet::with_capacity(sample);
-    for i in 0..sample {
-        let (start, end) = (column.offsets[i] as usize, column.offsets[i + 1] as usize);
-        seen.insert(&column.values[start..end]);
-        if seen.len() * 2 > sample {
-            return false;
-        }
-    }
-    true
+/// A Parquet file of this schema, and the column-writer factories its row groups are encoded with.
+fn parquet_file(schema: SchemaRef, config: &Config) -> Result<ParquetFile, Message> {
+    let level = config.zstd_level;
+    let buffer = SharedBuffer::default();
+    let props = writer_properties(level, true)?;
+    let writer = ArrowWriter::try_new(buffer.clone(), Arc::clone(&schema), Some(props))
+        .map_err(|e| e.to_string())?;
+    let (writer, dictionary) = writer.into_serialized_writer().map_err(|e| e.to_string())?;
+    // Only its factory is used: column chunks encoded without a dictionary, appended to the real
+    // file's row groups like the others.
+    let props = writer_properties(level, false)?;
+    let unused = ArrowWriter::try_new(std::io::sink(), Arc::clone(&schema), Some(props))
+        .map_err(|e| e.to_string())?;
+    let (_, plain) = unused.into_serialized_writer().map_err(|e| e.to_string())?;
+    let factories = Arc::new(Factories { dictionary, plain });
+    Ok(ParquetFile {
+        writer,
+        buffer,
+        encoders: Encoders::new(schema, factories, config.workers),
+        rows: 0,
+        bytes: 0,
+    })
 }
 
 impl Converter {
     pub fn new(config: Config) -> Result<Self, Message> {
         let config = Arc::new(config);
-        let (parquet, factory) = if config.parquet {
-            let buffer = SharedBuffer::default();
-            let schema = text_schema(&config.header);
-            let props = writer_properties(config.zstd_level, true)?;
-            let writer = ArrowWriter::try_new(buffer.clone(), Arc::clone(&schema), Some(props))
-                .map_err(|e| e.to_string())?;
-            let (writer, dictionary) =
-                writer.into_serialized_writer().map_err(|e| e.to_string())?;
-            // Only its factory is used: column chunks encoded without a dictionary, appended to
-            // the real file's row groups like the others.
-            let props = writer_properties(config.zstd_level, false)?;
-            let unused = ArrowWriter::try_new(std::io::sink(), schema, Some(props))
-                .map_err(|e| e.to_string())?;
-            let (_, plain) = unused.into_serialized_writer().map_err(|e| e.to_string())?;
-            let factories = Factories { dictionary, plain };
-            (
-                Some(ParquetFile { writer, buffer }),
-                Some(Arc::new(factories)),
-            )
-        } else {
-            (None, None)
+        let width = config.header.len();
+        let kinds = match &config.typing {
+            Typing::Text | Typing::Infer => None,
+            Typing::Fixed(kinds) => {
+                if kinds.len() != width {
+                    return Err(format!("{} types for {width} columns", kinds.len()));
+                }
+                Some(Arc::new(kinds.clone()))
+            }
         };
         let (jobs, queue) = unbounded::<Job>();
         let threads = (0..config.workers.max(1))
             .map(|i| {
                 let queue = queue.clone();
                 let config = Arc::clone(&config);
-                let factory = factory.clone();
                 std::thread::Builder::new()
                     .name(format!("chute-parse-{i}"))
                     .spawn(move || {
                         for job in queue {
-                            let result = catch_unwind(AssertUnwindSafe(|| {
-                                encode(&job.data, job.index, &config, factory.as_deref())
-                            }))
-                            .unwrap_or_else(|panic| Err(Failure::Content(panic_message(&panic))));
+                            let result = catch_unwind(AssertUnwindSafe(|| encode(&job, &config)))
+                                .unwrap_or_else(|panic| {
+                                    Err(Failure::Content(panic_message(&panic)))
+                                });
                             let _ = job.reply.send(result);
                         }
                     })
                     .expect("spawn a parse thread")
             })
             .collect();
-        Ok(Converter {
+        let mut converter = Converter {
             splitter: Splitter::new(config.quote, config.max_record),
+            masks: kinds
+                .as_ref()
+                .map(|k| k.iter().map(|kind| kind.mask()).collect())
+                .unwrap_or_else(|| vec![ALL; width]),
+            misfits: vec![None; width],
             config,
             jobs: Some(jobs),
             threads,
             pending: VecDeque::new(),
             submitted: 0,
             data_rows: 0,
-            parquet,
+            parquet: None,
             failed: false,
-        })
+            kinds: None,
+            restart: false,
+        };
+        match &converter.config.typing {
+            Typing::Text => converter.open_parquet(None)?,
+            Typing::Fixed(_) => converter.open_parquet(kinds)?,
+            Typing::Infer => {} // once the first chunk tells the types
+        }
+        Ok(converter)
+    }
+
+    /// Starts the Parquet file (if asked for) once the column types are known.
+    fn open_parquet(&mut self, kinds: Option<Arc<Vec<Kind>>>) -> Result<(), Message> {
+        if self.config.parquet {
+            let schema = match &kinds {
+                Some(kinds) => typed::schema(&self.config.header, kinds),
+                None => text_schema(&self.config.header),
+            };
+            self.parquet = Some(parquet_file(schema, &self.config)?);
+        }
+        self.kinds = kinds;
+        Ok(())
+    }
+
+    /// Infer mode: the types of the first chunk's values (its errors are reported when a worker
+    /// parses it, in order).
+    fn infer(&mut self, data: &[u8]) -> Result<(), Message> {
+        let mut classify = Classify {
+            masks: vec![ALL; self.config.header.len()],
+        };
+        let width = self.config.header.len();
+        let _ = parse(
+            data,
+            self.config.delimiter,
+            self.config.quote,
+            width,
+            &mut classify,
+        );
+        let kinds = classify.masks.iter().map(|m| Kind::of(*m)).collect();
+        self.masks = classify.masks;
+        self.open_parquet(Some(Arc::new(kinds)))
+    }
+
+    /// Typed mode: the types the whole file's values fit (after `finish`), Unknown for a column
+    /// of null markers only.
+    pub fn kinds(&self) -> Option<Vec<Kind>> {
+        self.kinds
+            .as_ref()
+            .map(|_| self.masks.iter().map(|m| Kind::of(*m)).collect())
+    }
+
+    /// Whether the output was given up because a column had to be widened: convert again with
+    /// `kinds()` (Typing::Fixed).
+    pub fn restart(&self) -> bool {
+        self.restart
+    }
+
+    /// The columns whose type the values widened, with the first value that didn't fit.
+    pub fn widenings(&self) -> Vec<Widening> {
+        let (Some(written), Some(now)) = (&self.kinds, self.kinds()) else {
+            return Vec::new();
+        };
+        written
+            .iter()
+            .zip(now)
+            .enumerate()
+            .filter(|(_, (from, to))| changed(**from, *to))
+            .map(|(column, (from, to))| {
+                let (row, value) = self.misfits[column].clone().unwrap_or_default();
+                Widening {
+                    column,
+                    from: *from,
+                    to,
+                    row,
+                    value,
+                }
+            })
+            .collect()
     }
 
     /// Takes the next decompressed block; the chunks completed in file order. On an error the
@@ -227,7 +373,12 @@ impl Converter {
             return (out, Some("the conversion has already failed".into()));
         }
         match self.splitter.push(block) {
-            Ok(Some(chunk)) => self.submit(chunk),
+            Ok(Some(chunk)) => {
+                if let Err(message) = self.submit(chunk) {
+                    self.failed = true;
+                    return (out, Some(content_error(&message)));
+                }
+            }
             Ok(None) => {}
             Err(e) => return self.fail_after_pending(out, e.message()),
         }
@@ -251,7 +402,12 @@ impl Converter {
             );
         }
         match self.splitter.finish() {
-            Ok(Some(chunk)) => self.submit(chunk),
+            Ok(Some(chunk)) => {
+                if let Err(message) = self.submit(chunk) {
+                    self.failed = true;
+                    return (out, Some(content_error(&message)), Vec::new());
+                }
+            }
             Ok(None) => {}
             Err(e) => {
                 let (out, error) = self.fail_after_pending(out, e.message());
@@ -266,21 +422,41 @@ impl Converter {
             }
         }
         self.stop();
+        if self.config.typing == Typing::Infer && self.kinds.is_none() {
+            // no data: every column text
+            let kinds = vec![Kind::Unknown; self.config.header.len()];
+            if let Err(message) = self.open_parquet(Some(Arc::new(kinds))) {
+                return (out, Some(content_error(&message)), Vec::new());
+            }
+        }
+        if self.restart {
+            return (out, None, Vec::new()); // the caller converts again, wider
+        }
         let tail = match self.parquet.take() {
-            Some(file) => match file.writer.close() {
-                Ok(_) => file.buffer.take(),
-                Err(e) => return (out, Some(content_error(&e.to_string())), Vec::new()),
-            },
+            Some(mut file) => {
+                let last = match file.close_group() {
+                    Ok(last) => last.unwrap_or_default(),
+                    Err(e) => return (out, Some(content_error(&e)), Vec::new()),
+                };
+                match file.writer.close() {
+                    Ok(_) => [last, file.buffer.take()].concat(),
+                    Err(e) => return (out, Some(content_error(&e.to_string())), Vec::new()),
+                }
+            }
             None => Vec::new(),
         };
         (out, None, tail)
     }
 
-    fn submit(&mut self, data: Vec<u8>) {
+    fn submit(&mut self, data: Vec<u8>) -> Result<(), Message> {
+        if self.config.typing == Typing::Infer && self.kinds.is_none() {
+            self.infer(&data)?;
+        }
         let (reply, result) = bounded(1);
         let job = Job {
-            index: self.submitted,
             data,
+            kinds: self.kinds.clone(),
+            build: !self.restart,
             reply,
         };
         self.submitted += 1;
@@ -289,6 +465,7 @@ impl Converter {
                 .expect("parse threads run while jobs are sent");
         }
         self.pending.push_back(result);
+        Ok(())
     }
 
     /// A cut that failed: the record at fault is the one after every row of the chunks before.
@@ -318,23 +495,59 @@ impl Converter {
             Ok(Err(Failure::Content(message))) => return Err(content_error(&message)),
             Err(_) => return Err(content_error("a parse thread ended")),
         };
-        self.data_rows += encoded.rows;
-        let parquet = match (encoded.parquet, &mut self.parquet) {
-            (Some(chunks), Some(file)) if encoded.rows > 0 => {
-                let mut group = file
-                    .writer
-                    .next_row_group()
-                    .map_err(|e| content_error(&e.to_string()))?;
-                for chunk in chunks {
-                    chunk
-                        .append_to_row_group(&mut group)
-                        .map_err(|e| content_error(&e.to_string()))?;
+        if let Some(kinds) = self.kinds.clone() {
+            for misfit in &encoded.misfits {
+                let row = self.data_rows + misfit.index + 2;
+                let first = &mut self.misfits[misfit.column];
+                if first.is_none() {
+                    *first = Some((row, misfit.value.clone()));
                 }
-                group.close().map_err(|e| content_error(&e.to_string()))?;
-                file.writer
-                    .flush()
-                    .map_err(|e| content_error(&e.to_string()))?;
-                Some(file.buffer.take())
+            }
+            for (mask, chunk) in self.masks.iter_mut().zip(&encoded.masks) {
+                *mask &= chunk;
+            }
+            if !self.restart {
+                let widened = kinds
+                    .iter()
+                    .zip(&self.masks)
+                    .position(|(kind, mask)| changed(*kind, Kind::of(*mask)));
+                if let Some(column) = widened {
+                    if let Typing::Fixed(_) = self.config.typing {
+                        let (row, value) = self.misfits[column].clone().unwrap_or_default();
+                        return Err(format!(
+                            "row {row}: column {:?}: {:?} is not a valid {} (did the file change \
+                             while it was read again?)",
+                            self.config.header[column],
+                            value,
+                            kinds[column].name()
+                        ));
+                    }
+                    self.restart = true; // this chunk's output and the rest are given up
+                }
+            }
+        }
+        self.data_rows += encoded.rows;
+        if self.restart {
+            return Ok(());
+        }
+        if !encoded.built {
+            // a misfit always narrows its column's type: never an output silently left out
+            return Err(content_error(
+                "a chunk was not converted and no type widened",
+            ));
+        }
+        let parquet = match (encoded.arrays, &mut self.parquet) {
+            (Some(arrays), Some(file)) if encoded.rows > 0 => {
+                file.encoders.write(arrays).map_err(|e| content_error(&e))?;
+                file.rows += encoded.rows;
+                file.bytes += encoded.bytes;
+                if file.rows >= self.config.row_group_rows
+                    || file.bytes >= self.config.row_group_bytes
+                {
+                    file.close_group().map_err(|e| content_error(&e))?
+                } else {
+                    None
+                }
             }
             _ => None,
         };
@@ -408,14 +621,36 @@ impl RecordSink for Outputs<'_> {
     }
 }
 
-fn encode(
-    data: &[u8],
-    index: usize,
-    config: &Config,
-    factory: Option<&Factories>,
-) -> Result<Encoded, Failure> {
+fn encode(job: &Job, config: &Config) -> Result<Encoded, Failure> {
+    let data = &job.data;
     let prefixes = json::key_prefixes(&config.header);
     let width = config.header.len();
+    if let Some(kinds) = &job.kinds {
+        let mut sink = TypedSink::new(
+            kinds,
+            &prefixes,
+            config.jsonl,
+            config.parquet,
+            job.build,
+            data.len(),
+        );
+        let rows =
+            parse(data, config.delimiter, config.quote, width, &mut sink).map_err(Failure::Row)?;
+        let built = sink.built();
+        let masks = std::mem::take(&mut sink.masks);
+        let misfits = std::mem::take(&mut sink.misfits);
+        let (jsonl, arrays) = sink.finish();
+        return Ok(Encoded {
+            rows,
+            bytes: data.len(),
+            jsonl,
+            arrays,
+            columns: None,
+            masks,
+            misfits,
+            built,
+        });
+    }
     let share = data.len() / width.max(1);
     let mut outputs = Outputs {
         prefixes: &prefixes,
@@ -437,64 +672,39 @@ fn encode(
     };
     let rows =
         parse(data, config.delimiter, config.quote, width, &mut outputs).map_err(Failure::Row)?;
-    let mut parquet = None;
+    let mut arrays = None;
     let mut columns = outputs.columns;
-    if let Some(factory) = factory {
-        // Typed mode never asks for Parquet here (the caller writes typed columns itself).
+    if config.parquet {
+        // A contract's typed mode never asks for Parquet here (the caller writes its columns).
         let text = columns.take().unwrap_or_default();
-        if rows > 0 {
-            parquet = Some(encode_parquet(text, index, config, factory).map_err(Failure::Content)?);
-        }
+        arrays = Some(text.into_iter().map(text_array).collect());
     }
     Ok(Encoded {
         rows,
+        bytes: data.len(),
         jsonl: outputs.jsonl,
-        parquet,
+        arrays,
         columns,
+        masks: Vec::new(),
+        misfits: Vec::new(),
+        built: true,
     })
 }
 
-fn encode_parquet(
-    columns: Vec<TextColumn>,
-    index: usize,
-    config: &Config,
-    factories: &Factories,
-) -> Result<Vec<ArrowColumnChunk>, Message> {
-    let schema = text_schema(&config.header);
-    let create = |factory: &ArrowRowGroupWriterFactory| {
-        factory
-            .create_column_writers(index)
-            .map_err(|e| e.to_string())
-    };
-    let (dictionary, plain) = (create(&factories.dictionary)?, create(&factories.plain)?);
-    let mut writers = Vec::with_capacity(columns.len());
-    for (column, (with, without)) in columns.iter().zip(dictionary.into_iter().zip(plain)) {
-        writers.push(if dictionary_pays(column) {
-            with
-        } else {
-            without
-        });
-    }
-    for ((column, field), writer) in columns
-        .into_iter()
-        .zip(schema.fields())
-        .zip(writers.iter_mut())
-    {
-        // Safety: offsets are monotonic from 0 to values.len(), and the parser checked that the
-        // values are valid UTF-8 field by field.
-        let array: ArrayRef = Arc::new(unsafe {
-            LargeStringArray::new_unchecked(
-                OffsetBuffer::new_unchecked(ScalarBuffer::from(column.offsets)),
-                Buffer::from_vec(column.values),
-                None,
-            )
-        });
-        for leaf in compute_leaves(field, &array).map_err(|e| e.to_string())? {
-            writer.write(&leaf).map_err(|e| e.to_string())?;
-        }
-    }
-    writers
-        .into_iter()
-        .map(|writer| writer.close().map_err(|e| e.to_string()))
-        .collect()
+fn text_array(column: TextColumn) -> ArrayRef {
+    // Safety: offsets are monotonic from 0 to values.len(), and the parser checked that the
+    // values are valid UTF-8 field by field.
+    Arc::new(unsafe {
+        LargeStringArray::new_unchecked(
+            OffsetBuffer::new_unchecked(ScalarBuffer::from(column.offsets)),
+            Buffer::from_vec(column.values),
+            None,
+        )
+    })
+}
+
+/// Whether a column written as `written` must be converted again as `now` (a column of null
+/// markers only, written as text, stays text when a text value comes).
+fn changed(written: Kind, now: Kind) -> bool {
+    written != now && !(written == Kind::Unknown && now == Kind::String)
 }

@@ -2,9 +2,12 @@
 //! on worker threads with the GIL released (see tasks/convert/engine.py, the one caller).
 
 pub mod convert;
+pub mod groups;
 pub mod json;
 pub mod parse;
 pub mod split;
+pub mod typed;
+pub mod types;
 
 #[cfg(feature = "python")]
 mod binding;

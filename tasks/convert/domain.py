@@ -13,7 +13,13 @@ from contextlib import closing
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from tasks import fence, log
-from tasks.convert.engine import EngineOptions, convert_stream
+from tasks.convert.engine import (
+    EngineOptions,
+    EngineResult,
+    Widened,
+    convert_restarting,
+    convert_stream,
+)
 from tasks.convert.typed import ContractTyping
 from tasks.data_contracts.model import ContractSet
 from tasks.fence import Condition, Stamp
@@ -83,6 +89,7 @@ def engine_options(
         compression=plan.file.compression,
         typing=typing,
         limits=limits,
+        infer=typing is None and plan.target.infer,
     )
 
 
@@ -119,22 +126,40 @@ def convert(
     rejected = _LazyWriter(
         store, target.bucket, target.rejected_key, settings.part_size_bytes, stamp
     )
-    try:
-        with closing(store.open_stream(source)) as stream:
-            for output_format in target.formats:
-                writers[output_format] = store.writer(
-                    target.bucket,
-                    target.object_key(output_format),
-                    part_size=settings.part_size_bytes,
-                    content_type=CONTENT_TYPES[output_format],
-                    metadata=stamp.metadata(),
+
+    def attempt(options: EngineOptions) -> EngineResult:
+        """One conversion of the source, read from its start (a restart reads it again)."""
+        try:
+            with closing(store.open_stream(source)) as stream:
+                for output_format in target.formats:
+                    writers[output_format] = store.writer(
+                        target.bucket,
+                        target.object_key(output_format),
+                        part_size=settings.part_size_bytes,
+                        content_type=CONTENT_TYPES[output_format],
+                        metadata=stamp.metadata(),
+                    )
+                return convert_stream(
+                    stream,
+                    options,
+                    {f: w.write for f, w in writers.items()},
+                    rejected_sink=rejected.write,
                 )
-            result = convert_stream(
-                stream,
-                options,
-                {f: w.write for f, w in writers.items()},
-                rejected_sink=rejected.write,
+        except Widened as widened:
+            # converted again with wider types: this run's uploads are given up
+            for writer in writers.values():
+                writer.abort()
+            writers.clear()
+            rejected.abort()
+            log.info(
+                "convert restarted",
+                source_key=source.key,
+                widened=[w.to_dict() for w in widened.widenings],
             )
+            raise
+
+    try:
+        result = convert_restarting(attempt, options)
         outputs: dict[str, Writer] = {target.object_key(f): w for f, w in writers.items()}
         if rejected.writer is not None:
             outputs[target.rejected_key] = rejected.writer
@@ -152,6 +177,8 @@ def convert(
         bytes={f: w.bytes_written for f, w in writers.items()},
         rejected_key=target.rejected_key if result.rejected_rows else None,
         replaced=tuple(_replaced(other, source) for other in replaced),
+        schema=dict(result.schema) if result.schema is not None else None,
+        widened=tuple(w.to_dict() for w in result.widened),
     )
     log.info(
         "convert finished",
@@ -159,6 +186,8 @@ def convert(
         rejected_rows=output.rejected_rows,
         bytes=output.bytes,
         delimiter=result.delimiter,
+        schema=output.schema,
+        widened=len(output.widened),
         target_key=target.key,
     )
     for other in output.replaced:
@@ -235,3 +264,4 @@ class _LazyWriter:
     def abort(self) -> None:
         if self.writer is not None:
             self.writer.abort()
+            self.writer = None

@@ -9,10 +9,12 @@ This module reads and decompresses the stream (the decompression limits apply th
 the header and hands every block to the native core, which does the rest of the chunk loop with
 the GIL released (native/src/convert.rs): it parses each chunk exactly as Python's
 ``csv.reader(strict=True)`` reads it, checks every record's width and UTF-8, names the exact
-row at fault, and encodes JSON Lines and Parquet (dictionary encoding, statistics, one row group
-per chunk). Text mode keeps every value exactly as written (an empty field is "", never null).
-Typed mode gets each chunk's text columns back and types them per the data contract
-(ChunkTyping, polars), then writes them here.
+row at fault, types the values (inferred types, ``options.infer``/``types``), and encodes JSON
+Lines and Parquet (row groups of up to 1M rows, dictionary encoding, statistics, page index).
+Text mode keeps every value exactly as written (an empty field is "", never null). Inferred
+types may widen: then ``Widened`` is raised and ``convert_restarting`` converts again with the
+types the whole file fits. A data contract's mode gets each chunk's text columns back and types
+them per the contract (ChunkTyping, polars), then writes them here.
 
 Rows are numbered as people count lines in a spreadsheet: the header is row 1; fully empty
 lines are skipped and not counted.
@@ -27,7 +29,7 @@ import io
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 import chute_native
@@ -36,6 +38,7 @@ from zstandard import ZstdError
 
 from tasks.convert import chunker, dialect
 from tasks.convert.compression import open_decompressed
+from tasks.data_contracts.model import COLUMN_TYPES, ColumnType, clip
 from tasks.errors import MalformedContent
 from tasks.formats import Compression, OutputFormat
 from tasks.settings import DecompressionLimits
@@ -56,6 +59,10 @@ SINK_BUFFER_BYTES = 1 << 20
 ZSTD_LEVEL = 3
 """Parquet page compression (zstd's own default level)."""
 SINK_DEPTH = 2
+ROW_GROUP_ROWS = 1 << 20
+"""Rows per Parquet row group at most (as arrow-rs and Arrow C++ default)."""
+ROW_GROUP_BYTES = 128 << 20
+"""Input bytes per Parquet row group at most: memory holds one group's compressed pages."""
 """Text mode: output chunks handed to the sink thread and not yet written, at most."""
 
 
@@ -73,11 +80,60 @@ class EngineOptions:
     typing: ChunkTyping | None = None
     # How far compressed content may expand (None: no limits).
     limits: DecompressionLimits | None = None
+    # Without a contract (typing None): infer each column's type from the values (the native
+    # core; see ``convert_restarting``), or convert with these types (one per column: the
+    # schema a conversion that had to widen found). Neither: text mode.
+    infer: bool = False
+    types: tuple[ColumnType, ...] | None = None
+    # Parquet row groups (native writer): closed at this many rows or input bytes.
+    row_group_rows: int = ROW_GROUP_ROWS
+    row_group_bytes: int = ROW_GROUP_BYTES
 
     def __post_init__(self) -> None:
         # A read of 0 bytes means the end of the stream: the rest would be silently dropped.
         if self.chunk_bytes < 1 or self.workers < 1 or self.max_record_bytes < 1:
             raise ValueError("chunk_bytes, workers and max_record_bytes must be at least 1")
+        if sum((self.typing is not None, self.infer, self.types is not None)) > 1:
+            raise ValueError("typing (a contract), infer and types are exclusive")
+
+
+@dataclass(frozen=True)
+class Widening:
+    """A column whose type the values widened (``from_type`` was inferred from the first
+    chunk): ``row``/``value`` is where the first value that didn't fit was (the value cut to
+    80 characters)."""
+
+    column: str
+    from_type: ColumnType
+    to_type: ColumnType
+    row: int
+    value: str
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {
+            "column": self.column,
+            "from": self.from_type,
+            "to": self.to_type,
+            "row": self.row,
+            "value": clip(self.value),
+        }
+
+
+class Widened(Exception):
+    """Inferred types had to be widened: the output is given up (the caller discards what the
+    sinks got) and the file must be converted again with ``types``. Not a PermanentError."""
+
+    def __init__(
+        self,
+        types: tuple[ColumnType, ...],
+        widenings: tuple[Widening, ...],
+        result: EngineResult,
+    ) -> None:
+        super().__init__(", ".join(f"{w.column}: {w.from_type} -> {w.to_type}" for w in widenings))
+        self.types = types
+        self.widenings = widenings
+        self.result = result
+        """What the run found (columns, delimiter, compression; its rows were given up)."""
 
 
 @dataclass
@@ -87,6 +143,26 @@ class EngineResult:
     columns: list[str] = field(default_factory=list)
     delimiter: str = ","
     compression: Compression = "none"
+    schema: dict[str, ColumnType] | None = None
+    """Inferred (or given) types: every column's; None in text mode and with a contract."""
+    widened: tuple[Widening, ...] = ()
+    """The columns a restart widened (set by ``convert_restarting``)."""
+
+
+def convert_restarting(
+    attempt: Callable[[EngineOptions], EngineResult], options: EngineOptions
+) -> EngineResult:
+    """Runs ``attempt`` (a conversion: it opens the source and the sinks, and discards them on
+    any exception) with ``options``; if inferred types had to be widened, runs it once more with
+    the types the whole file fits (the source read again). At most one restart: the first run
+    read every value."""
+    try:
+        return attempt(options)
+    except Widened as widened:
+        again = replace(options, infer=False, types=widened.types)
+        result = attempt(again)
+        result.widened = widened.widenings
+        return result
 
 
 class ChunkTyping(Protocol):
@@ -159,6 +235,10 @@ def _convert_stream(
         workers=options.workers,
         max_record=options.max_record_bytes,
         zstd_level=ZSTD_LEVEL,
+        infer=options.infer,
+        types=list(options.types) if options.types is not None else None,
+        row_group_rows=options.row_group_rows,
+        row_group_bytes=options.row_group_bytes,
     )
 
     writes = _OrderedWrites(SINK_DEPTH)
@@ -190,6 +270,8 @@ def _convert_stream(
             write(*core.feed(block))
         chunks, error, footer = core.finish()
         write(chunks, error)
+        if core.restart():
+            raise _widened(core, result)
         if footer:
             writes.submit(sinks["parquet"], footer)
         writes.drain()
@@ -200,7 +282,31 @@ def _convert_stream(
         raise
     if typed is not None:
         typed.close()
+    schema = core.schema()
+    if schema is not None:
+        result.schema = dict(zip(header, map(_column_type, schema), strict=True))
     return result
+
+
+def _column_type(name: str) -> ColumnType:
+    if name not in COLUMN_TYPES:
+        raise ValueError(f"the native core named an unknown type {name!r}")
+    return name
+
+
+def _widened(core: chute_native.Converter, result: EngineResult) -> Widened:
+    schema = core.schema()
+    assert schema is not None, "typed mode"
+    types = tuple(map(_column_type, schema))
+    widenings = tuple(
+        Widening(
+            result.columns[column], _column_type(before), _column_type(after), row, clip(value)
+        )
+        for column, before, after, row, value in core.widenings()
+    )
+    result.schema = dict(zip(result.columns, types, strict=True))
+    result.widened = widenings
+    return Widened(types, widenings, result)
 
 
 class _OrderedWrites:

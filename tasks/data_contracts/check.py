@@ -2,7 +2,8 @@
 
 Value rules (``validate_chunk``), on the strings exactly as in the file -- surrounding spaces are
 NOT trimmed, so ``" 5"`` is not a valid int:
-- empty field: null in typed columns; ``""`` stays ``""`` in string columns. With
+- empty field (or one of the contract's ``nulls``, e.g. ``NA``): null in typed columns; every
+  value stays as written in string columns. With
   ``nullable = false`` an empty field is a violation (whatever the type). Pattern and allowed
   values are checked on non-empty fields only.
 - int: optional ``+``/``-`` then decimal digits, fitting in Int64 (no ``1_000``, ``1.0``, ``1e3``).
@@ -115,7 +116,7 @@ def _checked(
     """The chunk plus its file row numbers, typed values, one reason column per checked column
     (null = fine) and the row's bad flag; and the names of the checked columns."""
     columns = [contract.column(name) for name in plan.present]
-    reasons = {c.name: expr for c in columns if (expr := _reason(c)) is not None}
+    reasons = {c.name: expr for c in columns if (expr := _reason(c, contract.nulls)) is not None}
     frame = (
         chunk.lazy()  # one query: polars runs the columns' expressions in parallel
         .with_row_index(ROW_COLUMN)
@@ -170,10 +171,14 @@ def _typed(column: Column) -> pl.Expr:
     return pl.when(raw.str.contains(_TIMESTAMP_SHAPE)).then(parsed)
 
 
-def _reason(column: Column) -> pl.Expr | None:
-    """Why a cell is bad (the first failed check), null when fine; None when nothing to check."""
+def _reason(column: Column, nulls: tuple[str, ...] = ("",)) -> pl.Expr | None:
+    """Why a cell is bad (the first failed check), null when fine; None when nothing to check.
+    ``nulls``: the values that are null in a typed column (a string column's: only "")."""
     raw = _raw(column.name)
-    empty = raw == ""
+    if column.type == "string" or nulls == ("",):
+        empty = raw == ""
+    else:
+        empty = raw.is_in(pl.Series(nulls, dtype=pl.String).implode())
     typed = pl.col(_typed_name(column.name))
     checks: list[tuple[pl.Expr, str]] = []
     if not column.nullable:

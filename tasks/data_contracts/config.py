@@ -4,8 +4,9 @@ The file is parsed with ``tomllib``; every key is checked, unknown keys are erro
 ``ContractConfigError`` says which file and which key (``file: contracts.x.field: ...``)::
 
     [settings]
-    unmatched = "text"              # required. "text": a file matching no contract is converted
-                                    # as text, as before; "reject": it is quarantined.
+    unmatched = "infer"             # a file matching no contract: "infer" (the default) types
+                                    # its columns by inference, "text" keeps every value a
+                                    # string, "reject" quarantines it.
 
     [contracts.orders]              # name: letters, digits, "_" and "-"
     match = { prefixes = ["partners/acme/"], suffixes = [".csv", ".csv.gz"] }
@@ -15,6 +16,8 @@ The file is parsed with ``tomllib``; every key is checked, unknown keys are erro
     extra_columns = "drop"          # "reject" (default) | "drop" | "keep" (kept as strings, last)
     missing_columns = "null"        # "reject" (default) | "null": absent optional columns are null
     on_error = { policy = "drop_rows", max_rejected_rows = 100, report_limit = 20 }
+    nulls = ["", "NA"]              # values that are null in typed columns (default [""]);
+                                    # string columns keep every value as written
 
     [[contracts.orders.columns]]    # at least one; output order = this order
     name = "order_id"
@@ -57,6 +60,7 @@ from tasks.formats import DELIMITERS, OUTPUT_FORMATS, Delimiter, OutputFormat
 
 __all__ = ["ContractConfigError", "load_contracts", "parse_contracts"]
 
+UNMATCHED: Final = ("infer", "text", "reject")
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -83,9 +87,9 @@ def parse_contracts(
         raise ContractConfigError(f"{source}: not valid TOML: {exc}") from exc
     root = _Table(data, source, "")
     root.only({"settings", "contracts"})
-    settings = root.table("settings", required=True)
+    settings = root.table("settings", required=False)
     settings.only({"unmatched"})
-    unmatched = cast(Unmatched, settings.choice("unmatched", ("text", "reject")))
+    unmatched = cast(Unmatched, settings.choice("unmatched", UNMATCHED, default="infer"))
     contracts = root.table("contracts", required=False)
     parsed = tuple(
         _contract(contracts.table(name, True), name, compile_patterns) for name in contracts.data
@@ -94,7 +98,16 @@ def parse_contracts(
 
 
 _CONTRACT_KEYS: Final = frozenset(
-    {"match", "dialect", "outputs", "extra_columns", "missing_columns", "on_error", "columns"}
+    {
+        "match",
+        "dialect",
+        "outputs",
+        "extra_columns",
+        "missing_columns",
+        "on_error",
+        "nulls",
+        "columns",
+    }
 )
 _COLUMN_KEYS: Final = frozenset({"name", "type", "required", "nullable", "pattern", "allowed"})
 
@@ -126,6 +139,7 @@ def _contract(table: _Table, name: str, compile_patterns: bool) -> Contract:
             MissingColumns, table.choice("missing_columns", ("reject", "null"), "reject")
         ),
         on_error=_on_error(table.table("on_error", required=False)),
+        nulls=table.strings("nulls", required=False) or ("",),
     )
     _check_optional_columns(table, contract)
     return contract

@@ -33,7 +33,7 @@ ColumnType = Literal["string", "int", "float", "bool", "date", "timestamp"]
 ExtraColumns = Literal["reject", "drop", "keep"]
 MissingColumns = Literal["reject", "null"]
 ErrorPolicy = Literal["reject", "drop_rows"]
-Unmatched = Literal["text", "reject"]
+Unmatched = Literal["infer", "text", "reject"]
 
 COLUMN_TYPES: Final[tuple[ColumnType, ...]] = (
     "string",
@@ -152,6 +152,8 @@ class Contract:
     extra_columns: ExtraColumns = "reject"
     missing_columns: MissingColumns = "reject"
     on_error: OnError = OnError()
+    nulls: tuple[str, ...] = ("",)
+    """Values that are null in typed columns (string columns keep them as written)."""
 
     def column(self, name: str) -> Column:
         for column in self.columns:

@@ -154,6 +154,7 @@ def validate(
         key=keys.output_base(source.key),
         formats=contract.outputs if contract else settings.output_formats,
         contract=contract.name if contract else None,
+        infer=contract is None and (contracts is None or contracts.unmatched == "infer"),
     )
     log.info(
         "file validated",

@@ -121,9 +121,9 @@ def test_aws_s3_cp_multipart_is_processed_exactly_once(endpoint: str, tmp_path: 
     lines = output.splitlines()
     assert len(lines) == ROWS
     assert json.loads(lines[-1]) == {
-        "id": str(ROWS - 1),
+        "id": ROWS - 1,
         "name": f"customer-{ROWS - 1:07d}",
-        "amount": f"{(ROWS - 1) % 100_000 / 100:.2f}",
+        "amount": float(f"{(ROWS - 1) % 100_000 / 100:.2f}"),
     }
     # AND once every S3 event has been handled, that was its only execution
     wait_for_empty_queue(endpoint, R.queue_name)

@@ -67,9 +67,9 @@ def test_outputs_are_downloaded(samples_run) -> None:
     _, work = samples_run
     orders = (work / "out" / "samples" / "orders.csv.jsonl").read_text().splitlines()
     assert json.loads(orders[1]) == {
-        "id": "2",
+        "id": 2,
         "name": "Bob, Jr.",
-        "amount": "7.25",
+        "amount": 7.25,
         "created_at": "2026-11-02T11:30:00Z",
     }
     readings = (work / "out" / "samples" / "readings.csv.jsonl").read_text().splitlines()

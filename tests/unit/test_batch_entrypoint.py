@@ -497,3 +497,33 @@ def test_content_that_used_to_crash_or_flood_exits_65_with_its_name(
     assert report["error"] == error
     assert report["cause"].startswith(cause)
     assert output_keys(s3) == [keys.batch_failure_key("exec-batch-1")]
+
+
+def test_inferred_types_that_widen_restart_in_the_batch_job_too(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a plan that infers types, and a value after the first chunk (1 KiB here) that
+    # widens a column
+    import dataclasses
+
+    from tasks.convert import domain
+
+    plain = domain.engine_options
+    monkeypatch.setattr(
+        domain,
+        "engine_options",
+        lambda *a, **k: dataclasses.replace(plain(*a, **k), chunk_bytes=1024),
+    )
+    key = "in/late.csv"
+    environ = job_environ(s3, key, b"id,v\n" + b"1,2\n" * 1000 + b"2,x\n")
+    target = Target(bucket=OUTPUT, key=key, formats=("jsonl",), infer=True)
+    environ[names.ENV_JOB_TARGET] = json.dumps(target.to_dict())
+    # WHEN the container runs
+    code = main([], environ, store=S3Store(s3))
+    # THEN the file was converted again with v as text, and nothing of the first run is left
+    assert code == ExitCode.OK
+    lines = s3.get_object(Bucket=OUTPUT, Key=f"{key}.jsonl")["Body"].read().splitlines()
+    assert len(lines) == 1001
+    assert json.loads(lines[0]) == {"id": 1, "v": "2"}
+    assert json.loads(lines[-1]) == {"id": 2, "v": "x"}
+    assert s3.list_multipart_uploads(Bucket=OUTPUT).get("Uploads", []) == []

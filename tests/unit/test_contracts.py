@@ -60,13 +60,19 @@ def violation(excinfo: pytest.ExceptionInfo[ContractViolation]) -> dict[str, Any
 
 
 # --- the config file -----------------------------------------------------------------------
+def test_files_no_contract_matches_are_typed_by_inference_unless_the_settings_say() -> None:
+    assert parse_contracts("").unmatched == "infer"
+    assert parse_contracts("[settings]\n").unmatched == "infer"
+    assert parse_contracts('[settings]\nunmatched = "text"\n').unmatched == "text"
+
+
 def test_the_repository_contracts_file_loads() -> None:
     # GIVEN the contracts file shipped in the repository  WHEN loaded
     contracts = load_contracts(REPO_CONTRACTS)
 
     # THEN both example contracts are there, in file order, with their settings
     assert contracts.names == ("acme-orders", "device-readings")
-    assert contracts.unmatched == "text"
+    assert contracts.unmatched == "infer"
     orders = contracts.get("acme-orders")
     assert orders.match.prefixes == ("partners/acme/orders/",)
     assert orders.dialect.delimiter == ","
@@ -138,14 +144,9 @@ def column_with(body: str, **contract_keys: str) -> str:
 CONFIG_ERRORS = {
     # the file and the settings
     "not toml": ("[settings\n", "not valid TOML"),
-    "no settings": ("[contracts]\n", "settings: missing"),
-    "no unmatched": (
-        "[settings]\n",
-        "settings.unmatched: missing; expected one of 'text', 'reject'",
-    ),
     "bad unmatched": (
         '[settings]\nunmatched = "convert"\n',
-        "settings.unmatched: expected one of 'text', 'reject', got 'convert'",
+        "settings.unmatched: expected one of 'infer', 'text', 'reject', got 'convert'",
     ),
     "unknown top key": (
         '[settings]\nunmatched = "text"\n[contract.x]\n',
@@ -802,3 +803,25 @@ def test_a_header_that_is_simply_wrong_gets_no_delimiter_hint() -> None:
     with pytest.raises(ContractViolation) as excinfo:
         contract.plan_header(["other"])
     assert all("delimiter" not in p["reason"] for p in violation(excinfo)["problems"])
+
+
+def test_a_contracts_nulls_are_null_in_typed_columns_and_kept_in_string_columns() -> None:
+    # GIVEN a contract that reads NA as null (what `chute contract suggest` writes)
+    text = column_with('type = "int"', nulls='["", "NA"]')
+    text += '\n[[contracts.c.columns]]\nname = "s"\n'
+    contract = parse_contracts(text).get("c")
+    assert contract.nulls == ("", "NA")
+    chunk = pl.DataFrame({"a": ["1", "NA", ""], "s": ["NA", "x", ""]})
+    # WHEN a chunk is checked
+    result = validate_chunk(contract, contract.plan_header(["a", "s"]), chunk, 2)
+    # THEN NA is null in the int column and kept in the string column
+    assert result.problem_count == 0
+    assert result.valid.to_dicts() == [
+        {"a": 1, "s": "NA"},
+        {"a": None, "s": "x"},
+        {"a": None, "s": ""},
+    ]
+    # AND without it, NA is not an int (contracts keep their meaning)
+    plain = parse_contracts(column_with('type = "int"')).get("c")
+    checked = validate_chunk(plain, plain.plan_header(["a"]), chunk.select("a"), 2)
+    assert [p.reason for p in checked.problems] == ["not a valid int"]

@@ -631,15 +631,21 @@ def test_parquet_reads_the_same_in_pyarrow_polars_and_duckdb(tmp_path: Path) -> 
 
 def test_parquet_dictionary_encodes_repeating_columns_and_keeps_statistics() -> None:
     # GIVEN a column of nearly unique values (id) and one of few values (country)
-    out = both(bench_like_csv(3_000), chunk_bytes=128 * 1024)
+    # WHEN converted in chunks of 16 KiB (about 120 rows), row groups ending at 1,000 rows
+    data = bench_like_csv(3_000)
+    out = both(data, chunk_bytes=16 * 1024, row_group_rows=1000)
     metadata = pq.ParquetFile(io.BytesIO(out.parquet)).metadata
     names = out.result.columns
-    # THEN one row group per chunk, each with min/max statistics
-    assert metadata.num_row_groups > 1
+    # THEN a row group holds the rows of many chunks (rows, not chunks, end it), each with
+    # min/max statistics and the page index
+    sizes = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
+    assert len(data) // (16 * 1024) > 10 and len(sizes) == 3, sizes
+    assert all(1000 <= n < 1200 for n in sizes[:-1]) and sum(sizes) == 3000
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
         country = row_group.column(names.index("country"))
         assert country.statistics.has_min_max
+        assert country.has_column_index and country.has_offset_index
         assert {country.statistics.min, country.statistics.max} == {"CH", "JP"}
         # AND the dictionary only where values repeat (elsewhere it compresses worse)
         assert "RLE_DICTIONARY" in country.encodings
@@ -816,7 +822,7 @@ def test_failed_conversion_writes_nothing_more_to_the_parquet_sink(
         (late if closed else written).append(len(block))
 
     data = b"a,b\n" + b"1,2\n" * 10_000 + b"3\n"
-    options = EngineOptions(outputs=("parquet",), chunk_bytes=4096)
+    options = EngineOptions(outputs=("parquet",), chunk_bytes=4096, row_group_rows=1000)
     try:
         try:
             convert_stream(io.BytesIO(data), options, {"parquet": sink})

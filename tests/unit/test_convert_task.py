@@ -154,12 +154,13 @@ def contracts() -> ContractSet:
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine cuts the input into 64 KiB chunks, so that output streams out (row groups,
-    parts) long before the end of a test-sized file."""
+    """The engine cuts the input into 64 KiB chunks and Parquet row groups at 1,000 rows, so
+    that output streams out (row groups, parts) long before the end of a test-sized file."""
     real = domain.engine_options
 
     def options(plan: Plan, contract_set: ContractSet | None, limits: Any = None) -> Any:
-        return dataclasses.replace(real(plan, contract_set, limits), chunk_bytes=64 * 1024)
+        plain = real(plan, contract_set, limits)
+        return dataclasses.replace(plain, chunk_bytes=64 * 1024, row_group_rows=1000)
 
     monkeypatch.setattr(domain, "engine_options", options)
     monkeypatch.setattr(engine, "SINK_BUFFER_BYTES", 16 * 1024)
@@ -184,6 +185,8 @@ def test_small_file_is_converted_to_the_target(s3: Any) -> None:
         "bytes": {"jsonl": len(expected)},
         "rejectedKey": None,
         "replaced": [],
+        "schema": None,
+        "widened": [],
     }
     head = s3.head_object(Bucket=OUTPUT, Key="in/orders.csv.jsonl")
     assert head["ContentType"] == "application/x-ndjson"
@@ -454,6 +457,8 @@ def test_handler_converts_and_returns_output_dict(s3: Any, monkeypatch: pytest.M
         "bytes": {"jsonl": len(b'{"x":"1","y":"2"}\n'), "parquet": parquet_size},
         "rejectedKey": None,
         "replaced": [],
+        "schema": None,
+        "widened": [],
     }
     assert read_output(s3, "in/h.csv.jsonl") == b'{"x":"1","y":"2"}\n'
     assert handler_module.settings() == ConvertSettings(part_size_bytes=MIN_PART_SIZE_BYTES)
@@ -537,3 +542,68 @@ def test_a_header_with_nul_bytes_is_malformed_content_for_parquet(s3: Any) -> No
     with pytest.raises(MalformedContent, match="NUL byte"):
         convert(plan_for(file, "in/nul.csv", ("parquet",)), S3Store(s3), ConvertSettings())
     assert output_keys(s3) == []
+
+
+# --- inferred types (Target.infer): the one restart reads the source again ----------------------
+def kib_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 1 KiB, so that a value a few KiB into a file comes after the first chunk."""
+    plain = domain.engine_options
+
+    def options(*args: Any, **kwargs: Any) -> engine.EngineOptions:
+        return dataclasses.replace(plain(*args, **kwargs), chunk_bytes=1024)
+
+    monkeypatch.setattr(domain, "engine_options", options)
+
+
+LATE = b"id,amount,zip\n" + b"1,7,00501\n" * 2000 + b"2,1.5,NA\n"
+
+
+def test_inferred_types_widen_and_the_source_is_read_again(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a file whose amount column meets 1.5 after 2,000 ints, and a plan that infers types
+    kib_chunks(monkeypatch)
+    file = upload(s3, "in/late.csv", LATE)
+    target = Target(bucket=OUTPUT, key="in/late.csv", formats=BOTH, infer=True)
+    store = S3Store(s3)
+    opened: list[ObjectRef] = []
+    open_stream = store.open_stream
+
+    def counted(ref: ObjectRef) -> Any:
+        opened.append(ref)
+        return open_stream(ref)
+
+    monkeypatch.setattr(store, "open_stream", counted)
+    # WHEN converted (the Lambda's and the Batch job's domain.convert)
+    output = convert(Plan(file=file, target=target), store, SMALL_PARTS)
+    # THEN the source was read twice, the outputs have the wider type and every row
+    assert len(opened) == 2
+    assert output.schema == {"id": "int", "amount": "float", "zip": "string"}
+    assert output.widened == (
+        {"column": "amount", "from": "int", "to": "float", "row": 2002, "value": "1.5"},
+    )
+    assert output.to_dict()["widened"] == list(output.widened)
+    rows = read_parquet(s3, "in/late.csv.parquet")
+    assert len(rows) == output.rows == 2001
+    assert rows[-1] == {"id": 2, "amount": 1.5, "zip": "NA"} and rows[0]["zip"] == "00501"
+    last = read_output(s3, "in/late.csv.jsonl").splitlines()[-1]
+    assert json.loads(last) == {"id": 2, "amount": 1.5, "zip": "NA"}
+    # AND the first run's uploads were aborted, not left behind
+    assert s3.list_multipart_uploads(Bucket=OUTPUT).get("Uploads", []) == []
+    assert output_keys(s3) == ["in/late.csv.jsonl", "in/late.csv.parquet"]
+
+
+def test_unmatched_infer_types_the_pipeline_output_and_text_keeps_strings(s3: Any) -> None:
+    file = upload(s3, "in/t.csv", b"n,flag\n1,true\nNA,false\n")
+    typed = convert(
+        Plan(file=file, target=Target(bucket=OUTPUT, key="in/t.csv", infer=True)),
+        S3Store(s3),
+        SMALL_PARTS,
+    )
+    assert read_output(s3, "in/t.csv.jsonl") == b'{"n":1,"flag":true}\n{"n":null,"flag":false}\n'
+    assert typed.schema == {"n": "int", "flag": "bool"} and typed.widened == ()
+    text = convert(
+        Plan(file=file, target=Target(bucket=OUTPUT, key="in/t.csv")), S3Store(s3), SMALL_PARTS
+    )
+    assert text.schema is None
+    assert read_output(s3, "in/t.csv.jsonl").splitlines()[1] == b'{"n":"NA","flag":"false"}'

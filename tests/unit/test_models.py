@@ -73,6 +73,7 @@ def test_target_dict_lists_formats_in_order_and_the_keys_they_write() -> None:
         "key": "in/x.csv",
         "formats": ["parquet", "jsonl"],
         "contract": "orders",
+        "infer": False,
         "keys": {"parquet": "in/x.csv.parquet", "jsonl": "in/x.csv.jsonl"},
     }
 

@@ -96,7 +96,7 @@ def test_valid_csv_gets_a_plan_with_the_current_object(s3: Any, store: SpyStore,
     # THEN the plan reads it as comma-separated text and writes next to the same key, as JSON Lines
     assert plan == Plan(
         file=FileSpec(ref=source, compression="none", delimiter=","),
-        target=Target(bucket=OUTPUT, key=key, formats=("jsonl",), contract=None),
+        target=Target(bucket=OUTPUT, key=key, formats=("jsonl",), contract=None, infer=True),
     )
     assert plan.target.object_key("jsonl") == f"{key}.jsonl"
 
@@ -133,7 +133,7 @@ def test_valid_gzip_csv(s3: Any, store: SpyStore) -> None:
     plan = validate(source, store, SETTINGS)
 
     assert (plan.file.compression, plan.file.delimiter) == ("gzip", ",")
-    assert plan.target == Target(bucket=OUTPUT, key="incoming/ORDERS.CSV")
+    assert plan.target == Target(bucket=OUTPUT, key="incoming/ORDERS.CSV", infer=True)
     assert plan.target.object_key("jsonl") == "incoming/ORDERS.CSV.jsonl"
 
 
@@ -727,7 +727,19 @@ def test_an_unmatched_file_is_text_when_unmatched_is_text(
         # WHEN validated  THEN text mode, with the configured formats
         target = validate(source, store, settings, contracts).target
 
-        assert (target.contract, target.formats) == (None, ("parquet",))
+        assert (target.contract, target.formats, target.infer) == (None, ("parquet",), False)
+
+
+def test_an_unmatched_file_is_typed_by_inference_when_unmatched_is_infer(
+    s3: Any, store: SpyStore, tmp_path: Path
+) -> None:
+    inferring = load_contracts(contracts_file(tmp_path, unmatched="infer"))
+    source = put(s3, "incoming/x.csv", b"a,b\n1,2\n")
+    settings = ValidateSettings(output_bucket=OUTPUT)
+    target = validate(source, store, settings, inferring).target
+    assert (target.contract, target.infer) == (None, True)
+    # AND a plan without the field (made before inference existed) stays text
+    assert not Target.from_dict({k: v for k, v in target.to_dict().items() if k != "infer"}).infer
 
 
 def test_an_unmatched_file_is_rejected_when_unmatched_is_reject(
@@ -842,6 +854,7 @@ def test_handler_returns_the_plan_dict(s3: Any, env: pytest.MonkeyPatch) -> None
             "key": "incoming/a b+c%.csv",
             "formats": ["jsonl", "parquet"],
             "contract": None,
+            "infer": True,
             "keys": {
                 "jsonl": "incoming/a b+c%.csv.jsonl",
                 "parquet": "incoming/a b+c%.csv.parquet",

@@ -120,8 +120,8 @@ def test_a_lambda_worker_killed_mid_conversion_is_retried_and_the_file_succeeds(
     assert ex.status == "SUCCEEDED", ex.cause
     assert assert_accounted(pipeline, [key]) == {key: "archived"}
     assert pipeline.jsonl(pipeline.r.output_bucket, output_base(key) + ".jsonl") == [
-        {"id": "1", "name": "Ann"},
-        {"id": "2", "name": "Bob"},
+        {"id": 1, "name": "Ann"},
+        {"id": 2, "name": "Bob"},
     ]
 
 

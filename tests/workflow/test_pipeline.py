@@ -38,11 +38,11 @@ def test_small_file_takes_the_lambda_route_and_is_archived(pipeline: Pipeline) -
     assert ex.route == "lambda"
     base = "small/orders 2026+ü.csv"
     expected = [
-        {"id": "1", "name": "Ann", "city": "Oslo"},
-        {"id": "2", "name": "Smith, Bob", "city": "Zürich"},
+        {"id": 1, "name": "Ann", "city": "Oslo"},
+        {"id": 2, "name": "Smith, Bob", "city": "Zürich"},
     ]
     assert pipeline.jsonl(pipeline.r.output_bucket, f"{base}.jsonl") == expected
-    # AND the Parquet output holds the same rows (text mode: every value as written)
+    # AND the Parquet output holds the same rows (types inferred: no contract matches)
     assert pipeline.parquet(pipeline.r.output_bucket, f"{base}.parquet") == expected
     assert pipeline.read(pipeline.r.archive_bucket, key) == SMALL_CSV
     assert key not in pipeline.keys(pipeline.r.staging_bucket)
@@ -52,6 +52,7 @@ def test_small_file_takes_the_lambda_route_and_is_archived(pipeline: Pipeline) -
         "key": base,
         "formats": ["jsonl", "parquet"],
         "contract": None,
+        "infer": True,
         "keys": {"jsonl": f"{base}.jsonl", "parquet": f"{base}.parquet"},
     }
     # AND one completion message tells downstream consumers where the output is
@@ -76,7 +77,7 @@ def test_large_file_takes_the_batch_route(pipeline: Pipeline) -> None:
     assert ex.route == "batch"
     records = pipeline.jsonl(pipeline.r.output_bucket, "large/readings.csv.jsonl")
     assert len(records) == 400
-    assert records[399] == {"n": "399", "name": "name-399", "value": "598.5"}
+    assert records[399] == {"n": 399, "name": "name-399", "value": 598.5}
     assert pipeline.read(pipeline.r.archive_bucket, key) == body
     assert key not in pipeline.keys(pipeline.r.staging_bucket)
     assert ex.output is not None and ex.output["convert"]["route"] == "batch"
