@@ -5,8 +5,8 @@ State data of one execution (JSONPath, camelCase as in the ASL):
     $.source       ObjectRef   the object the S3 event announced (set by the trigger)
     $.config       {largeFileThresholdBytes, batchTimeoutSeconds}  set by LoadConfig
     $.plan         Plan        file (validated ObjectRef + format) and target (where output goes)
-    $.convert      how the conversion ran: {route: "lambda", rows, bytes, replaced} (from the
-                   convert function's Output) or {route: "batch", jobId}
+    $.convert      how the conversion ran: {route: "lambda", rows, bytes, replaced, schema,
+                   widened} (from the convert function's Output) or {route: "batch", jobId}
     $.archive      ObjectRef   where the original now lives (bucket, key, size)
     $.error        {Error, Cause}  set by a Catch
     $.batchFailure {job}       the failed Batch job's description, parsed from $.error.Cause

@@ -308,6 +308,16 @@ def _print_locations(
         written = e.output.get("output", {})
         for key in written.get("keys", {}).values():
             console.print(f"output: s3://{written.get('bucket')}/{key}", soft_wrap=True)
+    convert = (e.output or {}).get("convert") or {}
+    if isinstance(convert.get("schema"), dict):
+        typed = ", ".join(f"{name} {kind}" for name, kind in convert["schema"].items())
+        console.print(f"schema: {typed}", soft_wrap=True)
+    for w in convert.get("widened") or []:
+        console.print(
+            f"widened: {w.get('column')} {w.get('from')} -> {w.get('to')} at row {w.get('row')}"
+            f" ({w.get('value')!r}): the file was read twice",
+            soft_wrap=True,
+        )
     for r in replaced:
         console.print(
             f"[yellow]replaced:[/] the outputs of s3://{source.get('bucket')}/{r.key}"

@@ -67,6 +67,7 @@ def test_status_show_and_watch(endpoint: str, s3: Any) -> None:
     for state in ("Validate", "ConvertInLambda", "Archive", "NotifySucceeded"):
         assert state in shown.stdout
     assert "output: s3://chute-output/cli/ok.csv.jsonl" in shown.stdout
+    assert "schema: a int, b int" in shown.stdout  # inferred: typed by default
     as_json = json.loads(
         chute("show", row["execution"], "--json", "--endpoint-url", endpoint).stdout
     )

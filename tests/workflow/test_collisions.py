@@ -72,6 +72,10 @@ def test_in_sequence_the_later_key_replaces_the_outputs_and_names_the_earlier(
     owners = operate.outputs_now_owned_by(d, operate.timeline(d, first.arn).execution)
     assert sorted(k for k, _ in owners) == ["seq/x.csv.jsonl", "seq/x.csv.parquet"]
     assert {r.key for _, r in owners} == {"seq/x.csv.gz"}
+    # AND the console shows the columns the conversion inferred
+    detail = ConsoleData(d).detail(second.arn)
+    html = Console(d, allowed_hosts=("h:1",)).render("_execution.html", detail=detail).body
+    assert b'data-testid="schema"' in html and b"<td>id</td><td>int</td>" in html
     # AND both originals are archived
     archived = pipeline.keys(pipeline.r.archive_bucket)
     assert {"seq/x.csv", "seq/x.csv.gz"} <= set(archived)
