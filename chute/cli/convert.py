@@ -38,7 +38,7 @@ def convert(
 ) -> None:
     """Convert a local file with the same engine the pipeline runs (no AWS). Without a
     contract, each column gets the narrowest type every value of the file fits."""
-    from chute.local.convert import ConvertUsageError, convert_file
+    from chute.ops.convert_file import ConvertUsageError, convert_file
     from tasks.data_contracts.config import ContractConfigError
     from tasks.errors import PermanentError
 
@@ -94,7 +94,7 @@ def contract_suggest(
 ) -> None:
     """Print a data contract (TOML for contracts/contracts.toml) with the types inferred from
     every value of SOURCE: paste it to pin the schema."""
-    from chute.local.convert import ConvertUsageError, suggest_contract
+    from chute.ops.convert_file import ConvertUsageError, suggest_contract
     from tasks.errors import PermanentError
 
     try:

@@ -1,5 +1,5 @@
-"""Running chute on this machine (run, up, convert): parsing and presentation over chute.ops.run,
-chute.local.embedded and chute.local.convert. Exit codes: chute.cli.options.Exit."""
+"""Running chute on this machine (run, up, env): parsing and presentation over chute.ops.run and
+chute.local.embedded. Exit codes: chute.cli.options.Exit."""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from tasks.convert.engine import (
 from tasks.data_contracts.config import load_contracts
 from tasks.data_contracts.model import ContractSet
 from tasks.data_contracts.suggest import contract_toml
-from tasks.formats import OutputFormat
-from tasks.formats.keys import from_extension
+from tasks.formats import OUTPUT_FORMATS, OutputFormat
+from tasks.formats.keys import REJECTED_SUFFIX, from_extension
 
 REPO_CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "contracts.toml"
 SUFFIX_FORMATS: dict[str, OutputFormat] = {
@@ -45,9 +45,10 @@ class LocalResult:
 
 def output_format(out: Path, to: str | None) -> OutputFormat:
     if to is not None:
-        if to not in ("jsonl", "parquet"):
-            raise ConvertUsageError(f"--to must be jsonl or parquet, not {to!r}")
-        return "jsonl" if to == "jsonl" else "parquet"
+        for known in OUTPUT_FORMATS:
+            if to == known:
+                return known
+        raise ConvertUsageError(f"--to must be one of {', '.join(OUTPUT_FORMATS)}, not {to!r}")
     fmt = SUFFIX_FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise ConvertUsageError(f"{out}: can't tell the format from the suffix; pass --to")
@@ -96,7 +97,7 @@ def convert_file(
         typing=typing,
         infer=typing is None and not text,
     )
-    rejected_path = out.with_name(out.name + ".rejected.jsonl")
+    rejected_path = out.with_name(out.name + REJECTED_SUFFIX)
     partial = out.with_name(f".{out.name}.partial")
     partial_rejected = rejected_path.with_name(f".{rejected_path.name}.partial")
     out.parent.mkdir(parents=True, exist_ok=True)
