@@ -28,6 +28,7 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
 from chute.local.moto_patches.seam import HOOKS, Fixes, Kind
+from tasks.workflow_definition import Definition
 
 FIXES = Fixes()
 
@@ -119,7 +120,7 @@ def _resume_point(
     events: list[Any], definition: dict[str, Any], execution_input: Any
 ) -> tuple[str, Any]:
     """The state the execution failed in (entered last and never exited) and its input."""
-    top = set(definition.get("States", {}))
+    top = set(Definition(definition).states)
     failed: tuple[str, Any] | None = None
     for event in events:
         kind = str(event.get("type", ""))
