@@ -122,35 +122,18 @@ def convert(
         contract=target.contract,
         target_key=target.key,
     )
-    writers: dict[OutputFormat, Writer] = {}
-    rejected = _LazyWriter(
-        store, target.bucket, target.rejected_key, settings.part_size_bytes, stamp
-    )
+    outputs = _Outputs(store, target, settings.part_size_bytes, stamp)
 
     def attempt(options: EngineOptions) -> EngineResult:
         """One conversion of the source, read from its start (a restart reads it again)."""
         try:
             with closing(store.open_stream(source)) as stream:
-                for output_format in target.formats:
-                    writers[output_format] = store.writer(
-                        target.bucket,
-                        target.object_key(output_format),
-                        part_size=settings.part_size_bytes,
-                        content_type=CONTENT_TYPES[output_format],
-                        metadata=stamp.metadata(),
-                    )
+                outputs.start()
                 return convert_stream(
-                    stream,
-                    options,
-                    {f: w.write for f, w in writers.items()},
-                    rejected_sink=rejected.write,
+                    stream, options, outputs.sinks(), rejected_sink=outputs.rejected.write
                 )
         except Widened as widened:
-            # converted again with wider types: this run's uploads are given up
-            for writer in writers.values():
-                writer.abort()
-            writers.clear()
-            rejected.abort()
+            outputs.abort()  # converted again with wider types: this run's uploads are given up
             log.info(
                 "convert restarted",
                 source_key=source.key,
@@ -160,26 +143,26 @@ def convert(
 
     try:
         result = convert_restarting(attempt, options)
-        outputs: dict[str, Writer] = {target.object_key(f): w for f, w in writers.items()}
-        if rejected.writer is not None:
-            outputs[target.rejected_key] = rejected.writer
-        replaced = _publish(store, source, stamp, target, outputs)
+        replaced = _publish(store, source, stamp, target, outputs.published())
     except BaseException:
-        for writer in writers.values():
-            writer.abort()
-        rejected.abort()
+        outputs.abort()
         raise
     output = Output(
         bucket=target.bucket,
         keys={f: target.object_key(f) for f in target.formats},
         rows=result.rows,
         rejected_rows=result.rejected_rows,
-        bytes={f: w.bytes_written for f, w in writers.items()},
+        bytes={f: w.bytes_written for f, w in outputs.writers.items()},
         rejected_key=target.rejected_key if result.rejected_rows else None,
         replaced=tuple(_replaced(other, source) for other in replaced),
         schema=dict(result.schema) if result.schema is not None else None,
         widened=tuple(w.to_dict() for w in result.widened),
     )
+    _log_finished(output, result, target)
+    return output
+
+
+def _log_finished(output: Output, result: EngineResult, target: Target) -> None:
     log.info(
         "convert finished",
         rows=output.rows,
@@ -196,7 +179,6 @@ def convert(
             replaced_key=other["key"],
             replaced_uploaded=other.get("uploaded"),
         )
-    return output
 
 
 def _publish(
@@ -237,6 +219,46 @@ def _replaced(other: Stamp, source: ObjectRef) -> dict[str, str]:
 
 def _where(ref: ObjectRef) -> str:
     return f"s3://{ref.bucket}/{ref.key}"
+
+
+class _Outputs:
+    """This file's outputs while they are written: one multipart writer per format of the
+    target (invisible until published), and the rejected rows' writer once there are any."""
+
+    def __init__(self, store: Store, target: Target, part_size: int, stamp: Stamp) -> None:
+        self._store = store
+        self._target = target
+        self._part_size = part_size
+        self._stamp = stamp
+        self.writers: dict[OutputFormat, Writer] = {}
+        self.rejected = _LazyWriter(store, target.bucket, target.rejected_key, part_size, stamp)
+
+    def start(self) -> None:
+        for output_format in self._target.formats:
+            self.writers[output_format] = self._store.writer(
+                self._target.bucket,
+                self._target.object_key(output_format),
+                part_size=self._part_size,
+                content_type=CONTENT_TYPES[output_format],
+                metadata=self._stamp.metadata(),
+            )
+
+    def sinks(self) -> dict[OutputFormat, Callable[[bytes], None]]:
+        return {f: w.write for f, w in self.writers.items()}
+
+    def published(self) -> dict[str, Writer]:
+        """Key -> writer of every object this file publishes."""
+        found = {self._target.object_key(f): w for f, w in self.writers.items()}
+        if self.rejected.writer is not None:
+            found[self._target.rejected_key] = self.rejected.writer
+        return found
+
+    def abort(self) -> None:
+        """Give up every upload (nothing becomes visible); a restart starts new ones."""
+        for writer in self.writers.values():
+            writer.abort()
+        self.writers.clear()
+        self.rejected.abort()
 
 
 class _LazyWriter:
