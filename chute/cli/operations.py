@@ -166,6 +166,7 @@ def watch(
                     live.update(_table(list(seen.values()), title))
                 else:
                     lines.print_changes(seen.values())
+                    lines.once("watching: one line per change (Ctrl-C to stop)")
                 if not follow and seen and not running:
                     break
                 if not follow and not seen:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -47,3 +48,15 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     yield Up(endpoint=url, grant_url=f"http://127.0.0.1:{grant_port}/grants")
     process.send_signal(signal.SIGINT)
     process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def s3(endpoint: str) -> Any:
+    """An S3 client on the session's `chute up`."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )

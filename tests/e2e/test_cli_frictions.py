@@ -5,25 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import boto3
-import pytest
-
 from tests.e2e.test_cli_ops import chute, finished, status
-
-
-@pytest.fixture(scope="module")
-def s3(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
 
 
 def test_uploading_a_file_the_pipeline_does_not_process_says_so_and_never_waits(
@@ -120,21 +107,45 @@ def test_watch_writes_a_line_per_change_when_not_on_a_terminal(endpoint: str, s3
          "--endpoint-url", endpoint],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    said = {"follow": _lines_of(follow.stderr), "once": _lines_of(once.stderr)}
     try:
-        time.sleep(1.5)  # both watching (polling every 0.3 s) before the upload
+        # both have read the executions once (bounded wait for what each says on stderr)
+        _wait_for(said["follow"], "watching: one line per change")
+        _wait_for(said["once"], "no execution yet: waiting for one to start")
         assert once.poll() is None, "watch without --follow must wait for an execution"
         # WHEN a file is uploaded
         s3.put_object(Bucket="chute-staging", Key="f27w/seen.csv", Body=b"a\n1\n")
         finished(endpoint, "f27w/seen.csv")
         # THEN watch (no --follow) ends once the file's execution has, having shown it
-        out, _ = once.communicate(timeout=60)
+        once.wait(timeout=60)
+        out = once.stdout.read() if once.stdout else ""
         assert once.returncode == 0 and "f27w/seen.csv" in out and "SUCCEEDED" in out
     finally:
         once.kill()
         time.sleep(1.0)
         follow.terminate()
-    followed, _ = follow.communicate(timeout=30)
+    follow.wait(timeout=30)
+    followed = follow.stdout.read() if follow.stdout else ""
     # AND --follow wrote the file's changes as lines while it ran
     lines = [line for line in followed.splitlines() if "f27w/seen.csv" in line]
     assert lines and lines[-1].split()[-1] == "SUCCEEDED", followed
     assert all(line[:8].count(":") == 2 for line in lines)  # each a timestamped plain line
+
+
+def _lines_of(stream: Any) -> list[str]:
+    """The lines ``stream`` gives, collected by a thread as they come."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _wait_for(lines: list[str], text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in lines):
+        assert time.monotonic() < deadline, f"never said {text!r}: {lines}"
+        time.sleep(0.1)

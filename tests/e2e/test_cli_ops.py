@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from chute.local.embedded import free_port
@@ -42,17 +41,6 @@ def finished(endpoint: str, key: str, timeout: float = 60) -> dict[str, Any]:
             return rows[0]
         time.sleep(0.5)
     raise AssertionError(f"{key} did not finish")
-
-
-@pytest.fixture(scope="module")
-def s3(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
 
 
 def test_status_show_and_watch(endpoint: str, s3: Any) -> None:
