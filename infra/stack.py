@@ -108,6 +108,7 @@ class ChuteStack(Stack):
             max_decompressed_bytes=props.max_decompressed_bytes,
             max_decompression_ratio=props.max_decompression_ratio,
             output_formats=",".join(props.output_formats),
+            batch_sizing=props.batch_sizing.to_setting(),
         )
         # A burst of uploads converts at most this many files in Lambda at once; the others wait
         # in the workflow's Retry on Lambda.TooManyRequestsException (0: no limit).
@@ -144,8 +145,8 @@ class ChuteStack(Stack):
             image=self.image,
             settings=settings,
             vpc=self.vpc,
-            vcpu=props.batch_vcpu,
-            memory_mib=props.batch_memory_mib,
+            vcpu=props.batch_min_vcpu,
+            memory_mib=props.batch_min_vcpu * props.batch_memory_per_vcpu_mib,
             attempt_timeout_seconds=props.batch_timeout_seconds,
             log_retention=keep,
         )

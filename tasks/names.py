@@ -26,6 +26,7 @@ ENV_MAX_DECOMPRESSED_BYTES: Final = "CHUTE_MAX_DECOMPRESSED_BYTES"
 ENV_MAX_DECOMPRESSION_RATIO: Final = "CHUTE_MAX_DECOMPRESSION_RATIO"
 ENV_CONTRACTS_FILE: Final = "CHUTE_CONTRACTS_FILE"
 ENV_OUTPUT_FORMATS: Final = "CHUTE_OUTPUT_FORMATS"
+ENV_BATCH_SIZING: Final = "CHUTE_BATCH_SIZING"  # tasks.batch_sizing, JSON
 ENV_UPLOAD_ROLE_ARN: Final = "CHUTE_UPLOAD_ROLE_ARN"
 ENV_GRANT_EXPIRES_SECONDS: Final = "CHUTE_GRANT_EXPIRES_SECONDS"
 ENV_TENANT_CLAIM: Final = "CHUTE_TENANT_CLAIM"
@@ -128,6 +129,7 @@ FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
         ENV_OUTPUT_FORMATS,
         ENV_MAX_DECOMPRESSED_BYTES,
         ENV_MAX_DECOMPRESSION_RATIO,
+        ENV_BATCH_SIZING,
     ),
     "convert": (
         ENV_PART_SIZE_BYTES,
@@ -163,6 +165,7 @@ def pipeline_settings(
     max_decompression_ratio: int = DEFAULT_MAX_DECOMPRESSION_RATIO,
     output_formats: str = DEFAULT_OUTPUT_FORMATS,
     part_size_bytes: int = DEFAULT_PART_SIZE_BYTES,
+    batch_sizing: str = "{}",
 ) -> dict[str, str]:
     """The settings of the workflow's task functions and the Batch job, as the CDK stack and the
     embedded runtime both give them (values the deployment decides; chute's defaults for the
@@ -179,6 +182,7 @@ def pipeline_settings(
         ENV_MAX_DECOMPRESSION_RATIO: str(max_decompression_ratio),
         ENV_CONTRACTS_FILE: contracts_file,
         ENV_OUTPUT_FORMATS: output_formats,
+        ENV_BATCH_SIZING: batch_sizing,
     }
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from chute.ops.resources import ACCOUNT_ID, Resources
 from tasks import names
+from tasks.batch_sizing import BatchSizing
 from tasks.workflow_definition import WORKFLOW_FILE, substitute
 
 
@@ -29,6 +30,7 @@ class StackSettings(Protocol):
     batch_timeout_seconds: int
     visibility_timeout_seconds: int
     max_receive_count: int
+    batch_sizing: BatchSizing
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +127,7 @@ class LocalStack:
                 quarantine_bucket=r.quarantine_bucket,
                 contracts_file=str(CONTRACTS_FILE),
                 suffixes=tuple(self.settings.suffixes),
+                batch_sizing=self.settings.batch_sizing.to_setting(),
             ),
             names.ENV_STATE_MACHINE_ARN: r.state_machine_arn,
             names.ENV_STAGING_BUCKET: r.staging_bucket,

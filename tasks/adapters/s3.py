@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tasks import s3_limits
+from tasks import cores, s3_limits
 from tasks.adapters.s3_errors import (
     CONFLICT,
     MISSING,
@@ -30,6 +30,7 @@ from tasks.adapters.s3_errors import (
     version_args,
 )
 from tasks.adapters.s3_multipart import MultipartWriter, PendingCopy
+from tasks.adapters.s3_ranged import MAX_PARALLEL, RANGE_BYTES, RangedReader, parallel_for
 from tasks.errors import SourceMissing
 from tasks.models import Head, ObjectRef, upload_time
 
@@ -44,7 +45,11 @@ COPY_THREADS: Final = 16
 
 def default_client() -> Any:
     """A client with standard retry mode; the endpoint comes from AWS_ENDPOINT_URL when set."""
-    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=MAX_PARALLEL,  # ranged GETs and part copies in flight at once
+    )
+    return boto3.client("s3", config=config)
 
 
 class S3Store:
@@ -98,7 +103,18 @@ class S3Store:
 
     def open_stream(self, ref: ObjectRef) -> BinaryIO:
         """A streaming body over the object; read it in chunks. A network error while reading
-        is raised as the workflow's error (e.g. StorageUnavailable), like every other call."""
+        is raised as the workflow's error (e.g. StorageUnavailable), like every other call.
+        An object of known size above two ranges is read as parallel ranged GETs
+        (tasks.adapters.s3_ranged), as many in flight as the converter has cores to feed."""
+        if ref.size is not None and ref.size > 2 * RANGE_BYTES:
+            reader = RangedReader(
+                self._client,
+                ref,
+                ref.size,
+                range_bytes=RANGE_BYTES,
+                parallel=parallel_for(cores.available()),
+            )
+            return cast(BinaryIO, io.BufferedReader(reader, buffer_size=1 << 20))
         try:
             resp = self._client.get_object(
                 Bucket=ref.bucket,

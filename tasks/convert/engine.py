@@ -36,6 +36,7 @@ import chute_native
 from isal.igzip_lib import IsalError
 from zstandard import ZstdError
 
+from tasks import cores
 from tasks.convert import chunker, dialect
 from tasks.convert.compression import open_decompressed
 from tasks.data_contracts.model import COLUMN_TYPES, ColumnType, clip
@@ -52,7 +53,8 @@ Sink = Callable[[bytes], object]
 
 CHUNK_BYTES = 4 * 1024 * 1024
 """Input bytes per chunk (and per Parquet row group): memory stays ~10x this."""
-WORKERS = 2
+WORKERS = cores.available()
+"""Conversion threads: the cores this process is given (affinity and cgroup CPU quota)."""
 BOM = codecs.BOM_UTF8
 SINK_BUFFER_BYTES = 1 << 20
 """Typed mode: Parquet bytes buffered natively before each call into the (Python) sink."""
