@@ -38,8 +38,14 @@ class Converter:
     def schema(self) -> list[str] | None:
         """Typed mode: each column's type that every value read fits (the whole file's after
         ``finish``)."""
+    def masks(self) -> list[int] | None:
+        """Typed mode: each column's mask of the types every value read fits; the masks of a
+        file's parts AND into the whole file's."""
     def restart(self) -> bool:
         """Whether the output was given up for a wider type: convert again with
         ``types=schema()``."""
     def widenings(self) -> list[tuple[int, str, str, int, str]]:
         """(column index, type before, type after, row, first value that didn't fit)."""
+
+def kind_of(mask: int) -> str | None:
+    """The type of a column whose values fit ``mask``; None: null markers only (any type)."""

@@ -27,6 +27,7 @@ ENV_MAX_DECOMPRESSION_RATIO: Final = "CHUTE_MAX_DECOMPRESSION_RATIO"
 ENV_CONTRACTS_FILE: Final = "CHUTE_CONTRACTS_FILE"
 ENV_OUTPUT_FORMATS: Final = "CHUTE_OUTPUT_FORMATS"
 ENV_BATCH_SIZING: Final = "CHUTE_BATCH_SIZING"  # tasks.batch_sizing, JSON
+ENV_FANOUT_PART_BYTES: Final = "CHUTE_FANOUT_PART_BYTES"
 ENV_UPLOAD_ROLE_ARN: Final = "CHUTE_UPLOAD_ROLE_ARN"
 ENV_GRANT_EXPIRES_SECONDS: Final = "CHUTE_GRANT_EXPIRES_SECONDS"
 ENV_TENANT_CLAIM: Final = "CHUTE_TENANT_CLAIM"
@@ -83,6 +84,9 @@ DEFAULT_MAX_DECOMPRESSION_RATIO: Final = 500
 DECOMPRESSION_RATIO_GRACE_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_OUTPUT_FORMATS: Final = "jsonl,parquet"  # for files no data contract matches
 DEFAULT_PART_SIZE_BYTES: Final = 8 * 1024 * 1024
+DEFAULT_FANOUT_PART_BYTES: Final = 256 * 1024 * 1024  # source bytes per part of a fan-out
+DEFAULT_FANOUT_THRESHOLD_BYTES: Final = 8 * 1024**3  # files this large fan out (uncompressed)
+DEFAULT_FANOUT_MAX_CONCURRENCY: Final = 40  # parts converted at once (the Map's)
 """The first parts of every output (they grow past 1,000 parts: tasks.s3_limits)."""
 CONTRACTS_FILE_IN_IMAGE: Final = "/opt/chute/contracts/contracts.toml"
 

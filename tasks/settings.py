@@ -191,6 +191,18 @@ class ConvertSettings:
 
 
 @dataclass(frozen=True)
+class FanOutSettings:
+    part_bytes: int = names.DEFAULT_FANOUT_PART_BYTES
+    """Source bytes per part (cuts move to the next record boundary)."""
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> FanOutSettings:
+        return cls(
+            part_bytes=_int(env, names.ENV_FANOUT_PART_BYTES, names.DEFAULT_FANOUT_PART_BYTES)
+        )
+
+
+@dataclass(frozen=True)
 class ArchiveSettings:
     archive_bucket: str
 

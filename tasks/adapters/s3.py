@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tasks import cores, s3_limits
+from tasks.adapters.s3_assembly import assemble_parts
 from tasks.adapters.s3_errors import (
     CONFLICT,
     MISSING,
@@ -33,6 +34,7 @@ from tasks.adapters.s3_multipart import MultipartWriter, PendingCopy
 from tasks.adapters.s3_ranged import MAX_PARALLEL, RANGE_BYTES, RangedReader, parallel_for
 from tasks.errors import SourceMissing
 from tasks.models import Head, ObjectRef, upload_time
+from tasks.multipart_layout import Part
 
 if TYPE_CHECKING:
     from tasks.fence import Condition
@@ -86,13 +88,17 @@ class S3Store:
 
     def read_prefix(self, ref: ObjectRef, length: int) -> bytes:
         """The first ``length`` bytes of the object (a ranged GET, never the whole object)."""
-        if length <= 0:
+        return self.read_range(ref, 0, length)
+
+    def read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the object (fewer at its end; one ranged GET)."""
+        if end <= start:
             return b""
         try:
             resp = self._client.get_object(
                 Bucket=ref.bucket,
                 Key=ref.key,
-                Range=f"bytes=0-{length - 1}",
+                Range=f"bytes={start}-{end - 1}",
                 **version_args(ref),
                 **({"IfMatch": f'"{strip_etag(ref.etag)}"'} if ref.etag else {}),
             )
@@ -126,6 +132,31 @@ class S3Store:
             raise translate(exc, what=f"s3://{ref.bucket}/{ref.key}") from exc
         body = _TranslatedBody(resp["Body"], what=f"read s3://{ref.bucket}/{ref.key}")
         return cast(BinaryIO, body)
+
+    def open_range(self, ref: ObjectRef, start: int, end: int) -> BinaryIO:
+        """Bytes ``[start, end)`` of the object as a stream of parallel ranged GETs."""
+        reader = RangedReader(
+            self._client,
+            ref,
+            end,
+            range_bytes=RANGE_BYTES,
+            parallel=parallel_for(cores.available()),
+            start=start,
+        )
+        return cast(BinaryIO, io.BufferedReader(reader, buffer_size=1 << 20))
+
+    def assemble(
+        self,
+        bucket: str,
+        key: str,
+        parts: list[Part],
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+    ) -> PendingCopy:
+        """One object from byte ranges of others (tasks.multipart_layout's parts), invisible
+        until completed (conditionally, under the fence); abort it otherwise."""
+        return assemble_parts(self, bucket, key, parts, content_type, metadata)
 
     def writer(
         self,
@@ -284,6 +315,25 @@ class S3Store:
         except Exception as exc:
             raise translate(exc, what=f"delete s3://{ref.bucket}/{ref.key}") from exc
 
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under ``prefix`` (chute's own working objects); how many."""
+        if not prefix:
+            raise ValueError("refusing to delete a whole bucket")
+        deleted = 0
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            ):
+                batch = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if batch:
+                    self._client.delete_objects(
+                        Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
+                    )
+                    deleted += len(batch)
+        except Exception as exc:
+            raise translate(exc, what=f"delete s3://{bucket}/{prefix}*") from exc
+        return deleted
+
     def get_json(self, bucket: str, key: str) -> Any | None:
         """The JSON document at ``key``; None if there is none (or it isn't JSON)."""
         try:
@@ -304,7 +354,7 @@ class S3Store:
         self,
         bucket: str,
         key: str,
-        document: dict[str, Any],
+        document: Any,
         *,
         metadata: dict[str, str] | None = None,
         condition: Condition | None = None,

@@ -31,7 +31,8 @@ def parallel_for(cores: int) -> int:
 
 
 class RangedReader(io.RawIOBase):
-    """A readable stream over ``ref`` (its ``size`` known) fetched as ordered ranged GETs."""
+    """A readable stream over bytes ``[start, size)`` of ``ref`` fetched as ordered ranged GETs
+    (``size``: the object's size, or where to stop)."""
 
     def __init__(
         self,
@@ -41,6 +42,7 @@ class RangedReader(io.RawIOBase):
         *,
         range_bytes: int = RANGE_BYTES,
         parallel: int = 4,
+        start: int = 0,
     ) -> None:
         if range_bytes < 1 or parallel < 1:
             raise ValueError("range_bytes and parallel must be at least 1")
@@ -51,7 +53,7 @@ class RangedReader(io.RawIOBase):
         self._what = f"read s3://{ref.bucket}/{ref.key}"
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="s3-range")
         self._pending: deque[Future[bytes]] = deque()
-        self._next = 0  # first byte not yet requested
+        self._next = start  # first byte not yet requested
         self._buffer = memoryview(b"")
         # the version read: by id where the bucket keeps versions, else by ETag (If-Match)
         self._pin: dict[str, str] = version_args(ref) or (

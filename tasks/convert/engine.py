@@ -149,6 +149,9 @@ class EngineResult:
     """Inferred (or given) types: every column's; None in text mode and with a contract."""
     widened: tuple[Widening, ...] = ()
     """The columns a restart widened (set by ``convert_restarting``)."""
+    masks: tuple[int, ...] | None = None
+    """Typed mode: each column's mask of the types its values fit (``chute_native.kind_of``);
+    the parts of one file AND theirs into the whole file's (tasks.fanout)."""
 
 
 def convert_restarting(
@@ -287,6 +290,8 @@ def _convert_stream(
     schema = core.schema()
     if schema is not None:
         result.schema = dict(zip(header, map(_column_type, schema), strict=True))
+    masks = core.masks()
+    result.masks = tuple(masks) if masks is not None else None
     return result
 
 

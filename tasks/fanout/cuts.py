@@ -176,10 +176,10 @@ def _record(data: bytes, i: int, dialect: Dialect) -> tuple[int | None, int]:
 
 
 def merge_after(parts: list[Part], index: int) -> list[Part]:
-    """The parts with ``index`` and the one after it joined (its end was not a record
-    boundary), renumbered. The last part can't be joined to anything."""
+    """The parts with the one at position ``index`` and the one after it joined (its end was
+    not a record boundary). Parts keep their numbers (what they wrote is found by them); the
+    joined one keeps the first's. The last part can't be joined to anything."""
     if not 0 <= index < len(parts) - 1:
         raise ValueError(f"part {index} has no part after it to join")
-    joined = Part(index, parts[index].start, parts[index + 1].end)
-    merged = [*parts[:index], joined, *parts[index + 2 :]]
-    return [Part(i, p.start, p.end) for i, p in enumerate(merged)]
+    joined = Part(parts[index].index, parts[index].start, parts[index + 1].end)
+    return [*parts[:index], joined, *parts[index + 2 :]]

@@ -131,7 +131,7 @@ def test_other_delimiter_and_quote() -> None:
 
 def test_merge_after() -> None:
     parts = [Part(0, 10, 20), Part(1, 20, 30), Part(2, 30, 40)]
-    assert merge_after(parts, 0) == [Part(0, 10, 30), Part(1, 30, 40)]
+    assert merge_after(parts, 0) == [Part(0, 10, 30), Part(2, 30, 40)]
     assert merge_after(parts, 1) == [Part(0, 10, 20), Part(1, 20, 40)]
     with pytest.raises(ValueError, match="no part after"):
         merge_after(parts, 2)

@@ -1,4 +1,4 @@
-"""The multipart layout that joins byte ranges of objects (tasks.fanout.assemble)."""
+"""The multipart layout that joins byte ranges of objects (tasks.multipart_layout)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.fanout.assemble import Copy, Piece, TooManyParts, Upload, layout
+from tasks.multipart_layout import Copy, Piece, TooManyParts, Upload, layout
 
 MIN = 100
 MAX_COPY = 1000
