@@ -130,7 +130,5 @@ def convert_part(
     store.put_json(
         target.bucket, keys.fanout_part_key(execution, round_, part.index, "json"), found
     )
-    log.info(
-        "part converted", part=part.index, round=round_, **{k: found.get(k) for k in ("rows",)}
-    )
+    log.info("part converted", part=part.index, round=round_, rows=found.get("rows"))
     return {"index": part.index, "round": round_, "rows": found.get("rows")}

@@ -12,12 +12,15 @@ from __future__ import annotations
 from typing import Any, cast
 
 from moto.stepfunctions.parser.api import HistoryEventType
-from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
-    CustomErrorName,
-)
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
     FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+    StatesErrorName,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
     distributed_item_processor_worker as worker,
@@ -51,7 +54,9 @@ def _failed_item_fails_the_map(original: Any) -> Any:
         job.job_output = FailureEventException(
             failure_event=FailureEvent(
                 env=env,
-                error_name=CustomErrorName(error_name=THRESHOLD),
+                error_name=StatesErrorName(
+                    typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold
+                ),
                 event_type=HistoryEventType.MapRunFailed,
                 event_details=cast(
                     EventDetails,
