@@ -34,6 +34,12 @@ class ChuteProps:
     batch_max_vcpu: int = BatchSizing.max_vcpu
     batch_bytes_per_vcpu: int = BatchSizing.bytes_per_vcpu
     batch_memory_per_vcpu_mib: int = BatchSizing.memory_per_vcpu_mib
+    # One file across many workers (docs/huge-files.md): uncompressed files without a data
+    # contract of at least this size are cut into parts of about fanout_part_bytes, converted by
+    # the convert function at most fanout_max_concurrency at once.
+    fanout_threshold_bytes: int = names.DEFAULT_FANOUT_THRESHOLD_BYTES
+    fanout_part_bytes: int = names.DEFAULT_FANOUT_PART_BYTES
+    fanout_max_concurrency: int = names.DEFAULT_FANOUT_MAX_CONCURRENCY
     # Retention.
     archive_transition_days: int = 30  # originals move to Glacier Instant Retrieval
     archive_expiration_days: int = 0  # 0 keeps originals forever
@@ -120,6 +126,11 @@ class ChuteProps:
             self.batch_sizing  # noqa: B018 (validates the four settings together)
         except SizingError as exc:
             raise ValueError(f"chute:batch_* sizing: {exc}") from exc
+        if self.fanout_part_bytes < 64 << 20 or self.fanout_max_concurrency < 1:
+            raise ValueError(
+                "chute:fanout_part_bytes: 64 MiB or more (smaller parts cost more requests and "
+                "invocations than they save); chute:fanout_max_concurrency: 1 or more"
+            )
         if not self.upload_origins:
             raise ValueError('chute:upload_origins: name at least one origin ("*" for any)')
 

@@ -1,7 +1,7 @@
 """One large file converted as many parts at once, published as one file's outputs.
 
-    plan    cut the source into record-aligned byte ranges (tasks.fanout.cuts): the state and
-            round 0's manifest (the Distributed Map's items) under the fan-out prefix
+    plan    cut the source into record-aligned byte ranges (tasks.fanout.cuts): the state under
+            the fan-out prefix, round 0's items (the Distributed Map's) returned
     parts   each part converted on its own (tasks.fanout.part), types inferred from its values
     commit  decide for the whole file, in file order:
             - a part that ended inside a quoted field: its cut was a wrong guess; it and the next
@@ -33,7 +33,13 @@ import chute_native
 
 from tasks import log
 from tasks.convert.domain import CONTENT_TYPES, publish_outputs, replaced_file
-from tasks.errors import MalformedContent, StorageUnavailable
+from tasks.errors import (
+    MalformedContent,
+    PermanentError,
+    Replaced,
+    StaleEventError,
+    StorageUnavailable,
+)
 from tasks.fanout import cuts, parquet_parts
 from tasks.fence import Stamp
 from tasks.formats import keys
@@ -80,10 +86,6 @@ class FanOut:
     parts: int
     """Parts to convert in this round (the Map's items)."""
 
-    @property
-    def manifest_key(self) -> str:
-        return keys.fanout_key(self.execution, f"r{self.round}/manifest.json")
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "bucket": self.bucket,
@@ -91,7 +93,6 @@ class FanOut:
             "dataStart": self.data_start,
             "round": self.round,
             "parts": self.parts,
-            "manifestKey": self.manifest_key,
         }
 
     @classmethod
@@ -105,8 +106,9 @@ class FanOut:
         )
 
 
-def plan_parts(plan: Plan, store: Store, execution: str, part_bytes: int) -> FanOut:
-    """Cut the file; leave the state and round 0's manifest; the fan-out to carry on."""
+def plan_parts(plan: Plan, store: Store, execution: str, part_bytes: int) -> dict[str, Any]:
+    """Cut the file; leave the state; the fan-out to carry on, with round 0's ``items`` (the
+    parts to convert: ``{index, start, end, round, types}``)."""
     ref = plan.file.ref
     size = ref.size or 0
     head = store.read_range(ref, 0, min(size, HEADER_WINDOW))
@@ -119,9 +121,9 @@ def plan_parts(plan: Plan, store: Store, execution: str, part_bytes: int) -> Fan
     parts = cuts.plan(size, data_start, part_bytes, read, dialect)
     items = [{**p.to_dict(), "round": 0, "types": None} for p in parts]
     fanout = FanOut(plan.target.bucket, execution, data_start, 0, len(items))
-    _save(store, fanout, items, items)
+    _save(store, fanout, items)
     log.info("fan-out planned", parts=len(items), part_bytes=part_bytes, size=size)
-    return fanout
+    return {**fanout.to_dict(), "items": items}
 
 
 def _header(head: bytes, delimiter: str) -> tuple[int, int]:
@@ -137,18 +139,25 @@ def _header(head: bytes, delimiter: str) -> tuple[int, int]:
     raise MalformedContent("header (row 1): no end of the header in the first MiB")
 
 
-def _save(
-    store: Store, fanout: FanOut, state: list[dict[str, Any]], todo: list[dict[str, Any]]
-) -> None:
-    """The fan-out's parts (each with the round holding its result) and this round's items."""
+def _save(store: Store, fanout: FanOut, state: list[dict[str, Any]]) -> None:
+    """The fan-out's parts, each with the round that holds its result."""
     state_key = keys.fanout_key(fanout.execution, "state.json")
     store.put_json(fanout.bucket, state_key, {"parts": state})
-    store.put_json(fanout.bucket, fanout.manifest_key, todo)
 
 
 def commit(plan: Plan, store: Store, fanout: FanOut) -> dict[str, Any]:
-    """Decide for the whole file (see the module's docstring). Returns ``{"again": FanOut}`` for
-    another round, or ``{"output": Output}`` once published."""
+    """Decide for the whole file (see the module's docstring). Returns ``{"again": FanOut with
+    the round's items}`` for another round, or ``{"output": Output}`` once published. The
+    fan-out's objects are removed once it is over: published, or the file rejected,
+    superseded or replaced (a transient error keeps them for the retry)."""
+    try:
+        return _commit(plan, store, fanout)
+    except (PermanentError, StaleEventError, Replaced):
+        store.delete_prefix(fanout.bucket, keys.fanout_key(fanout.execution, ""))
+        raise
+
+
+def _commit(plan: Plan, store: Store, fanout: FanOut) -> dict[str, Any]:
     state = store.get_json(fanout.bucket, keys.fanout_key(fanout.execution, "state.json"))
     if not isinstance(state, dict):
         raise StorageUnavailable(f"fan-out {fanout.execution}: its state is missing")
@@ -162,9 +171,9 @@ def commit(plan: Plan, store: Store, fanout: FanOut) -> dict[str, Any]:
         )
         for item in todo:
             item["round"] = next_round.round
-        _save(store, next_round, state_items, todo)
+        _save(store, next_round, state_items)
         log.info("fan-out converts parts again", round=next_round.round, parts=len(todo))
-        return {"again": next_round.to_dict()}
+        return {"again": {**next_round.to_dict(), "items": todo}}
     output = _publish(plan, store, fanout, items, found)
     store.delete_prefix(fanout.bucket, keys.fanout_key(fanout.execution, ""))
     return {"output": output.to_dict()}

@@ -32,7 +32,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     log.bind(key=plan.file.ref.key)
     if action == "plan":
         execution = str(event.get("execution") or "")
-        return plan_parts(plan, store(), execution, settings().part_bytes).to_dict()
+        return plan_parts(plan, store(), execution, settings().part_bytes)
     fanout = FanOut.from_dict(event.get("fanout") or {})
     if action == "commit":
         return commit(plan, store(), fanout)

@@ -59,12 +59,12 @@ def _stage(s3: Any, key: str, body: bytes, *, infer: bool = True) -> Plan:
 def fan_out(
     store: S3Store, plan: Plan, part_bytes: int, *, before_commit: Any = None
 ) -> tuple[dict[str, Any], list[int]]:
-    """The workflow's loop: plan, each round's Map over its manifest, commit. Returns the output
+    """The workflow's loop: plan, each round's Map over its items, commit. Returns the output
     and how many parts each round converted."""
-    fanout = domain.plan_parts(plan, store, "ex-1", part_bytes)
+    planned = domain.plan_parts(plan, store, "ex-1", part_bytes)
     rounds = []
     while True:
-        items = store.get_json(OUTPUT, fanout.manifest_key)
+        fanout, items = FanOut.from_dict(planned), planned["items"]
         rounds.append(len(items))
         for item in items:
             convert_part(plan, store, SETTINGS, fanout.execution, fanout.data_start, item)
@@ -73,7 +73,7 @@ def fan_out(
         result = domain.commit(plan, store, fanout)
         if "output" in result:
             return result["output"], rounds
-        fanout = FanOut.from_dict(result["again"])
+        planned = result["again"]
 
 
 def _outputs(s3: Any, key: str) -> tuple[bytes, Any]:
@@ -133,23 +133,23 @@ def test_a_late_value_widens_the_whole_file_and_only_the_parts_that_differ_run_a
 def test_a_wrong_cut_is_found_and_the_parts_converted_as_one(s3: Any, store: S3Store) -> None:
     body = csv_body(2000, 2)
     plan = _stage(s3, "big/cut.csv", body)
-    fanout = domain.plan_parts(plan, store, "ex-1", 10_000)
+    planned = domain.plan_parts(plan, store, "ex-1", 10_000)
     # a guess gone wrong: move the second cut into a quoted field that holds a newline
     state = store.get_json(OUTPUT, keys.fanout_key("ex-1", "state.json"))
     inside = body.index(b'"two\nlines"', state["parts"][1]["start"]) + 4
     state["parts"][0]["end"] = state["parts"][1]["start"] = inside
     store.put_json(OUTPUT, keys.fanout_key("ex-1", "state.json"), state)
-    store.put_json(OUTPUT, fanout.manifest_key, state["parts"])
+    planned["items"] = state["parts"]
     rounds = []
     while True:
-        items = store.get_json(OUTPUT, fanout.manifest_key)
+        fanout, items = FanOut.from_dict(planned), planned["items"]
         rounds.append(len(items))
         for item in items:
             convert_part(plan, store, SETTINGS, "ex-1", fanout.data_start, item)
         result = domain.commit(plan, store, fanout)
         if "output" in result:
             break
-        fanout = FanOut.from_dict(result["again"])
+        planned = result["again"]
     assert rounds[1:] == [1]  # the two parts around the wrong cut, as one
     assert _outputs(s3, "big/cut.csv")[0] == _single(s3, store, body)[0]
 
@@ -162,6 +162,7 @@ def test_bad_content_names_the_files_row(s3: Any, store: S3Store) -> None:
     plan = _stage(s3, "big/bad.csv", bad)
     with pytest.raises(MalformedContent) as fanned:
         fan_out(store, plan, 5_000)
+    assert _left_behind(s3) == []
     with pytest.raises(MalformedContent) as single:
         convert(_stage(s3, "single/bad.csv", bad), store, SETTINGS)
     assert str(fanned.value) == str(single.value)  # the file's row, not the part's
@@ -178,13 +179,14 @@ def test_a_newer_version_uploaded_before_the_commit_wins(s3: Any, store: S3Store
     with pytest.raises(Superseded):
         fan_out(store, plan, 5_000, before_commit=upload_newer)
     assert "Contents" not in s3.list_objects_v2(Bucket=OUTPUT, Prefix="big/")
-    assert s3.list_multipart_uploads(Bucket=OUTPUT).get("Uploads", []) == []
+    assert _left_behind(s3) == []  # the parts too: the fan-out is over
 
 
 def test_abandon_removes_everything(s3: Any, store: S3Store) -> None:
     plan = _stage(s3, "big/gone.csv", csv_body(1000, 5))
-    fanout = domain.plan_parts(plan, store, "ex-9", 5_000)
-    for item in store.get_json(OUTPUT, fanout.manifest_key):
+    planned = domain.plan_parts(plan, store, "ex-9", 5_000)
+    fanout = FanOut.from_dict(planned)
+    for item in planned["items"]:
         convert_part(plan, store, SETTINGS, "ex-9", fanout.data_start, item)
     assert _left_behind(s3)
     assert domain.abandon(store, fanout) > 0
@@ -195,4 +197,3 @@ def test_fanout_round_trips() -> None:
     fanout = FanOut(OUTPUT, "ex", 10, 2, 7)
     document = json.loads(json.dumps(fanout.to_dict()))
     assert FanOut.from_dict(document) == fanout
-    assert document["manifestKey"] == "_chute/fanout/ex/r2/manifest.json"
