@@ -123,6 +123,8 @@ def test_output_aborts_uploads_and_expires_what_batch_jobs_left(synth: Synth) ->
     }
     failures = rules["expire-batch-failures"]
     assert (failures["Prefix"], failures["ExpirationInDays"]) == (keys.BATCH_FAILURES_PREFIX, 30)
+    parts = rules["expire-fanout-parts"]
+    assert (parts["Prefix"], parts["ExpirationInDays"]) == (keys.FANOUT_PREFIX, 7)
 
 
 def test_archive_moves_to_colder_storage(synth: Synth) -> None:
