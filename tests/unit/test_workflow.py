@@ -199,3 +199,18 @@ def test_fail_state_and_route_from_the_states_entered(
 @pytest.mark.parametrize("cause", [None, "", "plain", "[1]", '{"Container": []}', job(None)])
 def test_no_exit_code_in_a_cause_without_one(cause: str | None) -> None:
     assert batch_exit_code(cause) is None
+
+
+def test_only_uncompressed_files_without_a_contract_fan_out() -> None:
+    # a gzip/bz2/zstd stream is read from its start; a contract's error budget is the whole
+    # file's: both take the sized Batch job, whatever their size
+    first = STATES[State.ROUTE_BY_SIZE]["Choices"][0]
+    assert first["Next"] == State.PLAN_PARTS
+    assert first["And"] == [
+        {
+            "Variable": "$.plan.file.size",
+            "NumericGreaterThanEqualsPath": "$.config.fanOutThresholdBytes",
+        },
+        {"Variable": "$.plan.file.compression", "StringEquals": "none"},
+        {"Variable": "$.plan.target.contract", "IsNull": True},
+    ]
