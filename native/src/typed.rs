@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, LargeStringArray};
+use arrow_array::{new_null_array, ArrayRef, LargeStringArray};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -45,17 +45,23 @@ pub fn schema(header: &[String], kinds: &[Kind]) -> SchemaRef {
     ))
 }
 
-enum Builder {
-    Text { offsets: Vec<i64>, values: Vec<u8> },
+/// An Arrow array being built for one column of a chunk.
+pub(crate) enum Builder {
+    Text {
+        offsets: Vec<i64>,
+        values: Vec<u8>,
+    },
     Int(Int64Builder),
     Float(Float64Builder),
     Bool(BooleanBuilder),
     Date(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder),
+    /// A column absent from the file: this many nulls of this type.
+    Nulls(DataType, usize),
 }
 
 impl Builder {
-    fn new(kind: Kind, rows: usize, bytes: usize) -> Builder {
+    pub(crate) fn new(kind: Kind, rows: usize, bytes: usize) -> Builder {
         match kind {
             Kind::Unknown | Kind::String => Builder::Text {
                 offsets: {
@@ -73,7 +79,20 @@ impl Builder {
         }
     }
 
-    fn finish(self) -> ArrayRef {
+    /// A null (text: an empty string; text columns are never null).
+    pub(crate) fn append_null(&mut self) {
+        match self {
+            Builder::Text { offsets, values } => offsets.push(values.len() as i64),
+            Builder::Int(b) => b.append_null(),
+            Builder::Float(b) => b.append_null(),
+            Builder::Bool(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
+            Builder::Timestamp(b) => b.append_null(),
+            Builder::Nulls(_, rows) => *rows += 1,
+        }
+    }
+
+    pub(crate) fn finish(self) -> ArrayRef {
         match self {
             // Safety: offsets are monotonic from 0 to values.len(), and the parser checked that
             // the values are valid UTF-8 field by field.
@@ -89,6 +108,7 @@ impl Builder {
             Builder::Bool(mut b) => Arc::new(b.finish()),
             Builder::Date(mut b) => Arc::new(b.finish()),
             Builder::Timestamp(mut b) => Arc::new(b.finish().with_timezone("UTC")),
+            Builder::Nulls(data_type, rows) => new_null_array(&data_type, rows),
         }
     }
 }
@@ -201,7 +221,9 @@ impl RecordSink for TypedSink<'_> {
                             Builder::Bool(b) => b.append_null(),
                             Builder::Date(b) => b.append_null(),
                             Builder::Timestamp(b) => b.append_null(),
-                            Builder::Text { .. } => unreachable!("a typed column"),
+                            Builder::Text { .. } | Builder::Nulls(..) => {
+                                unreachable!("a typed column")
+                            }
                         }
                     }
                 }
