@@ -133,11 +133,12 @@ pub struct Widening {
     pub value: String,
 }
 
-type Reply = Receiver<std::result::Result<Encoded, Failure>>;
+type Outcome = std::result::Result<Encoded, Failure>;
+type Reply = Receiver<Outcome>;
 
 /// The worker threads: jobs in, each job's result on its own channel.
 struct Workers {
-    jobs: Option<Sender<(Job, Sender<std::result::Result<Encoded, Failure>>)>>,
+    jobs: Option<Sender<(Job, Sender<Outcome>)>>,
     threads: Vec<JoinHandle<()>>,
 }
 

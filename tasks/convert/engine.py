@@ -193,7 +193,7 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
-def _typing(options: EngineOptions, header: list[str]) -> object:
+def _typing(options: EngineOptions, header: list[str]) -> chute_native.Typing:
     """What the native core types the values by: a contract, inferred or given types, or
     None (text)."""
     if options.typing is not None:
