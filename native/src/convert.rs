@@ -8,106 +8,18 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-
-use crate::contract::{Checked, Contract, Policy};
-use crate::encode::{encode, Encoded, Failure, Job, Keys};
+use crate::contract::{Checked, Policy};
+use crate::encode::{Encoded, Failure, Job, Reply, Workers};
 use crate::error::{Error, Problem, Result, Violation};
-use crate::parquet_file::{text_schema, Layout, ParquetFile};
+use crate::parquet_file::{text_schema, ParquetFile};
 use crate::parse::{parse, RowError};
 use crate::split::Splitter;
 use crate::typed::{self, Classify};
 use crate::types::{Kind, ALL};
 
-/// How the records are written: delimiter and quote (one ASCII byte each, not CR or LF, not
-/// the same), and the longest record (a quote never closed otherwise reads the whole file).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dialect {
-    pub delimiter: u8,
-    pub quote: u8,
-    pub max_record: usize,
-}
-
-impl Dialect {
-    pub fn new(delimiter: u8, quote: u8, max_record: usize) -> Result<Dialect> {
-        for (name, byte) in [("delimiter", delimiter), ("quote", quote)] {
-            if !byte.is_ascii() || byte == b'\n' || byte == b'\r' {
-                return Err(Error::Options(format!(
-                    "the {name} must be one ASCII character other than CR and LF"
-                )));
-            }
-        }
-        if delimiter == quote {
-            return Err(Error::Options(
-                "the delimiter and the quote must differ".into(),
-            ));
-        }
-        Ok(Dialect {
-            delimiter,
-            quote,
-            max_record: max_record.max(1),
-        })
-    }
-}
-
-/// The formats written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outputs {
-    /// Nothing: the values are read and typed only (a schema suggested).
-    Nothing,
-    JsonLines,
-    Parquet,
-    Both,
-}
-
-impl Outputs {
-    pub fn new(jsonl: bool, parquet: bool) -> Outputs {
-        match (jsonl, parquet) {
-            (false, false) => Outputs::Nothing,
-            (true, false) => Outputs::JsonLines,
-            (false, true) => Outputs::Parquet,
-            (true, true) => Outputs::Both,
-        }
-    }
-
-    pub fn jsonl(self) -> bool {
-        matches!(self, Outputs::JsonLines | Outputs::Both)
-    }
-
-    pub fn parquet(self) -> bool {
-        matches!(self, Outputs::Parquet | Outputs::Both)
-    }
-}
-
-/// How values are typed.
-#[derive(Clone, Debug)]
-pub enum Typing {
-    /// Every value a string, exactly as written.
-    Text,
-    /// Types inferred from the first chunk, widened by the values that follow: a column that a
-    /// later value doesn't fit ends the output (the conversion must start again, `restart`).
-    Infer,
-    /// These types, which every value must fit (a conversion started again with the types the
-    /// whole file fits: a value that doesn't is the source changing between the two reads).
-    Fixed(Vec<Kind>),
-    /// A data contract's types and checks.
-    Contract(Arc<Contract>),
-}
-
-/// What the conversion is asked to produce.
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub header: Vec<String>,
-    pub dialect: Dialect,
-    pub outputs: Outputs,
-    pub typing: Typing,
-    pub workers: usize,
-    pub layout: Layout,
-}
+pub use crate::options::{Config, Dialect, Outputs, Typing};
 
 /// What one chunk gave, in file order.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -131,60 +43,6 @@ pub struct Widening {
     /// The row (header = 1) and value that first didn't fit.
     pub row: usize,
     pub value: String,
-}
-
-type Outcome = std::result::Result<Encoded, Failure>;
-type Reply = Receiver<Outcome>;
-
-/// The worker threads: jobs in, each job's result on its own channel.
-struct Workers {
-    jobs: Option<Sender<(Job, Sender<Outcome>)>>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Workers {
-    fn new(config: &Arc<Config>) -> Workers {
-        let (jobs, queue) = unbounded::<(Job, Sender<_>)>();
-        let keys = Arc::new(Keys::new(config));
-        let threads = (0..config.workers.max(1))
-            .map(|i| {
-                let (queue, config, keys) = (queue.clone(), Arc::clone(config), Arc::clone(&keys));
-                std::thread::Builder::new()
-                    .name(format!("chute-parse-{i}"))
-                    .spawn(move || {
-                        for (job, reply) in queue {
-                            let encoded =
-                                catch_unwind(AssertUnwindSafe(|| encode(&job, &config, &keys)));
-                            let result = encoded.unwrap_or_else(|panic| {
-                                Err(Failure::Content(panic_message(&panic)))
-                            });
-                            let _ = reply.send(result);
-                        }
-                    })
-                    .expect("spawn a parse thread")
-            })
-            .collect();
-        Workers {
-            jobs: Some(jobs),
-            threads,
-        }
-    }
-
-    fn submit(&self, job: Job) -> Reply {
-        let (reply, result) = bounded(1);
-        if let Some(jobs) = &self.jobs {
-            jobs.send((job, reply))
-                .expect("parse threads run while jobs are sent");
-        }
-        result
-    }
-
-    fn stop(&mut self) {
-        self.jobs = None; // the threads end once the queue is empty
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Inferred or given types, as the chunks come in order.
@@ -571,16 +429,6 @@ impl Drop for Converter {
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a panic".to_string()
-    }
-}
-
 /// Whether a column written as `written` must be converted again as `now` (a column of null
 /// markers only, written as text, stays text when a text value comes).
 fn changed(written: Kind, now: Kind) -> bool {
@@ -588,148 +436,4 @@ fn changed(written: Kind, now: Kind) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::contract::Column;
-
-    fn config(header: &[&str], outputs: Outputs, typing: Typing) -> Config {
-        Config {
-            header: header.iter().map(|h| h.to_string()).collect(),
-            dialect: Dialect::new(b',', b'"', 1 << 20).unwrap(),
-            outputs,
-            typing,
-            workers: 2,
-            layout: Layout::default(),
-        }
-    }
-
-    /// Feeds `data` in blocks of `step` bytes: the chunks' JSON Lines and the error, if any.
-    fn run(config: Config, data: &[u8], step: usize) -> (Converter, Vec<Chunk>, Option<Error>) {
-        let mut converter = Converter::new(config).unwrap();
-        let mut out = Vec::new();
-        for block in data.chunks(step) {
-            let (chunks, error) = converter.feed(block);
-            out.extend(chunks);
-            if error.is_some() {
-                return (converter, out, error);
-            }
-        }
-        let (chunks, error, _) = converter.finish();
-        out.extend(chunks);
-        (converter, out, error)
-    }
-
-    fn jsonl(chunks: &[Chunk]) -> String {
-        let bytes: Vec<u8> = chunks
-            .iter()
-            .filter_map(|c| c.jsonl.clone())
-            .flatten()
-            .collect();
-        String::from_utf8(bytes).unwrap()
-    }
-
-    #[test]
-    fn text_is_the_same_however_the_stream_is_cut() {
-        let data = b"1,\"a\nb\"\n\n2,\"c\"\"\"\n3,\n";
-        let want = "{\"x\":\"1\",\"y\":\"a\\nb\"}\n{\"x\":\"2\",\"y\":\"c\\\"\"}\n\
-                    {\"x\":\"3\",\"y\":\"\"}\n";
-        for step in [1, 2, 5, 100] {
-            let config = config(&["x", "y"], Outputs::JsonLines, Typing::Text);
-            let (_, chunks, error) = run(config, data, step);
-            assert_eq!(error, None);
-            assert_eq!(jsonl(&chunks), want, "{step}");
-        }
-    }
-
-    #[test]
-    fn a_bad_row_is_named_by_its_file_row_after_the_rows_before() {
-        let data = b"1,a\n2,b\n\n3\n4,d\n";
-        for step in [1, 3, 100] {
-            let config = config(&["x", "y"], Outputs::JsonLines, Typing::Text);
-            let (_, chunks, error) = run(config, data, step);
-            let error = error.expect("a ragged row");
-            assert_eq!(
-                error.to_string(),
-                "row 4: expected 2 fields as in the header, found 1"
-            );
-            // the chunks before the bad one are written (a chunk with a bad row is not)
-            let written: usize = chunks.iter().map(|c| c.rows).sum();
-            assert_eq!(written, if step == 100 { 0 } else { 2 }, "{step}");
-        }
-    }
-
-    #[test]
-    fn a_late_value_widens_an_inferred_column_and_asks_for_a_restart() {
-        let data = [&b"1,x\n".repeat(100)[..], b"1.5,y\n"].concat();
-        let config = config(&["n", "s"], Outputs::Both, Typing::Infer);
-        let (converter, _, error) = run(config, &data, 64);
-        assert_eq!(error, None);
-        assert!(converter.restart());
-        assert_eq!(
-            converter.widenings(),
-            vec![Widening {
-                column: 0,
-                from: Kind::Int,
-                to: Kind::Float,
-                row: 102,
-                value: "1.5".into()
-            }]
-        );
-    }
-
-    #[test]
-    fn a_contract_budget_is_counted_in_file_order() {
-        let contract = Contract {
-            columns: vec![Column {
-                name: "n".into(),
-                kind: Kind::Int,
-                source: Some(0),
-                checked: true,
-                nullable: true,
-                pattern: None,
-                allowed: None,
-            }],
-            nulls: vec![Vec::new()],
-            policy: Policy::DropRows {
-                max_rejected_rows: 2,
-            },
-            report_limit: 1,
-        };
-        let typing = Typing::Contract(Arc::new(contract));
-        let (_, chunks, error) = run(
-            config(&["n"], Outputs::JsonLines, typing.clone()),
-            b"1\nx\n2\ny\n",
-            1,
-        );
-        assert_eq!(error, None);
-        let rejected: Vec<u8> = chunks
-            .iter()
-            .filter_map(|c| c.rejected.clone())
-            .flatten()
-            .collect();
-        assert_eq!(
-            String::from_utf8(rejected).unwrap(),
-            "{\"n\":\"x\",\"_row\":3,\"_errors\":\"n: not a valid int\"}\n\
-             {\"n\":\"y\",\"_row\":5,\"_errors\":\"n: not a valid int\"}\n"
-        );
-        assert_eq!(jsonl(&chunks), "{\"n\":1}\n{\"n\":2}\n");
-        let (_, _, error) = run(config(&["n"], Outputs::JsonLines, typing), b"x\ny\nz\n", 1);
-        let Some(Error::Contract(violation)) = error else {
-            panic!("the budget is exceeded");
-        };
-        assert_eq!((violation.bad_rows, violation.problems.len()), (3, 1));
-        assert_eq!(violation.problems[0].row, 2);
-        assert_eq!(
-            violation.detail.as_deref(),
-            Some("more than max_rejected_rows=2 rows rejected")
-        );
-    }
-
-    #[test]
-    fn options_that_cannot_work_are_refused() {
-        assert!(Dialect::new(b',', b',', 1).is_err());
-        assert!(Dialect::new(b'\n', b'"', 1).is_err());
-        let fixed = Typing::Fixed(vec![Kind::Int]);
-        assert!(Converter::new(config(&["a", "b"], Outputs::Nothing, fixed)).is_err());
-    }
-}
+mod tests;

@@ -1,10 +1,13 @@
 //! A worker's job: one chunk parsed and converted as the typing says (text, inferred or given
 //! types, a data contract) into JSON Lines bytes and Arrow arrays for the Parquet writer.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use arrow_array::{ArrayRef, LargeStringArray};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::contract::{Checked, ContractSink};
 use crate::convert::{Config, Typing};
@@ -125,6 +128,70 @@ fn read<S: RecordSink>(data: &[u8], config: &Config, sink: &mut S) -> Result<usi
         sink,
     )
     .map_err(Failure::Row)
+}
+
+type Outcome = std::result::Result<Encoded, Failure>;
+pub type Reply = Receiver<Outcome>;
+
+/// The worker threads: jobs in, each job's result on its own channel.
+pub struct Workers {
+    jobs: Option<Sender<(Job, Sender<Outcome>)>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    pub fn new(config: &Arc<Config>) -> Workers {
+        let (jobs, queue) = unbounded::<(Job, Sender<_>)>();
+        let keys = Arc::new(Keys::new(config));
+        let threads = (0..config.workers.max(1))
+            .map(|i| {
+                let (queue, config, keys) = (queue.clone(), Arc::clone(config), Arc::clone(&keys));
+                std::thread::Builder::new()
+                    .name(format!("chute-parse-{i}"))
+                    .spawn(move || {
+                        for (job, reply) in queue {
+                            let encoded =
+                                catch_unwind(AssertUnwindSafe(|| encode(&job, &config, &keys)));
+                            let result = encoded.unwrap_or_else(|panic| {
+                                Err(Failure::Content(panic_message(&panic)))
+                            });
+                            let _ = reply.send(result);
+                        }
+                    })
+                    .expect("spawn a parse thread")
+            })
+            .collect();
+        Workers {
+            jobs: Some(jobs),
+            threads,
+        }
+    }
+
+    pub fn submit(&self, job: Job) -> Reply {
+        let (reply, result) = bounded(1);
+        if let Some(jobs) = &self.jobs {
+            jobs.send((job, reply))
+                .expect("parse threads run while jobs are sent");
+        }
+        result
+    }
+
+    pub fn stop(&mut self) {
+        self.jobs = None; // the threads end once the queue is empty
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic".to_string()
+    }
 }
 
 /// One chunk's text column: Arrow large-string offsets and values.

@@ -7,6 +7,7 @@ pub mod encode;
 pub mod error;
 pub mod groups;
 pub mod json;
+pub mod options;
 pub mod parquet_file;
 pub mod parse;
 pub mod split;
