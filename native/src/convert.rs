@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use crate::contract::{Checked, Policy};
 use crate::encode::{Encoded, Failure, Job, Reply, Workers};
-use crate::error::{Error, Problem, Result, Violation};
+use crate::error::{Error, Problem, Result, RowFault, Violation};
 use crate::parquet_file::{text_schema, ParquetFile};
 use crate::parse::{parse, RowError};
-use crate::split::Splitter;
+use crate::split::{SplitError, Splitter};
 use crate::typed::{self, Classify};
 use crate::types::{Kind, ALL};
 
@@ -197,7 +197,7 @@ impl Converter {
         let result = match self.splitter.push(block) {
             Ok(Some(chunk)) => self.submit(chunk),
             Ok(None) => Ok(()),
-            Err(e) => return self.fail_after_pending(out, e.to_string()),
+            Err(e) => return self.fail_after_pending(out, e),
         };
         let taken = result.and_then(|()| {
             while self.pending.len() > self.config.workers.max(1) {
@@ -218,7 +218,7 @@ impl Converter {
             Ok(Some(chunk)) => self.submit(chunk),
             Ok(None) => Ok(()),
             Err(e) => {
-                let (out, error) = self.fail_after_pending(out, e.to_string());
+                let (out, error) = self.fail_after_pending(out, e);
                 return (out, error, Vec::new());
             }
         };
@@ -273,7 +273,7 @@ impl Converter {
     fn fail_after_pending(
         &mut self,
         mut out: Vec<Chunk>,
-        detail: String,
+        cut: SplitError,
     ) -> (Vec<Chunk>, Option<Error>) {
         self.failed = true;
         while !self.pending.is_empty() {
@@ -282,8 +282,8 @@ impl Converter {
             }
         }
         let row = self.data_rows + 2;
-        let detail = format!("cannot parse: {detail}");
-        (out, Some(Error::Row { row, detail }))
+        let fault = RowFault::Cut(cut);
+        (out, Some(Error::Row { row, fault }))
     }
 
     /// The oldest chunk in flight, in file order: its outputs, or why the file fails there.
@@ -293,8 +293,8 @@ impl Converter {
             Ok(Ok(encoded)) => encoded,
             Ok(Err(Failure::Row(RowError { index, problem }))) => {
                 let row = self.data_rows + index + 2;
-                let detail = problem.to_string();
-                return Err(Error::Row { row, detail });
+                let fault = RowFault::Record(problem);
+                return Err(Error::Row { row, fault });
             }
             Ok(Err(Failure::Content(message))) => return Err(Error::content(message)),
             Err(_) => return Err(Error::content("a parse thread ended")),
@@ -359,14 +359,12 @@ impl Converter {
         match (widened, &self.config.typing) {
             (Some(column), Typing::Fixed(_)) => {
                 let (row, value) = inferred.misfits[column].clone().unwrap_or_default();
-                let detail = format!(
-                    "column {:?}: {:?} is not a valid {} (did the file change while it was read \
-                     again?)",
-                    self.config.header[column],
+                let fault = RowFault::Changed {
+                    column: self.config.header[column].clone(),
                     value,
-                    kinds[column].name()
-                );
-                Err(Error::Row { row, detail })
+                    kind: kinds[column].name(),
+                };
+                Err(Error::Row { row, fault })
             }
             (Some(_), _) => {
                 inferred.restart = true; // this chunk's output and the rest are given up

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use crate::parse::RowProblem;
+use crate::split::SplitError;
+
 /// Why a cell breaks its data contract (the first failed check, in this order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
@@ -45,11 +48,45 @@ pub struct Violation {
     pub detail: Option<String>,
 }
 
+/// What is wrong at a row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowFault {
+    /// The record can't be read (width, quoting, UTF-8).
+    Record(RowProblem),
+    /// The stream can't be cut into records from there on.
+    Cut(SplitError),
+    /// A value the type given for its column doesn't hold: a conversion started again with the
+    /// types a first read found, so the file changed between the two reads.
+    Changed {
+        column: String,
+        value: String,
+        kind: &'static str,
+    },
+}
+
+impl fmt::Display for RowFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RowFault::Record(problem) => problem.fmt(f),
+            RowFault::Cut(error) => write!(f, "cannot parse: {error}"),
+            RowFault::Changed {
+                column,
+                value,
+                kind,
+            } => write!(
+                f,
+                "column {column:?}: {value:?} is not a valid {kind} (did the file change while it \
+                 was read again?)"
+            ),
+        }
+    }
+}
+
 /// Why a conversion stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// A record that can't be read (`row 7: expected 3 fields as in the header, found 2`).
-    Row { row: usize, detail: String },
+    Row { row: usize, fault: RowFault },
     /// The content as a whole (a panic, an encoder's error): the first line of what was said.
     Content(String),
     /// The data contract's error policy rejects the file.
@@ -71,7 +108,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Row { row, detail } => write!(f, "row {row}: {detail}"),
+            Error::Row { row, fault } => write!(f, "row {row}: {fault}"),
             Error::Content(detail) => write!(
                 f,
                 "the content can't be converted: the parser failed on it ({detail})"
@@ -99,7 +136,10 @@ mod tests {
     fn messages_read_as_before() {
         let row = Error::Row {
             row: 7,
-            detail: "expected 3 fields as in the header, found 2".into(),
+            fault: RowFault::Record(RowProblem::Width {
+                expected: 3,
+                found: 2,
+            }),
         };
         assert_eq!(
             row.to_string(),
@@ -110,5 +150,13 @@ mod tests {
             "the content can't be converted: the parser failed on it (boom)"
         );
         assert_eq!(Reason::NotValid("int").to_string(), "not a valid int");
+        let cut = Error::Row {
+            row: 2,
+            fault: RowFault::Cut(SplitError::UnterminatedQuote),
+        };
+        assert_eq!(
+            cut.to_string(),
+            "row 2: cannot parse: the file ends inside a quoted field"
+        );
     }
 }

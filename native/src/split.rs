@@ -5,7 +5,7 @@
 //! for RFC 4180 quoting however the stream is cut. Each chunk can then be parsed on its own.
 
 /// Why the stream can't be cut into records.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SplitError {
     /// A record (or a quote never closed) longer than the limit.
     RecordTooLong(usize),
