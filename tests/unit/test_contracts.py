@@ -59,14 +59,22 @@ def make(*columns: Column, **options: Any) -> Contract:
 class Checked:
     """What converting a file under a contract gave (the native core checks every value)."""
 
-    valid: list[dict[str, Any]]
-    """The rows written, typed: read back from the Parquet output."""
-    schema: pa.Schema
+    table: pa.Table
+    """The rows written, typed: the Parquet output read back."""
     rejected: list[dict[str, Any]]
     """The rejected rows' output (every file column as written, ``_row``, ``_errors``)."""
     problems: tuple[Problem, ...]
     problem_count: int
     bad_rows: int
+
+    @property
+    def valid(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.table.to_pylist()
+        return rows
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.table.schema
 
 
 def csv_bytes(header: list[str], rows: list[list[str]]) -> bytes:
@@ -103,8 +111,7 @@ def run(contract: Contract, data: bytes, chunk_bytes: int = 4 << 20) -> Checked:
     assert result.rows == table.num_rows
     lines = rejected.getvalue().decode().splitlines()
     return Checked(
-        valid=table.to_pylist(),
-        schema=table.schema,
+        table=table,
         rejected=[json.loads(line) for line in lines],
         problems=result.problems,
         problem_count=result.problem_count,
@@ -955,3 +962,111 @@ def test_json_lines_are_what_polars_writes_for_any_float_and_timestamp(
     # Lines are byte for byte polars' (``run`` compares them)
     result = convert(make(Column("f", "float"), Column("t", "timestamp")), columns)
     assert [r["f"] for r in result.valid] == [float(v) for v in columns["f"]]
+
+
+# --- the value rules are polars' (the implementation before the native core), as an oracle ---
+_TIMESTAMP_SHAPE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})$"
+)
+
+
+def polars_typed(kind: str, values: list[str]) -> list[object]:
+    """What the polars implementation read each (non-empty) value as; None: not valid."""
+    raw = pl.Series(values, dtype=pl.String)
+    if kind == "int":
+        return raw.cast(pl.Int64, strict=False).to_list()
+    if kind == "float":
+        floats = raw.cast(pl.Float64, strict=False)
+        return [x if x is not None and x == x and abs(x) != float("inf") else None for x in floats]
+    if kind == "bool":
+        words = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+        return [words.get(v.lower()) for v in values]
+    if kind == "date":
+        days = raw.str.to_date("%Y-%m-%d", strict=False).cast(pl.Int32)
+        shaped = raw.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+        return [d if ok else None for d, ok in zip(days, shaped, strict=True)]
+    micros = raw.str.to_datetime("%+", time_unit="us", time_zone="UTC", strict=False)
+    shaped = raw.str.contains(_TIMESTAMP_SHAPE)
+    return [m if ok else None for m, ok in zip(micros.cast(pl.Int64), shaped, strict=True)]
+
+
+def native_typed(kind: str, values: list[str]) -> list[object]:
+    """What the native core reads each value as (None: rejected), in the same units."""
+    column = Column("v", kind)  # type: ignore[arg-type]
+    result = check(column, values)
+    bad = {r["_row"] - 2 for r in result.rejected}
+    typed = result.table.column("v")
+    if kind in ("date", "timestamp"):  # as numbers: Python's dates start at year 1
+        typed = typed.cast(pa.int32() if kind == "date" else pa.int64())
+    valid = iter(typed.to_pylist())
+    return [None if index in bad else next(valid) for index in range(len(values))]
+
+
+_PIECES = {
+    "int": ["0", "1", "7", "9", "00", "+", "-", " ", ".", "e", "_", "9223372036854775807", "x"],
+    "float": ["0", "1", "5", ".", "e", "E", "+", "-", "inf", "nan", "1e400", " ", ",", "x", "00"],
+    "bool": ["t", "T", "rue", "RUE", "f", "alse", "yes", "YES", "no", "1", "0", "y", " "],
+    "date": ["2024", "0000", "9999", "-", "01", "02", "29", "30", "31", "13", "1", "+", "T"],
+    "timestamp": [
+        "2024-02-29",
+        "1969-12-31",
+        "T",
+        " ",
+        "t",
+        "23",
+        "24",
+        "59",
+        "60",
+        "00",
+        ":",
+        ".",
+        "123456789",
+        "1",
+        "Z",
+        "z",
+        "+",
+        "-",
+        "0130",
+        "01:30",
+        "24:00",
+    ],
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+@pytest.mark.parametrize("kind", list(_PIECES))
+def test_every_value_is_read_as_polars_read_it(kind: str, data: st.DataObject) -> None:
+    # GIVEN values made of the pieces a type's values are written with (most invalid, many
+    # valid, every edge: signs, zeros, overflow, leap days and seconds, offsets, fractions)
+    piece = st.sampled_from(_PIECES[kind])
+    longest = 14 if kind == "timestamp" else 6
+    values = data.draw(
+        st.lists(
+            st.lists(piece, min_size=1, max_size=longest).map("".join), min_size=1, max_size=60
+        )
+    )
+    # WHEN checked by the native core  THEN each is valid exactly when polars read it, as the
+    # same value (dates in days, timestamps in microseconds since the epoch)
+    assert native_typed(kind, values) == polars_typed(kind, values)
+
+
+@pytest.mark.parametrize("kind", list(_PIECES))
+def test_the_oracle_sees_valid_and_invalid_values(kind: str) -> None:
+    # The pieces above make both kinds of value (or the comparison would prove little).
+    examples = {
+        "int": ["+007", "-0", "9223372036854775807", "1_0"],
+        "float": ["+.5", "1e400", "00.5e-1", "nan"],
+        "bool": ["TRUE", "yes", "0", "y"],
+        "date": ["2024-02-29", "0000-01-01", "2024-02-30", "2024-1-01"],
+        "timestamp": [
+            "2024-02-29T23:59:60Z",
+            "2024-02-29 23:59:59.123456789+01:30",
+            "1969-12-31T00:00:00-0130",
+            "2024-02-29T24:00:00Z",
+        ],
+    }[kind]
+    assert native_typed(kind, examples) == polars_typed(kind, examples)
+    assert examples[0] and polars_typed(kind, examples)[0] is not None
+    assert polars_typed(kind, examples)[-1] is None
