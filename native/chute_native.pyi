@@ -78,6 +78,9 @@ class Converter:
     def schema(self) -> list[str] | None:
         """Inferred or given types: each column's type that every value read fits (the whole
         file's after ``finish``)."""
+    def masks(self) -> list[int] | None:
+        """Inferred or given types: each column's mask of the types every value read fits; the
+        masks of a file's parts AND into the whole file's."""
     def restart(self) -> bool:
         """Whether the output was given up for a wider type: convert again with
         ``typing=schema()``."""
@@ -85,3 +88,6 @@ class Converter:
         """(column index, type before, type after, row, first value that didn't fit)."""
     def violation(self) -> tuple[int, int, list[tuple[int, str, str, str]]]:
         """A contract's findings: (problem count, bad rows, the first problems)."""
+
+def kind_of(mask: int) -> str | None:
+    """The type of a column whose values fit ``mask``; None: null markers only (any type)."""

@@ -32,6 +32,7 @@ from chute.local.persistence import Persistence, Recovery
 from chute.ops import deployment
 from chute.ops.resources import ACCOUNT_ID, DEFAULT_REGION, Resources
 from tasks import names
+from tasks.batch_sizing import BatchSizing
 
 WARM_STEPS = ("trigger", "validate", "convert", "archive")
 
@@ -73,6 +74,13 @@ class LocalSettings:
     """Start one worker of each function on a file's path at start (see WARM_STEPS)."""
     worker_idle_seconds: float = IDLE_SECONDS
     """Workers idle this long are stopped, down to one per function."""
+    fanout_threshold_bytes: int = names.DEFAULT_FANOUT_THRESHOLD_BYTES
+    fanout_part_bytes: int = names.DEFAULT_FANOUT_PART_BYTES
+    fanout_max_concurrency: int = names.DEFAULT_FANOUT_MAX_CONCURRENCY
+    """One file across many workers (tasks.fanout), as the stack's chute:fanout_* settings."""
+    batch_sizing: BatchSizing = field(default_factory=BatchSizing)
+    """The Batch job's vCPU and memory per file, as the stack's; a local job runs on as many of
+    this machine's cores as it was given."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:

@@ -271,6 +271,12 @@ impl Converter {
             .map(|kinds| kinds.iter().map(|kind| kind.name()).collect())
     }
 
+    /// Typed mode: each column's mask of the types every value read fits; parts of one file
+    /// AND their masks into the whole file's (`kind_of`).
+    fn masks(&self) -> Option<Vec<u8>> {
+        self.inner.lock().unwrap().masks().map(<[u8]>::to_vec)
+    }
+
     /// Whether the output was given up because a column had to be widened: convert again
     /// with `types=schema()`.
     fn restart(&self) -> bool {
@@ -314,6 +320,16 @@ fn bound_large_allocations() {
     }
 }
 
+/// The type of a column whose values fit `mask` (`Converter.masks`); None when it held null
+/// markers only (written as text, but any type fits it).
+#[pyfunction]
+fn kind_of(mask: u8) -> Option<&'static str> {
+    match Kind::of(mask) {
+        Kind::Unknown => None,
+        kind => Some(kind.name()),
+    }
+}
+
 #[pymodule]
 fn chute_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bound_large_allocations();
@@ -322,6 +338,7 @@ fn chute_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Layout>()?;
     m.add_class::<Contract>()?;
     m.add_function(wrap_pyfunction!(pattern_error, m)?)?;
+    m.add_function(wrap_pyfunction!(kind_of, m)?)?;
     m.add("BadContent", m.py().get_type::<BadContent>())?;
     m.add("ContractFailed", m.py().get_type::<ContractFailed>())?;
     let markers: Vec<String> = crate::types::NULL_MARKERS

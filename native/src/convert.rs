@@ -152,6 +152,13 @@ impl Converter {
             .map(|_| inferred.masks.iter().map(|m| Kind::of(*m)).collect())
     }
 
+    /// Typed mode: each column's mask of the types every value read fits (after `finish`: the
+    /// whole input's). Masks of parts of one file AND into the whole file's (the fan-out).
+    pub fn masks(&self) -> Option<&[u8]> {
+        let inferred = &self.inferred;
+        inferred.kinds.as_ref().map(|_| inferred.masks.as_slice())
+    }
+
     /// Whether the output was given up because a column had to be widened: convert again with
     /// `kinds()` (Typing::Fixed).
     pub fn restart(&self) -> bool {

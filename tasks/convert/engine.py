@@ -28,6 +28,7 @@ from typing import BinaryIO
 
 import chute_native
 
+from tasks import cores
 from tasks.convert import chunker
 from tasks.convert.reading import blocks, open_source
 from tasks.convert.typed import ContractTyping
@@ -51,7 +52,8 @@ __all__ = [
 
 CHUNK_BYTES = 4 * 1024 * 1024
 """Input bytes per chunk: memory stays ~10x this."""
-WORKERS = 2
+WORKERS = cores.available()
+"""Conversion threads: the cores this process is given (affinity and cgroup CPU quota)."""
 ZSTD_LEVEL = 3
 """Parquet page compression (zstd's own default level)."""
 SINK_DEPTH = 2
@@ -145,6 +147,9 @@ class EngineResult:
     problem_count: int = 0
     widened: tuple[Widening, ...] = ()
     """The columns a restart widened (set by ``convert_restarting``)."""
+    masks: tuple[int, ...] | None = None
+    """Typed mode: each column's mask of the types its values fit (``chute_native.kind_of``);
+    the parts of one file AND theirs into the whole file's (tasks.fanout)."""
 
 
 def convert_restarting(
@@ -277,6 +282,8 @@ def _finished(core: chute_native.Converter, result: EngineResult) -> None:
     schema = core.schema()
     if schema is not None:
         result.schema = dict(zip(result.columns, map(_column_type, schema), strict=True))
+    masks = core.masks()
+    result.masks = tuple(masks) if masks is not None else None
     problem_count, _, problems = core.violation()
     result.problem_count = problem_count
     result.problems = problems_of(problems)

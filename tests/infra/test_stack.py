@@ -262,6 +262,40 @@ def test_batch_job_runs_the_container_command_with_retry_by_exit_code(synth: Syn
     assert compute["ComputeResources"]["Type"] == "FARGATE"
 
 
+def test_batch_job_is_sized_per_file_within_the_configured_ladder(synth: Synth) -> None:
+    props = synth.stack.props
+    job = synth.one("AWS::Batch::JobDefinition")
+    requirements = {
+        r["Type"]: r["Value"] for r in job["ContainerProperties"]["ResourceRequirements"]
+    }
+    # the job definition holds the smallest rung; each submission asks for its file's rung
+    assert requirements == {
+        "VCPU": str(props.batch_min_vcpu),
+        "MEMORY": str(props.batch_min_vcpu * props.batch_memory_per_vcpu_mib),
+    }
+    compute = synth.one("AWS::Batch::ComputeEnvironment")
+    assert compute["ComputeResources"]["MaxvCpus"] >= props.batch_max_vcpu
+    validate = _function(synth, "validate")["Environment"]["Variables"]
+    assert validate[names.ENV_BATCH_SIZING] == props.batch_sizing.to_setting()
+    machine = json.loads(synth.one("AWS::StepFunctions::StateMachine")["DefinitionString"])
+    overrides = machine["States"]["ConvertInBatch"]["Parameters"]["ContainerOverrides"]
+    assert overrides["ResourceRequirements"] == [
+        {"Type": "VCPU", "Value.$": "$.plan.resources.vcpu"},
+        {"Type": "MEMORY", "Value.$": "$.plan.resources.memory"},
+    ]
+    assert machine["States"]["Validate"]["ResultSelector"]["resources.$"] == ("$.Payload.resources")
+
+
+def test_batch_sizing_comes_from_context_and_is_checked() -> None:
+    context = {"chute:batch_max_vcpu": "8", "chute:batch_bytes_per_vcpu": str(1 << 30)}
+    props = ChuteProps.from_context(context.get)
+    assert props.batch_sizing.resources(3 << 30) == {"vcpu": "4", "memory": "8192"}
+    with pytest.raises(ValueError, match="max_vcpu=12"):
+        ChuteProps(batch_max_vcpu=12)
+    with pytest.raises(ValueError, match="memory_per_vcpu_mib"):
+        ChuteProps(batch_memory_per_vcpu_mib=512)
+
+
 # --- workflow -----------------------------------------------------------------------------------
 def test_state_machine_is_the_workflow_file_inline_standard_logged_and_traced(
     synth: Synth,

@@ -41,10 +41,18 @@ def test_the_fail_states_are_the_workflow_files_fail_states() -> None:
 
 
 def test_the_routes_are_where_route_by_size_leads_and_what_each_reports() -> None:
+    # the fan-out is entered by planning its parts; FannedOut reports what the parts made
+    entered_by = {State.PLAN_PARTS: State.CONVERT_PARTS}
     choice = STATES[State.ROUTE_BY_SIZE]
-    assert {c["Next"] for c in choice["Choices"]} | {choice["Default"]} == set(ROUTES)
+    nexts = {c["Next"] for c in choice["Choices"]} | {choice["Default"]}
+    assert {entered_by.get(State(n), State(n)) for n in nexts} == set(ROUTES)
     for state, route in ROUTES.items():
-        assert STATES[state]["ResultSelector"]["route"] == route
+        reports = (
+            STATES[State.FANNED_OUT]["Parameters"]
+            if state == State.CONVERT_PARTS
+            else (STATES[state]["ResultSelector"])
+        )
+        assert reports["route"] == route
     assert set(ROUTES.values()) == set(names.ROUTES)
 
 
@@ -106,7 +114,12 @@ def test_every_rejection_tells_quarantine_its_state_and_job_failure() -> None:
     # missing field fails the task), and only the Batch rejection names a job failure
     into = [n for n, s in STATES.items() if s.get("Next") == State.QUARANTINE]
     assert sorted(into) == sorted(
-        [State.VALIDATE_REJECTED, State.LAMBDA_CONVERT_REJECTED, State.BATCH_CONVERT_REJECTED]
+        [
+            State.VALIDATE_REJECTED,
+            State.LAMBDA_CONVERT_REJECTED,
+            State.BATCH_CONVERT_REJECTED,
+            State.FAN_OUT_REJECTED,
+        ]
     )
     for name in into:
         state = STATES[name]

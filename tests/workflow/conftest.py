@@ -14,6 +14,7 @@ import pytest
 
 from chute.local.embedded import EmbeddedAws, LocalSettings, free_port
 from chute.ops.workflow_tests import DEFAULT_MOCK_CONFIG
+from tasks.batch_sizing import BatchSizing
 from tests.support.moto_patches import make_probe
 from tests.support.pipeline import (
     LARGE_THRESHOLD,
@@ -32,6 +33,8 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
         visibility_timeout_seconds=1,
         max_receive_count=2,
         mock_config=DEFAULT_MOCK_CONFIG,
+        # every Batch job gets one vCPU: the runner pins it to one core (as Fargate's quota)
+        batch_sizing=BatchSizing(min_vcpu=1, max_vcpu=1),
     )
     with EmbeddedAws(settings) as aws:
         _subscribe_completions(aws)
