@@ -295,7 +295,7 @@ class ChuteStack(Stack):
             resource_name=f"{machine.state_machine_name}/*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        iam.Policy(
+        self.fanout_children = iam.Policy(
             self,
             "FanOutChildren",
             roles=[machine.role],

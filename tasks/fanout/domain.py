@@ -176,7 +176,7 @@ def _commit(plan: Plan, store: Store, fanout: FanOut) -> dict[str, Any]:
         return {"again": {**next_round.to_dict(), "items": todo}}
     output = _publish(plan, store, fanout, items, found)
     store.delete_prefix(fanout.bucket, keys.fanout_key(fanout.execution, ""))
-    return {"output": output.to_dict()}
+    return {"output": output.to_dict(), "parts": len(items)}
 
 
 def _found(store: Store, fanout: FanOut, item: dict[str, Any]) -> dict[str, Any]:

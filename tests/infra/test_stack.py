@@ -443,3 +443,27 @@ def test_decompression_limits_come_from_context() -> None:
     assert (props.max_decompressed_bytes, props.max_decompression_ratio) == (1000000, 50)
     with pytest.raises(ValueError, match="max_decompression_ratio"):
         ChuteProps(max_decompression_ratio=0)
+
+
+def test_the_fan_out_runs_its_parts_as_child_executions_of_the_machine(synth: Synth) -> None:
+    props = synth.stack.props
+    policies = [
+        p["Properties"]
+        for p in synth.resources("AWS::IAM::Policy").values()
+        if "FanOutChildren" in p["Properties"]["PolicyName"]
+    ]
+    assert len(policies) == 1
+    statements = policies[0]["PolicyDocument"]["Statement"]
+    assert [s["Action"] for s in statements] == [
+        "states:StartExecution",
+        ["states:DescribeExecution", "states:StopExecution"],
+    ]
+    assert "execution:" in dumps(statements[1]["Resource"])
+    machine = synth.one("AWS::StepFunctions::StateMachine")
+    subs = machine["DefinitionSubstitutions"]
+    assert subs["FanOutThresholdBytes"] == str(props.fanout_threshold_bytes)
+    assert subs["FanOutMaxConcurrency"] == str(props.fanout_max_concurrency)
+    fanout = _function(synth, "fanout")["Environment"]["Variables"]
+    assert fanout == {names.ENV_FANOUT_PART_BYTES: str(props.fanout_part_bytes)}
+    with pytest.raises(ValueError, match="fanout_part_bytes"):
+        ChuteProps(fanout_part_bytes=1 << 20)
