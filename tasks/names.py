@@ -122,7 +122,7 @@ FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
 }
 FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
     "trigger": 256,
-    "validate": 512,  # loads the data contracts (polars)
+    "validate": 512,  # loads the data contracts (their patterns compiled natively)
     "convert": 1769,  # one full vCPU: conversion is CPU-bound
     "archive": 512,  # the parallel part copies: more memory is more CPU and network for them
     "quarantine": 512,
