@@ -10,11 +10,21 @@ from chute.local.moto_patches import (
     s3,
     s3_bodies,
     server,
+    sqs,
     stepfunctions,
 )
 from chute.local.moto_patches.seam import Fix
 
-SERVICES = (lambda_and_batch, server, stepfunctions, s3, s3_bodies, mock_configs, redrive)
+SERVICES = (
+    lambda_and_batch,
+    server,
+    stepfunctions,
+    s3,
+    s3_bodies,
+    sqs,
+    mock_configs,
+    redrive,
+)
 """The modules in the order their fixes are applied. Fixes of one attribute stack, the later
 outside: sfn-mock-config (mock_configs) wraps sfn-unnamed-execution (stepfunctions),
 s3-complete-if-match wraps persist-s3-key-post (both in s3, in that order)."""
