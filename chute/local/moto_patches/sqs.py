@@ -106,15 +106,18 @@ def _delete_message(original: Any) -> Any:
         if receipt_handle in self.deleted_messages:
             return  # already deleted: AWS accepts it again
         with self._messages_lock:
-            for index, message in enumerate(self._messages):
-                if (
-                    message.receipt_handle == receipt_handle
-                    or receipt_handle in message._old_receipt_handles
-                ):
-                    break
-            else:
+            found = next(
+                (
+                    index
+                    for index, m in enumerate(self._messages)
+                    if m.receipt_handle == receipt_handle
+                    or receipt_handle in m._old_receipt_handles
+                ),
+                None,
+            )
+            if found is None:
                 raise ReceiptHandleIsInvalid()
-            del self._messages[index]
+            message = self._messages.pop(found)
         self.pending_messages.discard(message)
         self.deleted_messages.update(message.all_receipt_handles)
 
