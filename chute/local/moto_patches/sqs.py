@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moto.sqs import models as sqs_models
+from moto.core import utils as moto_utils
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Queue, SQSBackend
 
@@ -27,8 +27,10 @@ FIXES = Fixes()
 
 
 def _now_ms() -> float:
-    """moto's SQS clock (looked up at each call: tests may replace it)."""
-    return float(sqs_models.unix_time_millis())
+    """moto's SQS clock, as its messages read it (looked up at each call: tests replace it)."""
+    from moto.sqs import models
+
+    return float(getattr(models, "unix_time_millis", moto_utils.unix_time_millis)())
 
 
 @FIXES.declare(
@@ -87,9 +89,9 @@ def _retention_check(original: Any) -> Any:
     def is_message_valid_based_on_retention_period(
         self: SQSBackend, queue_name: str, message: Any
     ) -> bool:
-        queue = self.get_queue(queue_name)
+        queue: Any = self.get_queue(queue_name)
         retain_until = queue.message_retention_period + message.sent_timestamp / 1000
-        return bool(retain_until > sqs_models.unix_time())
+        return bool(retain_until > moto_utils.unix_time())
 
     return is_message_valid_based_on_retention_period
 
@@ -119,6 +121,6 @@ def _delete_message(original: Any) -> Any:
                 raise ReceiptHandleIsInvalid()
             message = self._messages.pop(found)
         self.pending_messages.discard(message)
-        self.deleted_messages.update(message.all_receipt_handles)
+        self.deleted_messages.update(h for h in message.all_receipt_handles if h)
 
     return delete_message
