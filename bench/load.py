@@ -4,6 +4,7 @@ exactly one terminal outcome, none lost, none published twice.
     .venv/bin/python bench/load.py [--small 1000] [--large 3] [--large-mib 16]
                                    [--threshold-bytes 1048576] [--endpoint-url URL [--pid PID]]
                                    [--uploaders 16] [--timeout 3600] [--json] [--markdown FILE]
+                                   [--without FIX]...
 
 Without ``--endpoint-url`` it starts the embedded runtime in this process (chute.local.embedded, the
 Batch route lowered to ``--threshold-bytes`` so the large files take it) and measures the peak
@@ -15,8 +16,11 @@ process whose tree to measure.
 Printed: files, terminal outcomes by status, lost (no terminal outcome, or an outcome the
 buckets don't back: see tests/support/accounting.py), duplicated (a key with more than one
 SUCCEEDED execution or more than one completion message), wall time (first upload to last
-terminal outcome), files/s, peak RSS of the process tree. Exit code 1 if any file is lost or
-duplicated. Not a test: `make test` runs the small version, tests/workflow/test_load.py.
+terminal outcome), files/s, peak RSS of the process tree; the backlog (issue 25): files/s of
+the first and of the last 1,000 completions (a fifth of a smaller run), and each file's upload
+to completion message (p50/p95/max). The harness waits on completion messages (an SQS queue
+subscribed to the completion topic) and lists executions only when they stall, so it doesn't
+load the endpoint it measures. Exit code 1 if any file is lost or duplicated. Not a test: `make test` runs the small version, tests/workflow/test_load.py.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ if str(REPO) not in sys.path:
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from chute.local.embedded import EmbeddedAws, LocalSettings, Resources, free_port  # noqa: E402
 from chute.ops.executions import source_of  # noqa: E402
@@ -125,6 +130,15 @@ class LoadResult:
     executions: int
     max_loadavg: float
     problems: list[str] = field(default_factory=list)
+    window: int = 0
+    """How many files the first/last rates are taken over (1,000, or a fifth of a smaller run)."""
+    first_files_per_second: float = 0.0
+    """The first ``window`` completions over the time from the first upload to the last of them."""
+    last_files_per_second: float = 0.0
+    """The last ``window`` completions over the time between the completion before them and the
+    last one: flat throughput gives about the same figure as the first window."""
+    latency_seconds: dict[str, float] = field(default_factory=dict)
+    """Upload (its PutObject answered) to completion message, per file: p50, p95, max."""
 
     @property
     def ok(self) -> bool:
@@ -174,17 +188,132 @@ def _completions_queue(sqs: Any, sns: Any, topic_arn: str, name: str) -> str:
     return url
 
 
-def _drain(sqs: Any, url: str, into: Counter[str], prefix: str) -> None:
+class _Completions:
+    """Completion messages of the run's keys (one per file that reached Done or Rejected), read
+    by long polling on a thread: when each arrived, how many times."""
+
+    def __init__(self, sqs: Any, url: str, prefix: str) -> None:
+        self.sqs, self.url, self.prefix = sqs, url, prefix
+        self.at: dict[str, float] = {}
+        self.count: Counter[str] = Counter()
+        self.changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="load-completions")
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.read_once(wait_seconds=1)
+            except (BotoCoreError, ClientError):  # busy or stopping: read again
+                self._stop.wait(0.5)
+
+    def read_once(self, wait_seconds: int = 0) -> int:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
+        ).get("Messages", [])
+        now = time.monotonic()
+        with self.changed:
+            for m in messages:
+                key = str(json.loads(m["Body"]).get("source", {}).get("key", ""))
+                if key.startswith(self.prefix):
+                    self.at.setdefault(key, now)
+                    self.count[key] += 1
+            self.changed.notify_all()
+        if messages:
+            self.sqs.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+        return len(messages)
+
+    def wait_for_more(self, seen: int, timeout: float) -> int:
+        with self.changed:
+            self.changed.wait_for(lambda: len(self.at) > seen, timeout=timeout)
+            return len(self.at)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        while self.read_once():  # what arrived since
+            pass
+
+
+def _rates(
+    started: float, uploaded_at: dict[str, float], done_at: dict[str, float], window: int
+) -> tuple[float, float, dict[str, float]]:
+    """(first window's files/s, last window's files/s, latency percentiles)."""
+    finished = sorted(done_at.values())
+    if len(finished) < 2 * window or window < 1:
+        return 0.0, 0.0, {}
+    first = window / max(finished[window - 1] - started, 1e-9)
+    last = window / max(finished[-1] - finished[-window - 1], 1e-9)
+    waits = sorted(done_at[k] - uploaded_at[k] for k in done_at if k in uploaded_at)
+
+    def pick(q: float) -> float:
+        return round(waits[min(len(waits) - 1, round(q * (len(waits) - 1)))], 2)
+
+    return round(first, 2), round(last, 2), {"p50": pick(0.5), "p95": pick(0.95), "max": pick(1)}
+
+
+class _Executions:
+    """The run's keys by execution status, from ListExecutions (one DescribeExecution per new
+    execution): asked only when completion messages stall (an execution that ends FAILED sends
+    none), so the harness doesn't load the endpoint it measures."""
+
+    def __init__(self, sfn: Any, resources: Resources, prefix: str) -> None:
+        self.sfn, self.arn, self.prefix = sfn, resources.state_machine_arn, prefix
+        self.key_of: dict[str, str | None] = {}
+
+    def finished_keys(self) -> tuple[int, int]:
+        """(keys with executions all ended, keys with an execution)."""
+        status_of: dict[str, str] = {}
+        for page in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=self.arn):
+            for item in page["executions"]:
+                arn = item["executionArn"]
+                status_of[arn] = item["status"]
+                if arn not in self.key_of:
+                    desc = self.sfn.describe_execution(executionArn=arn)
+                    self.key_of[arn] = source_of(desc.get("input")).get("key")
+        by_key: dict[str, list[str]] = {}
+        for arn, key in self.key_of.items():
+            if key is not None and key.startswith(self.prefix) and arn in status_of:
+                by_key.setdefault(key, []).append(status_of[arn])
+        return sum(1 for s in by_key.values() if "RUNNING" not in s), len(by_key)
+
+
+def _wait_all(
+    keys: list[str],
+    completions: _Completions,
+    executions: _Executions,
+    deadline: float,
+    progress: Callable[[str], None],
+) -> float:
+    """When the last key reached its terminal outcome: its completion message, or (when they
+    stall for 15 s) every key's executions ended."""
+    seen, began, said = 0, time.monotonic(), 0.0
     while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return
-        for m in messages:
-            body = json.loads(m["Body"])
-            key = str(body.get("source", {}).get("key", ""))
-            if key.startswith(prefix):
-                into[key] += 1
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        now_seen = completions.wait_for_more(seen, timeout=15)
+        now = time.monotonic()
+        if now_seen == len(keys):
+            return max(completions.at.values())
+        if now_seen == seen:  # stalled: failed executions send no message
+            done, started = executions.finished_keys()
+            if done == len(keys):
+                return time.monotonic()
+            line = f"{done}/{len(keys)} keys finished, {started} started"
+        else:
+            line = f"{now_seen}/{len(keys)} completion messages"
+        seen = now_seen
+        if now - said >= 5:
+            progress(f"{now - began:7.1f} s  {line}")
+            said = now
+        if now > deadline:
+            progress("timed out: the keys without a terminal outcome count as lost")
+            return now
 
 
 def run_load(
@@ -215,61 +344,30 @@ def run_load(
     large_bodies = [large_csv(large_bytes, i) for i in range(large)]
     keys = sorted(bodies)
 
+    uploaded_at: dict[str, float] = {}
+
     def upload(key: str) -> None:
         seed = bodies[key]
         assert isinstance(seed, int)
         body = large_bodies[-1 - seed] if seed < 0 else small_csv(seed)
         s3.put_object(Bucket=resources.staging_bucket, Key=key, Body=body)
+        uploaded_at[key] = time.monotonic()
 
-    # key of each execution (one DescribeExecution per new execution), its status from the list
-    key_of: dict[str, str | None] = {}
-    status_of: dict[str, str] = {}
-
-    def poll() -> dict[str, list[str]]:
-        pages = sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=resources.state_machine_arn
-        )
-        for page in pages:
-            for item in page["executions"]:
-                arn = item["executionArn"]
-                status_of[arn] = item["status"]
-                if arn not in key_of:
-                    desc = sfn.describe_execution(executionArn=arn)
-                    key_of[arn] = source_of(desc.get("input")).get("key")
-        by_key: dict[str, list[str]] = {}
-        for arn, key in key_of.items():
-            if key is not None and key.startswith(prefix):
-                by_key.setdefault(key, []).append(status_of[arn])
-        return by_key
-
-    completions: Counter[str] = Counter()
+    completions = _Completions(sqs, completions_url, prefix)
     with PeakRss(rss_root) as rss:
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=uploaders) as pool:
             list(pool.map(upload, keys))
         progress(f"uploaded {len(keys)} files in {time.monotonic() - started:.1f} s")
-        deadline = started + timeout
-        finished_at = started
-        last = ""
-        while True:
-            by_key = poll()
-            done = sum(1 for statuses in by_key.values() if statuses and "RUNNING" not in statuses)
-            line = f"{done}/{len(keys)} keys finished, {len(by_key)} started"
-            if line != last:
-                progress(f"{time.monotonic() - started:7.1f} s  {line}")
-                last = line
-            if done == len(keys):
-                finished_at = time.monotonic()
-                break
-            if time.monotonic() > deadline:
-                finished_at = time.monotonic()
-                progress("timed out: the keys without a terminal outcome count as lost")
-                break
-            time.sleep(2)
+        finished_at = _wait_all(
+            keys, completions, _Executions(sfn, resources, prefix), started + timeout, progress
+        )
         peak, loadavg = rss.peak, rss.loadavg
     wall = finished_at - started
-    time.sleep(1)  # completion messages are published by the last state
-    _drain(sqs, completions_url, completions, prefix)
+    time.sleep(1)  # a completion message of a key that also ended otherwise (duplicates)
+    completions.stop()
+    window = min(1000, len(keys) // 5)
+    first, last, latency = _rates(started, uploaded_at, completions.at, window)
 
     states = key_states(_Handle(resources, s3, sfn), keys)
     outcomes: Counter[str] = Counter()
@@ -284,7 +382,7 @@ def run_load(
             lost.append(key)
             problems.append(str(exc))
         succeeded = [e for e in state.executions if e.status == "SUCCEEDED"]
-        if len(succeeded) > 1 or completions[key] > 1:
+        if len(succeeded) > 1 or completions.count[key] > 1:
             duplicated.append(key)
         for e in state.executions:
             routes[e.route or "none"] += 1
@@ -309,6 +407,10 @@ def run_load(
         executions=sum(len(s.executions) for s in states.values()),
         max_loadavg=round(loadavg, 1),
         problems=problems,
+        window=window,
+        first_files_per_second=first,
+        last_files_per_second=last,
+        latency_seconds=latency,
     )
 
 
@@ -337,6 +439,10 @@ def render(result: LoadResult) -> str:
         f"dead-letter queue  {result.dlq_messages} message(s)",
         f"wall time          {result.wall_seconds:.1f} s",
         f"throughput         {result.files_per_second:.2f} files/s",
+        f"first/last {result.window:<7} {result.first_files_per_second:.2f} /"
+        f" {result.last_files_per_second:.2f} files/s (flat: the same)",
+        "latency            upload -> completion message: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in result.latency_seconds.items()),
         f"peak RSS (tree)    {rss}",
         f"max load average   {result.max_loadavg:.1f} (1 min, whole machine)",
     ]
@@ -390,6 +496,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, help="write the figures into this file's section")
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="FIX",
+        help="revert this moto fix (chute.local.moto_patches) after start: before/after figures"
+        " in one checkout (in-process runtime only; repeatable)",
+    )
     args = parser.parse_args(argv)
     if args.small < 0 or args.large < 0 or args.small + args.large == 0:
         parser.error("--small and --large must be >= 0, at least one file")
@@ -433,6 +547,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with embedded_runtime(args.threshold_bytes) as aws:
             say(f"embedded runtime on {aws.endpoint_url}")
+            for name in args.without:
+                from chute.local import moto_patches
+
+                moto_patches.FIXES[name].revert()
+                say(f"moto fix {name} reverted")
             result = go(clients(aws.endpoint_url), aws.resources, os.getpid())
     if args.json:
         print(json.dumps(asdict(result), indent=2))
