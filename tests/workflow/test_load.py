@@ -4,6 +4,9 @@ exactly one terminal outcome, none lost, none published twice."""
 from __future__ import annotations
 
 import os
+from typing import Any
+
+from moto.sqs import models as sqs_models
 
 from bench.load import run_load
 from chute.local.embedded import WARM_STEPS, EmbeddedAws
@@ -42,3 +45,35 @@ def test_the_runtime_starts_with_a_warm_worker_for_each_step_of_a_file(
     assert embedded.warmed == list(WARM_STEPS)
     for step in WARM_STEPS:
         assert 1 <= embedded.worker_processes(step) <= max(2, os.cpu_count() or 2)
+
+
+def test_a_backlog_is_processed_once_each_at_a_cost_per_file_that_does_not_grow(
+    embedded: EmbeddedAws,
+) -> None:
+    # GIVEN 150 small files uploaded at once: their S3 events wait in the staging queue while
+    # executions start (issue 25), and moto's SQS clock reads are counted
+    reads = [0]
+    real = sqs_models.unix_time_millis
+
+    def counting(*args: Any) -> float:
+        reads[0] += 1
+        return real(*args)
+
+    sqs_models.unix_time_millis = counting  # type: ignore[attr-defined]
+    try:
+        # WHEN the pipeline has finished with all of them
+        result = run_load(
+            embedded.client, embedded.resources, small=150, large=0, large_bytes=0, uploaders=16
+        )
+    finally:
+        sqs_models.unix_time_millis = real  # type: ignore[attr-defined]
+    # THEN every key was archived by exactly one execution, none dead-lettered
+    assert (result.lost, result.duplicated, result.problems) == ([], [], [])
+    assert result.outcomes == {"archived": 150}
+    assert result.executions == 150
+    assert result.dlq_messages == 0
+    # AND the queue's work per file is bounded, not proportional to the messages waiting (it
+    # was: every message received listed the whole queue nine times, reading the clock twice
+    # per message each time); the rates are reported, not asserted (a shared machine)
+    assert reads[0] / 150 < 40, reads[0]
+    assert result.first_files_per_second > 0 and result.last_files_per_second > 0
