@@ -20,7 +20,8 @@ terminal outcome), files/s, peak RSS of the process tree; the backlog (issue 25)
 the first and of the last 1,000 completions (a fifth of a smaller run), and each file's upload
 to completion message (p50/p95/max). The harness waits on completion messages (an SQS queue
 subscribed to the completion topic) and lists executions only when they stall, so it doesn't
-load the endpoint it measures. Exit code 1 if any file is lost or duplicated. Not a test: `make test` runs the small version, tests/workflow/test_load.py.
+load the endpoint it measures. Exit code 1 if any file is lost or duplicated. Not a test:
+`make test` runs the small version, tests/workflow/test_load.py.
 """
 
 from __future__ import annotations
@@ -31,13 +32,12 @@ import os
 import re
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,70 +48,23 @@ if str(REPO) not in sys.path:
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
-from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
+from bench.load_watch import (  # noqa: E402
+    Completions,
+    Executions,
+    PeakRss,
+    completions_queue,
+    rates,
+    tree_cpu_seconds,
+    wait_all,
+)
 from chute.local.embedded import EmbeddedAws, LocalSettings, Resources, free_port  # noqa: E402
-from chute.ops.executions import source_of  # noqa: E402
 from tests.support.accounting import key_states, outcome_of  # noqa: E402
 
 SECTION = "## Load (issue 10)"
 
 
 # --- memory of a process tree ----------------------------------------------------------------
-def _children(pid: int) -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
-def tree_rss_bytes(root: int) -> int:
-    """Resident memory of ``root`` and all its descendants (Linux /proc)."""
-    tree = _children(root)
-    total, todo = 0, [root]
-    page = os.sysconf("SC_PAGE_SIZE")
-    while todo:
-        pid = todo.pop()
-        with suppress(OSError, IndexError, ValueError):
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
-        todo.extend(tree.get(pid, []))
-    return total
-
-
-class PeakRss:
-    """Samples the tree's RSS every ``every`` seconds on a thread; ``peak`` is the highest sum."""
-
-    def __init__(self, root: int | None, every: float = 0.5) -> None:
-        self.root, self.every, self.peak = root, every, 0
-        self.loadavg = 0.0
-        """Highest 1-minute load average seen (the machine's other work shows here)."""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.loadavg = max(self.loadavg, os.getloadavg()[0])
-            if self.root is not None:
-                self.peak = max(self.peak, tree_rss_bytes(self.root))
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-# --- the run ---------------------------------------------------------------------------------
 @dataclass
 class LoadResult:
     files: int
@@ -138,6 +91,8 @@ class LoadResult:
     """The last ``window`` completions over the time between the completion before them and the
     last one: flat throughput gives about the same figure as the first window."""
     latency_seconds: dict[str, float] = field(default_factory=dict)
+    cpu_ms_per_file: float | None = None
+    """CPU time of the measured process tree per file: what a busy machine inflates least."""
     """Upload (its PutObject answered) to completion message, per file: p50, p95, max."""
 
     @property
@@ -174,146 +129,51 @@ def _threshold_of(sfn: Any, arn: str) -> int:
     return int(found.group(1))
 
 
-def _completions_queue(sqs: Any, sns: Any, topic_arn: str, name: str) -> str:
-    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(
-        TopicArn=topic_arn,
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
-    return url
+def _account(keys: list[str], handle: _Handle, completions: Counter[str]) -> dict[str, Any]:
+    """Every key's terminal outcome from the buckets and its executions
+    (tests/support/accounting.py): lost, duplicated, routes."""
+    states = key_states(handle, keys)
+    outcomes: Counter[str] = Counter()
+    routes: Counter[str] = Counter()
+    lost: list[str] = []
+    problems: list[str] = []
+    duplicated: list[str] = []
+    for key, state in states.items():
+        try:
+            outcomes[outcome_of(state)] += 1
+        except AssertionError as exc:
+            lost.append(key)
+            problems.append(str(exc))
+        succeeded = [e for e in state.executions if e.status == "SUCCEEDED"]
+        if len(succeeded) > 1 or completions[key] > 1:
+            duplicated.append(key)
+        for e in state.executions:
+            routes[e.route or "none"] += 1
+    return {
+        "outcomes": dict(outcomes),
+        "routes": dict(routes),
+        "lost": lost,
+        "problems": problems,
+        "duplicated": duplicated,
+        "executions": sum(len(s.executions) for s in states.values()),
+    }
 
 
-class _Completions:
-    """Completion messages of the run's keys (one per file that reached Done or Rejected), read
-    by long polling on a thread: when each arrived, how many times."""
+def _upload(
+    s3: Any, bucket: str, bodies: dict[str, int], large_bodies: list[bytes], uploaders: int
+) -> dict[str, float]:
+    """Every key uploaded at once (``uploaders`` threads); when each PutObject was answered."""
+    uploaded_at: dict[str, float] = {}
 
-    def __init__(self, sqs: Any, url: str, prefix: str) -> None:
-        self.sqs, self.url, self.prefix = sqs, url, prefix
-        self.at: dict[str, float] = {}
-        self.count: Counter[str] = Counter()
-        self.changed = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="load-completions")
-        self._thread.start()
+    def upload(key: str) -> None:
+        seed = bodies[key]
+        body = large_bodies[-1 - seed] if seed < 0 else small_csv(seed)
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        uploaded_at[key] = time.monotonic()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.read_once(wait_seconds=1)
-            except (BotoCoreError, ClientError):  # busy or stopping: read again
-                self._stop.wait(0.5)
-
-    def read_once(self, wait_seconds: int = 0) -> int:
-        messages = self.sqs.receive_message(
-            QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
-        ).get("Messages", [])
-        now = time.monotonic()
-        with self.changed:
-            for m in messages:
-                key = str(json.loads(m["Body"]).get("source", {}).get("key", ""))
-                if key.startswith(self.prefix):
-                    self.at.setdefault(key, now)
-                    self.count[key] += 1
-            self.changed.notify_all()
-        if messages:
-            self.sqs.delete_message_batch(
-                QueueUrl=self.url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(messages)
-                ],
-            )
-        return len(messages)
-
-    def wait_for_more(self, seen: int, timeout: float) -> int:
-        with self.changed:
-            self.changed.wait_for(lambda: len(self.at) > seen, timeout=timeout)
-            return len(self.at)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        while self.read_once():  # what arrived since
-            pass
-
-
-def _rates(
-    started: float, uploaded_at: dict[str, float], done_at: dict[str, float], window: int
-) -> tuple[float, float, dict[str, float]]:
-    """(first window's files/s, last window's files/s, latency percentiles)."""
-    finished = sorted(done_at.values())
-    if len(finished) < 2 * window or window < 1:
-        return 0.0, 0.0, {}
-    first = window / max(finished[window - 1] - started, 1e-9)
-    last = window / max(finished[-1] - finished[-window - 1], 1e-9)
-    waits = sorted(done_at[k] - uploaded_at[k] for k in done_at if k in uploaded_at)
-
-    def pick(q: float) -> float:
-        return round(waits[min(len(waits) - 1, round(q * (len(waits) - 1)))], 2)
-
-    return round(first, 2), round(last, 2), {"p50": pick(0.5), "p95": pick(0.95), "max": pick(1)}
-
-
-class _Executions:
-    """The run's keys by execution status, from ListExecutions (one DescribeExecution per new
-    execution): asked only when completion messages stall (an execution that ends FAILED sends
-    none), so the harness doesn't load the endpoint it measures."""
-
-    def __init__(self, sfn: Any, resources: Resources, prefix: str) -> None:
-        self.sfn, self.arn, self.prefix = sfn, resources.state_machine_arn, prefix
-        self.key_of: dict[str, str | None] = {}
-
-    def finished_keys(self) -> tuple[int, int]:
-        """(keys with executions all ended, keys with an execution)."""
-        status_of: dict[str, str] = {}
-        for page in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=self.arn):
-            for item in page["executions"]:
-                arn = item["executionArn"]
-                status_of[arn] = item["status"]
-                if arn not in self.key_of:
-                    desc = self.sfn.describe_execution(executionArn=arn)
-                    self.key_of[arn] = source_of(desc.get("input")).get("key")
-        by_key: dict[str, list[str]] = {}
-        for arn, key in self.key_of.items():
-            if key is not None and key.startswith(self.prefix) and arn in status_of:
-                by_key.setdefault(key, []).append(status_of[arn])
-        return sum(1 for s in by_key.values() if "RUNNING" not in s), len(by_key)
-
-
-def _wait_all(
-    keys: list[str],
-    completions: _Completions,
-    executions: _Executions,
-    deadline: float,
-    progress: Callable[[str], None],
-) -> float:
-    """When the last key reached its terminal outcome: its completion message, or (when they
-    stall for 15 s) every key's executions ended."""
-    seen, began, said = 0, time.monotonic(), 0.0
-    while True:
-        now_seen = completions.wait_for_more(seen, timeout=15)
-        now = time.monotonic()
-        if now_seen == len(keys):
-            return max(completions.at.values())
-        if now_seen == seen:  # stalled: failed executions send no message
-            done, started = executions.finished_keys()
-            if done == len(keys):
-                return time.monotonic()
-            line = f"{done}/{len(keys)} keys finished, {started} started"
-        else:
-            line = f"{now_seen}/{len(keys)} completion messages"
-        seen = now_seen
-        if now - said >= 5:
-            progress(f"{now - began:7.1f} s  {line}")
-            said = now
-        if now > deadline:
-            progress("timed out: the keys without a terminal outcome count as lost")
-            return now
+    with ThreadPoolExecutor(max_workers=uploaders) as pool:
+        list(pool.map(upload, sorted(bodies)))
+    return uploaded_at
 
 
 def run_load(
@@ -338,54 +198,30 @@ def run_load(
             f"--large-mib gives {large_bytes} B, below the Batch threshold {threshold} B"
         )
     topic = resources.completion_topic_arn
-    completions_url = _completions_queue(sqs, client("sns"), topic, f"load-completions-{run_id}")
-    bodies: dict[str, bytes | int] = {f"{prefix}small/{i:05d}.csv": i for i in range(small)}
+    completions_url = completions_queue(sqs, client("sns"), topic, f"load-completions-{run_id}")
+    bodies: dict[str, int] = {f"{prefix}small/{i:05d}.csv": i for i in range(small)}
     bodies.update({f"{prefix}large/{i}.csv": -1 - i for i in range(large)})
     large_bodies = [large_csv(large_bytes, i) for i in range(large)]
     keys = sorted(bodies)
 
-    uploaded_at: dict[str, float] = {}
-
-    def upload(key: str) -> None:
-        seed = bodies[key]
-        assert isinstance(seed, int)
-        body = large_bodies[-1 - seed] if seed < 0 else small_csv(seed)
-        s3.put_object(Bucket=resources.staging_bucket, Key=key, Body=body)
-        uploaded_at[key] = time.monotonic()
-
-    completions = _Completions(sqs, completions_url, prefix)
+    completions = Completions(sqs, completions_url, prefix)
+    cpu_before = tree_cpu_seconds(rss_root) if rss_root is not None else 0.0
     with PeakRss(rss_root) as rss:
         started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=uploaders) as pool:
-            list(pool.map(upload, keys))
+        uploaded_at = _upload(s3, resources.staging_bucket, bodies, large_bodies, uploaders)
         progress(f"uploaded {len(keys)} files in {time.monotonic() - started:.1f} s")
-        finished_at = _wait_all(
-            keys, completions, _Executions(sfn, resources, prefix), started + timeout, progress
+        finished_at = wait_all(
+            keys, completions, Executions(sfn, resources, prefix), started + timeout, progress
         )
         peak, loadavg = rss.peak, rss.loadavg
+    cpu = tree_cpu_seconds(rss_root) - cpu_before if rss_root is not None else None
     wall = finished_at - started
     time.sleep(1)  # a completion message of a key that also ended otherwise (duplicates)
     completions.stop()
     window = min(1000, len(keys) // 5)
-    first, last, latency = _rates(started, uploaded_at, completions.at, window)
+    first, last, latency = rates(started, uploaded_at, completions.at, window)
 
-    states = key_states(_Handle(resources, s3, sfn), keys)
-    outcomes: Counter[str] = Counter()
-    routes: Counter[str] = Counter()
-    lost: list[str] = []
-    problems: list[str] = []
-    duplicated: list[str] = []
-    for key, state in states.items():
-        try:
-            outcomes[outcome_of(state)] += 1
-        except AssertionError as exc:
-            lost.append(key)
-            problems.append(str(exc))
-        succeeded = [e for e in state.executions if e.status == "SUCCEEDED"]
-        if len(succeeded) > 1 or completions.count[key] > 1:
-            duplicated.append(key)
-        for e in state.executions:
-            routes[e.route or "none"] += 1
+    account = _account(keys, _Handle(resources, s3, sfn), completions.count)
     dlq = sqs.get_queue_attributes(
         QueueUrl=sqs.get_queue_url(QueueName=resources.dlq_name)["QueueUrl"],
         AttributeNames=["ApproximateNumberOfMessages"],
@@ -396,21 +232,22 @@ def run_load(
         large=large,
         large_bytes=large_bytes,
         threshold_bytes=threshold,
-        outcomes=dict(outcomes),
-        lost=lost,
-        duplicated=duplicated,
-        routes=dict(routes),
+        outcomes=account["outcomes"],
+        lost=account["lost"],
+        duplicated=account["duplicated"],
+        routes=account["routes"],
         wall_seconds=round(wall, 1),
         files_per_second=round(len(keys) / wall, 2) if wall > 0 else 0.0,
         peak_rss_mib=round(peak / 2**20, 0) if rss_root is not None else None,
         dlq_messages=int(dlq),
-        executions=sum(len(s.executions) for s in states.values()),
+        executions=account["executions"],
         max_loadavg=round(loadavg, 1),
-        problems=problems,
+        problems=account["problems"],
         window=window,
         first_files_per_second=first,
         last_files_per_second=last,
         latency_seconds=latency,
+        cpu_ms_per_file=round(cpu * 1000 / len(keys), 0) if cpu is not None else None,
     )
 
 
@@ -444,6 +281,7 @@ def render(result: LoadResult) -> str:
         "latency            upload -> completion message: "
         + ", ".join(f"{k} {v:.1f} s" for k, v in result.latency_seconds.items()),
         f"peak RSS (tree)    {rss}",
+        f"CPU per file       {result.cpu_ms_per_file or 0:.0f} ms (tree)",
         f"max load average   {result.max_loadavg:.1f} (1 min, whole machine)",
     ]
     lines += [f"  {p}" for p in result.problems[:20]]
