@@ -4,7 +4,7 @@ exactly one terminal outcome, none lost, none published twice.
     .venv/bin/python bench/load.py [--small 1000] [--large 3] [--large-mib 16]
                                    [--threshold-bytes 1048576] [--endpoint-url URL [--pid PID]]
                                    [--uploaders 16] [--timeout 3600] [--json] [--markdown FILE]
-                                   [--without FIX]...
+                                   [--rate FILES_PER_S] [--without FIX]...
 
 Without ``--endpoint-url`` it starts the embedded runtime in this process (chute.local.embedded, the
 Batch route lowered to ``--threshold-bytes`` so the large files take it) and measures the peak
@@ -160,9 +160,16 @@ def _account(keys: list[str], handle: _Handle, completions: Counter[str]) -> dic
 
 
 def _upload(
-    s3: Any, bucket: str, bodies: dict[str, int], large_bodies: list[bytes], uploaders: int
+    s3: Any,
+    bucket: str,
+    bodies: dict[str, int],
+    large_bodies: list[bytes],
+    uploaders: int,
+    rate: float | None = None,
 ) -> dict[str, float]:
-    """Every key uploaded at once (``uploaders`` threads); when each PutObject was answered."""
+    """Every key uploaded at once (``uploaders`` threads), or ``rate`` per second (a steady
+    arrival, for the latency of a loaded runtime without a backlog); when each PutObject was
+    answered."""
     uploaded_at: dict[str, float] = {}
 
     def upload(key: str) -> None:
@@ -171,8 +178,15 @@ def _upload(
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         uploaded_at[key] = time.monotonic()
 
+    began = time.monotonic()
     with ThreadPoolExecutor(max_workers=uploaders) as pool:
-        list(pool.map(upload, sorted(bodies)))
+        futures = []
+        for i, key in enumerate(sorted(bodies)):
+            if rate:
+                time.sleep(max(0.0, began + i / rate - time.monotonic()))
+            futures.append(pool.submit(upload, key))
+        for future in futures:
+            future.result()  # an upload that failed fails the run
     return uploaded_at
 
 
@@ -187,6 +201,7 @@ def run_load(
     timeout: float = 3600,
     rss_root: int | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    rate: float | None = None,
 ) -> LoadResult:
     """Upload, wait for every key's terminal outcome, account for every key."""
     s3, sfn, sqs = client("s3"), client("stepfunctions"), client("sqs")
@@ -208,7 +223,7 @@ def run_load(
     cpu_before = tree_cpu_seconds(rss_root) if rss_root is not None else 0.0
     with PeakRss(rss_root) as rss:
         started = time.monotonic()
-        uploaded_at = _upload(s3, resources.staging_bucket, bodies, large_bodies, uploaders)
+        uploaded_at = _upload(s3, resources.staging_bucket, bodies, large_bodies, uploaders, rate)
         progress(f"uploaded {len(keys)} files in {time.monotonic() - started:.1f} s")
         finished_at = wait_all(
             keys, completions, Executions(sfn, resources, prefix), started + timeout, progress
@@ -331,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint-url")
     parser.add_argument("--pid", type=int, help="process whose tree's RSS to measure")
     parser.add_argument("--uploaders", type=int, default=16)
+    parser.add_argument(
+        "--rate", type=float, help="upload this many files per second instead of all at once"
+    )
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, help="write the figures into this file's section")
@@ -362,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             rss_root=root,
             progress=say,
+            rate=args.rate,
         )
 
     config = Config(retries={"mode": "standard"}, max_pool_connections=args.uploaders * 2)
