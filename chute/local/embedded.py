@@ -73,6 +73,9 @@ class LocalSettings:
     """Start one worker of each function on a file's path at start (see WARM_STEPS)."""
     worker_idle_seconds: float = IDLE_SECONDS
     """Workers idle this long are stopped, down to one per function."""
+    max_running_executions: int = 100
+    """The staging queue's event source receives no more files while this many executions of
+    the pipeline are running: a backlog waits in the queue (chute.local.event_source)."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
@@ -119,6 +122,7 @@ class EmbeddedAws:
         self.warmed: list[str] = []
         """The functions whose first worker was started with the runtime."""
         self._state: Persistence | None = None
+        self._settled = 0
         self.recovery = Recovery()
         self.faults = Faults(function_name=self.resources.function_name)
         """Injected S3 errors and worker kills (chute.local.faults); ``faults.add(rule)`` arms
@@ -199,6 +203,8 @@ class EmbeddedAws:
             queue_arn=self._queue_arn(self.resources.queue_name),
             function_name=self.resources.function_name("trigger"),
             region=self.settings.region,
+            running=self.running_executions,
+            max_running=self.settings.max_running_executions,
         )
         self._event_source.start()
         if self.settings.warm_workers:
@@ -349,6 +355,17 @@ class EmbeddedAws:
             timeout_seconds=float(fn.timeout),
         )
 
+    def running_executions(self) -> int:
+        """Executions of the pipeline not yet ended. The list only grows and executions mostly
+        end in the order they started: the ended ones at its start are skipped from then on."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        backend = stepfunctions_parser_backends[ACCOUNT_ID][self.settings.region]
+        executions = backend.describe_state_machine(self.resources.state_machine_arn).executions
+        while self._settled < len(executions) and _ended(executions[self._settled]):
+            self._settled += 1
+        return sum(1 for e in executions[self._settled :] if not _ended(e))
+
     def worker_processes(self, step: str) -> int:
         """Live worker processes of a function (``validate``, ``convert``...)."""
         return self._workers.workers(self.resources.function_name(step)) if self._workers else 0
@@ -386,3 +403,10 @@ class EmbeddedAws:
     # --- resources ----------------------------------------------------------------------------
     def substitutions(self) -> dict[str, str]:
         return LocalStack(self.client, self.resources, self.settings).substitutions()
+
+
+def _ended(execution: Any) -> bool:
+    """A live execution of moto's interpreter that has ended (None: not started yet); a
+    restored record (chute.local.persistence) is never running."""
+    status = getattr(execution, "exec_status", "restored")
+    return status is not None and getattr(status, "value", status) != "RUNNING"
