@@ -337,7 +337,7 @@ def update_markdown(path: Path, result: LoadResult, command: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=3)
@@ -360,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
         help="revert this moto fix (chute.local.moto_patches) after start: before/after figures"
         " in one checkout (in-process runtime only; repeatable)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.small < 0 or args.large < 0 or args.small + args.large == 0:
         parser.error("--small and --large must be >= 0, at least one file")
