@@ -196,17 +196,7 @@ class EmbeddedAws:
         if self._state:
             self.recovery = self._state.restore()
         self.faults.add(self.settings.faults)
-        self._event_source = SqsEventSource(
-            sqs=self.client("sqs"),
-            lambda_client=self.client("lambda"),
-            queue_url=self.queue_url(),
-            queue_arn=self._queue_arn(self.resources.queue_name),
-            function_name=self.resources.function_name("trigger"),
-            region=self.settings.region,
-            running=self.running_executions,
-            max_running=self.settings.max_running_executions,
-        )
-        self._event_source.start()
+        self._start_event_source()
         if self.settings.warm_workers:
             self._warm_workers()
         if self._state:
@@ -226,6 +216,20 @@ class EmbeddedAws:
                 ) from exc
             self._grant_api.start()
         return self
+
+    def _start_event_source(self) -> None:
+        """The staging queue's poller delivering to the trigger (chute.local.event_source)."""
+        self._event_source = SqsEventSource(
+            sqs=self.client("sqs"),
+            lambda_client=self.client("lambda"),
+            queue_url=self.queue_url(),
+            queue_arn=self._queue_arn(self.resources.queue_name),
+            function_name=self.resources.function_name("trigger"),
+            region=self.settings.region,
+            running=self.running_executions,
+            max_running=self.settings.max_running_executions,
+        )
+        self._event_source.start()
 
     @property
     def grant_url(self) -> str | None:
