@@ -4,6 +4,7 @@ exactly one terminal outcome, none lost, none published twice.
     .venv/bin/python bench/load.py [--small 1000] [--large 3] [--large-mib 16]
                                    [--threshold-bytes 1048576] [--endpoint-url URL [--pid PID]]
                                    [--uploaders 16] [--timeout 3600] [--json] [--markdown FILE]
+                                   [--rate FILES_PER_S] [--without FIX]...
 
 Without ``--endpoint-url`` it starts the embedded runtime in this process (chute.local.embedded, the
 Batch route lowered to ``--threshold-bytes`` so the large files take it) and measures the peak
@@ -15,8 +16,12 @@ process whose tree to measure.
 Printed: files, terminal outcomes by status, lost (no terminal outcome, or an outcome the
 buckets don't back: see tests/support/accounting.py), duplicated (a key with more than one
 SUCCEEDED execution or more than one completion message), wall time (first upload to last
-terminal outcome), files/s, peak RSS of the process tree. Exit code 1 if any file is lost or
-duplicated. Not a test: `make test` runs the small version, tests/workflow/test_load.py.
+terminal outcome), files/s, peak RSS of the process tree; the backlog (issue 25): files/s of
+the first and of the last 1,000 completions (a fifth of a smaller run), and each file's upload
+to completion message (p50/p95/max). The harness waits on completion messages (an SQS queue
+subscribed to the completion topic) and lists executions only when they stall, so it doesn't
+load the endpoint it measures. Exit code 1 if any file is lost or duplicated. Not a test:
+`make test` runs the small version, tests/workflow/test_load.py.
 """
 
 from __future__ import annotations
@@ -27,13 +32,12 @@ import os
 import re
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,68 +49,22 @@ if str(REPO) not in sys.path:
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from bench.load_watch import (  # noqa: E402
+    Completions,
+    Executions,
+    PeakRss,
+    completions_queue,
+    rates,
+    tree_cpu_seconds,
+    wait_all,
+)
 from chute.local.embedded import EmbeddedAws, LocalSettings, Resources, free_port  # noqa: E402
-from chute.ops.executions import source_of  # noqa: E402
 from tests.support.accounting import key_states, outcome_of  # noqa: E402
 
 SECTION = "## Load (issue 10)"
 
 
 # --- memory of a process tree ----------------------------------------------------------------
-def _children(pid: int) -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
-def tree_rss_bytes(root: int) -> int:
-    """Resident memory of ``root`` and all its descendants (Linux /proc)."""
-    tree = _children(root)
-    total, todo = 0, [root]
-    page = os.sysconf("SC_PAGE_SIZE")
-    while todo:
-        pid = todo.pop()
-        with suppress(OSError, IndexError, ValueError):
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
-        todo.extend(tree.get(pid, []))
-    return total
-
-
-class PeakRss:
-    """Samples the tree's RSS every ``every`` seconds on a thread; ``peak`` is the highest sum."""
-
-    def __init__(self, root: int | None, every: float = 0.5) -> None:
-        self.root, self.every, self.peak = root, every, 0
-        self.loadavg = 0.0
-        """Highest 1-minute load average seen (the machine's other work shows here)."""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.loadavg = max(self.loadavg, os.getloadavg()[0])
-            if self.root is not None:
-                self.peak = max(self.peak, tree_rss_bytes(self.root))
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-# --- the run ---------------------------------------------------------------------------------
 @dataclass
 class LoadResult:
     files: int
@@ -125,6 +83,17 @@ class LoadResult:
     executions: int
     max_loadavg: float
     problems: list[str] = field(default_factory=list)
+    window: int = 0
+    """How many files the first/last rates are taken over (1,000, or a fifth of a smaller run)."""
+    first_files_per_second: float = 0.0
+    """The first ``window`` completions over the time from the first upload to the last of them."""
+    last_files_per_second: float = 0.0
+    """The last ``window`` completions over the time between the completion before them and the
+    last one: flat throughput gives about the same figure as the first window."""
+    latency_seconds: dict[str, float] = field(default_factory=dict)
+    cpu_ms_per_file: float | None = None
+    """CPU time of the measured process tree per file: what a busy machine inflates least."""
+    """Upload (its PutObject answered) to completion message, per file: p50, p95, max."""
 
     @property
     def ok(self) -> bool:
@@ -160,118 +129,10 @@ def _threshold_of(sfn: Any, arn: str) -> int:
     return int(found.group(1))
 
 
-def _completions_queue(sqs: Any, sns: Any, topic_arn: str, name: str) -> str:
-    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(
-        TopicArn=topic_arn,
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
-    return url
-
-
-def _drain(sqs: Any, url: str, into: Counter[str], prefix: str) -> None:
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return
-        for m in messages:
-            body = json.loads(m["Body"])
-            key = str(body.get("source", {}).get("key", ""))
-            if key.startswith(prefix):
-                into[key] += 1
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-
-
-def run_load(
-    client: Callable[[str], Any],
-    resources: Resources,
-    *,
-    small: int,
-    large: int,
-    large_bytes: int,
-    uploaders: int = 16,
-    timeout: float = 3600,
-    rss_root: int | None = None,
-    progress: Callable[[str], None] = lambda line: None,
-) -> LoadResult:
-    """Upload, wait for every key's terminal outcome, account for every key."""
-    s3, sfn, sqs = client("s3"), client("stepfunctions"), client("sqs")
-    run_id = uuid.uuid4().hex[:8]
-    prefix = f"load/{run_id}/"
-    threshold = _threshold_of(sfn, resources.state_machine_arn)
-    if large and large_bytes < threshold:
-        raise SystemExit(
-            f"--large-mib gives {large_bytes} B, below the Batch threshold {threshold} B"
-        )
-    topic = resources.completion_topic_arn
-    completions_url = _completions_queue(sqs, client("sns"), topic, f"load-completions-{run_id}")
-    bodies: dict[str, bytes | int] = {f"{prefix}small/{i:05d}.csv": i for i in range(small)}
-    bodies.update({f"{prefix}large/{i}.csv": -1 - i for i in range(large)})
-    large_bodies = [large_csv(large_bytes, i) for i in range(large)]
-    keys = sorted(bodies)
-
-    def upload(key: str) -> None:
-        seed = bodies[key]
-        assert isinstance(seed, int)
-        body = large_bodies[-1 - seed] if seed < 0 else small_csv(seed)
-        s3.put_object(Bucket=resources.staging_bucket, Key=key, Body=body)
-
-    # key of each execution (one DescribeExecution per new execution), its status from the list
-    key_of: dict[str, str | None] = {}
-    status_of: dict[str, str] = {}
-
-    def poll() -> dict[str, list[str]]:
-        pages = sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=resources.state_machine_arn
-        )
-        for page in pages:
-            for item in page["executions"]:
-                arn = item["executionArn"]
-                status_of[arn] = item["status"]
-                if arn not in key_of:
-                    desc = sfn.describe_execution(executionArn=arn)
-                    key_of[arn] = source_of(desc.get("input")).get("key")
-        by_key: dict[str, list[str]] = {}
-        for arn, key in key_of.items():
-            if key is not None and key.startswith(prefix):
-                by_key.setdefault(key, []).append(status_of[arn])
-        return by_key
-
-    completions: Counter[str] = Counter()
-    with PeakRss(rss_root) as rss:
-        started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=uploaders) as pool:
-            list(pool.map(upload, keys))
-        progress(f"uploaded {len(keys)} files in {time.monotonic() - started:.1f} s")
-        deadline = started + timeout
-        finished_at = started
-        last = ""
-        while True:
-            by_key = poll()
-            done = sum(1 for statuses in by_key.values() if statuses and "RUNNING" not in statuses)
-            line = f"{done}/{len(keys)} keys finished, {len(by_key)} started"
-            if line != last:
-                progress(f"{time.monotonic() - started:7.1f} s  {line}")
-                last = line
-            if done == len(keys):
-                finished_at = time.monotonic()
-                break
-            if time.monotonic() > deadline:
-                finished_at = time.monotonic()
-                progress("timed out: the keys without a terminal outcome count as lost")
-                break
-            time.sleep(2)
-        peak, loadavg = rss.peak, rss.loadavg
-    wall = finished_at - started
-    time.sleep(1)  # completion messages are published by the last state
-    _drain(sqs, completions_url, completions, prefix)
-
-    states = key_states(_Handle(resources, s3, sfn), keys)
+def _account(keys: list[str], handle: _Handle, completions: Counter[str]) -> dict[str, Any]:
+    """Every key's terminal outcome from the buckets and its executions
+    (tests/support/accounting.py): lost, duplicated, routes."""
+    states = key_states(handle, keys)
     outcomes: Counter[str] = Counter()
     routes: Counter[str] = Counter()
     lost: list[str] = []
@@ -288,6 +149,94 @@ def run_load(
             duplicated.append(key)
         for e in state.executions:
             routes[e.route or "none"] += 1
+    return {
+        "outcomes": dict(outcomes),
+        "routes": dict(routes),
+        "lost": lost,
+        "problems": problems,
+        "duplicated": duplicated,
+        "executions": sum(len(s.executions) for s in states.values()),
+    }
+
+
+def _upload(
+    s3: Any,
+    bucket: str,
+    bodies: dict[str, int],
+    large_bodies: list[bytes],
+    uploaders: int,
+    rate: float | None = None,
+) -> dict[str, float]:
+    """Every key uploaded at once (``uploaders`` threads), or ``rate`` per second (a steady
+    arrival, for the latency of a loaded runtime without a backlog); when each PutObject was
+    answered."""
+    uploaded_at: dict[str, float] = {}
+
+    def upload(key: str) -> None:
+        seed = bodies[key]
+        body = large_bodies[-1 - seed] if seed < 0 else small_csv(seed)
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        uploaded_at[key] = time.monotonic()
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=uploaders) as pool:
+        futures = []
+        for i, key in enumerate(sorted(bodies)):
+            if rate:
+                time.sleep(max(0.0, began + i / rate - time.monotonic()))
+            futures.append(pool.submit(upload, key))
+        for future in futures:
+            future.result()  # an upload that failed fails the run
+    return uploaded_at
+
+
+def run_load(
+    client: Callable[[str], Any],
+    resources: Resources,
+    *,
+    small: int,
+    large: int,
+    large_bytes: int,
+    uploaders: int = 16,
+    timeout: float = 3600,
+    rss_root: int | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+    rate: float | None = None,
+) -> LoadResult:
+    """Upload, wait for every key's terminal outcome, account for every key."""
+    s3, sfn, sqs = client("s3"), client("stepfunctions"), client("sqs")
+    run_id = uuid.uuid4().hex[:8]
+    prefix = f"load/{run_id}/"
+    threshold = _threshold_of(sfn, resources.state_machine_arn)
+    if large and large_bytes < threshold:
+        raise SystemExit(
+            f"--large-mib gives {large_bytes} B, below the Batch threshold {threshold} B"
+        )
+    topic = resources.completion_topic_arn
+    completions_url = completions_queue(sqs, client("sns"), topic, f"load-completions-{run_id}")
+    bodies: dict[str, int] = {f"{prefix}small/{i:05d}.csv": i for i in range(small)}
+    bodies.update({f"{prefix}large/{i}.csv": -1 - i for i in range(large)})
+    large_bodies = [large_csv(large_bytes, i) for i in range(large)]
+    keys = sorted(bodies)
+
+    completions = Completions(sqs, completions_url, prefix)
+    cpu_before = tree_cpu_seconds(rss_root) if rss_root is not None else 0.0
+    with PeakRss(rss_root) as rss:
+        started = time.monotonic()
+        uploaded_at = _upload(s3, resources.staging_bucket, bodies, large_bodies, uploaders, rate)
+        progress(f"uploaded {len(keys)} files in {time.monotonic() - started:.1f} s")
+        finished_at = wait_all(
+            keys, completions, Executions(sfn, resources, prefix), started + timeout, progress
+        )
+        peak, loadavg = rss.peak, rss.loadavg
+    cpu = tree_cpu_seconds(rss_root) - cpu_before if rss_root is not None else None
+    wall = finished_at - started
+    time.sleep(1)  # a completion message of a key that also ended otherwise (duplicates)
+    completions.stop()
+    window = min(1000, len(keys) // 5)
+    first, last, latency = rates(started, uploaded_at, completions.at, window)
+
+    account = _account(keys, _Handle(resources, s3, sfn), completions.count)
     dlq = sqs.get_queue_attributes(
         QueueUrl=sqs.get_queue_url(QueueName=resources.dlq_name)["QueueUrl"],
         AttributeNames=["ApproximateNumberOfMessages"],
@@ -298,17 +247,22 @@ def run_load(
         large=large,
         large_bytes=large_bytes,
         threshold_bytes=threshold,
-        outcomes=dict(outcomes),
-        lost=lost,
-        duplicated=duplicated,
-        routes=dict(routes),
+        outcomes=account["outcomes"],
+        lost=account["lost"],
+        duplicated=account["duplicated"],
+        routes=account["routes"],
         wall_seconds=round(wall, 1),
         files_per_second=round(len(keys) / wall, 2) if wall > 0 else 0.0,
         peak_rss_mib=round(peak / 2**20, 0) if rss_root is not None else None,
         dlq_messages=int(dlq),
-        executions=sum(len(s.executions) for s in states.values()),
+        executions=account["executions"],
         max_loadavg=round(loadavg, 1),
-        problems=problems,
+        problems=account["problems"],
+        window=window,
+        first_files_per_second=first,
+        last_files_per_second=last,
+        latency_seconds=latency,
+        cpu_ms_per_file=round(cpu * 1000 / len(keys), 0) if cpu is not None else None,
     )
 
 
@@ -337,7 +291,12 @@ def render(result: LoadResult) -> str:
         f"dead-letter queue  {result.dlq_messages} message(s)",
         f"wall time          {result.wall_seconds:.1f} s",
         f"throughput         {result.files_per_second:.2f} files/s",
+        f"first/last {result.window:<7} {result.first_files_per_second:.2f} /"
+        f" {result.last_files_per_second:.2f} files/s (flat: the same)",
+        "latency            upload -> completion message: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in result.latency_seconds.items()),
         f"peak RSS (tree)    {rss}",
+        f"CPU per file       {result.cpu_ms_per_file or 0:.0f} ms (tree)",
         f"max load average   {result.max_loadavg:.1f} (1 min, whole machine)",
     ]
     lines += [f"  {p}" for p in result.problems[:20]]
@@ -378,7 +337,7 @@ def update_markdown(path: Path, result: LoadResult, command: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=3)
@@ -387,9 +346,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint-url")
     parser.add_argument("--pid", type=int, help="process whose tree's RSS to measure")
     parser.add_argument("--uploaders", type=int, default=16)
+    parser.add_argument(
+        "--rate", type=float, help="upload this many files per second instead of all at once"
+    )
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, help="write the figures into this file's section")
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="FIX",
+        help="revert this moto fix (chute.local.moto_patches) after start: before/after figures"
+        " in one checkout (in-process runtime only; repeatable)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.small < 0 or args.large < 0 or args.small + args.large == 0:
         parser.error("--small and --large must be >= 0, at least one file")
@@ -410,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             rss_root=root,
             progress=say,
+            rate=args.rate,
         )
 
     config = Config(retries={"mode": "standard"}, max_pool_connections=args.uploaders * 2)
@@ -433,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with embedded_runtime(args.threshold_bytes) as aws:
             say(f"embedded runtime on {aws.endpoint_url}")
+            for name in args.without:
+                from chute.local import moto_patches
+
+                moto_patches.FIXES[name].revert()
+                say(f"moto fix {name} reverted")
             result = go(clients(aws.endpoint_url), aws.resources, os.getpid())
     if args.json:
         print(json.dumps(asdict(result), indent=2))

@@ -45,7 +45,8 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
-from bench.load import PeakRss, small_csv, tree_rss_bytes  # noqa: E402
+from bench.load import small_csv  # noqa: E402
+from bench.load_watch import PeakRss, tree_rss_bytes  # noqa: E402
 from chute.local.embedded import free_port  # noqa: E402
 from chute.ops.resources import Resources  # noqa: E402
 
@@ -76,7 +77,7 @@ def _mib(n: int) -> float:
 
 
 def _tree_cpu_seconds(root: int) -> float:
-    from bench.load import _children
+    from bench.load_watch import _children
 
     tree, todo, total = _children(root), [root], 0.0
     tick = os.sysconf("SC_CLK_TCK")

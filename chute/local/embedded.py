@@ -81,6 +81,9 @@ class LocalSettings:
     batch_sizing: BatchSizing = field(default_factory=BatchSizing)
     """The Batch job's vCPU and memory per file, as the stack's; a local job runs on as many of
     this machine's cores as it was given."""
+    max_running_executions: int = 100
+    """The staging queue's event source receives no more files while this many executions of
+    the pipeline are running: a backlog waits in the queue (chute.local.event_source)."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
@@ -127,6 +130,7 @@ class EmbeddedAws:
         self.warmed: list[str] = []
         """The functions whose first worker was started with the runtime."""
         self._state: Persistence | None = None
+        self._settled = 0
         self.recovery = Recovery()
         self.faults = Faults(function_name=self.resources.function_name)
         """Injected S3 errors and worker kills (chute.local.faults); ``faults.add(rule)`` arms
@@ -200,15 +204,7 @@ class EmbeddedAws:
         if self._state:
             self.recovery = self._state.restore()
         self.faults.add(self.settings.faults)
-        self._event_source = SqsEventSource(
-            sqs=self.client("sqs"),
-            lambda_client=self.client("lambda"),
-            queue_url=self.queue_url(),
-            queue_arn=self._queue_arn(self.resources.queue_name),
-            function_name=self.resources.function_name("trigger"),
-            region=self.settings.region,
-        )
-        self._event_source.start()
+        self._start_event_source()
         if self.settings.warm_workers:
             self._warm_workers()
         if self._state:
@@ -228,6 +224,20 @@ class EmbeddedAws:
                 ) from exc
             self._grant_api.start()
         return self
+
+    def _start_event_source(self) -> None:
+        """The staging queue's poller delivering to the trigger (chute.local.event_source)."""
+        self._event_source = SqsEventSource(
+            sqs=self.client("sqs"),
+            lambda_client=self.client("lambda"),
+            queue_url=self.queue_url(),
+            queue_arn=self._queue_arn(self.resources.queue_name),
+            function_name=self.resources.function_name("trigger"),
+            region=self.settings.region,
+            running=self.running_executions,
+            max_running=self.settings.max_running_executions,
+        )
+        self._event_source.start()
 
     @property
     def grant_url(self) -> str | None:
@@ -357,6 +367,17 @@ class EmbeddedAws:
             timeout_seconds=float(fn.timeout),
         )
 
+    def running_executions(self) -> int:
+        """Executions of the pipeline not yet ended. The list only grows and executions mostly
+        end in the order they started: the ended ones at its start are skipped from then on."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        backend = stepfunctions_parser_backends[ACCOUNT_ID][self.settings.region]
+        executions = backend.describe_state_machine(self.resources.state_machine_arn).executions
+        while self._settled < len(executions) and _ended(executions[self._settled]):
+            self._settled += 1
+        return sum(1 for e in executions[self._settled :] if not _ended(e))
+
     def worker_processes(self, step: str) -> int:
         """Live worker processes of a function (``validate``, ``convert``...)."""
         return self._workers.workers(self.resources.function_name(step)) if self._workers else 0
@@ -394,3 +415,10 @@ class EmbeddedAws:
     # --- resources ----------------------------------------------------------------------------
     def substitutions(self) -> dict[str, str]:
         return LocalStack(self.client, self.resources, self.settings).substitutions()
+
+
+def _ended(execution: Any) -> bool:
+    """A live execution of moto's interpreter that has ended (None: not started yet); a
+    restored record (chute.local.persistence) is never running."""
+    status = getattr(execution, "exec_status", "restored")
+    return status is not None and getattr(status, "value", status) != "RUNNING"

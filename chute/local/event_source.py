@@ -1,12 +1,18 @@
 """Deliver SQS messages to a function the way Lambda's SQS event source mapping does:
 batches of up to 10, partial batch responses (``ReportBatchItemFailures``), and redelivery after
 the visibility timeout, so a message that keeps failing reaches the queue's DLQ via its redrive
-policy (``maxReceiveCount``)."""
+policy (``maxReceiveCount``).
+
+Local only: while ``max_running`` executions of the pipeline are running, no more messages are
+received, so a backlog waits in the queue (where a message costs nothing) instead of as
+thousands of running executions, each a few threads of the one endpoint process (issue 25).
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,6 +30,8 @@ class SqsEventSource:
         region: str,
         batch_size: int = 10,
         wait_seconds: int = 1,
+        running: Callable[[], int] | None = None,
+        max_running: int = 0,
     ) -> None:
         self._sqs = sqs
         self._lambda = lambda_client
@@ -33,6 +41,8 @@ class SqsEventSource:
         self._region = region
         self._batch_size = batch_size
         self._wait = wait_seconds
+        self._running = running
+        self._max_running = max_running
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="sqs-event-source")
         self.idle = threading.Event()
@@ -44,8 +54,21 @@ class SqsEventSource:
         self._stop.set()
         self._thread.join(timeout=10)
 
+    def saturated(self) -> bool:
+        """Whether ``max_running`` executions are running (0: no limit)."""
+        if not self._max_running or self._running is None:
+            return False
+        try:
+            return self._running() >= self._max_running
+        except Exception:  # the state machine isn't there (yet, or any more): deliver
+            return False
+
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.saturated():
+                self.idle.clear()
+                self._stop.wait(0.05)
+                continue
             try:
                 delivered = self.poll_once()
             except (BotoCoreError, ClientError):

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -109,13 +110,27 @@ class _Worker:
             self.process.stdin.close()
 
 
+@dataclass(eq=False)
+class _Waiter:
+    """An invocation waiting for a worker: a releasing invocation hands it its worker (or, when
+    that worker died, its slot to start a new one)."""
+
+    handed: threading.Event = field(default_factory=threading.Event)
+    worker: _Worker | None = None
+
+
 @dataclass
 class _Pool:
     spec: FunctionSpec
     idle: list[_Worker] = field(default_factory=list)
     busy: int = 0
+    """Workers in an invocation or starting, and slots handed to a waiter."""
     running: set[_Worker] = field(default_factory=set)
     cond: threading.Condition = field(default_factory=threading.Condition)
+    waiting: deque[_Waiter] = field(default_factory=deque)
+    """Invocations waiting for a worker, first come first served: under a backlog each file
+    passes each function in the order it got there, instead of every file waiting for about
+    the whole backlog (issue 25)."""
 
 
 class LambdaWorkers:
@@ -156,15 +171,13 @@ class LambdaWorkers:
             pool.busy += 1
         try:
             worker = self._spawn(spec)
-        finally:
-            with pool.cond:
-                pool.busy -= 1
-        with pool.cond:
-            if self._closed:
-                worker.kill()
-                return
-            pool.idle.append(worker)
-            pool.cond.notify()
+        except BaseException:
+            self._release(pool, None, None)
+            raise
+        if self._closed:
+            worker.kill()
+            worker = None
+        self._release(pool, worker, None)  # to an invocation already waiting, or idle
 
     def workers(self, function_name: str) -> int:
         """Live worker processes of a function (idle and busy)."""
@@ -216,38 +229,65 @@ class LambdaWorkers:
 
     def _acquire(self, pool: _Pool) -> _Worker:
         with pool.cond:
-            while True:
-                if self._closed:
-                    raise RuntimeError("embedded runtime is shutting down")
-                while pool.idle:
-                    worker = pool.idle.pop()
-                    if worker.alive():
-                        pool.busy += 1
-                        pool.running.add(worker)
-                        return worker
-                if pool.busy < self._max_workers:
-                    pool.busy += 1
-                    break
-                pool.cond.wait(timeout=1)
+            if self._closed:
+                raise RuntimeError("embedded runtime is shutting down")
+            worker = self._take_idle(pool) if not pool.waiting else None
+            if worker is not None:
+                return worker
+            if pool.waiting or pool.busy >= self._max_workers:
+                waiter = _Waiter()
+                pool.waiting.append(waiter)
+            else:
+                waiter = None
+                pool.busy += 1  # a slot: start a worker
+        if waiter is not None:
+            while not waiter.handed.wait(timeout=5):
+                with pool.cond:
+                    if self._closed and not waiter.handed.is_set():
+                        pool.waiting.remove(waiter)
+                        raise RuntimeError("embedded runtime is shutting down")
+            if waiter.worker is not None:
+                return waiter.worker
+            if self._closed:
+                raise RuntimeError("embedded runtime is shutting down")
         try:
             worker = self._spawn(pool.spec)
         except BaseException:
-            with pool.cond:
-                pool.busy -= 1
-                pool.cond.notify()
+            self._release(pool, None, None)
             raise
         with pool.cond:
             pool.running.add(worker)
         return worker
 
-    def _release(self, pool: _Pool, worker: _Worker | None, used: _Worker) -> None:
+    @staticmethod
+    def _take_idle(pool: _Pool) -> _Worker | None:
+        while pool.idle:
+            worker = pool.idle.pop()
+            if worker.alive():
+                pool.busy += 1
+                pool.running.add(worker)
+                return worker
+        return None
+
+    def _release(self, pool: _Pool, worker: _Worker | None, used: _Worker | None) -> None:
+        """``used`` is done; ``worker`` (the same process, or None when it was stopped) goes to
+        the first waiting invocation, else back to the idle ones."""
         with pool.cond:
+            if used is not None:
+                pool.running.discard(used)
+            if worker is not None and self._closed:
+                worker = None
+            if pool.waiting:
+                waiter = pool.waiting.popleft()
+                waiter.worker = worker  # None: the waiter starts one in this slot
+                if worker is not None:
+                    pool.running.add(worker)
+                waiter.handed.set()
+                return
             pool.busy -= 1
-            pool.running.discard(used)
-            if worker is not None and not self._closed:
+            if worker is not None:
                 worker.idle_since = time.monotonic()
                 pool.idle.append(worker)
-            pool.cond.notify()
 
     def invoke(self, spec: FunctionSpec, event: Any) -> InvokeResult:
         """Run one invocation; never raises for handler failures (they come back as payload)."""
@@ -301,6 +341,9 @@ class LambdaWorkers:
                 for worker in pool.idle:
                     worker.kill()
                 pool.idle.clear()
+                for waiter in pool.waiting:
+                    waiter.handed.set()
+                pool.waiting.clear()
                 pool.cond.notify_all()
 
 

@@ -44,10 +44,32 @@ def finished(endpoint: str, key: str, timeout: float = 60) -> dict[str, Any]:
 
 
 def test_status_show_and_watch(endpoint: str, s3: Any) -> None:
+    # watch, started before the upload (a file can be done before a later watch's first look),
+    # returns once the execution it saw has ended and nothing runs
+    watch = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chute.cli",
+            "watch",
+            "--interval",
+            "0.3",
+            "--endpoint-url",
+            endpoint,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert watch.stderr is not None
+    said = watch.stderr.readline()  # bounded: watch says at once that it is watching
+    assert "watching" in said or "no execution yet" in said, said
     s3.put_object(Bucket="chute-staging", Key="cli/ok.csv", Body=b"a,b\n1,2\n")
-    # watch returns once nothing is running
-    watched = chute("watch", "--interval", "0.3", "--endpoint-url", endpoint)
-    assert watched.returncode == 0, watched.stderr
+    try:
+        _, err = watch.communicate(timeout=120)
+    finally:
+        watch.kill()
+    assert watch.returncode == 0, err
     row = finished(endpoint, "cli/ok.csv")
     assert (row["outcome"], row["route"]) == ("SUCCEEDED", "lambda")
     shown = chute("show", "cli/ok.csv", "--endpoint-url", endpoint)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,40 @@ def test_workers_are_out_of_reach_of_a_terminal_ctrl_c(workers: LambdaWorkers) -
     # THEN the worker is not in it (chute stops it; no KeyboardInterrupt in its log)
     pid = json.loads(workers.invoke(spec("echo"), {}).payload)["pid"]
     assert os.getpgid(pid) != os.getpgid(0)
+
+
+def test_invocations_waiting_for_a_worker_are_served_first_come_first_served(
+    tmp_path: Path,
+) -> None:
+    def wait_until(predicate: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.01)
+
+    # GIVEN a function with one worker, busy, and five invocations arriving one after another
+    workers = LambdaWorkers(log_dir=tmp_path, max_workers=1)
+    try:
+        fn = spec("slow")
+        workers.invoke(fn, {"seconds": 0})  # its worker is started
+        pool = workers._pools[fn.name]
+        done: list[int] = []
+        busy = threading.Thread(target=workers.invoke, args=(fn, {"seconds": 2}))
+        busy.start()
+        wait_until(lambda: pool.busy == 1 and not pool.idle, what="the worker busy")
+        waiting = []
+        for i in range(5):
+            t = threading.Thread(
+                target=lambda i=i: (workers.invoke(fn, {"seconds": 0}), done.append(i))
+            )
+            t.start()
+            waiting.append(t)
+            wait_until(lambda i=i: len(pool.waiting) == i + 1, what=f"invocation {i} waiting")
+        # WHEN the busy one and each after it finish
+        for t in [busy, *waiting]:
+            t.join(timeout=30)
+        # THEN they were served in the order they came, each by the one warm worker
+        assert done == [0, 1, 2, 3, 4]
+        assert workers.workers(fn.name) == 1
+    finally:
+        workers.close()

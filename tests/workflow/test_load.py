@@ -4,6 +4,10 @@ exactly one terminal outcome, none lost, none published twice."""
 from __future__ import annotations
 
 import os
+import threading
+from typing import Any
+
+from moto.sqs import models as sqs_models
 
 from bench.load import run_load
 from chute.local.embedded import WARM_STEPS, EmbeddedAws
@@ -42,3 +46,48 @@ def test_the_runtime_starts_with_a_warm_worker_for_each_step_of_a_file(
     assert embedded.warmed == list(WARM_STEPS)
     for step in WARM_STEPS:
         assert 1 <= embedded.worker_processes(step) <= max(2, os.cpu_count() or 2)
+
+
+def test_a_backlog_is_processed_once_each_at_a_cost_per_file_that_does_not_grow(
+    embedded: EmbeddedAws,
+) -> None:
+    # GIVEN 150 small files uploaded at once, more than the executions the event source lets
+    # run (100): the rest wait in the staging queue (issue 25); moto's SQS clock reads counted
+    reads = [0]
+    real = sqs_models.unix_time_millis
+
+    def counting(*args: Any) -> float:
+        reads[0] += 1
+        return real(*args)
+
+    sqs_models.unix_time_millis = counting  # type: ignore[attr-defined]
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:  # the running executions, as the event source counts them
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], embedded.running_executions())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        # WHEN the pipeline has finished with all of them
+        result = run_load(
+            embedded.client, embedded.resources, small=150, large=0, large_bytes=0, uploaders=16
+        )
+    finally:
+        sqs_models.unix_time_millis = real  # type: ignore[attr-defined]
+        stop.set()
+        sampler.join()
+    # THEN every key was archived by exactly one execution, none dead-lettered
+    assert (result.lost, result.duplicated, result.problems) == ([], [], [])
+    assert result.outcomes == {"archived": 150}
+    assert result.executions == 150
+    assert result.dlq_messages == 0
+    # AND the queue's work per file is bounded, not proportional to the messages waiting (it
+    # was: every message received listed the whole queue nine times, reading the clock twice
+    # per message each time); the rates are reported, not asserted (a shared machine)
+    assert reads[0] / 150 < 40, reads[0]
+    # AND the rest of the backlog waited in the queue: no more executions running than the
+    # event source's limit (plus the one batch of 10 it may start at the limit)
+    assert 0 < peak[0] <= embedded.settings.max_running_executions + 10, peak[0]
+    assert result.first_files_per_second > 0 and result.last_files_per_second > 0

@@ -6,6 +6,7 @@ How these tests go: tests/support/moto_patches.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -209,3 +210,66 @@ def test_canary_jsonpath_expressions_are_still_parsed_every_time(embedded: Embed
     with without("sfn-jsonpath-cache"), without("sfn-result-path-cache"):
         assert json_path.parse("$.source.key") is not json_path.parse("$.source.key")
         assert result_path.parse("$.plan") is not result_path.parse("$.plan")
+
+
+# --- sfn-threads-* (memory) -------------------------------------------------------------------
+def _task_machine(embedded: EmbeddedAws, name: str) -> str:
+    """Pass, then a Task (sqs:sendMessage to a queue of its own): threads of the program, the
+    execution worker and the Task's evaluation."""
+    url = embedded.client("sqs").create_queue(QueueName=f"{name}-sink")["QueueUrl"]
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage",
+        "Parameters": {"QueueUrl": url, "MessageBody": "x"},
+        "End": True,
+    }
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Next": "T"}, "T": task}}
+    return machine(embedded, name, definition)
+
+
+def _keepers() -> dict[str, Any]:
+    import importlib
+
+    from chute.local.moto_patches.stepfunctions import _THREAD_KEEPERS
+
+    return {
+        name: importlib.import_module(f"moto.stepfunctions.parser.{module}")
+        for name, module in _THREAD_KEEPERS.items()
+    }
+
+
+def test_the_interpreter_keeps_only_running_threads(embedded: EmbeddedAws) -> None:
+    from chute.local.moto_patches.stepfunctions import LIVE_THREADS
+
+    arn = _task_machine(embedded, "probe-threads")
+    assert all(m.TMP_THREADS is LIVE_THREADS for m in _keepers().values())
+    for _ in range(60):  # >= 3 threads each: ~180 appended
+        assert finish(embedded, arn)["status"] == "SUCCEEDED"
+    assert len(LIVE_THREADS) <= 128
+
+
+@pytest.mark.canary
+def test_canary_the_interpreter_still_keeps_every_thread(embedded: EmbeddedAws) -> None:
+    arn = _task_machine(embedded, "probe-threads-canary")
+    names = (
+        "sfn-threads-program",
+        "sfn-threads-state",
+        "sfn-threads-worker",
+        "sfn-threads-callback",
+        "sfn-threads-map",
+        "sfn-threads-parallel",
+        "sfn-threads-test-state",
+    )
+    from moto.stepfunctions.parser import utils
+
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            stack.enter_context(without(name))
+        keepers = _keepers()
+        # every module still names moto's one list ...
+        assert all(m.TMP_THREADS is utils.TMP_THREADS for m in keepers.values())
+        before = len(utils.TMP_THREADS)
+        for _ in range(5):
+            finish(embedded, arn)
+        # ... which keeps the program's, the worker's and the Task's thread of each execution
+        assert len(utils.TMP_THREADS) - before >= 15

@@ -11,6 +11,7 @@ from chute.local.moto_patches import (
     s3,
     s3_bodies,
     server,
+    sqs,
     stepfunctions,
 )
 from chute.local.moto_patches.seam import Fix
@@ -22,6 +23,7 @@ SERVICES = (
     distributed_map,
     s3,
     s3_bodies,
+    sqs,
     mock_configs,
     redrive,
 )

@@ -18,6 +18,7 @@ reused; every path evaluation builds a new JSONPath parser (PLY tables), now rem
 from __future__ import annotations
 
 import functools
+import importlib
 import re
 import threading
 import time
@@ -316,3 +317,49 @@ def _execution_ended(original: Any) -> Any:
             HOOKS.execution_ended(self.execution)
 
     return terminated
+
+
+# --- memory: what grows with executions -------------------------------------------------------
+class LiveThreads(list[Any]):
+    """Stands in for moto's ``TMP_THREADS``: the list every thread the interpreter starts is
+    appended to (the execution's, its program's, one per Task state evaluated, per branch...)
+    and never leaves: ~2 KiB per thread, ~7 per execution of the pipeline, ~15 MiB per 1,000.
+    Nothing reads it; finished threads are dropped whenever it has doubled since."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._limit = 64
+
+    def append(self, thread: Any) -> None:
+        if len(self) >= self._limit:
+            self[:] = [t for t in self if t.is_alive()]
+            self._limit = max(64, 2 * len(self))
+        super().append(thread)
+
+
+LIVE_THREADS = LiveThreads()
+
+# the modules of moto's interpreter that append to TMP_THREADS (each has its own name for it)
+_THREAD_KEEPERS = {
+    "program": "asl.component.program.program",
+    "state": "asl.component.state.exec.execute_state",
+    "worker": "backend.execution_worker",
+    "callback": "asl.component.state.exec.state_task.service.state_task_service_callback",
+    "map": "asl.component.state.exec.state_map.iteration.inline_iteration_component",
+    "parallel": "asl.component.state.exec.state_parallel.branch_worker",
+    "test-state": "asl.component.test_state.program.test_state_program",
+}
+
+
+def _live_threads(original: Any) -> Any:
+    return LIVE_THREADS
+
+
+for _name, _module in _THREAD_KEEPERS.items():
+    FIXES.declare(
+        f"sfn-threads-{_name}",
+        Kind.MEMORY,
+        importlib.import_module(f"moto.stepfunctions.parser.{_module}"),
+        "TMP_THREADS",
+        why="the interpreter keeps every thread it ever started (TMP_THREADS)",
+    )(_live_threads)
