@@ -23,6 +23,7 @@ from infra.components.access import (
     allow_objects,
 )
 from infra.components.conversion import BatchConversion
+from infra.components.events import CompletionEvents
 from infra.components.functions import TaskFunction
 from infra.components.grants import UploadGrants
 from infra.components.ingest import Ingest
@@ -90,6 +91,12 @@ class ChuteStack(Stack):
             display_name="chute: one message per finished file",
             master_key=self.key,
             enforce_ssl=True,
+        )
+        self.events = CompletionEvents(
+            self,
+            "CompletionEvents",
+            bus_name=props.event_bus_name or f"{self.stack_name}-events",
+            log_retention=keep,
         )
         # One image for every function and the Batch job (built by `cdk deploy`, not by synth).
         self.image = ecr_assets.DockerImageAsset(
@@ -169,6 +176,7 @@ class ChuteStack(Stack):
                 actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn]
             )
         )
+        self.events.bus.grant_put_events_to(machine)
         self._allow_batch_sync(machine.role)
 
         self.ingest = Ingest(self, "Ingest", staging=s.staging, key_prefix=props.key_prefix)
@@ -243,6 +251,7 @@ class ChuteStack(Stack):
             large_file_threshold_bytes=self.props.large_file_threshold_bytes,
             batch_attempt_seconds=self.props.batch_timeout_seconds,
             completion_topic_arn=self.completions.topic_arn,
+            completion_event_bus_arn=self.events.bus.event_bus_arn,
         )
 
     def _vpc(self, props: ChuteProps) -> ec2.IVpc:
@@ -361,6 +370,7 @@ class ChuteStack(Stack):
             self.conversion.log_group,
             self.workflow.log_group,
             self.grants.access_logs,
+            self.events.log_group,
         ]
 
     def _outputs(self) -> None:
@@ -374,6 +384,8 @@ class ChuteStack(Stack):
             "QuarantineBucket": s.quarantine.bucket_name,
             "StateMachineArn": machine.state_machine_arn,
             "CompletionTopicArn": self.completions.topic_arn,
+            "EventBusArn": self.events.bus.event_bus_arn,
+            "EventsLogGroup": self.events.log_group.log_group_name,
             "DeadLetterQueueUrl": self.ingest.dlq.queue_url,
             "OperatorsPolicyArn": self.operators.managed_policy_arn,
             "StateMachineConsoleUrl": (

@@ -65,6 +65,7 @@ PLACEHOLDERS: Final[tuple[str, ...]] = (
     "LargeFileThresholdBytes",
     "BatchTimeoutSeconds",
     "CompletionTopicArn",
+    "CompletionEventBusArn",
 )
 
 DEFAULT_SUFFIXES: Final[tuple[str, ...]] = tuple(
@@ -217,6 +218,7 @@ def workflow_substitutions(
     large_file_threshold_bytes: int,
     batch_attempt_seconds: int,
     completion_topic_arn: str,
+    completion_event_bus_arn: str,
 ) -> dict[str, str]:
     """Values for every ${Placeholder} of the workflow file (keys: PLACEHOLDERS), from the CDK
     stack's tokens or the embedded runtime's ARNs; ``function_arns`` is keyed by step."""
@@ -230,7 +232,20 @@ def workflow_substitutions(
         "LargeFileThresholdBytes": str(large_file_threshold_bytes),
         "BatchTimeoutSeconds": str(batch_task_timeout_seconds(batch_attempt_seconds)),
         "CompletionTopicArn": completion_topic_arn,
+        "CompletionEventBusArn": completion_event_bus_arn,
     }
+
+
+# --- completion events (EventBridge; the workflow's Announce* states, docs/events.md) -------------
+EVENT_SOURCE: Final = "chute"
+DEFAULT_EVENT_BUS_NAME: Final = "chute-events"
+EVENT_DETAIL_TYPES: Final[dict[str, str]] = {
+    "converted": "File Converted",
+    "quarantined": "File Quarantined",
+    "stale": "File Stale",
+    "replaced": "File Replaced",
+}
+"""outcome -> the event's detail-type (one event per file outcome)."""
 
 
 # --- custom metrics: CloudWatch Embedded Metric Format, printed by tasks.metrics ----------------

@@ -35,6 +35,9 @@ class Deployment:
     session: Any = None
     """boto3 Session with the operator's credentials (signs upload grants)."""
     endpoint_url: str | None = None
+    logs: Any = None
+    """CloudWatch Logs client: the completion events' log group (chute.ops.events)."""
+    events_log_group: str | None = None
 
     def signer(self) -> AwsSigner:
         return AwsSigner(session=self.session, endpoint_url=self.endpoint_url)
@@ -102,6 +105,8 @@ def connect(
                 region_name=resources.region,
             ),
             endpoint_url=endpoint_url,
+            logs=client("logs", endpoint_url=endpoint_url, region=resources.region),
+            events_log_group=resources.events_log_group,
         )
         _check_reachable(deployment, f"the endpoint {endpoint_url}")
         return deployment
@@ -138,6 +143,8 @@ def connect(
         on_aws=True,
         upload_role_arn=outputs.get("UploadRoleArn"),
         session=session,
+        logs=client("logs", session=session),
+        events_log_group=outputs.get("EventsLogGroup"),
     )
 
 
