@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chute import DEFAULT_PORT
+from chute.local import iam
 from chute.local.batch_jobs import LocalBatch
 from chute.local.event_source import SqsEventSource
 from chute.local.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError, batch_access_key
@@ -73,6 +74,9 @@ class LocalSettings:
     """Start one worker of each function on a file's path at start (see WARM_STEPS)."""
     worker_idle_seconds: float = IDLE_SECONDS
     """Workers idle this long are stopped, down to one per function."""
+    iam: bool = field(default_factory=lambda: iam.enabled())
+    """Each function and the Batch job may do only what the stack's role allows it
+    (chute.local.iam; `chute up --no-iam`, CHUTE_LOCAL_IAM=0 turn it off)."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
@@ -104,6 +108,7 @@ class EmbeddedAws:
         if self.settings.grant_port == 0:
             self.settings.grant_port = free_port(self.settings.host)
         self.resources = Resources(prefix=self.settings.prefix, region=self.settings.region)
+        self.iam_policies: dict[str, list[Any]] = {}
         self.endpoint_url = f"http://{self.settings.host}:{self.settings.port}"
         self.log_dir = self.settings.state_dir / "logs"
         self._server: Any = None
@@ -163,8 +168,15 @@ class EmbeddedAws:
         self._workers = LambdaWorkers(
             log_dir=self.log_dir, idle_seconds=self.settings.worker_idle_seconds
         )
+        self.iam_policies = (
+            iam.load_policies(iam.local_values(self.resources)) if self.settings.iam else {}
+        )
         self._batch = LocalBatch(
-            base_env={**self._process_env(), "AWS_ACCESS_KEY_ID": BATCH_ACCESS_KEY},
+            base_env={
+                **self._process_env(),
+                "AWS_ACCESS_KEY_ID": BATCH_ACCESS_KEY,
+                **iam.process_environment(self.iam_policies, "batch", self.resources.account),
+            },
             log_dir=self.log_dir / "batch",
             cwd=REPO_ROOT,
             door=lambda env: self.holds.pass_through("batch", env.get(names.ENV_JOB_FILE, "")),
@@ -342,6 +354,8 @@ class EmbeddedAws:
             "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
         }
+        step = fn.function_name.removeprefix(f"{self.resources.prefix}-")
+        env.update(iam.process_environment(self.iam_policies, step, self.resources.account))
         return FunctionSpec(
             name=fn.function_name,
             handler=fn.handler,
