@@ -132,6 +132,8 @@ def access_denied(service: str, operation: str, action: str, resource: str, prin
         f"User: {principal} is not authorized to perform: {action} on resource: {resource} "
         f"because no identity-based policy allows the {action} action"
     )
+    if service == "s3" and operation in ("HeadObject", "HeadBucket"):
+        code, message = "403", "Forbidden"  # a HEAD response has no body: S3 says only this
     response: Any = {
         "Error": {"Code": code, "Message": message},
         "ResponseMetadata": {"HTTPStatusCode": 403},
