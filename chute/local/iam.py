@@ -20,7 +20,7 @@ import fnmatch
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,18 @@ def _any_like(patterns: Any, value: str, *, case: bool) -> bool:
     return any(_like(p, value, case=case) for p in _listed(patterns))
 
 
+def _equal(wanted: str, actual: str) -> bool:
+    return wanted == actual
+
+
+def _equal_ignore_case(wanted: str, actual: str) -> bool:
+    return wanted.lower() == actual.lower()
+
+
+def _like_case(wanted: str, actual: str) -> bool:
+    return _like(wanted, actual, case=True)
+
+
 def _condition_matches(operator: str, key: str, wanted: Any, context: Mapping[str, Any]) -> bool:
     if_exists = operator.endswith("IfExists")
     op = operator.removesuffix("IfExists")
@@ -69,13 +81,13 @@ def _condition_matches(operator: str, key: str, wanted: Any, context: Mapping[st
     if key not in context:
         return if_exists or op.startswith(("StringNot", "ArnNot"))
     actual = [str(v) for v in _listed(context[key])]
-    tests = {
-        "StringEquals": lambda w, a: w == a,
-        "StringEqualsIgnoreCase": lambda w, a: w.lower() == a.lower(),
-        "StringLike": lambda w, a: _like(w, a, case=True),
-        "ArnEquals": lambda w, a: w == a,
-        "ArnLike": lambda w, a: _like(w, a, case=True),
-        "Bool": lambda w, a: w.lower() == a.lower(),
+    tests: dict[str, Callable[[str, str], bool]] = {
+        "StringEquals": _equal,
+        "StringEqualsIgnoreCase": _equal_ignore_case,
+        "StringLike": _like_case,
+        "ArnEquals": _equal,
+        "ArnLike": _like_case,
+        "Bool": _equal_ignore_case,
     }
     negated = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike"}
     negated |= {"ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike"}
@@ -163,7 +175,7 @@ def install(statements: list[Any], principal: str) -> None:
         return original(self, operation_name, api_params)
 
     _make_api_call.chute_iam = True  # type: ignore[attr-defined]
-    BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+    BaseClient._make_api_call = _make_api_call
 
 
 def install_from_environment(environ: Mapping[str, str] | None = None) -> bool:

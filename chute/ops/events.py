@@ -25,6 +25,10 @@ class CompletionEvent:
     detail: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def detail_json(self) -> str:
+        return json.dumps(self.detail)
+
+    @property
     def outcome(self) -> str:
         return str(self.detail.get("outcome", ""))
 

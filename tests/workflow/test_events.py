@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from chute.cli.operations import _ChangeLines
 from chute.local.embedded import EmbeddedAws
 from chute.ops import events as completion_events
 from chute.ops.deployment import connect
+from chute.web.model import ConsoleData
 from tasks import names
 from tests.support.pipeline import Pipeline, wait_until
 
@@ -54,7 +56,9 @@ def _events_for(pipeline: Pipeline, url: str, key: str) -> list[dict[str, Any]]:
     return [e for e in _SEEN if e["detail"]["file"]["key"] == key]
 
 
-def test_a_converted_file_is_announced_on_the_bus(pipeline: Pipeline, consumer: str) -> None:
+def test_a_converted_file_is_announced_on_the_bus(
+    pipeline: Pipeline, consumer: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     # GIVEN a consumer's rule on the stack's bus
     key = "events/orders.csv"
     # WHEN a good file is processed
@@ -80,6 +84,12 @@ def test_a_converted_file_is_announced_on_the_bus(pipeline: Pipeline, consumer: 
         lambda: completion_events.read_events(d, execution=ex.arn), what="the logged event"
     )
     assert [(e.id, e.detail_type, e.key) for e in found] == [(event["id"], "File Converted", key)]
+    # AND the console's execution page has it
+    assert [e.id for e in ConsoleData(d).detail(ex.arn).announced] == [event["id"]]
+    # AND `chute watch` says it, on the line of the execution
+    lines = _ChangeLines()
+    lines.print_changes([ex], completion_events.by_execution(found))
+    assert f"{key} SUCCEEDED event: File Converted" in capsys.readouterr().out
 
 
 def test_a_quarantined_file_is_announced_with_its_report(pipeline: Pipeline, consumer: str) -> None:
