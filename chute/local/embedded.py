@@ -172,15 +172,14 @@ class EmbeddedAws:
             iam.load_policies(iam.local_values(self.resources)) if self.settings.iam else {}
         )
         self._batch = LocalBatch(
-            base_env={
-                **self._process_env(),
-                "AWS_ACCESS_KEY_ID": BATCH_ACCESS_KEY,
-                **iam.process_environment(self.iam_policies, "batch", self.resources.account),
-            },
+            base_env={**self._process_env(), "AWS_ACCESS_KEY_ID": BATCH_ACCESS_KEY},
             log_dir=self.log_dir / "batch",
             cwd=REPO_ROOT,
             door=lambda env: self.holds.pass_through("batch", env.get(names.ENV_JOB_FILE, "")),
-            job_env=lambda job_id: {"AWS_ACCESS_KEY_ID": batch_access_key(job_id)},
+            job_env=lambda job_id: {
+                "AWS_ACCESS_KEY_ID": batch_access_key(job_id),
+                **iam.process_environment(self.iam_policies, "batch", self.resources.account),
+            },
         )
         self._bind_faults()
         moto_patches.HOOKS.request_filter = self.faults.wsgi_filter

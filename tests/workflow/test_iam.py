@@ -11,6 +11,8 @@ import pytest
 from chute.local.embedded import EmbeddedAws, LocalSettings, free_port
 from tests.support.pipeline import Pipeline
 
+LARGE = 2048  # bytes: files of at least this size take the Batch route
+
 
 @pytest.fixture(scope="module")
 def narrowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
@@ -21,6 +23,7 @@ def narrowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
         persist=False,
         warm_workers=False,
         iam=True,
+        large_file_threshold_bytes=LARGE,
     )
     with EmbeddedAws(settings) as aws:
         yield aws
@@ -47,3 +50,24 @@ def test_a_missing_statement_fails_the_workflow_on_that_call(narrowed: EmbeddedA
     )
     # AND the file is still in staging (nothing was lost)
     assert key in pipeline.keys(narrowed.resources.staging_bucket)
+
+
+def test_the_batch_job_runs_with_its_roles_policy(narrowed: EmbeddedAws) -> None:
+    # GIVEN the Batch job role without its statement on the output bucket's objects
+    job = narrowed.iam_policies["batch"]
+    target = f"arn:aws:s3:::{narrowed.resources.output_bucket}/*"
+    narrowed.iam_policies["batch"] = [s for s in job if s.get("Resource") != target]
+    pipeline = Pipeline(narrowed)
+    # WHEN a large file goes through
+    key = "iam/large.csv"
+    body = ("n,v\n" + "".join(f"{i},{i * 3}\n" for i in range(400))).encode()
+    assert len(body) >= LARGE
+    pipeline.put(key, body)
+    ex = pipeline.wait_for(key, timeout=120)
+    # THEN the job fails on its first write (an unexpected error: exit 70), the file stays staged
+    assert ex.status == "FAILED"
+    assert ex.current_state == "BatchFailed"
+    assert '"ExitCode":70' in (ex.cause or "").replace(" ", "")
+    assert key in pipeline.keys(narrowed.resources.staging_bucket)
+    logs = "".join(p.read_text() for p in (narrowed.log_dir / "batch").glob("*.log"))
+    assert "(403) when calling the HeadObject operation: Forbidden" in logs  # its first check
