@@ -109,6 +109,7 @@ class EmbeddedAws:
             self.settings.grant_port = free_port(self.settings.host)
         self.resources = Resources(prefix=self.settings.prefix, region=self.settings.region)
         self.iam_policies: dict[str, list[Any]] = {}
+        self.iam_dir: Path | None = None  # the policies' files (None: IAM not enforced)
         self.endpoint_url = f"http://{self.settings.host}:{self.settings.port}"
         self.log_dir = self.settings.state_dir / "logs"
         self._server: Any = None
@@ -168,9 +169,10 @@ class EmbeddedAws:
         self._workers = LambdaWorkers(
             log_dir=self.log_dir, idle_seconds=self.settings.worker_idle_seconds
         )
-        self.iam_policies = (
-            iam.load_policies(iam.local_values(self.resources)) if self.settings.iam else {}
-        )
+        if self.settings.iam:
+            self.iam_dir = self.settings.state_dir / "iam"
+            for step, statements in iam.load_policies(iam.local_values(self.resources)).items():
+                self.set_policy(step, statements)
         self._batch = LocalBatch(
             base_env={**self._process_env(), "AWS_ACCESS_KEY_ID": BATCH_ACCESS_KEY},
             log_dir=self.log_dir / "batch",
@@ -178,7 +180,7 @@ class EmbeddedAws:
             door=lambda env: self.holds.pass_through("batch", env.get(names.ENV_JOB_FILE, "")),
             job_env=lambda job_id: {
                 "AWS_ACCESS_KEY_ID": batch_access_key(job_id),
-                **iam.process_environment(self.iam_policies, "batch", self.resources.account),
+                **iam.process_environment(self.iam_dir, "batch", self.resources.account),
             },
         )
         self._bind_faults()
@@ -274,6 +276,13 @@ class EmbeddedAws:
         resp = self.client("sqs").get_queue_url(QueueName=name or self.resources.queue_name)
         return str(resp["QueueUrl"])
 
+    def set_policy(self, step: str, statements: list[Any]) -> None:
+        """``step``'s role policy from now on (its workers read it again at their next call):
+        what tests use to take a statement away (chute.local.iam)."""
+        assert self.iam_dir is not None, "IAM is not enforced (LocalSettings.iam)"
+        self.iam_policies[step] = statements
+        iam.write_policy(self.iam_dir, step, statements)
+
     def _queue_arn(self, name: str) -> str:
         return queue_arn(self.settings.region, name)
 
@@ -354,7 +363,7 @@ class EmbeddedAws:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
         }
         step = fn.function_name.removeprefix(f"{self.resources.prefix}-")
-        env.update(iam.process_environment(self.iam_policies, step, self.resources.account))
+        env.update(iam.process_environment(self.iam_dir, step, self.resources.account))
         return FunctionSpec(
             name=fn.function_name,
             handler=fn.handler,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 POLICIES_FILE = Path(__file__).with_name("iam_policies.json")
-ENV_POLICY = "CHUTE_LOCAL_IAM_POLICY"  # the worker's statements (JSON), set by the runtime
+ENV_POLICY = "CHUTE_LOCAL_IAM_POLICY"  # a file with the worker's statements (JSON)
 ENV_PRINCIPAL = "CHUTE_LOCAL_IAM_PRINCIPAL"
 ENV_SWITCH = "CHUTE_LOCAL_IAM"  # "0" / "off": no enforcement (tests, `chute up --no-iam`)
 
@@ -153,8 +153,25 @@ def access_denied(service: str, operation: str, action: str, resource: str, prin
     return ClientError(response, operation)
 
 
-def install(statements: list[Any], principal: str) -> None:
-    """Every botocore call of this process is authorized against ``statements`` first."""
+class PolicyFile:
+    """The statements in a file, read again when it changes (`EmbeddedAws.set_policy`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int, int] | None = None
+        self._statements: list[Any] = []
+
+    def statements(self) -> list[Any]:
+        found = self.path.stat()  # each write is a new file (renamed into place): a new inode
+        stamp = (found.st_ino, found.st_mtime_ns, found.st_size)
+        if stamp != self._stamp:
+            self._statements = list(json.loads(self.path.read_text(encoding="utf-8")))
+            self._stamp = stamp
+        return self._statements
+
+
+def install(statements: Callable[[], list[Any]], principal: str) -> None:
+    """Every botocore call of this process is authorized against ``statements()`` first."""
     from botocore.client import BaseClient
 
     from chute.local.iam_requests import authorizations
@@ -167,10 +184,11 @@ def install(statements: list[Any], principal: str) -> None:
         service = self.meta.service_model.service_name
         region = self.meta.region_name or "us-east-1"
         account = principal.split(":")[4] if principal.count(":") >= 5 else "123456789012"
+        policy = statements()
         for action, resource in authorizations(
             service, operation_name, api_params, region=region, account=account
         ):
-            if evaluate(statements, action, resource) != "Allow":
+            if evaluate(policy, action, resource) != "Allow":
                 raise access_denied(service, operation_name, action, resource, principal)
         return original(self, operation_name, api_params)
 
@@ -181,12 +199,11 @@ def install(statements: list[Any], principal: str) -> None:
 def install_from_environment(environ: Mapping[str, str] | None = None) -> bool:
     """What a worker process calls first: enforce the policy the runtime gave it, if any."""
     env = os.environ if environ is None else environ
-    policy = env.get(ENV_POLICY)
-    if not policy or not enabled(env):
+    path = env.get(ENV_POLICY)
+    if not path or not enabled(env):
         return False
-    install(
-        json.loads(policy), env.get(ENV_PRINCIPAL, "arn:aws:sts::123456789012:assumed-role/local")
-    )
+    principal = env.get(ENV_PRINCIPAL, "arn:aws:sts::123456789012:assumed-role/local")
+    install(PolicyFile(Path(path)).statements, principal)
     return True
 
 
@@ -209,15 +226,25 @@ def local_values(resources: Any) -> dict[str, str]:
     }
 
 
-def process_environment(
-    policies: Mapping[str, list[Any]], step: str, account: str
-) -> dict[str, str]:
-    """The variables that make a worker of ``step`` (or ``"batch"``) enforce its role's policy;
-    none for a step the stack has no role for (or with enforcement off: ``policies`` empty)."""
-    if step not in policies:
+def write_policy(directory: Path, step: str, statements: list[Any]) -> Path:
+    """``step``'s statements into ``directory/<step>.json`` (replaced whole: a worker reading
+    it never sees half of it)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{step}.json"
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(statements), encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
+def process_environment(directory: Path | None, step: str, account: str) -> dict[str, str]:
+    """The variables that make a worker of ``step`` (or ``"batch"``) enforce its role's policy
+    (written by :func:`write_policy`); none for a step without one or with enforcement off
+    (``directory`` None)."""
+    if directory is None or not (directory / f"{step}.json").is_file():
         return {}
     principal = f"arn:aws:sts::{account}:assumed-role/chute-{step}/local"
-    return {ENV_POLICY: json.dumps(policies[step]), ENV_PRINCIPAL: principal}
+    return {ENV_POLICY: str(directory / f"{step}.json"), ENV_PRINCIPAL: principal}
 
 
 def _run_module() -> None:

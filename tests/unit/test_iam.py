@@ -4,6 +4,7 @@ what each call is authorized as, and the refusal as AWS answers it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -148,15 +149,18 @@ def test_the_shipped_policies_resolve_to_the_local_stack() -> None:
 
 
 @mock_aws
-def test_a_call_the_policy_does_not_allow_fails_as_on_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_call_the_policy_does_not_allow_fails_as_on_aws(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     # GIVEN a process enforcing a policy that allows reading one bucket only
     monkeypatch.setattr(BaseClient, "_make_api_call", BaseClient._make_api_call)
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="bkt")
     s3.put_object(Bucket="bkt", Key="k", Body=b"x")
     principal = "arn:aws:sts::123456789012:assumed-role/chute-validate/local"
-    env = {iam.ENV_POLICY: json.dumps([allow("s3:GetObject", f"{BUCKET}/*")])}
-    env[iam.ENV_PRINCIPAL] = principal
+    iam.write_policy(tmp_path, "validate", [allow("s3:GetObject", f"{BUCKET}/*")])
+    env = iam.process_environment(tmp_path, "validate", "123456789012")
+    assert env[iam.ENV_PRINCIPAL] == principal
     assert iam.install_from_environment(env)
     # THEN what it allows works and anything else is AccessDenied (403), before any request
     assert s3.get_object(Bucket="bkt", Key="k")["Body"].read() == b"x"
@@ -178,9 +182,13 @@ def test_a_call_the_policy_does_not_allow_fails_as_on_aws(monkeypatch: pytest.Mo
     with pytest.raises(ClientError) as refused:
         sfn.list_state_machines()
     assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    # AND a new policy applies from the next call on (what tests narrowing a role use)
+    iam.write_policy(tmp_path, "validate", [allow("s3:*", f"{BUCKET}*")])
+    s3.put_object(Bucket="bkt", Key="k", Body=b"y")
 
 
 def test_it_can_be_turned_off() -> None:
     assert iam.enabled({}) is True
     assert iam.enabled({iam.ENV_SWITCH: "0"}) is False
-    assert iam.install_from_environment({iam.ENV_SWITCH: "off", iam.ENV_POLICY: "[]"}) is False
+    assert iam.install_from_environment({iam.ENV_SWITCH: "off", iam.ENV_POLICY: "p"}) is False
+    assert iam.process_environment(None, "validate", "123456789012") == {}
