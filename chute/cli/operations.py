@@ -196,21 +196,26 @@ class _ChangeLines:
     def __init__(self) -> None:
         self._printed: dict[str, str] = {}
         self._said: set[str] = set()
+        self._events: set[str] = set()
 
     def print_changes(
         self, views: Iterable[ExecutionView], announced: dict[str, CompletionEvent] | None = None
     ) -> None:
         for v in sorted(views, key=lambda x: str(x.started)):
+            state = f"{v.outcome}:{v.current_state}"
+            if self._printed.get(v.arn) != state:
+                self._printed[v.arn] = state
+                when = datetime.now(UTC).strftime("%H:%M:%S")
+                error = f" ({v.error})" if v.error else ""
+                running = v.status == "RUNNING" and v.current_state
+                where = f" at {v.current_state}" if running else ""
+                print(f"{when} {v.key or v.name} {v.outcome}{where}{error}", flush=True)
             event = (announced or {}).get(v.arn)
-            state = f"{v.outcome}:{v.current_state}:{event.id if event else ''}"
-            if self._printed.get(v.arn) == state:
-                continue
-            self._printed[v.arn] = state
-            when = datetime.now(UTC).strftime("%H:%M:%S")
-            error = f" ({v.error})" if v.error else ""
-            where = f" at {v.current_state}" if v.status == "RUNNING" and v.current_state else ""
-            said = f" event: {event.detail_type}" if event else ""
-            print(f"{when} {v.key or v.name} {v.outcome}{where}{error}{said}", flush=True)
+            if event is not None and event.id not in self._events:
+                # its own line: status lines keep their shape (scripts read the outcome last)
+                self._events.add(event.id)
+                when = datetime.now(UTC).strftime("%H:%M:%S")
+                print(f"{when} {v.key or v.name} event: {event.detail_type}", flush=True)
 
     def once(self, line: str) -> None:
         if line not in self._said:

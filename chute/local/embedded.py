@@ -170,7 +170,7 @@ class EmbeddedAws:
             log_dir=self.log_dir, idle_seconds=self.settings.worker_idle_seconds
         )
         if self.settings.iam:
-            self.iam_dir = self.settings.state_dir / "iam"
+            self.iam_dir = self.settings.state_dir.resolve() / "iam"  # workers' cwd differs
             for step, statements in iam.load_policies(iam.local_values(self.resources)).items():
                 self.set_policy(step, statements)
         self._batch = LocalBatch(

@@ -89,7 +89,11 @@ def test_a_converted_file_is_announced_on_the_bus(
     # AND `chute watch` says it, on the line of the execution
     lines = _ChangeLines()
     lines.print_changes([ex], completion_events.by_execution(found))
-    assert f"{key} SUCCEEDED event: File Converted" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" ", 1)[1] for line in out] == [
+        f"{key} SUCCEEDED",
+        f"{key} event: File Converted",
+    ]
 
 
 def test_a_quarantined_file_is_announced_with_its_report(pipeline: Pipeline, consumer: str) -> None:
