@@ -65,7 +65,7 @@ def read_events(
     """The deployment's completion events (oldest first), those since ``since``, or those of one
     execution (ARN). Empty where the deployment has no events log group (a stack from before
     the events; the caller shows nothing)."""
-    if d.logs is None or not d.events_log_group:
+    if not d.events_log_group:
         return []
     kwargs: dict[str, Any] = {"logGroupName": d.events_log_group}
     if since is not None:
