@@ -36,7 +36,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tasks import log, names
+from tasks import cores, log, names
 from tasks.adapters.s3 import S3Store
 from tasks.convert.domain import convert
 from tasks.data_contracts.config import ContractConfigError, load_contracts
@@ -178,6 +178,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str], *, store: S3Store | No
         return code
     log.info(
         "batch job finished",
+        cores=cores.available(),
         rows=output.rows,
         bytes=output.bytes,
         schema=output.schema,

@@ -8,6 +8,7 @@ from typing import Any
 
 from infra.components.grants import THROTTLE_BURST as GRANT_BURST
 from tasks import names
+from tasks.batch_sizing import BatchSizing, SizingError
 from tasks.settings import MAX_GRANT_EXPIRES_SECONDS
 
 
@@ -26,8 +27,19 @@ class ChuteProps:
     # Outputs for files no data contract matches (contracts/contracts.toml names their own).
     output_formats: tuple[str, ...] = tuple(names.DEFAULT_OUTPUT_FORMATS.split(","))
     batch_timeout_seconds: int = names.DEFAULT_BATCH_TIMEOUT_SECONDS
-    batch_vcpu: float = 2
-    batch_memory_mib: int = 4096
+    # The Batch job sized to the file (tasks.batch_sizing): the smallest power-of-two vCPU count
+    # from min to max giving each vCPU at most bytes_per_vcpu of the file, and this much memory
+    # per vCPU (the job definition holds the smallest rung).
+    batch_min_vcpu: int = BatchSizing.min_vcpu
+    batch_max_vcpu: int = BatchSizing.max_vcpu
+    batch_bytes_per_vcpu: int = BatchSizing.bytes_per_vcpu
+    batch_memory_per_vcpu_mib: int = BatchSizing.memory_per_vcpu_mib
+    # One file across many workers (docs/huge-files.md): uncompressed files without a data
+    # contract of at least this size are cut into parts of about fanout_part_bytes, converted by
+    # the convert function at most fanout_max_concurrency at once.
+    fanout_threshold_bytes: int = names.DEFAULT_FANOUT_THRESHOLD_BYTES
+    fanout_part_bytes: int = names.DEFAULT_FANOUT_PART_BYTES
+    fanout_max_concurrency: int = names.DEFAULT_FANOUT_MAX_CONCURRENCY
     # Retention.
     archive_transition_days: int = 30  # originals move to Glacier Instant Retrieval
     archive_expiration_days: int = 0  # 0 keeps originals forever
@@ -112,8 +124,26 @@ class ChuteProps:
                 f"at least {GRANT_BURST}, the grant API's burst (reserved concurrency also caps "
                 "the function: fewer would throttle grants the API admits)"
             )
+        try:
+            self.batch_sizing  # noqa: B018 (validates the four settings together)
+        except SizingError as exc:
+            raise ValueError(f"chute:batch_* sizing: {exc}") from exc
+        if self.fanout_part_bytes < 64 << 20 or self.fanout_max_concurrency < 1:
+            raise ValueError(
+                "chute:fanout_part_bytes: 64 MiB or more (smaller parts cost more requests and "
+                "invocations than they save); chute:fanout_max_concurrency: 1 or more"
+            )
         if not self.upload_origins:
             raise ValueError('chute:upload_origins: name at least one origin ("*" for any)')
+
+    @property
+    def batch_sizing(self) -> BatchSizing:
+        return BatchSizing(
+            min_vcpu=self.batch_min_vcpu,
+            max_vcpu=self.batch_max_vcpu,
+            bytes_per_vcpu=self.batch_bytes_per_vcpu,
+            memory_per_vcpu_mib=self.batch_memory_per_vcpu_mib,
+        )
 
     @classmethod
     def from_context(cls, get: Any) -> ChuteProps:

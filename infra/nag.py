@@ -53,6 +53,7 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
         "convert": (s.staging, s.output),
         "archive": (s.staging, s.archive),
         "quarantine": (s.staging, s.quarantine),
+        "fanout": (s.staging, s.output),
     }
     for step, task in stack.steps.items():
         accept(task.role, XRAY, "IAM5", "Resource::*")
@@ -99,6 +100,13 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
     executions = (
         "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
         f"<{stack.get_logical_id(_cfn(machine))}.Name>:*"
+    )
+    accept(
+        stack.fanout_children,
+        "the fan-out's Distributed Map runs each part as a child execution of this state machine, "
+        "named by Step Functions at run time: Describe/StopExecution on this machine's executions",
+        "IAM5",
+        executions.replace(":*", "/*"),
     )
     if stack.redrive is not None:
         accept(

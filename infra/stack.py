@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Aws, CfnOutput, Stack, Tags
+from aws_cdk import ArnFormat, Aws, CfnOutput, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.components.access import (
@@ -115,6 +116,8 @@ class ChuteStack(Stack):
             max_decompressed_bytes=props.max_decompressed_bytes,
             max_decompression_ratio=props.max_decompression_ratio,
             output_formats=",".join(props.output_formats),
+            batch_sizing=props.batch_sizing.to_setting(),
+            fanout_part_bytes=props.fanout_part_bytes,
         )
         # A burst of uploads converts at most this many files in Lambda at once; the others wait
         # in the workflow's Retry on Lambda.TooManyRequestsException (0: no limit).
@@ -135,6 +138,9 @@ class ChuteStack(Stack):
         fn = self.functions
         allow_objects(fn["validate"], s.staging, READ)
         self._allow_conversion(fn["convert"])
+        # The fan-out: plans from the staged file, joins the parts' objects (under
+        # keys.FANOUT_PREFIX, written by the convert function) and publishes like a conversion.
+        self._allow_conversion(fn["fanout"])
         # The move: a conditional multipart copy of the staged version into the destination,
         # then a conditional delete of the staged key (If-Match) and of the version by id.
         for step, bucket in (("archive", s.archive), ("quarantine", s.quarantine)):
@@ -151,8 +157,8 @@ class ChuteStack(Stack):
             image=self.image,
             settings=settings,
             vpc=self.vpc,
-            vcpu=props.batch_vcpu,
-            memory_mib=props.batch_memory_mib,
+            vcpu=props.batch_min_vcpu,
+            memory_mib=props.batch_min_vcpu * props.batch_memory_per_vcpu_mib,
             attempt_timeout_seconds=props.batch_timeout_seconds,
             log_retention=keep,
         )
@@ -178,6 +184,7 @@ class ChuteStack(Stack):
         )
         self.events.bus.grant_put_events_to(machine)
         self._allow_batch_sync(machine.role)
+        self._allow_map_children(machine)
 
         self.ingest = Ingest(self, "Ingest", staging=s.staging, key_prefix=props.key_prefix)
         self.steps["trigger"] = TaskFunction(
@@ -252,6 +259,8 @@ class ChuteStack(Stack):
             batch_attempt_seconds=self.props.batch_timeout_seconds,
             completion_topic_arn=self.completions.topic_arn,
             completion_event_bus_arn=self.events.bus.event_bus_arn,
+            fanout_threshold_bytes=self.props.fanout_threshold_bytes,
+            fanout_max_concurrency=self.props.fanout_max_concurrency,
         )
 
     def _vpc(self, props: ChuteProps) -> ec2.IVpc:
@@ -284,6 +293,31 @@ class ChuteStack(Stack):
         s = self.storage
         allow_objects(grantee, s.staging, READ)
         allow_objects(grantee, s.output, CHECK, WRITE, DELETE_CURRENT)
+
+    def _allow_map_children(self, machine: sfn.StateMachine) -> None:
+        """The fan-out's Distributed Map runs its items as child executions of this machine. A
+        policy of its own (not the role's default policy, which the machine depends on): it
+        names the machine, so in the default policy it would be a circular dependency."""
+        children = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{machine.state_machine_name}/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.fanout_children = iam.Policy(
+            self,
+            "FanOutChildren",
+            roles=[machine.role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["states:StartExecution"], resources=[machine.state_machine_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["states:DescribeExecution", "states:StopExecution"],
+                    resources=[children],
+                ),
+            ],
+        )
 
     def _allow_batch_sync(self, role: iam.IRole) -> None:
         """What `batch:submitJob.sync` needs: submit/describe/terminate, and the managed

@@ -21,6 +21,7 @@ its adapter share (``Head``, ``FailedExecution``), so that adapters never import
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -200,16 +201,23 @@ class Plan:
 
     file: FileSpec
     target: Target
+    resources: dict[str, str] | None = None
+    """The Batch job's ``{"vcpu", "memory"}`` for this file (tasks.batch_sizing); the state
+    machine passes them as the job's resource requirements on the Batch route."""
 
     @classmethod
     def from_dict(cls, data: Any) -> Plan:
         data = _mapping(data, "plan")
+        resources = data.get("resources")
         return cls(
-            file=FileSpec.from_dict(data.get("file")), target=Target.from_dict(data.get("target"))
+            file=FileSpec.from_dict(data.get("file")),
+            target=Target.from_dict(data.get("target")),
+            resources=dict(resources) if isinstance(resources, Mapping) else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file.to_dict(), "target": self.target.to_dict()}
+        document = {"file": self.file.to_dict(), "target": self.target.to_dict()}
+        return document if self.resources is None else {**document, "resources": self.resources}
 
 
 @dataclass(frozen=True)

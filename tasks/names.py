@@ -26,6 +26,8 @@ ENV_MAX_DECOMPRESSED_BYTES: Final = "CHUTE_MAX_DECOMPRESSED_BYTES"
 ENV_MAX_DECOMPRESSION_RATIO: Final = "CHUTE_MAX_DECOMPRESSION_RATIO"
 ENV_CONTRACTS_FILE: Final = "CHUTE_CONTRACTS_FILE"
 ENV_OUTPUT_FORMATS: Final = "CHUTE_OUTPUT_FORMATS"
+ENV_BATCH_SIZING: Final = "CHUTE_BATCH_SIZING"  # tasks.batch_sizing, JSON
+ENV_FANOUT_PART_BYTES: Final = "CHUTE_FANOUT_PART_BYTES"
 ENV_UPLOAD_ROLE_ARN: Final = "CHUTE_UPLOAD_ROLE_ARN"
 ENV_GRANT_EXPIRES_SECONDS: Final = "CHUTE_GRANT_EXPIRES_SECONDS"
 ENV_TENANT_CLAIM: Final = "CHUTE_TENANT_CLAIM"
@@ -46,9 +48,10 @@ HANDLERS: Final[dict[str, str]] = {
     "quarantine": "tasks.quarantine.handler.handler",
     "grant": "tasks.grant.handler.handler",
     "redrive": "tasks.redrive.handler.handler",
+    "fanout": "tasks.fanout.handler.handler",
 }
 
-TASK_STEPS: Final[tuple[str, ...]] = ("validate", "convert", "archive", "quarantine")
+TASK_STEPS: Final[tuple[str, ...]] = ("validate", "convert", "archive", "quarantine", "fanout")
 """The functions the state machine invokes (the others: the trigger, grant and redrive)."""
 
 # --- the Batch job's container command (the Dockerfile's CMD is exactly this) ------------------
@@ -66,6 +69,9 @@ PLACEHOLDERS: Final[tuple[str, ...]] = (
     "BatchTimeoutSeconds",
     "CompletionTopicArn",
     "CompletionEventBusArn",
+    "FanOutFunctionArn",
+    "FanOutThresholdBytes",
+    "FanOutMaxConcurrency",
 )
 
 DEFAULT_SUFFIXES: Final[tuple[str, ...]] = tuple(
@@ -84,6 +90,12 @@ DECOMPRESSION_RATIO_GRACE_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_OUTPUT_FORMATS: Final = "jsonl,parquet"  # for files no data contract matches
 DEFAULT_PART_SIZE_BYTES: Final = 8 * 1024 * 1024
 """The first parts of every output (they grow past 1,000 parts: tasks.s3_limits)."""
+# One file across many workers (tasks.fanout): uncompressed files without a data contract of at
+# least the threshold are cut into parts of about this many source bytes, converted at most
+# this many at once by the convert function.
+DEFAULT_FANOUT_THRESHOLD_BYTES: Final = 8 * 1024**3
+DEFAULT_FANOUT_PART_BYTES: Final = 256 * 1024 * 1024
+DEFAULT_FANOUT_MAX_CONCURRENCY: Final = 40
 CONTRACTS_FILE_IN_IMAGE: Final = "/opt/chute/contracts/contracts.toml"
 
 # --- the upload grant API (the stack's HTTP API and `chute up`'s twin serve the same route) -----
@@ -107,15 +119,17 @@ FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
     "quarantine": 900,
     "grant": 10,
     "redrive": 300,
+    "fanout": 900,  # the commit joins outputs of up to the largest file (server-side copies)
 }
 FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
     "trigger": 256,
-    "validate": 512,  # loads the data contracts (polars)
+    "validate": 512,  # loads the data contracts (their patterns compiled natively)
     "convert": 1769,  # one full vCPU: conversion is CPU-bound
     "archive": 512,  # the parallel part copies: more memory is more CPU and network for them
     "quarantine": 512,
     "grant": 256,
     "redrive": 256,
+    "fanout": 1024,  # plans cuts, joins the parts' footers; the bytes are copied inside S3
 }
 
 # --- which settings each function receives (the CDK app and the embedded runtime both use this) -
@@ -129,6 +143,7 @@ FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
         ENV_OUTPUT_FORMATS,
         ENV_MAX_DECOMPRESSED_BYTES,
         ENV_MAX_DECOMPRESSION_RATIO,
+        ENV_BATCH_SIZING,
     ),
     "convert": (
         ENV_PART_SIZE_BYTES,
@@ -137,6 +152,7 @@ FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
         ENV_MAX_DECOMPRESSION_RATIO,
     ),
     "archive": (ENV_ARCHIVE_BUCKET,),
+    "fanout": (ENV_FANOUT_PART_BYTES,),
     "quarantine": (ENV_QUARANTINE_BUCKET, ENV_OUTPUT_BUCKET),
     "grant": (
         ENV_STAGING_BUCKET,
@@ -164,6 +180,8 @@ def pipeline_settings(
     max_decompression_ratio: int = DEFAULT_MAX_DECOMPRESSION_RATIO,
     output_formats: str = DEFAULT_OUTPUT_FORMATS,
     part_size_bytes: int = DEFAULT_PART_SIZE_BYTES,
+    batch_sizing: str = "{}",
+    fanout_part_bytes: int = DEFAULT_FANOUT_PART_BYTES,
 ) -> dict[str, str]:
     """The settings of the workflow's task functions and the Batch job, as the CDK stack and the
     embedded runtime both give them (values the deployment decides; chute's defaults for the
@@ -180,6 +198,8 @@ def pipeline_settings(
         ENV_MAX_DECOMPRESSION_RATIO: str(max_decompression_ratio),
         ENV_CONTRACTS_FILE: contracts_file,
         ENV_OUTPUT_FORMATS: output_formats,
+        ENV_BATCH_SIZING: batch_sizing,
+        ENV_FANOUT_PART_BYTES: str(fanout_part_bytes),
     }
 
 
@@ -219,6 +239,8 @@ def workflow_substitutions(
     batch_attempt_seconds: int,
     completion_topic_arn: str,
     completion_event_bus_arn: str,
+    fanout_threshold_bytes: int = DEFAULT_FANOUT_THRESHOLD_BYTES,
+    fanout_max_concurrency: int = DEFAULT_FANOUT_MAX_CONCURRENCY,
 ) -> dict[str, str]:
     """Values for every ${Placeholder} of the workflow file (keys: PLACEHOLDERS), from the CDK
     stack's tokens or the embedded runtime's ARNs; ``function_arns`` is keyed by step."""
@@ -233,6 +255,9 @@ def workflow_substitutions(
         "BatchTimeoutSeconds": str(batch_task_timeout_seconds(batch_attempt_seconds)),
         "CompletionTopicArn": completion_topic_arn,
         "CompletionEventBusArn": completion_event_bus_arn,
+        "FanOutFunctionArn": function_arns["fanout"],
+        "FanOutThresholdBytes": str(fanout_threshold_bytes),
+        "FanOutMaxConcurrency": str(fanout_max_concurrency),
     }
 
 
@@ -260,4 +285,4 @@ METRIC_EXECUTIONS_REDRIVEN: Final = "ExecutionsRedriven"  # Count: by the schedu
 METRIC_REDRIVES_EXHAUSTED: Final = "RedrivesExhausted"  # Count: failed again at the redrive cap
 # Dimensions added to ``METRICS_DIMENSIONS``: the route (lambda | batch) on FilesProcessed,
 # BytesProcessed and ProcessingSeconds; the error name on FilesQuarantined. Both are small sets.
-ROUTES: Final[tuple[str, ...]] = ("lambda", "batch")
+ROUTES: Final[tuple[str, ...]] = ("lambda", "batch", "fanout")

@@ -7,10 +7,11 @@ invocation, tests and the embedded runtime pass plain dicts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks import names
+from tasks.batch_sizing import BatchSizing, SizingError
 from tasks.formats import OUTPUT_FORMATS, OutputFormat
 from tasks.s3_limits import MIN_PART_BYTES
 
@@ -141,6 +142,8 @@ class ValidateSettings:
     output_formats: tuple[OutputFormat, ...] = _UNSET_OUTPUT_FORMATS
     """What files that match no contract are converted to (a contract names its own)."""
     decompression: DecompressionLimits = DecompressionLimits()
+    batch_sizing: BatchSizing = field(default_factory=BatchSizing)
+    """The Batch job's vCPU and memory for a file's size (the Batch route)."""
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> ValidateSettings:
@@ -151,7 +154,15 @@ class ValidateSettings:
             contracts_file=_contracts_file(env),
             output_formats=_output_formats(env),
             decompression=DecompressionLimits.from_mapping(env),
+            batch_sizing=_batch_sizing(env),
         )
+
+
+def _batch_sizing(env: Mapping[str, str]) -> BatchSizing:
+    try:
+        return BatchSizing.from_setting(env.get(names.ENV_BATCH_SIZING, "").strip() or "{}")
+    except SizingError as exc:
+        raise SettingsError(f"setting {names.ENV_BATCH_SIZING}: {exc}") from exc
 
 
 DEFAULT_PART_SIZE_BYTES = names.DEFAULT_PART_SIZE_BYTES
@@ -176,6 +187,18 @@ class ConvertSettings:
             part_size_bytes=part,
             contracts_file=_contracts_file(env),
             decompression=DecompressionLimits.from_mapping(env),
+        )
+
+
+@dataclass(frozen=True)
+class FanOutSettings:
+    part_bytes: int = names.DEFAULT_FANOUT_PART_BYTES
+    """Source bytes per part (cuts move to the next record boundary)."""
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> FanOutSettings:
+        return cls(
+            part_bytes=_int(env, names.ENV_FANOUT_PART_BYTES, names.DEFAULT_FANOUT_PART_BYTES)
         )
 
 

@@ -36,6 +36,16 @@ class State(StrEnum):
     CLASSIFY_BATCH_FAILURE = "ClassifyBatchFailure"
     NAME_BATCH_FAILURE = "NameBatchFailure"
     BATCH_FAILED = "BatchFailed"
+    PLAN_PARTS = "PlanParts"
+    CONVERT_PARTS = "ConvertParts"
+    COMMIT_PARTS = "CommitParts"
+    ANOTHER_ROUND = "AnotherRound"
+    NEXT_ROUND = "NextRound"
+    TOO_MANY_ROUNDS = "TooManyRounds"
+    FANNED_OUT = "FannedOut"
+    FAN_OUT_REJECTED = "FanOutRejected"
+    ABANDON_FAN_OUT = "AbandonFanOut"
+    FAN_OUT_FAILED = "FanOutFailed"
     ARCHIVE = "Archive"
     ARCHIVE_REPLACED = "ArchiveReplaced"
     SUMMARIZE = "Summarize"
@@ -67,13 +77,21 @@ def rerun_name(name: str) -> str:
 
 
 FAIL_STATES: Final[frozenset[State]] = frozenset(
-    {State.BATCH_SUBMIT_FAILED, State.BATCH_FAILED, State.REJECTED, State.STALE, State.REPLACED}
+    {
+        State.BATCH_SUBMIT_FAILED,
+        State.BATCH_FAILED,
+        State.FAN_OUT_FAILED,
+        State.REJECTED,
+        State.STALE,
+        State.REPLACED,
+    }
 )
 """The states of type Fail: where an execution that did not succeed may end."""
 
 ROUTES: Final[Mapping[State, str]] = {
     State.CONVERT_IN_LAMBDA: "lambda",
     State.CONVERT_IN_BATCH: "batch",
+    State.CONVERT_PARTS: "fanout",
 }
 """The conversion states and the route each one is (``tasks.names.ROUTES``)."""
 
@@ -237,7 +255,7 @@ def fail_state_of(entered: Iterable[str]) -> State | None:
 def route_of(entered: Iterable[str]) -> str | None:
     """The conversion route an execution took; None if it has not reached a conversion."""
     seen = set(entered)
-    for state in (State.CONVERT_IN_BATCH, State.CONVERT_IN_LAMBDA):
+    for state in (State.CONVERT_PARTS, State.CONVERT_IN_BATCH, State.CONVERT_IN_LAMBDA):
         if state in seen:
             return ROUTES[state]
     return None

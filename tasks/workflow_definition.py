@@ -60,6 +60,13 @@ class Definition:
         states = self.document.get("States", {})
         return states if isinstance(states, dict) else {}
 
+    def item_states(self, name: str) -> Mapping[str, Mapping[str, Any]]:
+        """The states a Map state ``name`` runs for each item (its ItemProcessor's); empty for
+        any other state."""
+        processor = self.states.get(name, {}).get("ItemProcessor") or {}
+        states = processor.get("States", {}) if isinstance(processor, dict) else {}
+        return states if isinstance(states, dict) else {}
+
     def kind(self, name: str) -> str:
         """The state's ``Type`` ("" for a state the definition lacks)."""
         return str(self.states.get(name, {}).get("Type", ""))

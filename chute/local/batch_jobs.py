@@ -6,7 +6,10 @@ machine's ``.sync`` integration polls DescribeJobs until then.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import math
+import os
 import subprocess
 import sys
 import threading
@@ -37,6 +40,33 @@ def job_environment(job: Any) -> dict[str, str]:
     return env
 
 
+def job_vcpus(job: Any) -> int | None:
+    """The vCPU count the job was given: its submitted ``resourceRequirements`` override (the
+    state machine sizes each job to its file), else its definition's; None if neither says."""
+    props = job.job_definition.container_properties or {}
+    overrides = job.container_overrides or {}
+    for requirements in (
+        overrides.get("resourceRequirements") or overrides.get("ResourceRequirements"),
+        props.get("resourceRequirements"),
+    ):
+        for entry in requirements or []:
+            kind = entry.get("type") or entry.get("Type")
+            if str(kind).upper() == "VCPU":
+                try:
+                    return max(1, math.ceil(float(entry.get("value") or entry.get("Value"))))
+                except (TypeError, ValueError):
+                    return None
+    return None
+
+
+def job_cpus(vcpus: int | None, host: set[int]) -> set[int] | None:
+    """The CPUs a local job may run on: as many of the host's as the job has vCPUs (all of them
+    when it has more, or None: no limit), so the engine sizes itself as in the container."""
+    if vcpus is None or vcpus >= len(host):
+        return None
+    return set(sorted(host)[:vcpus])
+
+
 def retry_decision(strategy: Mapping[str, Any] | None, exit_code: int, attempt: int) -> bool:
     """Whether Batch would start another attempt after ``attempt`` (1-based) ended with
     ``exit_code``. Without evaluateOnExit every failure is retried up to ``attempts``."""
@@ -49,6 +79,12 @@ def retry_decision(strategy: Mapping[str, Any] | None, exit_code: int, attempt: 
         if pattern is not None and fnmatch.fnmatchcase(str(exit_code), pattern):
             return str(rule.get("action", "")).upper() == "RETRY"
     return True
+
+
+def _host_cpus() -> set[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
 
 
 class LocalBatch:
@@ -103,7 +139,8 @@ class LocalBatch:
             job.status = JobStatus.RUNNING.value
             job._start_attempt()
             env = {**self._base_env, **job_environment(job), **self._job_env(job.job_id)}
-            exit_code, reason = self._attempt(job.job_id, command, env, timeout, log_path)
+            cpus = job_cpus(job_vcpus(job), _host_cpus())
+            exit_code, reason = self._attempt(job.job_id, command, env, timeout, log_path, cpus)
             job.latest_attempt["container"]["exitCode"] = exit_code
             job.latest_attempt["statusReason"] = reason
             job.job_stopped_at = datetime.now()
@@ -121,6 +158,7 @@ class LocalBatch:
         env: dict[str, str],
         timeout: int | None,
         log_path: Path,
+        cpus: set[int] | None = None,
     ) -> tuple[int, str]:
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
@@ -137,6 +175,9 @@ class LocalBatch:
                 stderr=subprocess.STDOUT,
                 process_group=0,  # a Ctrl-C at the terminal reaches chute, which stops the job
             )
+            if cpus is not None:  # before the interpreter has started a thread
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(process.pid, cpus)
             with self._lock:
                 self._processes[process] = job_id
             try:

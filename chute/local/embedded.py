@@ -33,6 +33,7 @@ from chute.local.persistence import Persistence, Recovery
 from chute.ops import deployment
 from chute.ops.resources import ACCOUNT_ID, DEFAULT_REGION, Resources
 from tasks import names
+from tasks.batch_sizing import BatchSizing
 
 WARM_STEPS = ("trigger", "validate", "convert", "archive")
 
@@ -77,6 +78,13 @@ class LocalSettings:
     iam: bool = field(default_factory=lambda: iam.enabled())
     """Each function and the Batch job may do only what the stack's role allows it
     (chute.local.iam; `chute up --no-iam`, CHUTE_LOCAL_IAM=0 turn it off)."""
+    fanout_threshold_bytes: int = names.DEFAULT_FANOUT_THRESHOLD_BYTES
+    fanout_part_bytes: int = names.DEFAULT_FANOUT_PART_BYTES
+    fanout_max_concurrency: int = names.DEFAULT_FANOUT_MAX_CONCURRENCY
+    """One file across many workers (tasks.fanout), as the stack's chute:fanout_* settings."""
+    batch_sizing: BatchSizing = field(default_factory=BatchSizing)
+    """The Batch job's vCPU and memory per file, as the stack's; a local job runs on as many of
+    this machine's cores as it was given."""
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:

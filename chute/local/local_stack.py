@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from chute.ops.resources import ACCOUNT_ID, Resources
 from tasks import names
+from tasks.batch_sizing import BatchSizing
 from tasks.workflow_definition import WORKFLOW_FILE, substitute
 
 
@@ -30,6 +31,10 @@ class StackSettings(Protocol):
     batch_timeout_seconds: int
     visibility_timeout_seconds: int
     max_receive_count: int
+    batch_sizing: BatchSizing
+    fanout_threshold_bytes: int
+    fanout_part_bytes: int
+    fanout_max_concurrency: int
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +71,8 @@ class LocalStack:
         return self.resources.substitutions(
             large_file_threshold_bytes=self.settings.large_file_threshold_bytes,
             batch_timeout_seconds=self.settings.batch_timeout_seconds,
+            fanout_threshold_bytes=self.settings.fanout_threshold_bytes,
+            fanout_max_concurrency=self.settings.fanout_max_concurrency,
         )
 
     def create(self) -> Created:
@@ -126,6 +133,8 @@ class LocalStack:
                 quarantine_bucket=r.quarantine_bucket,
                 contracts_file=str(CONTRACTS_FILE),
                 suffixes=tuple(self.settings.suffixes),
+                batch_sizing=self.settings.batch_sizing.to_setting(),
+                fanout_part_bytes=self.settings.fanout_part_bytes,
             ),
             names.ENV_STATE_MACHINE_ARN: r.state_machine_arn,
             names.ENV_STAGING_BUCKET: r.staging_bucket,

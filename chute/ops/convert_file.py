@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.convert.engine import (
-    ChunkTyping,
     EngineOptions,
     EngineResult,
     Widened,
     convert_restarting,
     convert_stream,
 )
+from tasks.convert.typed import ContractTyping
 from tasks.data_contracts.config import load_contracts
 from tasks.data_contracts.model import ContractSet
 from tasks.data_contracts.suggest import contract_toml
@@ -77,13 +77,11 @@ def convert_file(
     if not source.is_file():
         raise ConvertUsageError(f"{source}: no such file")
     fmt = output_format(out, to)
-    typing: ChunkTyping | None = None
+    typing: ContractTyping | None = None
     quote = '"'
     if contract is not None and text:
         raise ConvertUsageError("--contract and --text are exclusive: a contract declares types")
     if contract is not None:
-        from tasks.convert.typed import ContractTyping  # polars: only for a contract's checks
-
         contracts: ContractSet = load_contracts(contracts_file(contracts_path))
         chosen = contracts.get(contract)
         typing = ContractTyping(chosen)

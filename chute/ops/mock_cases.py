@@ -262,10 +262,12 @@ def check_suite(
 ) -> list[str]:
     """Problems that make the suite meaningless before anything runs: cases without an
     expectation (or the reverse), states the definition lacks, Task states on a case's path
-    that the case doesn't mock (they would call the real service)."""
+    that the case doesn't mock (they would call the real service) — a Map's item states
+    included (they are mocked by name, as Step Functions Local does)."""
     problems = []
     reader = Definition(definition)
     states = reader.states
+    items = {inner: name for name in states for inner in reader.item_states(name)}
     cases = config.cases(expectations.state_machine)
     for name in sorted(set(cases) - set(expectations.cases)):
         problems.append(f"case {name}: no expectation in {EXPECTATIONS_FILE}")
@@ -273,13 +275,18 @@ def check_suite(
         problems.append(f"case {name}: expected, but not in the MockConfigFile")
     for name in sorted(set(cases) & set(expectations.cases)):
         mocked = cases[name]
-        for state in sorted(set(mocked) - set(states)):
+        for state in sorted(set(mocked) - set(states) - set(items)):
             problems.append(f"case {name}: mocks {state}, which the workflow doesn't have")
         for state in expectations.cases[name].path:
             if state not in states:
                 problems.append(f"case {name}: path names {state}, which the workflow doesn't have")
             elif reader.kind(state) == "Task" and state not in mocked:
                 problems.append(f"case {name}: Task state {state} is on the path but not mocked")
+            for inner, spec in reader.item_states(state).items():
+                if spec.get("Type") == "Task" and inner not in mocked:
+                    problems.append(
+                        f"case {name}: Task state {inner} (an item of {state}) is not mocked"
+                    )
     return problems
 
 

@@ -115,6 +115,8 @@ class Resources:
         *,
         large_file_threshold_bytes: int = names.DEFAULT_LARGE_FILE_THRESHOLD_BYTES,
         batch_timeout_seconds: int = names.DEFAULT_BATCH_TIMEOUT_SECONDS,
+        fanout_threshold_bytes: int = names.DEFAULT_FANOUT_THRESHOLD_BYTES,
+        fanout_max_concurrency: int = names.DEFAULT_FANOUT_MAX_CONCURRENCY,
     ) -> dict[str, str]:
         """The workflow's ${Placeholder} values for these resources."""
         return names.workflow_substitutions(
@@ -129,4 +131,6 @@ class Resources:
             batch_attempt_seconds=batch_timeout_seconds,
             completion_topic_arn=self.completion_topic_arn,
             completion_event_bus_arn=self.event_bus_arn,
+            fanout_threshold_bytes=fanout_threshold_bytes,
+            fanout_max_concurrency=fanout_max_concurrency,
         )

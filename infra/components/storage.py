@@ -98,6 +98,14 @@ class Storage(Construct):
                     prefix=keys.BATCH_FAILURES_PREFIX,
                     expiration=Duration.days(30),
                 ),
+                # A fan-out removes its parts when it ends (published, rejected or abandoned);
+                # this catches an execution stopped in between. Kept a week: a redrive may
+                # still use them.
+                s3.LifecycleRule(
+                    id="expire-fanout-parts",
+                    prefix=keys.FANOUT_PREFIX,
+                    expiration=Duration.days(7),
+                ),
             ],
         )
         archive_rule = s3.LifecycleRule(

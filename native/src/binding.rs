@@ -1,11 +1,18 @@
 //! The Python module `chute_native`.
 
-use crate::convert;
-use crate::types::Kind;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use pyo3::create_exception;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::contract::{self, Allowed, Policy};
+use crate::convert::{self, Outputs, Typing};
+use crate::error::{Error, Violation};
+use crate::parquet_file;
+use crate::types::Kind;
 
 create_exception!(
     chute_native,
@@ -14,19 +21,155 @@ create_exception!(
     "The content can't be converted (the message names the row)."
 );
 
-/// One conversion: feed it the decompressed stream block by block, then finish it.
-#[pyclass(module = "chute_native")]
-struct Converter {
-    inner: std::sync::Mutex<convert::Converter>,
+create_exception!(
+    chute_native,
+    ContractFailed,
+    PyValueError,
+    "The data contract rejects the file: args are (problem_count, bad_rows, problems, detail)."
+);
+
+type PyProblem = (usize, String, String, String);
+
+fn problems(violation: &Violation) -> Vec<PyProblem> {
+    let problem = |p: &crate::error::Problem| {
+        (
+            p.row,
+            p.column.clone(),
+            p.value.clone(),
+            p.reason.to_string(),
+        )
+    };
+    violation.problems.iter().map(problem).collect()
+}
+
+fn to_py_err(error: Error) -> PyErr {
+    match error {
+        Error::Contract(v) => {
+            ContractFailed::new_err((v.problem_count, v.bad_rows, problems(&v), v.detail))
+        }
+        Error::Options(detail) => PyValueError::new_err(detail),
+        other => BadContent::new_err(other.to_string()),
+    }
 }
 
 fn byte_of(name: &str, value: &str) -> PyResult<u8> {
     match value.as_bytes() {
-        [byte] if byte.is_ascii() && *byte != b'\n' && *byte != b'\r' => Ok(*byte),
+        [byte] => Ok(*byte),
         _ => Err(PyValueError::new_err(format!(
             "the {name} must be one ASCII character other than CR and LF, not {value:?}"
         ))),
     }
+}
+
+/// How the records are written.
+#[pyclass(module = "chute_native", frozen)]
+struct Dialect(convert::Dialect);
+
+#[pymethods]
+impl Dialect {
+    #[new]
+    #[pyo3(signature = (delimiter, quote, max_record))]
+    fn new(delimiter: &str, quote: &str, max_record: usize) -> PyResult<Self> {
+        let (delimiter, quote) = (byte_of("delimiter", delimiter)?, byte_of("quote", quote)?);
+        let dialect = convert::Dialect::new(delimiter, quote, max_record).map_err(to_py_err)?;
+        Ok(Dialect(dialect))
+    }
+}
+
+/// How the Parquet file is laid out.
+#[pyclass(module = "chute_native", frozen)]
+struct Layout(parquet_file::Layout);
+
+#[pymethods]
+impl Layout {
+    #[new]
+    #[pyo3(signature = (zstd_level=3, row_group_rows=1 << 20, row_group_bytes=128 << 20))]
+    fn new(zstd_level: i32, row_group_rows: usize, row_group_bytes: usize) -> Self {
+        Layout(parquet_file::Layout {
+            zstd_level,
+            row_group_rows: row_group_rows.max(1),
+            row_group_bytes: row_group_bytes.max(1),
+        })
+    }
+}
+
+fn kind(name: &str) -> PyResult<Kind> {
+    Kind::from_name(name).ok_or_else(|| PyValueError::new_err(format!("no type {name:?}")))
+}
+
+/// (name, type, file column or None, checked, nullable, pattern, allowed strings, allowed ints)
+type PyColumn = (
+    String,
+    String,
+    Option<usize>,
+    bool,
+    bool,
+    Option<String>,
+    Option<Vec<String>>,
+    Option<Vec<i64>>,
+);
+
+/// A data contract planned on a file's header (tasks/data_contracts/check.py builds it).
+#[pyclass(module = "chute_native", frozen)]
+struct Contract(Arc<contract::Contract>);
+
+#[pymethods]
+impl Contract {
+    #[new]
+    #[pyo3(signature = (columns, nulls, *, policy, max_rejected_rows, report_limit))]
+    fn new(
+        columns: Vec<PyColumn>,
+        nulls: Vec<String>,
+        policy: &str,
+        max_rejected_rows: usize,
+        report_limit: usize,
+    ) -> PyResult<Self> {
+        let column = |spec: PyColumn| -> PyResult<contract::Column> {
+            let (name, type_name, source, checked, nullable, pattern, strings, ints) = spec;
+            let pattern = pattern.map(|p| contract::compile_pattern(&p)).transpose();
+            let allowed = match (strings, ints) {
+                (Some(s), _) => Some(Allowed::Strings(
+                    s.into_iter().map(String::into_bytes).collect(),
+                )),
+                (_, Some(i)) => Some(Allowed::Ints(i.into_iter().collect::<HashSet<_>>())),
+                _ => None,
+            };
+            Ok(contract::Column {
+                name,
+                kind: kind(&type_name)?,
+                source,
+                checked,
+                nullable,
+                pattern: pattern.map_err(to_py_err)?,
+                allowed,
+            })
+        };
+        let policy = match policy {
+            "reject" => Policy::Reject,
+            "drop_rows" => Policy::DropRows { max_rejected_rows },
+            other => return Err(PyValueError::new_err(format!("no policy {other:?}"))),
+        };
+        Ok(Contract(Arc::new(contract::Contract {
+            columns: columns.into_iter().map(column).collect::<PyResult<_>>()?,
+            nulls: nulls.into_iter().map(String::into_bytes).collect(),
+            policy,
+            report_limit,
+        })))
+    }
+}
+
+/// Why `pattern` can't be a contract's (Rust's regex syntax, anchored), or None.
+#[pyfunction]
+fn pattern_error(pattern: &str) -> Option<String> {
+    contract::compile_pattern(pattern)
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// One conversion: feed it the decompressed stream block by block, then finish it.
+#[pyclass(module = "chute_native")]
+struct Converter {
+    inner: Mutex<convert::Converter>,
 }
 
 type PyChunks<'py> = Bound<'py, PyList>;
@@ -35,28 +178,14 @@ fn to_python<'py>(py: Python<'py>, chunks: Vec<convert::Chunk>) -> PyResult<PyCh
     let list = PyList::empty(py);
     for chunk in chunks {
         let bytes = |data: Option<Vec<u8>>| data.map(|d| PyBytes::new(py, &d));
-        let columns = match chunk.columns {
-            Some(columns) => {
-                let out = PyList::empty(py);
-                for column in columns {
-                    let offsets: Vec<u8> = column
-                        .offsets
-                        .iter()
-                        .flat_map(|o| o.to_le_bytes())
-                        .collect();
-                    out.append((PyBytes::new(py, &offsets), PyBytes::new(py, &column.values)))?;
-                }
-                Some(out)
-            }
-            None => None,
-        };
         let item = PyTuple::new(
             py,
             [
                 chunk.rows.into_pyobject(py)?.into_any(),
                 bytes(chunk.jsonl).into_pyobject(py)?.into_any(),
                 bytes(chunk.parquet).into_pyobject(py)?.into_any(),
-                columns.into_pyobject(py)?.into_any(),
+                chunk.rejected_rows.into_pyobject(py)?.into_any(),
+                bytes(chunk.rejected).into_pyobject(py)?.into_any(),
             ],
         )?;
         list.append(item)?;
@@ -64,81 +193,60 @@ fn to_python<'py>(py: Python<'py>, chunks: Vec<convert::Chunk>) -> PyResult<PyCh
     Ok(list)
 }
 
-fn raise_after<'py>(
-    chunks: PyChunks<'py>,
-    error: Option<String>,
-) -> PyResult<(PyChunks<'py>, Option<PyErr>)> {
-    Ok((chunks, error.map(BadContent::new_err)))
+fn typing(value: &Bound<'_, PyAny>) -> PyResult<Typing> {
+    if value.is_none() {
+        return Ok(Typing::Text);
+    }
+    if let Ok(contract) = value.cast::<Contract>() {
+        return Ok(Typing::Contract(Arc::clone(&contract.get().0)));
+    }
+    if let Ok(word) = value.extract::<String>() {
+        return match word.as_str() {
+            "infer" => Ok(Typing::Infer),
+            _ => Err(PyValueError::new_err(format!("no typing {word:?}"))),
+        };
+    }
+    let names: Vec<String> = value.extract()?;
+    Ok(Typing::Fixed(
+        names.iter().map(|n| kind(n)).collect::<PyResult<_>>()?,
+    ))
 }
 
 #[pymethods]
 impl Converter {
     #[new]
-    #[pyo3(signature = (header, delimiter, quote, *, jsonl, parquet, columns, workers, max_record, zstd_level, infer=false, types=None, row_group_rows=1 << 20, row_group_bytes=128 << 20))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (header, dialect, outputs, typing, *, workers, layout))]
     fn new(
         header: Vec<String>,
-        delimiter: &str,
-        quote: &str,
-        jsonl: bool,
-        parquet: bool,
-        columns: bool,
+        dialect: &Dialect,
+        outputs: Vec<String>,
+        typing: &Bound<'_, PyAny>,
         workers: usize,
-        max_record: usize,
-        zstd_level: i32,
-        infer: bool,
-        types: Option<Vec<String>>,
-        row_group_rows: usize,
-        row_group_bytes: usize,
+        layout: &Layout,
     ) -> PyResult<Self> {
-        let typing = match (infer, types) {
-            (false, None) => convert::Typing::Text,
-            (true, None) => convert::Typing::Infer,
-            (false, Some(names)) => convert::Typing::Fixed(
-                names
-                    .iter()
-                    .map(|name| {
-                        Kind::from_name(name)
-                            .ok_or_else(|| PyValueError::new_err(format!("no type {name:?}")))
-                    })
-                    .collect::<PyResult<_>>()?,
-            ),
-            (true, Some(_)) => {
-                return Err(PyValueError::new_err(
-                    "infer and types are exclusive: types are inferred or given",
-                ))
-            }
-        };
-        let config = convert::Config {
-            typing,
-            row_group_rows: row_group_rows.max(1),
-            row_group_bytes: row_group_bytes.max(1),
-            delimiter: byte_of("delimiter", delimiter)?,
-            quote: byte_of("quote", quote)?,
-            header,
-            jsonl,
-            parquet,
-            columns,
-            workers: workers.max(1),
-            max_record: max_record.max(1),
-            zstd_level,
-        };
-        if config.delimiter == config.quote {
-            return Err(PyValueError::new_err(
-                "the delimiter and the quote must differ",
-            ));
+        if let Some(other) = outputs.iter().find(|o| *o != "jsonl" && *o != "parquet") {
+            return Err(PyValueError::new_err(format!("no output format {other:?}")));
         }
-        let inner = convert::Converter::new(config).map_err(PyRuntimeError::new_err)?;
+        let has = |name: &str| outputs.iter().any(|o| o == name);
+        let config = convert::Config {
+            header,
+            dialect: dialect.0,
+            outputs: Outputs::new(has("jsonl"), has("parquet")),
+            typing: self::typing(typing)?,
+            workers: workers.max(1),
+            layout: layout.0,
+        };
+        let inner = convert::Converter::new(config).map_err(to_py_err)?;
         Ok(Converter {
-            inner: std::sync::Mutex::new(inner),
+            inner: Mutex::new(inner),
         })
     }
 
-    /// The chunks that `block` completed, as (rows, jsonl, parquet, columns) tuples, and the
-    /// error (BadContent) to raise once they are written, if any.
+    /// The chunks that `block` completed, as (rows, jsonl, parquet, rejected rows, rejected)
+    /// tuples, and the error to raise once they are written, if any.
     fn feed<'py>(&self, py: Python<'py>, block: &[u8]) -> PyResult<(PyChunks<'py>, Option<PyErr>)> {
         let (chunks, error) = py.detach(|| self.inner.lock().unwrap().feed(block));
-        raise_after(to_python(py, chunks)?, error)
+        Ok((to_python(py, chunks)?, error.map(to_py_err)))
     }
 
     /// The last chunks, the error if any, and the Parquet file's last bytes (its footer).
@@ -147,8 +255,11 @@ impl Converter {
         py: Python<'py>,
     ) -> PyResult<(PyChunks<'py>, Option<PyErr>, Bound<'py, PyBytes>)> {
         let (chunks, error, tail) = py.detach(|| self.inner.lock().unwrap().finish());
-        let (chunks, error) = raise_after(to_python(py, chunks)?, error)?;
-        Ok((chunks, error, PyBytes::new(py, &tail)))
+        Ok((
+            to_python(py, chunks)?,
+            error.map(to_py_err),
+            PyBytes::new(py, &tail),
+        ))
     }
 
     /// Typed mode: each column's type, that every value read so far fits (after `finish`: the
@@ -158,6 +269,12 @@ impl Converter {
         inner
             .kinds()
             .map(|kinds| kinds.iter().map(|kind| kind.name()).collect())
+    }
+
+    /// Typed mode: each column's mask of the types every value read fits; parts of one file
+    /// AND their masks into the whole file's (`kind_of`).
+    fn masks(&self) -> Option<Vec<u8>> {
+        self.inner.lock().unwrap().masks().map(<[u8]>::to_vec)
     }
 
     /// Whether the output was given up because a column had to be widened: convert again
@@ -176,6 +293,17 @@ impl Converter {
             .map(|w| (w.column, w.from.name(), w.to.name(), w.row, w.value))
             .collect()
     }
+
+    /// A contract's findings: (problem count, bad rows, the first problems).
+    fn violation(&self) -> (usize, usize, Vec<PyProblem>) {
+        let inner = self.inner.lock().unwrap();
+        let violation = inner.violation();
+        (
+            violation.problem_count,
+            violation.bad_rows,
+            problems(violation),
+        )
+    }
 }
 
 /// Chunks (4 MiB) and their outputs come from glibc's heaps, which keep up to 16 MiB free at
@@ -192,11 +320,27 @@ fn bound_large_allocations() {
     }
 }
 
+/// The type of a column whose values fit `mask` (`Converter.masks`); None when it held null
+/// markers only (written as text, but any type fits it).
+#[pyfunction]
+fn kind_of(mask: u8) -> Option<&'static str> {
+    match Kind::of(mask) {
+        Kind::Unknown => None,
+        kind => Some(kind.name()),
+    }
+}
+
 #[pymodule]
 fn chute_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bound_large_allocations();
     m.add_class::<Converter>()?;
+    m.add_class::<Dialect>()?;
+    m.add_class::<Layout>()?;
+    m.add_class::<Contract>()?;
+    m.add_function(wrap_pyfunction!(pattern_error, m)?)?;
+    m.add_function(wrap_pyfunction!(kind_of, m)?)?;
     m.add("BadContent", m.py().get_type::<BadContent>())?;
+    m.add("ContractFailed", m.py().get_type::<ContractFailed>())?;
     let markers: Vec<String> = crate::types::NULL_MARKERS
         .iter()
         .map(|m| String::from_utf8_lossy(m).into_owned())

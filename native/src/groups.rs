@@ -16,7 +16,9 @@ use parquet::arrow::arrow_writer::{
     compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory,
 };
 
-pub type Message = String;
+use crate::error::Error;
+
+pub type Message = Error;
 
 /// Column writers with and without dictionary encoding (chosen per column chunk).
 pub struct Factories {
@@ -100,7 +102,7 @@ impl Encoder {
         let create = |factory: &ArrowRowGroupWriterFactory| {
             factory
                 .create_column_writers(self.group)
-                .map_err(|e| e.to_string())
+                .map_err(Error::content)
         };
         let mut dictionary: Vec<Option<ArrowColumnWriter>> = create(&self.factories.dictionary)?
             .into_iter()
@@ -135,8 +137,8 @@ impl Encoder {
         let writers = self.writers.as_mut().expect("writers started");
         for (i, writer) in writers.iter_mut() {
             let field = self.schema.field(*i);
-            for leaf in compute_leaves(field, &arrays[*i]).map_err(|e| e.to_string())? {
-                writer.write(&leaf).map_err(|e| e.to_string())?;
+            for leaf in compute_leaves(field, &arrays[*i]).map_err(Error::content)? {
+                writer.write(&leaf).map_err(Error::content)?;
             }
         }
         Ok(())
@@ -159,7 +161,7 @@ impl Encoder {
         };
         writers
             .into_iter()
-            .map(|(i, writer)| writer.close().map(|c| (i, c)).map_err(|e| e.to_string()))
+            .map(|(i, writer)| writer.close().map(|c| (i, c)).map_err(Error::content))
             .collect()
     }
 
@@ -174,7 +176,9 @@ impl Encoder {
                         match result {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => self.error = Some(e),
-                            Err(_) => self.error = Some("the Parquet encoder panicked".into()),
+                            Err(_) => {
+                                self.error = Some(Error::content("the Parquet encoder panicked"))
+                            }
                         }
                     }
                 }
@@ -225,7 +229,7 @@ impl Encoders {
         for queue in &self.queues {
             queue
                 .send(Work::Write(Arc::clone(&arrays)))
-                .map_err(|_| "an encoder thread ended".to_string())?;
+                .map_err(|_| Error::content("an encoder thread ended"))?;
         }
         Ok(())
     }
@@ -239,7 +243,7 @@ impl Encoders {
                 let (reply, closed) = bounded(1);
                 queue
                     .send(Work::Close(reply))
-                    .map_err(|_| "an encoder thread ended".to_string())
+                    .map_err(|_| Error::content("an encoder thread ended"))
                     .map(|_| closed)
             })
             .collect::<Result<_, _>>()?;
@@ -248,7 +252,7 @@ impl Encoders {
             chunks.extend(
                 closed
                     .recv()
-                    .map_err(|_| "an encoder thread ended".to_string())??,
+                    .map_err(|_| Error::content("an encoder thread ended"))??,
             );
         }
         chunks.sort_by_key(|(i, _)| *i);

@@ -5,7 +5,7 @@
 //! for RFC 4180 quoting however the stream is cut. Each chunk can then be parsed on its own.
 
 /// Why the stream can't be cut into records.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SplitError {
     /// A record (or a quote never closed) longer than the limit.
     RecordTooLong(usize),
@@ -13,16 +13,21 @@ pub enum SplitError {
     UnterminatedQuote,
 }
 
-impl SplitError {
-    pub fn message(&self) -> String {
+impl std::fmt::Display for SplitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SplitError::RecordTooLong(limit) => {
-                format!("a record longer than {limit} bytes (a quote never closed?)")
+                write!(
+                    f,
+                    "a record longer than {limit} bytes (a quote never closed?)"
+                )
             }
-            SplitError::UnterminatedQuote => "the file ends inside a quoted field".to_string(),
+            SplitError::UnterminatedQuote => f.write_str("the file ends inside a quoted field"),
         }
     }
 }
+
+impl std::error::Error for SplitError {}
 
 /// Holds the bytes after the last complete record until more arrive.
 pub struct Splitter {

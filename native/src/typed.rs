@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, LargeStringArray};
+use arrow_array::{new_null_array, ArrayRef, LargeStringArray};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -45,17 +45,23 @@ pub fn schema(header: &[String], kinds: &[Kind]) -> SchemaRef {
     ))
 }
 
-enum Builder {
-    Text { offsets: Vec<i64>, values: Vec<u8> },
+/// An Arrow array being built for one column of a chunk.
+pub(crate) enum Builder {
+    Text {
+        offsets: Vec<i64>,
+        values: Vec<u8>,
+    },
     Int(Int64Builder),
     Float(Float64Builder),
     Bool(BooleanBuilder),
     Date(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder),
+    /// A column absent from the file: this many nulls of this type.
+    Nulls(DataType, usize),
 }
 
 impl Builder {
-    fn new(kind: Kind, rows: usize, bytes: usize) -> Builder {
+    pub(crate) fn new(kind: Kind, rows: usize, bytes: usize) -> Builder {
         match kind {
             Kind::Unknown | Kind::String => Builder::Text {
                 offsets: {
@@ -73,7 +79,20 @@ impl Builder {
         }
     }
 
-    fn finish(self) -> ArrayRef {
+    /// A null (text: an empty string; text columns are never null).
+    pub(crate) fn append_null(&mut self) {
+        match self {
+            Builder::Text { offsets, values } => offsets.push(values.len() as i64),
+            Builder::Int(b) => b.append_null(),
+            Builder::Float(b) => b.append_null(),
+            Builder::Bool(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
+            Builder::Timestamp(b) => b.append_null(),
+            Builder::Nulls(_, rows) => *rows += 1,
+        }
+    }
+
+    pub(crate) fn finish(self) -> ArrayRef {
         match self {
             // Safety: offsets are monotonic from 0 to values.len(), and the parser checked that
             // the values are valid UTF-8 field by field.
@@ -89,6 +108,7 @@ impl Builder {
             Builder::Bool(mut b) => Arc::new(b.finish()),
             Builder::Date(mut b) => Arc::new(b.finish()),
             Builder::Timestamp(mut b) => Arc::new(b.finish().with_timezone("UTC")),
+            Builder::Nulls(data_type, rows) => new_null_array(&data_type, rows),
         }
     }
 }
@@ -162,131 +182,121 @@ impl<'a> TypedSink<'a> {
     }
 }
 
+impl TypedSink<'_> {
+    /// A text column's value, as written (an Unknown column's typed value widens it).
+    fn text(&mut self, i: usize, kind: Kind, value: &[u8]) {
+        if kind == Kind::Unknown && !types::is_null(value) {
+            let fits = types::classify(value);
+            self.masks[i] &= fits;
+            if fits != 0 {
+                self.misfit(i, value); // typed values after null markers: widen
+            }
+        }
+        if !self.build {
+            return;
+        }
+        if let Some(out) = &mut self.jsonl {
+            out.extend_from_slice(&self.prefixes[i]);
+            json::write_str(out, value);
+        }
+        if let Some(Builder::Text { offsets, values }) = self.builders.as_mut().map(|b| &mut b[i]) {
+            values.extend_from_slice(value);
+            offsets.push(values.len() as i64);
+        }
+    }
+
+    /// A null marker in a typed column.
+    fn null(&mut self, i: usize) {
+        if !self.build {
+            return;
+        }
+        if let Some(out) = &mut self.jsonl {
+            out.extend_from_slice(&self.prefixes[i]);
+            out.extend_from_slice(b"null");
+        }
+        if let Some(builders) = &mut self.builders {
+            builders[i].append_null();
+        }
+    }
+
+    /// A typed column's value read as its type into the array being built; false if it
+    /// doesn't fit.
+    fn typed(&mut self, i: usize, kind: Kind, value: &[u8]) -> bool {
+        let builder = match (self.build, &mut self.builders) {
+            (true, Some(builders)) => Some(&mut builders[i]),
+            _ => None,
+        };
+        match kind {
+            Kind::Int => types::parse_int(value).map(|n| {
+                if !types::int_is_exact_float(n) {
+                    self.masks[i] &= !types::FLOAT;
+                }
+                if let Some(Builder::Int(b)) = builder {
+                    b.append_value(n);
+                }
+            }),
+            Kind::Float => types::parse_float(value).map(|x| {
+                if let Some(Builder::Float(b)) = builder {
+                    b.append_value(x);
+                }
+            }),
+            Kind::Bool => types::parse_bool(value).map(|v| {
+                if let Some(Builder::Bool(b)) = builder {
+                    b.append_value(v);
+                }
+            }),
+            Kind::Date => types::parse_date(value).map(|days| {
+                if let Some(Builder::Date(b)) = builder {
+                    b.append_value(days);
+                }
+            }),
+            Kind::Timestamp => types::parse_timestamp(value).map(|micros| {
+                if let Some(Builder::Timestamp(b)) = builder {
+                    b.append_value(micros);
+                }
+            }),
+            Kind::Unknown | Kind::String => unreachable!("text columns are written as text"),
+        }
+        .is_some()
+    }
+
+    /// A value its column's type doesn't hold: the column widens, this chunk's output is of
+    /// no use (the file must be converted again, wider).
+    fn widen(&mut self, i: usize, value: &[u8]) {
+        self.masks[i] &= types::classify(value);
+        self.misfit(i, value);
+        self.build = false;
+        self.jsonl = None;
+        self.builders = None;
+    }
+
+    /// A typed value in JSON Lines: numbers as written (a JSON number, exactly the value).
+    fn json(&mut self, i: usize, kind: Kind, value: &[u8]) {
+        let Some(out) = self.jsonl.as_mut().filter(|_| self.build) else {
+            return;
+        };
+        out.extend_from_slice(&self.prefixes[i]);
+        match kind {
+            Kind::Int | Kind::Float => out.extend_from_slice(value),
+            Kind::Bool if value[0] == b't' || value[0] == b'T' => out.extend_from_slice(b"true"),
+            Kind::Bool => out.extend_from_slice(b"false"),
+            _ => json::write_str(out, value),
+        }
+    }
+}
+
 impl RecordSink for TypedSink<'_> {
     fn record(&mut self, record: &Record<'_>) {
         for (i, &kind) in self.kinds.iter().enumerate() {
             let value = record.field(i);
             if kind.is_text() {
-                if kind == Kind::Unknown && !types::is_null(value) {
-                    let fits = types::classify(value);
-                    self.masks[i] &= fits;
-                    if fits != 0 {
-                        self.misfit(i, value); // typed values after null markers: widen
-                    }
-                }
-                if self.build {
-                    if let Some(out) = &mut self.jsonl {
-                        out.extend_from_slice(&self.prefixes[i]);
-                        json::write_str(out, value);
-                    }
-                    if let Some(Builder::Text { offsets, values }) =
-                        self.builders.as_mut().map(|b| &mut b[i])
-                    {
-                        values.extend_from_slice(value);
-                        offsets.push(values.len() as i64);
-                    }
-                }
-                continue;
-            }
-            if types::is_null(value) {
-                if self.build {
-                    if let Some(out) = &mut self.jsonl {
-                        out.extend_from_slice(&self.prefixes[i]);
-                        out.extend_from_slice(b"null");
-                    }
-                    if let Some(builders) = &mut self.builders {
-                        match &mut builders[i] {
-                            Builder::Int(b) => b.append_null(),
-                            Builder::Float(b) => b.append_null(),
-                            Builder::Bool(b) => b.append_null(),
-                            Builder::Date(b) => b.append_null(),
-                            Builder::Timestamp(b) => b.append_null(),
-                            Builder::Text { .. } => unreachable!("a typed column"),
-                        }
-                    }
-                }
-                continue;
-            }
-            let builder = match (self.build, &mut self.builders) {
-                (true, Some(builders)) => Some(&mut builders[i]),
-                _ => None,
-            };
-            let fits = match (kind, builder) {
-                (Kind::Int, builder) => match types::parse_int(value) {
-                    Some(n) => {
-                        if !types::int_is_exact_float(n) {
-                            self.masks[i] &= !types::FLOAT;
-                        }
-                        if let Some(Builder::Int(b)) = builder {
-                            b.append_value(n);
-                        }
-                        true
-                    }
-                    None => false,
-                },
-                (Kind::Float, builder) => match types::parse_float(value) {
-                    Some(x) => {
-                        if let Some(Builder::Float(b)) = builder {
-                            b.append_value(x);
-                        }
-                        true
-                    }
-                    None => false,
-                },
-                (Kind::Bool, builder) => match types::parse_bool(value) {
-                    Some(v) => {
-                        if let Some(Builder::Bool(b)) = builder {
-                            b.append_value(v);
-                        }
-                        true
-                    }
-                    None => false,
-                },
-                (Kind::Date, builder) => match types::parse_date(value) {
-                    Some(days) => {
-                        if let Some(Builder::Date(b)) = builder {
-                            b.append_value(days);
-                        }
-                        true
-                    }
-                    None => false,
-                },
-                (Kind::Timestamp, builder) => match types::parse_timestamp(value) {
-                    Some(micros) => {
-                        if let Some(Builder::Timestamp(b)) = builder {
-                            b.append_value(micros);
-                        }
-                        true
-                    }
-                    None => false,
-                },
-                (Kind::Unknown | Kind::String, _) => unreachable!("text columns above"),
-            };
-            if !fits {
-                self.masks[i] &= types::classify(value);
-                self.misfit(i, value);
-                // This chunk's output is of no use: the column must be converted again wider.
-                self.build = false;
-                self.jsonl = None;
-                self.builders = None;
-                continue;
-            }
-            if self.build {
-                if let Some(out) = &mut self.jsonl {
-                    out.extend_from_slice(&self.prefixes[i]);
-                    match kind {
-                        // the number as written: a JSON number, and exactly the value
-                        Kind::Int | Kind::Float => out.extend_from_slice(value),
-                        Kind::Bool => {
-                            out.extend_from_slice(if value[0] == b't' || value[0] == b'T' {
-                                b"true"
-                            } else {
-                                b"false"
-                            })
-                        }
-                        _ => json::write_str(out, value),
-                    }
-                }
+                self.text(i, kind, value);
+            } else if types::is_null(value) {
+                self.null(i);
+            } else if self.typed(i, kind, value) {
+                self.json(i, kind, value);
+            } else {
+                self.widen(i, value);
             }
         }
         if let Some(out) = &mut self.jsonl {

@@ -18,7 +18,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tasks import s3_limits
+from tasks import cores, s3_limits
+from tasks.adapters.s3_assembly import assemble_parts
 from tasks.adapters.s3_errors import (
     CONFLICT,
     MISSING,
@@ -30,8 +31,10 @@ from tasks.adapters.s3_errors import (
     version_args,
 )
 from tasks.adapters.s3_multipart import MultipartWriter, PendingCopy
+from tasks.adapters.s3_ranged import MAX_PARALLEL, RANGE_BYTES, RangedReader, parallel_for
 from tasks.errors import SourceMissing
 from tasks.models import Head, ObjectRef, upload_time
+from tasks.multipart_layout import Part
 
 if TYPE_CHECKING:
     from tasks.fence import Condition
@@ -44,7 +47,11 @@ COPY_THREADS: Final = 16
 
 def default_client() -> Any:
     """A client with standard retry mode; the endpoint comes from AWS_ENDPOINT_URL when set."""
-    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=MAX_PARALLEL,  # ranged GETs and part copies in flight at once
+    )
+    return boto3.client("s3", config=config)
 
 
 class S3Store:
@@ -81,13 +88,17 @@ class S3Store:
 
     def read_prefix(self, ref: ObjectRef, length: int) -> bytes:
         """The first ``length`` bytes of the object (a ranged GET, never the whole object)."""
-        if length <= 0:
+        return self.read_range(ref, 0, length)
+
+    def read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the object (fewer at its end; one ranged GET)."""
+        if end <= start:
             return b""
         try:
             resp = self._client.get_object(
                 Bucket=ref.bucket,
                 Key=ref.key,
-                Range=f"bytes=0-{length - 1}",
+                Range=f"bytes={start}-{end - 1}",
                 **version_args(ref),
                 **({"IfMatch": f'"{strip_etag(ref.etag)}"'} if ref.etag else {}),
             )
@@ -98,7 +109,18 @@ class S3Store:
 
     def open_stream(self, ref: ObjectRef) -> BinaryIO:
         """A streaming body over the object; read it in chunks. A network error while reading
-        is raised as the workflow's error (e.g. StorageUnavailable), like every other call."""
+        is raised as the workflow's error (e.g. StorageUnavailable), like every other call.
+        An object of known size above two ranges is read as parallel ranged GETs
+        (tasks.adapters.s3_ranged), as many in flight as the converter has cores to feed."""
+        if ref.size is not None and ref.size > 2 * RANGE_BYTES:
+            reader = RangedReader(
+                self._client,
+                ref,
+                ref.size,
+                range_bytes=RANGE_BYTES,
+                parallel=parallel_for(cores.available()),
+            )
+            return cast(BinaryIO, io.BufferedReader(reader, buffer_size=1 << 20))
         try:
             resp = self._client.get_object(
                 Bucket=ref.bucket,
@@ -110,6 +132,31 @@ class S3Store:
             raise translate(exc, what=f"s3://{ref.bucket}/{ref.key}") from exc
         body = _TranslatedBody(resp["Body"], what=f"read s3://{ref.bucket}/{ref.key}")
         return cast(BinaryIO, body)
+
+    def open_range(self, ref: ObjectRef, start: int, end: int) -> BinaryIO:
+        """Bytes ``[start, end)`` of the object as a stream of parallel ranged GETs."""
+        reader = RangedReader(
+            self._client,
+            ref,
+            end,
+            range_bytes=RANGE_BYTES,
+            parallel=parallel_for(cores.available()),
+            start=start,
+        )
+        return cast(BinaryIO, io.BufferedReader(reader, buffer_size=1 << 20))
+
+    def assemble(
+        self,
+        bucket: str,
+        key: str,
+        parts: list[Part],
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+    ) -> PendingCopy:
+        """One object from byte ranges of others (tasks.multipart_layout's parts), invisible
+        until completed (conditionally, under the fence); abort it otherwise."""
+        return assemble_parts(self, bucket, key, parts, content_type, metadata)
 
     def writer(
         self,
@@ -268,6 +315,25 @@ class S3Store:
         except Exception as exc:
             raise translate(exc, what=f"delete s3://{ref.bucket}/{ref.key}") from exc
 
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under ``prefix`` (chute's own working objects); how many."""
+        if not prefix:
+            raise ValueError("refusing to delete a whole bucket")
+        deleted = 0
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            ):
+                batch = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if batch:
+                    self._client.delete_objects(
+                        Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
+                    )
+                    deleted += len(batch)
+        except Exception as exc:
+            raise translate(exc, what=f"delete s3://{bucket}/{prefix}*") from exc
+        return deleted
+
     def get_json(self, bucket: str, key: str) -> Any | None:
         """The JSON document at ``key``; None if there is none (or it isn't JSON)."""
         try:
@@ -288,7 +354,7 @@ class S3Store:
         self,
         bucket: str,
         key: str,
-        document: dict[str, Any],
+        document: Any,
         *,
         metadata: dict[str, str] | None = None,
         condition: Condition | None = None,

@@ -4,6 +4,8 @@ conditionally (tasks.fence), and leave nothing behind when aborted."""
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -92,8 +94,13 @@ class PendingCopy:
         self._upload_id = None
 
 
+UPLOAD_PARALLEL = 4
+"""Parts of one object uploaded at once: enough to keep a converter's output flowing."""
+
+
 class MultipartWriter:
-    """Buffers at most one part in memory; uploads each full part as it fills."""
+    """Uploads each part as it fills, up to ``parallel`` parts at once (S3 takes parts in any
+    order): memory holds the part filling and the parts in flight, at most ``parallel + 1``."""
 
     def __init__(
         self,
@@ -103,8 +110,13 @@ class MultipartWriter:
         part_size: int,
         content_type: str,
         metadata: dict[str, str] | None = None,
+        parallel: int = UPLOAD_PARALLEL,
     ):
         self._client = client
+        self._parallel = max(1, parallel)
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: deque[Future[dict[str, Any]]] = deque()
+        self._numbered = 0  # parts handed out so far
         self._metadata = metadata or {}
         self._bucket = bucket
         self._key = key
@@ -127,7 +139,7 @@ class MultipartWriter:
     def _next_part_size(self) -> int:
         """Parts grow as the stream does (s3_limits.streaming_part): any output up to S3's
         largest object fits in its 10,000 parts."""
-        return s3_limits.streaming_part(len(self._parts) + 1, self._part_size)
+        return s3_limits.streaming_part(self._numbered + 1, self._part_size)
 
     def _start(self) -> str:
         if self._upload_id is None:
@@ -144,8 +156,25 @@ class MultipartWriter:
         return self._upload_id
 
     def _upload_part(self, chunk: bytes) -> None:
+        """Hand a part to the pool; past ``parallel`` parts in flight, wait for the oldest (its
+        error, if any, is raised here)."""
         upload_id = self._start()
-        number = len(self._parts) + 1
+        self._numbered += 1
+        if self._parallel == 1:
+            self._parts.append(self._send(upload_id, self._numbered, chunk))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._parallel, thread_name_prefix="s3-part")
+        self._inflight.append(self._pool.submit(self._send, upload_id, self._numbered, chunk))
+        if len(self._inflight) >= self._parallel:
+            self._parts.append(self._inflight.popleft().result())
+
+    def _settle(self) -> None:
+        """Wait for every part in flight (raising the first error)."""
+        while self._inflight:
+            self._parts.append(self._inflight.popleft().result())
+
+    def _send(self, upload_id: str, number: int, chunk: bytes) -> dict[str, Any]:
         try:
             resp = self._client.upload_part(
                 Bucket=self._bucket,
@@ -156,7 +185,7 @@ class MultipartWriter:
             )
         except Exception as exc:
             raise translate(exc, what=f"write s3://{self._bucket}/{self._key}") from exc
-        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+        return {"PartNumber": number, "ETag": resp["ETag"]}
 
     def complete(self, condition: Condition | None = None) -> None:
         """Make the object visible (conditionally: WriteConflict when ``condition`` fails, and
@@ -180,6 +209,10 @@ class MultipartWriter:
         if self._buffer:
             self._upload_part(bytes(self._buffer))
             self._buffer.clear()
+        self._settle()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
         try:
             self._client.complete_multipart_upload(
                 Bucket=self._bucket,
@@ -193,6 +226,12 @@ class MultipartWriter:
         self._completed = True
 
     def abort(self) -> None:
+        for future in self._inflight:
+            future.cancel()
+        self._inflight.clear()
+        if self._pool is not None:  # no part may land after the abort
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._upload_id is None or self._completed:
             return
         # If the abort fails too, the bucket's lifecycle rule removes the parts after a day.

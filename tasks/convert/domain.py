@@ -143,7 +143,7 @@ def convert(
 
     try:
         result = convert_restarting(attempt, options)
-        replaced = _publish(store, source, stamp, target, outputs.published())
+        replaced = publish_outputs(store, source, stamp, target, outputs.published())
     except BaseException:
         outputs.abort()
         raise
@@ -154,7 +154,7 @@ def convert(
         rejected_rows=result.rejected_rows,
         bytes={f: w.bytes_written for f, w in outputs.writers.items()},
         rejected_key=target.rejected_key if result.rejected_rows else None,
-        replaced=tuple(_replaced(other, source) for other in replaced),
+        replaced=tuple(replaced_file(other, source) for other in replaced),
         schema=dict(result.schema) if result.schema is not None else None,
         widened=tuple(w.to_dict() for w in result.widened),
     )
@@ -181,7 +181,7 @@ def _log_finished(output: Output, result: EngineResult, target: Target) -> None:
         )
 
 
-def _publish(
+def publish_outputs(
     store: Store, source: ObjectRef, stamp: Stamp, target: Target, outputs: dict[str, Writer]
 ) -> list[Stamp]:
     """Make this file's outputs visible as one set (:func:`tasks.fence.publish_all`): every key
@@ -209,7 +209,7 @@ def _publish(
     return fence.publish_all([slot(key) for key in target.slot_keys()], stamp)
 
 
-def _replaced(other: Stamp, source: ObjectRef) -> dict[str, str]:
+def replaced_file(other: Stamp, source: ObjectRef) -> dict[str, str]:
     """What the outcome says of another file whose outputs this one replaced."""
     out = {"bucket": source.bucket, "key": other.key or "", "version": other.version}
     if other.uploaded:

@@ -1,4 +1,5 @@
-"""Lambda adapter of the convert step: ``{"plan": Plan, "execution": str}`` -> Output dict."""
+"""Lambda adapter of the convert step: ``{"plan": Plan, "execution": str}`` -> Output dict; with
+``"part"`` and ``"fanout"``: one part of a fanned-out file (tasks.fanout.part)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from tasks.convert.domain import convert
 from tasks.data_contracts.config import load_contracts
 from tasks.data_contracts.model import ContractSet
 from tasks.entry import lambda_handler, per_container
+from tasks.fanout.domain import FanOut
+from tasks.fanout.part import convert_part
 from tasks.models import Plan
 from tasks.settings import ConvertSettings
 
@@ -35,4 +38,9 @@ def contracts() -> ContractSet | None:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan = Plan.from_dict(event.get("plan"))
     log.bind(key=plan.file.ref.key)
+    if "part" in event:
+        fanout = FanOut.from_dict(event.get("fanout") or {})
+        return convert_part(
+            plan, store(), settings(), fanout.execution, fanout.data_start, event["part"]
+        )
     return convert(plan, store(), settings(), contracts()).to_dict()

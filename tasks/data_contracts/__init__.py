@@ -1,5 +1,5 @@
 """Data contracts: ``model`` (contracts, matching, header plans; pure), ``config`` (contracts.toml)
-and ``check`` (per-chunk validation). Imports only ``tasks.errors`` and ``tasks.formats``; polars
-only in ``check`` (and lazily in ``config``, to compile patterns) -- Validate imports
-``model``/``config`` without it.
+and ``check`` (the value rules; the contract as the native core checks it). Imports only
+``tasks.errors``, ``tasks.formats`` and, in ``check`` (and lazily in ``config``, to compile
+patterns), the native core.
 """

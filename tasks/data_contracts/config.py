@@ -67,9 +67,9 @@ _NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
 def load_contracts(path: Path, *, compile_patterns: bool = True) -> ContractSet:
     """Read and check a contracts file; ContractConfigError says what is wrong and where.
 
-    ``compile_patterns=False`` checks everything but whether each ``pattern`` compiles, which
-    takes polars (the engine that runs them): Validate, which only plans headers, loads the file
-    so and stays free of polars; Convert and Batch load it with the check."""
+    ``compile_patterns=False`` checks everything but whether each ``pattern`` compiles (with
+    the native core, which runs them): Validate, which only plans headers, loads the file so;
+    Convert and Batch load it with the check."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -218,16 +218,12 @@ def _check_pattern(table: _Table, kind: ColumnType, pattern: str, compile_it: bo
         raise table.error("pattern", f"only string columns take a pattern (this one is {kind})")
     if not compile_it:
         return
-    # Compiled by the engine that will run it: polars' Rust regex, not Python's re. Imported
-    # here, not at the top, so that loading contracts without this check never loads polars.
-    import polars as pl
-    import polars.exceptions as plx
+    # Compiled by the engine that will run it: the native core's Rust regex, not Python's re.
+    import chute_native
 
-    try:
-        pl.Series([""], dtype=pl.String).str.contains(f"^(?:{pattern})$")
-    except plx.ComputeError as exc:
-        reason = str(exc).split("\n\nThis error occurred", 1)[0]
-        raise table.error("pattern", f"invalid regex: {reason}") from exc
+    error = chute_native.pattern_error(pattern)
+    if error is not None:
+        raise table.error("pattern", f"invalid regex: {error}")
 
 
 def _allowed(table: _Table, kind: ColumnType) -> tuple[str, ...] | tuple[int, ...] | None:

@@ -1,8 +1,8 @@
-"""The data-contract model: contracts, matching keys, dialect, planning a header (pure, no polars).
+"""The data-contract model: contracts, matching keys, dialect, planning a header (pure).
 
 A ``ContractSet`` is what ``config.load_contracts`` makes of ``contracts/contracts.toml``; the
 conversion engine asks a ``Contract`` to plan a file's header here and validates each chunk of
-rows with ``check.validate_chunk``. Nothing here does I/O or imports polars: Validate uses this
+rows in the native core (``check.native_contract``). Nothing here does I/O: Validate uses this
 module (and ``config``) on every cold start.
 
 Matching: a key matches a contract when it starts with one of ``prefixes`` (case-sensitive, as S3

@@ -79,3 +79,18 @@ def report_key(key: str) -> str:
 def batch_failure_key(execution: str) -> str:
     """Where the Batch job of ``execution`` leaves its error (:data:`BATCH_FAILURES_PREFIX`)."""
     return f"{BATCH_FAILURES_PREFIX}{execution}.json"
+
+
+FANOUT_PREFIX: Final = "_chute/fanout/"
+"""Where a fanned-out conversion keeps its plan and the parts' outputs until they are joined
+(output bucket; removed when the file is published or given up, and expired by the stack)."""
+
+
+def fanout_key(execution: str, name: str) -> str:
+    """An object of ``execution``'s fan-out: ``state.json``, or a round's ``r<N>/...``."""
+    return f"{FANOUT_PREFIX}{execution}/{name}"
+
+
+def fanout_part_key(execution: str, round_: int, index: int, suffix: str) -> str:
+    """Part ``index``'s object of round ``round_``: ``json`` (what it found) or a format."""
+    return fanout_key(execution, f"r{round_}/{index:05d}.{suffix}")

@@ -165,7 +165,7 @@ def validate(
         contract=target.contract,
         formats=list(target.formats),
     )
-    return Plan(file=spec, target=target)
+    return Plan(file=spec, target=target, resources=settings.batch_sizing.resources(head.size))
 
 
 def match_contract(key: str, contracts: ContractSet | None, where: str) -> Contract | None:

@@ -23,10 +23,10 @@ def _settings() -> ValidateSettings:
 @per_container
 def _contracts() -> ContractSet | None:
     """Loaded once per cold start; a bad file fails every invocation (ContractConfigError).
-    Patterns aren't compiled here (that takes polars; Validate checks headers only): Convert
-    and Batch load the same file with that check before reading any row."""
+    Patterns are compiled by the native core, as Convert and Batch compile them: a pattern
+    Rust's regex rejects fails here, before any conversion starts."""
     path = _settings().contracts_file
-    return load_contracts(path, compile_patterns=False) if path else None
+    return load_contracts(path) if path else None
 
 
 @per_container

@@ -123,6 +123,8 @@ def test_output_aborts_uploads_and_expires_what_batch_jobs_left(synth: Synth) ->
     }
     failures = rules["expire-batch-failures"]
     assert (failures["Prefix"], failures["ExpirationInDays"]) == (keys.BATCH_FAILURES_PREFIX, 30)
+    parts = rules["expire-fanout-parts"]
+    assert (parts["Prefix"], parts["ExpirationInDays"]) == (keys.FANOUT_PREFIX, 7)
 
 
 def test_archive_moves_to_colder_storage(synth: Synth) -> None:
@@ -260,6 +262,40 @@ def test_batch_job_runs_the_container_command_with_retry_by_exit_code(synth: Syn
     assert job["RetryStrategy"]["EvaluateOnExit"][-1] == {"Action": "EXIT", "OnExitCode": "*"}
     compute = synth.one("AWS::Batch::ComputeEnvironment")
     assert compute["ComputeResources"]["Type"] == "FARGATE"
+
+
+def test_batch_job_is_sized_per_file_within_the_configured_ladder(synth: Synth) -> None:
+    props = synth.stack.props
+    job = synth.one("AWS::Batch::JobDefinition")
+    requirements = {
+        r["Type"]: r["Value"] for r in job["ContainerProperties"]["ResourceRequirements"]
+    }
+    # the job definition holds the smallest rung; each submission asks for its file's rung
+    assert requirements == {
+        "VCPU": str(props.batch_min_vcpu),
+        "MEMORY": str(props.batch_min_vcpu * props.batch_memory_per_vcpu_mib),
+    }
+    compute = synth.one("AWS::Batch::ComputeEnvironment")
+    assert compute["ComputeResources"]["MaxvCpus"] >= props.batch_max_vcpu
+    validate = _function(synth, "validate")["Environment"]["Variables"]
+    assert validate[names.ENV_BATCH_SIZING] == props.batch_sizing.to_setting()
+    machine = json.loads(synth.one("AWS::StepFunctions::StateMachine")["DefinitionString"])
+    overrides = machine["States"]["ConvertInBatch"]["Parameters"]["ContainerOverrides"]
+    assert overrides["ResourceRequirements"] == [
+        {"Type": "VCPU", "Value.$": "$.plan.resources.vcpu"},
+        {"Type": "MEMORY", "Value.$": "$.plan.resources.memory"},
+    ]
+    assert machine["States"]["Validate"]["ResultSelector"]["resources.$"] == ("$.Payload.resources")
+
+
+def test_batch_sizing_comes_from_context_and_is_checked() -> None:
+    context = {"chute:batch_max_vcpu": "8", "chute:batch_bytes_per_vcpu": str(1 << 30)}
+    props = ChuteProps.from_context(context.get)
+    assert props.batch_sizing.resources(3 << 30) == {"vcpu": "4", "memory": "8192"}
+    with pytest.raises(ValueError, match="max_vcpu=12"):
+        ChuteProps(batch_max_vcpu=12)
+    with pytest.raises(ValueError, match="memory_per_vcpu_mib"):
+        ChuteProps(batch_memory_per_vcpu_mib=512)
 
 
 # --- workflow -----------------------------------------------------------------------------------
@@ -409,3 +445,27 @@ def test_decompression_limits_come_from_context() -> None:
     assert (props.max_decompressed_bytes, props.max_decompression_ratio) == (1000000, 50)
     with pytest.raises(ValueError, match="max_decompression_ratio"):
         ChuteProps(max_decompression_ratio=0)
+
+
+def test_the_fan_out_runs_its_parts_as_child_executions_of_the_machine(synth: Synth) -> None:
+    props = synth.stack.props
+    policies = [
+        p["Properties"]
+        for p in synth.resources("AWS::IAM::Policy").values()
+        if "FanOutChildren" in p["Properties"]["PolicyName"]
+    ]
+    assert len(policies) == 1
+    statements = policies[0]["PolicyDocument"]["Statement"]
+    assert [s["Action"] for s in statements] == [
+        "states:StartExecution",
+        ["states:DescribeExecution", "states:StopExecution"],
+    ]
+    assert "execution:" in dumps(statements[1]["Resource"])
+    machine = synth.one("AWS::StepFunctions::StateMachine")
+    subs = machine["DefinitionSubstitutions"]
+    assert subs["FanOutThresholdBytes"] == str(props.fanout_threshold_bytes)
+    assert subs["FanOutMaxConcurrency"] == str(props.fanout_max_concurrency)
+    fanout = _function(synth, "fanout")["Environment"]["Variables"]
+    assert fanout == {names.ENV_FANOUT_PART_BYTES: str(props.fanout_part_bytes)}
+    with pytest.raises(ValueError, match="fanout_part_bytes"):
+        ChuteProps(fanout_part_bytes=1 << 20)

@@ -16,6 +16,8 @@ from tests.support.accounting import execution_key
 
 _RECEIVED: list[dict[str, Any]] = []
 LARGE_THRESHOLD = 2048  # bytes: files of at least this size take the Batch route
+FANOUT_THRESHOLD = 16 << 20  # uncompressed files without a contract this large fan out
+FANOUT_PART_BYTES = 4 << 20
 
 
 class Pipeline:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import time
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tasks.data_contracts.check import ChunkResult, ErrorBudget, output_schema, validate_chunk
+from tasks.convert.engine import EngineOptions, convert_stream
+from tasks.convert.typed import ContractTyping
 from tasks.data_contracts.config import ContractConfigError, load_contracts, parse_contracts
 from tasks.data_contracts.model import (
     MESSAGE_LIMIT,
@@ -47,11 +55,83 @@ def make(*columns: Column, **options: Any) -> Contract:
     return Contract(name="t", match=Match(suffixes=(".csv",)), columns=columns, **options)
 
 
-def check(column: Column, values: list[str], first_row: int = 2, **options: Any) -> ChunkResult:
-    """Validate one column of values as a chunk of a file whose header is just that column."""
-    contract = make(column, **options)
-    plan = contract.plan_header([column.name])
-    return validate_chunk(contract, plan, pl.DataFrame({column.name: values}), first_row)
+@dataclass(frozen=True)
+class Checked:
+    """What converting a file under a contract gave (the native core checks every value)."""
+
+    table: pa.Table
+    """The rows written, typed: the Parquet output read back."""
+    rejected: list[dict[str, Any]]
+    """The rejected rows' output (every file column as written, ``_row``, ``_errors``)."""
+    problems: tuple[Problem, ...]
+    problem_count: int
+    bad_rows: int
+
+    @property
+    def valid(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.table.to_pylist()
+        return rows
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.table.schema
+
+
+def csv_bytes(header: list[str], rows: list[list[str]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")  # a lone empty field is written ""
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def tolerant(contract: Contract) -> Contract:
+    """The contract, dropping any number of bad rows (so that every problem is seen)."""
+    limit = contract.on_error.report_limit
+    return replace(contract, on_error=OnError("drop_rows", 10**9, report_limit=limit))
+
+
+def run(contract: Contract, data: bytes, chunk_bytes: int = 4 << 20) -> Checked:
+    """Convert ``data`` to both formats under ``contract``."""
+    jsonl, parquet, rejected = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    options = EngineOptions(
+        outputs=("jsonl", "parquet"),
+        delimiter=",",
+        typing=ContractTyping(contract),
+        chunk_bytes=chunk_bytes,
+    )
+    sinks = {"jsonl": jsonl.write, "parquet": parquet.write}
+    result = convert_stream(io.BytesIO(data), options, sinks, rejected_sink=rejected.write)
+    table = pq.read_table(io.BytesIO(parquet.getvalue()))
+    # The JSON Lines are what polars writes for the same typed rows, byte for byte (polars
+    # typed and wrote contract mode's JSON Lines before the native core did).
+    oracle = io.BytesIO()
+    pl.read_parquet(io.BytesIO(parquet.getvalue())).write_ndjson(oracle)
+    assert jsonl.getvalue() == oracle.getvalue()
+    assert result.rows == table.num_rows
+    lines = rejected.getvalue().decode().splitlines()
+    return Checked(
+        table=table,
+        rejected=[json.loads(line) for line in lines],
+        problems=result.problems,
+        problem_count=result.problem_count,
+        bad_rows=result.rejected_rows,
+    )
+
+
+def check(column: Column, values: list[str], **options: Any) -> Checked:
+    """Check one column of values: a file whose header is just that column (bad rows dropped,
+    every problem counted)."""
+    contract = tolerant(make(column, **options))
+    return run(contract, csv_bytes([column.name], [[v] for v in values]))
+
+
+def convert(
+    contract: Contract, columns: dict[str, list[str]], chunk_bytes: int = 4 << 20
+) -> Checked:
+    """A file of these columns (name: values) converted under ``contract`` as it is."""
+    rows = [list(row) for row in zip(*columns.values(), strict=True)]
+    return run(contract, csv_bytes(list(columns), rows), chunk_bytes)
 
 
 def violation(excinfo: pytest.ExceptionInfo[ContractViolation]) -> dict[str, Any]:
@@ -412,10 +492,10 @@ def test_missing_optional_column_becomes_a_null_column() -> None:
     plan = contract.plan_header(["id", "name"])
     assert plan.missing == ("note",)
 
-    # WHEN a chunk is validated  THEN "note" is in the output, all null, typed
-    result = validate_chunk(contract, plan, pl.DataFrame({"id": ["1"], "name": ["a"]}), 2)
-    assert result.valid.to_dicts() == [{"id": 1, "name": "a", "note": None}]
-    assert result.valid.schema == output_schema(contract, plan)
+    # WHEN it is converted  THEN "note" is in the output, all null, typed
+    result = convert(contract, {"id": ["1"], "name": ["a"]})
+    assert result.valid == [{"id": 1, "name": "a", "note": None}]
+    assert result.schema.field("note").type == pa.large_string()
 
 
 def test_extra_columns_rejected() -> None:
@@ -433,17 +513,19 @@ def test_extra_columns_dropped() -> None:
     contract = make(Column("id"), extra_columns="drop")
     plan = contract.plan_header(["x", "id"])
     assert (plan.dropped, plan.kept, plan.output_columns) == (("x",), (), ("id",))
-    result = validate_chunk(contract, plan, pl.DataFrame({"x": ["?"], "id": ["1"]}), 2)
-    assert result.valid.to_dicts() == [{"id": "1"}]
+    result = convert(contract, {"x": ["?"], "id": ["1"]})
+    assert result.valid == [{"id": "1"}]
 
 
 def test_extra_columns_kept_as_strings_after_the_contract_columns() -> None:
     contract = make(Column("id", "int"), extra_columns="keep")
     plan = contract.plan_header(["y", "id", "x"])
     assert (plan.kept, plan.output_columns) == (("y", "x"), ("id", "y", "x"))
-    result = validate_chunk(contract, plan, pl.DataFrame({"y": ["1"], "id": ["2"], "x": [""]}), 2)
-    assert result.valid.to_dicts() == [{"id": 2, "y": "1", "x": ""}]
-    assert result.valid.schema == pl.Schema({"id": pl.Int64, "y": pl.String, "x": pl.String})
+    result = convert(contract, {"y": ["1"], "id": ["2"], "x": [""]})
+    assert result.valid == [{"id": 2, "y": "1", "x": ""}]
+    assert result.schema == pa.schema(
+        [("id", pa.int64()), ("y", pa.large_string()), ("x", pa.large_string())]
+    )
 
 
 @pytest.mark.parametrize(
@@ -526,34 +608,33 @@ TYPED_CASES: list[tuple[str, str, object]] = [
 
 @pytest.mark.parametrize(("kind", "value", "expected"), TYPED_CASES)
 def test_values_by_type(kind: Any, value: str, expected: object) -> None:
-    # GIVEN a nullable column of the type  WHEN one value is validated
+    # GIVEN a nullable column of the type  WHEN one value is checked
     result = check(Column("v", kind), [value])
 
     # THEN it is typed, or it is a violation naming the type
     if expected is BAD:
-        assert result.valid.height == 0 and result.bad_rows == 1
+        assert result.valid == [] and result.bad_rows == 1
         assert result.problems == (Problem(2, "v", value, f"not a valid {kind}"),)
     else:
         assert result.problems == () and result.bad_rows == 0
-        assert result.valid.to_dicts() == [{"v": expected}]
+        assert result.valid == [{"v": expected}]
 
 
-def test_output_dtypes() -> None:
+def test_output_types() -> None:
     kinds: list[Any] = ["string", "int", "float", "bool", "date", "timestamp"]
     contract = make(*[Column(k, k) for k in kinds])
-    plan = contract.plan_header(kinds)
-    result = validate_chunk(contract, plan, pl.DataFrame({k: [""] for k in kinds}), 2)
-    assert result.valid.schema == pl.Schema(
-        {
-            "string": pl.String(),
-            "int": pl.Int64(),
-            "float": pl.Float64(),
-            "bool": pl.Boolean(),
-            "date": pl.Date(),
-            "timestamp": pl.Datetime("us", "UTC"),
-        }
+    result = convert(contract, {k: [""] for k in kinds})
+    assert result.schema == pa.schema(
+        [
+            ("string", pa.large_string()),
+            ("int", pa.int64()),
+            ("float", pa.float64()),
+            ("bool", pa.bool_()),
+            ("date", pa.date32()),
+            ("timestamp", pa.timestamp("us", tz="UTC")),
+        ]
     )
-    assert result.valid.row(0) == ("", None, None, None, None, None)
+    assert result.valid == [dict.fromkeys(kinds) | {"string": ""}]
 
 
 @pytest.mark.parametrize("kind", ["string", "int", "float", "bool", "date", "timestamp"])
@@ -562,19 +643,23 @@ def test_not_nullable_rejects_empty_values(kind: Any) -> None:
     assert result.problems == (Problem(2, "v", "", "empty value"),)
 
 
-def test_a_null_cell_counts_as_empty() -> None:
-    # GIVEN a reader that gave null for a short row  THEN it is treated like an empty field
-    contract = make(Column("v", nullable=False))
-    chunk = pl.DataFrame({"v": pl.Series([None, "x"], dtype=pl.String)})
-    result = validate_chunk(contract, contract.plan_header(["v"]), chunk, 2)
-    assert result.problems == (Problem(2, "v", "", "empty value"),)
-    assert result.valid["v"].to_list() == ["x"]
+def test_a_contracts_nulls_are_empty_for_nullable() -> None:
+    # GIVEN an int column that is not nullable, NA a null  THEN NA is an empty value there
+    result = check(Column("v", "int", nullable=False), ["NA", "1", ""], nulls=("", "NA"))
+    assert [(p.row, p.value, p.reason) for p in result.problems] == [
+        (2, "NA", "empty value"),
+        (4, "", "empty value"),
+    ]
+    # AND in a string column only the empty field is empty
+    result = check(Column("v", nullable=False), ["NA", ""], nulls=("", "NA"))
+    assert [(p.row, p.value) for p in result.problems] == [(3, "")]
+    assert result.valid == [{"v": "NA"}]
 
 
 def test_pattern_must_match_the_whole_value() -> None:
     column = Column("v", pattern="ORD-[0-9]{3}")
     result = check(column, ["ORD-123", "ORD-1234", "xORD-123", "ord-123", ""])
-    assert result.valid["v"].to_list() == ["ORD-123", ""]  # empty: only `nullable` applies
+    assert [r["v"] for r in result.valid] == ["ORD-123", ""]  # empty: only `nullable` applies
     assert [(p.row, p.value, p.reason) for p in result.problems] == [
         (3, "ORD-1234", "does not match the pattern"),
         (4, "xORD-123", "does not match the pattern"),
@@ -583,34 +668,60 @@ def test_pattern_must_match_the_whole_value() -> None:
 
 
 def test_pattern_alternatives_are_anchored_as_a_group() -> None:
-    result = check(Column("v", pattern="a|b"), ["a", "b", "ab", "xa"])
-    assert result.valid["v"].to_list() == ["a", "b"]
+    result = check(Column("v", pattern="a|b"), ["a", "b", "ab", "xa", "bx"])
+    assert [r["v"] for r in result.valid] == ["a", "b"]
+
+
+def test_pattern_digits_are_unicode_digits_as_in_rust_regex() -> None:
+    # \d is any Unicode digit (Arabic-Indic, fullwidth); [0-9] only ASCII
+    values = ["12", "\u0661\u0662", "\uff11\uff12", "1a"]
+    assert [r["v"] for r in check(Column("v", pattern=r"\d+"), values).valid] == values[:3]
+    assert [r["v"] for r in check(Column("v", pattern="[0-9]+"), values).valid] == ["12"]
+    # AND other Rust regex syntax: flags, classes; anchors inside are harmless
+    flagged = check(Column("v", pattern="(?i)ab[[:digit:]]"), ["AB1", "ab2", "ab"])
+    assert [r["v"] for r in flagged.valid] == ["AB1", "ab2"]
+    assert [r["v"] for r in check(Column("v", pattern="^x$"), ["x", "xx"]).valid] == ["x"]
 
 
 def test_allowed_strings_are_case_sensitive() -> None:
     result = check(Column("v", allowed=("EUR", "USD")), ["EUR", "eur", "", "GBP"])
-    assert result.valid["v"].to_list() == ["EUR", ""]
+    assert [r["v"] for r in result.valid] == ["EUR", ""]
     assert [p.value for p in result.problems] == ["eur", "GBP"]
     assert {p.reason for p in result.problems} == {"not an allowed value"}
 
 
 def test_allowed_ints_compare_the_number() -> None:
     result = check(Column("v", "int", allowed=(1, 2)), ["1", "+2", "02", "3", "x"])
-    assert result.valid["v"].to_list() == [1, 2, 2]
+    assert [r["v"] for r in result.valid] == [1, 2, 2]
     assert [(p.value, p.reason) for p in result.problems] == [
         ("3", "not an allowed value"),
         ("x", "not a valid int"),  # one reason per cell: the first failed check
     ]
 
 
-# --- rows, reports, rejected rows ----------------------------------------------------------
-def test_rows_are_numbered_from_first_row() -> None:
-    # GIVEN the third chunk of a file, starting at file row 200_002
-    result = check(Column("v", "int"), ["1", "x", "2", "y"], first_row=200_002)
+def test_a_pattern_and_allowed_values_together_name_the_first_that_fails() -> None:
+    column = Column("v", pattern="[A-Z]{3}", allowed=("EUR", "USD"))
+    result = check(column, ["EUR", "GBP", "eu"])
+    assert [(p.value, p.reason) for p in result.problems] == [
+        ("GBP", "not an allowed value"),
+        ("eu", "does not match the pattern"),
+    ]
 
-    # THEN problems and rejected rows carry file row numbers
-    assert [p.row for p in result.problems] == [200_003, 200_005]
-    assert result.rejected["_row"].to_list() == [200_003, 200_005]
+
+# --- rows, reports, rejected rows ----------------------------------------------------------
+def test_rows_are_file_rows_across_chunks() -> None:
+    # GIVEN a file cut into many chunks (a few records each), with blank lines and a quoted
+    # newline (rows are records, as a spreadsheet counts them)
+    data = b'v,w\n1,a\nx,a\n\n2,"b\nc"\ny,a\n' + b"4,a\n" * 50 + b"z,a\n"
+    contract = tolerant(make(Column("v", "int"), Column("w")))
+    for chunk_bytes in (1, 5, 64, 4 << 20):
+        result = run(contract, data, chunk_bytes)
+        # THEN problems and rejected rows carry file row numbers
+        assert [p.row for p in result.problems] == [3, 5, 56], chunk_bytes
+        assert [r["_row"] for r in result.rejected] == [3, 5, 56]
+        assert [r["v"] for r in result.rejected] == ["x", "y", "z"]
+        assert (result.bad_rows, len(result.valid)) == (3, 52)
+        assert result.valid[1] == {"v": 2, "w": "b\nc"}
 
 
 def test_problem_values_are_truncated() -> None:
@@ -618,7 +729,7 @@ def test_problem_values_are_truncated() -> None:
     result = check(Column("v", "int"), [long])
     (problem,) = result.problems
     assert len(problem.value) == 80 and problem.value == "x" * 79 + "…"
-    assert result.rejected["v"].to_list() == [long]  # the rejected rows keep the whole value
+    assert [r["v"] for r in result.rejected] == [long]  # the rejected rows keep the whole value
     assert problem.to_dict() == {
         "row": 2,
         "column": "v",
@@ -628,39 +739,35 @@ def test_problem_values_are_truncated() -> None:
 
 
 def test_rejected_rows_keep_the_original_values_and_say_why() -> None:
-    # GIVEN a chunk with one good row and two bad ones, and a dropped extra column
+    # GIVEN a file with one good row and a bad one, and a dropped extra column
     contract = make(
         Column("id", "int", nullable=False),
         Column("day", "date"),
         Column("code", pattern="[A-Z]+"),
         extra_columns="drop",
     )
-    plan = contract.plan_header(["id", "extra", "day", "code"])
-    chunk = pl.DataFrame(
-        {
-            "id": ["1", "", "3"],
-            "extra": ["e1", "e2", "e3"],
-            "day": ["2024-01-05", "2024-13-01", "2024-01-07"],
-            "code": ["AB", "ab", "C"],
-        }
-    )
+    columns = {
+        "id": ["1", "", "3"],
+        "extra": ["e1", "e2", "e3"],
+        "day": ["2024-01-05", "2024-13-01", "2024-01-07"],
+        "code": ["AB", "ab", "C"],
+    }
 
-    # WHEN validated
-    result = validate_chunk(contract, plan, chunk, first_row=10)
+    # WHEN converted
+    result = convert(tolerant(contract), columns)
 
     # THEN the bad row has every file column as written, its row number and a short reason
-    assert result.rejected.to_dicts() == [
+    assert result.rejected == [
         {
             "id": "",
             "extra": "e2",
             "day": "2024-13-01",
             "code": "ab",
-            "_row": 11,
+            "_row": 3,
             "_errors": "id: empty value; day: not a valid date; code: does not match the pattern",
         }
     ]
-    assert result.rejected.schema["_row"] == pl.Int64
-    assert result.valid.to_dicts() == [
+    assert result.valid == [
         {"id": 1, "day": date(2024, 1, 5), "code": "AB"},
         {"id": 3, "day": date(2024, 1, 7), "code": "C"},
     ]
@@ -669,35 +776,29 @@ def test_rejected_rows_keep_the_original_values_and_say_why() -> None:
 
 def test_report_is_capped_but_counts_are_exact() -> None:
     contract = make(Column("a", "int"), Column("b", "int"), on_error=OnError(report_limit=3))
-    plan = contract.plan_header(["a", "b"])
-    chunk = pl.DataFrame({"a": ["x"] * 10, "b": ["y"] * 10})
-
-    result = validate_chunk(contract, plan, chunk, 2)
+    result = convert(tolerant(contract), {"a": ["x"] * 10, "b": ["y"] * 10})
     assert [(p.row, p.column) for p in result.problems] == [(2, "a"), (2, "b"), (3, "a")]
-    assert (result.problem_count, result.bad_rows, result.rejected.height) == (20, 10, 10)
+    assert (result.problem_count, result.bad_rows, len(result.rejected)) == (20, 10, 10)
+    # a report limit of 0 lists nothing, counts stay exact
+    silent = replace(contract, on_error=OnError(report_limit=0))
+    result = convert(tolerant(silent), {"a": ["x"] * 10, "b": ["y"] * 10})
+    assert (result.problems, result.problem_count) == ((), 20)
 
-    # an explicit limit overrides the contract's
-    assert validate_chunk(contract, plan, chunk, 2, report_limit=0).problems == ()
 
-
-def test_a_clean_chunk() -> None:
+def test_a_clean_file() -> None:
     result = check(Column("v", "int"), ["1", "2"])
     assert (result.problems, result.problem_count, result.bad_rows) == ((), 0, 0)
-    assert result.rejected.height == 0
-    assert result.rejected.columns == ["v", "_row", "_errors"]
+    assert result.rejected == []
 
 
-def test_a_chunk_must_have_the_planned_columns() -> None:
-    contract = make(Column("id"))
-    plan = contract.plan_header(["id"])
-    with pytest.raises(ValueError, match="not the planned header"):
-        validate_chunk(contract, plan, pl.DataFrame({"other": ["1"]}), 2)
-    with pytest.raises(ValueError, match="must be String"):
-        validate_chunk(contract, plan, pl.DataFrame({"id": [1]}), 2)
+def test_columns_are_found_by_name_whatever_their_order() -> None:
+    contract = make(Column("id", "int"), Column("name"))
+    result = convert(contract, {"name": ["a", "b"], "id": ["1", "2"]})
+    assert result.valid == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
 
 
-def test_200k_rows_are_validated_without_a_per_row_loop() -> None:
-    # GIVEN a 200k-row chunk in which every row is bad
+def test_200k_rows_are_checked_quickly() -> None:
+    # GIVEN a 200k-row file in which every other row is bad
     n = 200_000
     contract = make(
         Column("id", "int", nullable=False),
@@ -705,29 +806,33 @@ def test_200k_rows_are_validated_without_a_per_row_loop() -> None:
         Column("code", pattern="[A-Z]{2}[0-9]{4}"),
         Column("ok", "bool"),
     )
-    plan = contract.plan_header(["id", "at", "code", "ok"])
-    chunk = pl.DataFrame(
-        {
-            "id": pl.int_range(n, eager=True).cast(pl.String),
-            "at": ["2024-01-05T10:20:30.5+02:00"] * n,
-            "code": ["AB1234", "bad"] * (n // 2),
-            "ok": ["yes", "maybe"] * (n // 2),
-        }
+    data = csv_bytes(
+        ["id", "at", "code", "ok"],
+        [
+            [str(i), "2024-01-05T10:20:30.5+02:00", "AB1234" if i % 2 else "bad", "yes"]
+            for i in range(n)
+        ],
     )
 
-    # WHEN validated
+    # WHEN converted (both formats)
+    sinks = {"jsonl": io.BytesIO().write, "parquet": io.BytesIO().write}
+    options = EngineOptions(outputs=("jsonl", "parquet"), typing=ContractTyping(tolerant(contract)))
     started = time.perf_counter()
-    result = validate_chunk(contract, plan, chunk, 2)
+    result = convert_stream(io.BytesIO(data), options, sinks, rejected_sink=io.BytesIO().write)
     elapsed = time.perf_counter() - started
 
-    # THEN counts are exact, only the capped report was built in Python, and it took well under
-    # the generous bound (about 0.1 s on 2 cores when measured)
-    assert (result.bad_rows, result.problem_count, len(result.problems)) == (n // 2, n, 20)
-    assert result.valid.height == n // 2
+    # THEN counts are exact, only the capped report was listed, and it took well under the
+    # generous bound (about 0.15 s on 2 cores when measured)
+    assert (result.rejected_rows, result.problem_count, len(result.problems)) == (
+        n // 2,
+        n // 2,
+        20,
+    )
+    assert result.rows == n // 2
     assert elapsed < 2.0
 
 
-# --- the violation message and the error budget --------------------------------------------
+# --- the violation message and the error policy --------------------------------------------
 def test_violation_message_fits_the_limit() -> None:
     # GIVEN many problems with long values
     problems = [Problem(r, "column", "é" * 200, "not a valid int") for r in range(2, 2000)]
@@ -741,48 +846,48 @@ def test_violation_message_fits_the_limit() -> None:
     assert report["problems"][0] == problems[0].to_dict()
 
 
-def chunk_result(problems: int, bad_rows: int) -> ChunkResult:
-    found = tuple(Problem(2 + i, "v", "x", "not a valid int") for i in range(problems))
-    empty = pl.DataFrame()
-    return ChunkResult(empty, empty, found, problem_count=problems, bad_rows=bad_rows)
-
-
-def test_budget_reject_fails_on_the_first_problem() -> None:
-    budget = ErrorBudget(make(Column("v", "int")))
-    budget.add(chunk_result(0, 0))  # a clean chunk passes
-
+def test_reject_fails_on_the_first_chunk_with_a_problem() -> None:
+    # GIVEN a file cut into one-record chunks, its 3rd and 4th rows bad
+    contract = make(Column("v", "int"), Column("w", "int"))
+    data = csv_bytes(["v", "w"], [["1", "1"], ["2", "2"], ["x", "y"], ["z", "3"]])
     with pytest.raises(ContractViolation) as excinfo:
-        budget.add(chunk_result(2, 1))
+        run(contract, data, chunk_bytes=1)
+    # THEN the file fails there: that chunk's problems, counted exactly; nothing after it
     report = violation(excinfo)
-    assert (report["problemCount"], report["badRows"], len(report["problems"])) == (2, 1, 2)
+    assert (report["problemCount"], report["badRows"]) == (2, 1)
+    assert [(p["row"], p["column"]) for p in report["problems"]] == [(4, "v"), (4, "w")]
+    assert "detail" not in report
 
 
-def test_budget_drop_rows_fails_past_the_maximum() -> None:
+def test_drop_rows_fails_past_the_maximum() -> None:
     # GIVEN a contract that tolerates 5 dropped rows, reporting at most 3 problems
     policy = OnError("drop_rows", max_rejected_rows=5, report_limit=3)
-    budget = ErrorBudget(make(Column("v", "int"), on_error=policy))
+    contract = make(Column("v", "int"), on_error=policy)
+    rows = [["1"], ["x"], ["x"], ["2"], ["x"], ["x"], ["x"]]
 
-    # WHEN chunks add up to exactly 5 bad rows  THEN fine
-    budget.add(chunk_result(2, 2))
-    budget.add(chunk_result(3, 3))
-    assert (budget.bad_rows, budget.problem_count, len(budget.problems)) == (5, 5, 3)
+    # WHEN a file has exactly 5 bad rows  THEN it is converted, with counts and 3 problems
+    result = run(contract, csv_bytes(["v"], rows), chunk_bytes=3)
+    assert (result.bad_rows, result.problem_count, len(result.problems)) == (5, 5, 3)
+    assert [r["v"] for r in result.valid] == [1, 2]
 
     # WHEN one more bad row comes  THEN the file is rejected with totals and the first problems
     with pytest.raises(ContractViolation) as excinfo:
-        budget.add(chunk_result(1, 1))
+        run(contract, csv_bytes(["v"], [*rows, ["3"], ["y"]]), chunk_bytes=3)
     report = violation(excinfo)
     assert (report["badRows"], report["problemCount"], len(report["problems"])) == (6, 6, 3)
+    assert [p["row"] for p in report["problems"]] == [3, 4, 6]
     assert report["detail"] == "more than max_rejected_rows=5 rows rejected"
 
 
-def test_budget_with_real_chunks() -> None:
-    contract = make(Column("v", "int"), on_error=OnError("drop_rows", max_rejected_rows=1))
-    plan = contract.plan_header(["v"])
-    budget = ErrorBudget(contract)
-    budget.add(validate_chunk(contract, plan, pl.DataFrame({"v": ["1", "x"]}), 2))
+def test_drop_rows_counts_rows_not_cells() -> None:
+    contract = make(
+        Column("v", "int"), Column("w", "int"), on_error=OnError("drop_rows", max_rejected_rows=1)
+    )
+    result = run(contract, csv_bytes(["v", "w"], [["x", "y"], ["1", "2"]]))
+    assert (result.bad_rows, result.problem_count) == (1, 2)
     with pytest.raises(ContractViolation) as excinfo:
-        budget.add(validate_chunk(contract, plan, pl.DataFrame({"v": ["y", "3"]}), 4))
-    assert [p["row"] for p in violation(excinfo)["problems"]] == [3, 4]
+        run(contract, csv_bytes(["v", "w"], [["x", "y"], ["1", "2"], ["3", "z"]]), chunk_bytes=1)
+    assert [p["row"] for p in violation(excinfo)["problems"]] == [2, 2, 4]
 
 
 def test_a_header_read_with_the_wrong_delimiter_says_so() -> None:
@@ -811,17 +916,157 @@ def test_a_contracts_nulls_are_null_in_typed_columns_and_kept_in_string_columns(
     text += '\n[[contracts.c.columns]]\nname = "s"\n'
     contract = parse_contracts(text).get("c")
     assert contract.nulls == ("", "NA")
-    chunk = pl.DataFrame({"a": ["1", "NA", ""], "s": ["NA", "x", ""]})
-    # WHEN a chunk is checked
-    result = validate_chunk(contract, contract.plan_header(["a", "s"]), chunk, 2)
+    columns = {"a": ["1", "NA", ""], "s": ["NA", "x", ""]}
+    # WHEN a file is converted
+    result = convert(contract, columns)
     # THEN NA is null in the int column and kept in the string column
     assert result.problem_count == 0
-    assert result.valid.to_dicts() == [
+    assert result.valid == [
         {"a": 1, "s": "NA"},
         {"a": None, "s": "x"},
         {"a": None, "s": ""},
     ]
     # AND without it, NA is not an int (contracts keep their meaning)
     plain = parse_contracts(column_with('type = "int"')).get("c")
-    checked = validate_chunk(plain, plain.plan_header(["a"]), chunk.select("a"), 2)
+    checked = convert(tolerant(plain), {"a": columns["a"]})
     assert [p.reason for p in checked.problems] == ["not a valid int"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    floats=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=50),
+    stamps=st.lists(
+        st.datetimes(
+            min_value=datetime(1, 1, 2),
+            max_value=datetime(9999, 12, 30),
+        ),
+        min_size=1,
+        max_size=50,
+    ),
+)
+def test_json_lines_are_what_polars_writes_for_any_float_and_timestamp(
+    floats: list[float], stamps: list[datetime]
+) -> None:
+    # GIVEN floats written as Python writes them and timestamps with offsets and fractions
+    texts = [repr(x) for x in floats]
+    at = [
+        s.isoformat(sep=" " if s.day % 2 else "T") + ("Z" if s.month % 2 else "-01:30")
+        for s in stamps
+    ]
+    rows = max(len(texts), len(at))
+    columns = {
+        "f": [texts[i % len(texts)] for i in range(rows)],
+        "t": [at[i % len(at)] for i in range(rows)],
+    }
+    # WHEN converted under a contract  THEN every value is typed (none rejected), and the JSON
+    # Lines are byte for byte polars' (``run`` compares them)
+    result = convert(make(Column("f", "float"), Column("t", "timestamp")), columns)
+    assert [r["f"] for r in result.valid] == [float(v) for v in columns["f"]]
+
+
+# --- the value rules are polars' (the implementation before the native core), as an oracle ---
+_TIMESTAMP_SHAPE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})$"
+)
+
+
+def polars_typed(kind: str, values: list[str]) -> list[object]:
+    """What the polars implementation read each (non-empty) value as; None: not valid."""
+    raw = pl.Series(values, dtype=pl.String)
+    if kind == "int":
+        return raw.cast(pl.Int64, strict=False).to_list()
+    if kind == "float":
+        floats = raw.cast(pl.Float64, strict=False)
+        return [x if x is not None and x == x and abs(x) != float("inf") else None for x in floats]
+    if kind == "bool":
+        words = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+        return [words.get(v.lower()) for v in values]
+    if kind == "date":
+        days = raw.str.to_date("%Y-%m-%d", strict=False).cast(pl.Int32)
+        shaped = raw.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+        return [d if ok else None for d, ok in zip(days, shaped, strict=True)]
+    micros = raw.str.to_datetime("%+", time_unit="us", time_zone="UTC", strict=False)
+    shaped = raw.str.contains(_TIMESTAMP_SHAPE)
+    return [m if ok else None for m, ok in zip(micros.cast(pl.Int64), shaped, strict=True)]
+
+
+def native_typed(kind: str, values: list[str]) -> list[object]:
+    """What the native core reads each value as (None: rejected), in the same units."""
+    column = Column("v", kind)  # type: ignore[arg-type]
+    result = check(column, values)
+    bad = {r["_row"] - 2 for r in result.rejected}
+    typed = result.table.column("v")
+    if kind in ("date", "timestamp"):  # as numbers: Python's dates start at year 1
+        typed = typed.cast(pa.int32() if kind == "date" else pa.int64())
+    valid = iter(typed.to_pylist())
+    return [None if index in bad else next(valid) for index in range(len(values))]
+
+
+_PIECES = {
+    "int": ["0", "1", "7", "9", "00", "+", "-", " ", ".", "e", "_", "9223372036854775807", "x"],
+    "float": ["0", "1", "5", ".", "e", "E", "+", "-", "inf", "nan", "1e400", " ", ",", "x", "00"],
+    "bool": ["t", "T", "rue", "RUE", "f", "alse", "yes", "YES", "no", "1", "0", "y", " "],
+    "date": ["2024", "0000", "9999", "-", "01", "02", "29", "30", "31", "13", "1", "+", "T"],
+    "timestamp": [
+        "2024-02-29",
+        "1969-12-31",
+        "T",
+        " ",
+        "t",
+        "23",
+        "24",
+        "59",
+        "60",
+        "00",
+        ":",
+        ".",
+        "123456789",
+        "1",
+        "Z",
+        "z",
+        "+",
+        "-",
+        "0130",
+        "01:30",
+        "24:00",
+    ],
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+@pytest.mark.parametrize("kind", list(_PIECES))
+def test_every_value_is_read_as_polars_read_it(kind: str, data: st.DataObject) -> None:
+    # GIVEN values made of the pieces a type's values are written with (most invalid, many
+    # valid, every edge: signs, zeros, overflow, leap days and seconds, offsets, fractions)
+    piece = st.sampled_from(_PIECES[kind])
+    longest = 14 if kind == "timestamp" else 6
+    values = data.draw(
+        st.lists(
+            st.lists(piece, min_size=1, max_size=longest).map("".join), min_size=1, max_size=60
+        )
+    )
+    # WHEN checked by the native core  THEN each is valid exactly when polars read it, as the
+    # same value (dates in days, timestamps in microseconds since the epoch)
+    assert native_typed(kind, values) == polars_typed(kind, values)
+
+
+@pytest.mark.parametrize("kind", list(_PIECES))
+def test_the_oracle_sees_valid_and_invalid_values(kind: str) -> None:
+    # The pieces above make both kinds of value (or the comparison would prove little).
+    examples = {
+        "int": ["+007", "-0", "9223372036854775807", "1_0"],
+        "float": ["+.5", "1e400", "00.5e-1", "nan"],
+        "bool": ["TRUE", "yes", "0", "y"],
+        "date": ["2024-02-29", "0000-01-01", "2024-02-30", "2024-1-01"],
+        "timestamp": [
+            "2024-02-29T23:59:60Z",
+            "2024-02-29 23:59:59.123456789+01:30",
+            "1969-12-31T00:00:00-0130",
+            "2024-02-29T24:00:00Z",
+        ],
+    }[kind]
+    assert native_typed(kind, examples) == polars_typed(kind, examples)
+    assert examples[0] and polars_typed(kind, examples)[0] is not None
+    assert polars_typed(kind, examples)[-1] is None

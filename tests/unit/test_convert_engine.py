@@ -811,7 +811,6 @@ def test_a_sink_error_is_raised_as_it_is_and_nothing_is_written_after() -> None:
 def test_failed_conversion_writes_nothing_more_to_the_parquet_sink(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(engine, "SINK_BUFFER_BYTES", 64)  # row groups reach the sink early
     # GIVEN a Parquet sink that is closed as soon as the conversion fails (as an S3 upload is
     # aborted, or a local file closed)
     written: list[int] = []
@@ -1047,13 +1046,19 @@ def test_nul_bytes_in_values_are_data() -> None:
 
 
 def test_a_native_panic_becomes_malformed_content(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN a native library that panics on the content (a BaseException, not an Exception)
-    import polars as pl
+    # GIVEN a native core that panics on the content (pyo3's PanicException: a BaseException,
+    # not an Exception; told by its name, as it can't be imported)
+    class PanicException(BaseException):
+        pass
 
-    def panic(*args: Any, **kwargs: Any) -> Any:
-        raise pl.exceptions.PanicException("called `Option::unwrap()` on a `None` value\nmore")
+    class Panicking:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
 
-    monkeypatch.setattr(engine, "_ndjson", panic)  # typed mode's JSON Lines (polars)
+        def feed(self, block: bytes) -> Any:
+            raise PanicException("called `Option::unwrap()` on a `None` value\nmore")
+
+    monkeypatch.setattr(engine.chute_native, "Converter", Panicking)
     # WHEN it is converted THEN a named permanent error, with the panic's first line only
     assert error_of(ORDERS, typing=typing(REJECT)) == (
         "the content can't be converted: the parser failed on it"

@@ -163,7 +163,6 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
         return dataclasses.replace(plain, chunk_bytes=64 * 1024, row_group_rows=1000)
 
     monkeypatch.setattr(domain, "engine_options", options)
-    monkeypatch.setattr(engine, "SINK_BUFFER_BYTES", 16 * 1024)
 
 
 # --- domain ---------------------------------------------------------------------------------

@@ -46,13 +46,17 @@ def test_every_state_is_on_some_case_path() -> None:
 
 
 def _last_throws(state: str) -> set[str]:
-    """Errors some case ends ``state``'s attempts with (caught or failing)."""
+    """Errors some case ends ``state``'s attempts with (caught or failing); for a Map, the
+    error an item that fails for good gives it (chute tolerates no failed item)."""
     found = set()
+    items = WORKFLOW.item_states(state)
     for case, mocked in CONFIG.cases(MACHINE).items():
-        if state in mocked and state in EXPECTED.cases[case].path:
-            last = CONFIG.attempts(mocked[state])[-1]
-            if last.kind == "Throw":
-                found.add(last.error)
+        if state not in EXPECTED.cases[case].path:
+            continue
+        for name in [state, *items]:
+            if name in mocked and CONFIG.attempts(mocked[name])[-1].kind == "Throw":
+                last = CONFIG.attempts(mocked[name])[-1]
+                found.add(last.error if name == state else "States.ExceedToleratedFailureThreshold")
     return found
 
 

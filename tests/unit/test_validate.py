@@ -97,6 +97,7 @@ def test_valid_csv_gets_a_plan_with_the_current_object(s3: Any, store: SpyStore,
     assert plan == Plan(
         file=FileSpec(ref=source, compression="none", delimiter=","),
         target=Target(bucket=OUTPUT, key=key, formats=("jsonl",), contract=None, infer=True),
+        resources={"vcpu": "2", "memory": "4096"},  # the smallest Batch job: a small file
     )
     assert plan.target.object_key("jsonl") == f"{key}.jsonl"
 
@@ -661,6 +662,7 @@ def test_a_matched_contract_decides_formats_delimiter_and_names_itself(
             formats=("parquet", "jsonl"),
             contract="orders",
         ),
+        resources={"vcpu": "2", "memory": "4096"},
     )
     assert plan.to_dict()["target"]["keys"] == {
         "parquet": "partners/acme/2024 (1).csv.parquet",
@@ -860,6 +862,7 @@ def test_handler_returns_the_plan_dict(s3: Any, env: pytest.MonkeyPatch) -> None
                 "parquet": "incoming/a b+c%.csv.parquet",
             },
         },
+        "resources": {"vcpu": "2", "memory": "4096"},  # the Batch job's size for this file
     }
     assert Plan.from_dict(result).file.ref == source
     assert json.loads(json.dumps(result)) == result, "JSON all the way"

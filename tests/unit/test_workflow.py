@@ -41,10 +41,18 @@ def test_the_fail_states_are_the_workflow_files_fail_states() -> None:
 
 
 def test_the_routes_are_where_route_by_size_leads_and_what_each_reports() -> None:
+    # the fan-out is entered by planning its parts; FannedOut reports what the parts made
+    entered_by = {State.PLAN_PARTS: State.CONVERT_PARTS}
     choice = STATES[State.ROUTE_BY_SIZE]
-    assert {c["Next"] for c in choice["Choices"]} | {choice["Default"]} == set(ROUTES)
+    nexts = {c["Next"] for c in choice["Choices"]} | {choice["Default"]}
+    assert {entered_by.get(State(n), State(n)) for n in nexts} == set(ROUTES)
     for state, route in ROUTES.items():
-        assert STATES[state]["ResultSelector"]["route"] == route
+        reports = (
+            STATES[State.FANNED_OUT]["Parameters"]
+            if state == State.CONVERT_PARTS
+            else (STATES[state]["ResultSelector"])
+        )
+        assert reports["route"] == route
     assert set(ROUTES.values()) == set(names.ROUTES)
 
 
@@ -106,7 +114,12 @@ def test_every_rejection_tells_quarantine_its_state_and_job_failure() -> None:
     # missing field fails the task), and only the Batch rejection names a job failure
     into = [n for n, s in STATES.items() if s.get("Next") == State.QUARANTINE]
     assert sorted(into) == sorted(
-        [State.VALIDATE_REJECTED, State.LAMBDA_CONVERT_REJECTED, State.BATCH_CONVERT_REJECTED]
+        [
+            State.VALIDATE_REJECTED,
+            State.LAMBDA_CONVERT_REJECTED,
+            State.BATCH_CONVERT_REJECTED,
+            State.FAN_OUT_REJECTED,
+        ]
     )
     for name in into:
         state = STATES[name]
@@ -186,3 +199,18 @@ def test_fail_state_and_route_from_the_states_entered(
 @pytest.mark.parametrize("cause", [None, "", "plain", "[1]", '{"Container": []}', job(None)])
 def test_no_exit_code_in_a_cause_without_one(cause: str | None) -> None:
     assert batch_exit_code(cause) is None
+
+
+def test_only_uncompressed_files_without_a_contract_fan_out() -> None:
+    # a gzip/bz2/zstd stream is read from its start; a contract's error budget is the whole
+    # file's: both take the sized Batch job, whatever their size
+    first = STATES[State.ROUTE_BY_SIZE]["Choices"][0]
+    assert first["Next"] == State.PLAN_PARTS
+    assert first["And"] == [
+        {
+            "Variable": "$.plan.file.size",
+            "NumericGreaterThanEqualsPath": "$.config.fanOutThresholdBytes",
+        },
+        {"Variable": "$.plan.file.compression", "StringEquals": "none"},
+        {"Variable": "$.plan.target.contract", "IsNull": True},
+    ]

@@ -14,8 +14,11 @@ import pytest
 
 from chute.local.embedded import EmbeddedAws, LocalSettings, free_port
 from chute.ops.workflow_tests import DEFAULT_MOCK_CONFIG
+from tasks.batch_sizing import BatchSizing
 from tests.support.moto_patches import make_probe
 from tests.support.pipeline import (
+    FANOUT_PART_BYTES,
+    FANOUT_THRESHOLD,
     LARGE_THRESHOLD,
     Pipeline,
     _subscribe_completions,
@@ -32,6 +35,11 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
         visibility_timeout_seconds=1,
         max_receive_count=2,
         mock_config=DEFAULT_MOCK_CONFIG,
+        # every Batch job gets one vCPU: the runner pins it to one core (as Fargate's quota)
+        batch_sizing=BatchSizing(min_vcpu=1, max_vcpu=1),
+        # uncompressed files of 16 MiB and more fan out in parts of about 4 MiB
+        fanout_threshold_bytes=FANOUT_THRESHOLD,
+        fanout_part_bytes=FANOUT_PART_BYTES,
     )
     with EmbeddedAws(settings) as aws:
         _subscribe_completions(aws)

@@ -81,6 +81,20 @@ def test_large_file_takes_the_batch_route(pipeline: Pipeline) -> None:
     assert pipeline.read(pipeline.r.archive_bucket, key) == body
     assert key not in pipeline.keys(pipeline.r.staging_bucket)
     assert ex.output is not None and ex.output["convert"]["route"] == "batch"
+    # AND the job was sized to the file (the stack's sizing here: 1 vCPU), and ran on that many
+    # cores: the runner pins it as Fargate's quota would, the engine counted them
+    scheduled = [
+        json.loads(e["taskScheduledEventDetails"]["parameters"])
+        for e in pipeline.history(ex.arn)
+        if e["type"] == "TaskScheduled"
+        and e["taskScheduledEventDetails"]["resourceType"] == "batch"
+    ]
+    assert [s["ContainerOverrides"]["ResourceRequirements"] for s in scheduled] == [
+        [{"Type": "VCPU", "Value": "1"}, {"Type": "MEMORY", "Value": "2048"}]
+    ]
+    log = (pipeline.aws.log_dir / "batch" / f"{ex.output['convert']['jobId']}.log").read_text()
+    finished = [json.loads(line) for line in log.splitlines() if "batch job finished" in line]
+    assert [f["cores"] for f in finished] == [1]
 
 
 def test_invalid_file_is_quarantined_with_a_report(pipeline: Pipeline) -> None:

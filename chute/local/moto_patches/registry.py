@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from chute.local.moto_patches import (
+    distributed_map,
     lambda_and_batch,
     mock_configs,
     redrive,
@@ -14,7 +15,16 @@ from chute.local.moto_patches import (
 )
 from chute.local.moto_patches.seam import Fix
 
-SERVICES = (lambda_and_batch, server, stepfunctions, s3, s3_bodies, mock_configs, redrive)
+SERVICES = (
+    lambda_and_batch,
+    server,
+    stepfunctions,
+    distributed_map,
+    s3,
+    s3_bodies,
+    mock_configs,
+    redrive,
+)
 """The modules in the order their fixes are applied. Fixes of one attribute stack, the later
 outside: sfn-mock-config (mock_configs) wraps sfn-unnamed-execution (stepfunctions),
 s3-complete-if-match wraps persist-s3-key-post (both in s3, in that order)."""

@@ -1,0 +1,322 @@
+"""One large file converted as many parts at once, published as one file's outputs.
+
+    plan    cut the source into record-aligned byte ranges (tasks.fanout.cuts): the state under
+            the fan-out prefix, round 0's items (the Distributed Map's) returned
+    parts   each part converted on its own (tasks.fanout.part), types inferred from its values
+    commit  decide for the whole file, in file order:
+            - a part that ended inside a quoted field: its cut was a wrong guess; it and the next
+              part are converted again as one (another round)
+            - a part whose content is bad: the file is bad; the row is made file-global (rows
+              of the parts before it added) and MalformedContent raised (quarantine)
+            - types: the whole file's are the AND of the parts' type masks; parts whose types
+              differ are converted again with the whole file's (another round)
+            - otherwise each output is joined server-side from the parts' objects (JSON Lines:
+              the bytes one after the other; Parquet: tasks.fanout.parquet_parts) and the set
+              published under the fence (newest version wins), as a whole file's would be
+    abandon the fan-out's objects removed (a failed or stopped fan-out leaves nothing)
+
+Rows are counted as in a whole file (the header is row 1), so errors name the file's row.
+Files with a data contract, and compressed files, are not fanned out (the state machine routes
+them to one sized Batch job): a contract's error budget is the whole file's, and gzip, bz2 and
+single-frame zstd can only be read from their start.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import chute_native
+
+from tasks import log
+from tasks.convert.domain import CONTENT_TYPES, publish_outputs, replaced_file
+from tasks.errors import (
+    MalformedContent,
+    PermanentError,
+    Replaced,
+    StaleEventError,
+    StorageUnavailable,
+)
+from tasks.fanout import cuts, parquet_parts
+from tasks.fence import Stamp
+from tasks.formats import keys
+from tasks.models import Head, ObjectRef, Output, Plan
+from tasks.multipart_layout import Part as Layout
+from tasks.multipart_layout import Piece, layout
+
+HEADER_WINDOW = 1 << 20
+ROW = re.compile(r"^row (\d+)")
+
+
+class Store(Protocol):
+    def read_range(self, ref: ObjectRef, start: int, end: int) -> bytes: ...
+
+    def put_json(self, bucket: str, key: str, document: Any) -> None: ...
+
+    def get_json(self, bucket: str, key: str) -> Any | None: ...
+
+    def exists(self, bucket: str, key: str) -> Head | None: ...
+
+    def assemble(
+        self,
+        bucket: str,
+        key: str,
+        parts: list[Layout],
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+    ) -> Any: ...
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int: ...
+
+    def delete_stamped(self, bucket: str, key: str, condition: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """What the workflow carries between the fan-out's steps."""
+
+    bucket: str
+    execution: str
+    data_start: int
+    round: int
+    parts: int
+    """Parts to convert in this round (the Map's items)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "execution": self.execution,
+            "dataStart": self.data_start,
+            "round": self.round,
+            "parts": self.parts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FanOut:
+        return cls(
+            bucket=str(data["bucket"]),
+            execution=str(data["execution"]),
+            data_start=int(data["dataStart"]),
+            round=int(data["round"]),
+            parts=int(data["parts"]),
+        )
+
+
+def plan_parts(plan: Plan, store: Store, execution: str, part_bytes: int) -> dict[str, Any]:
+    """Cut the file; leave the state; the fan-out to carry on, with round 0's ``items`` (the
+    parts to convert: ``{index, start, end, round, types}``)."""
+    ref = plan.file.ref
+    size = ref.size or 0
+    head = store.read_range(ref, 0, min(size, HEADER_WINDOW))
+    data_start, columns = _header(head, plan.file.delimiter or ",")
+    dialect = cuts.Dialect((plan.file.delimiter or ",").encode(), b'"', columns)
+
+    def read(start: int, end: int) -> bytes:
+        return store.read_range(ref, start, end)
+
+    parts = cuts.plan(size, data_start, part_bytes, read, dialect)
+    items = [{**p.to_dict(), "round": 0, "types": None} for p in parts]
+    fanout = FanOut(plan.target.bucket, execution, data_start, 0, len(items))
+    _save(store, fanout, items)
+    log.info("fan-out planned", parts=len(items), part_bytes=part_bytes, size=size)
+    return {**fanout.to_dict(), "items": items}
+
+
+def _header(head: bytes, delimiter: str) -> tuple[int, int]:
+    """Where the header record ends, and how many fields it has."""
+    inside = False
+    for i, byte in enumerate(head):
+        if byte == 0x22:
+            inside = not inside
+        elif byte == 0x0A and not inside:
+            text = head[: i + 1].decode("utf-8-sig", errors="replace")
+            fields = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+            return i + 1, len(fields)
+    raise MalformedContent("header (row 1): no end of the header in the first MiB")
+
+
+def _save(store: Store, fanout: FanOut, state: list[dict[str, Any]]) -> None:
+    """The fan-out's parts, each with the round that holds its result."""
+    state_key = keys.fanout_key(fanout.execution, "state.json")
+    store.put_json(fanout.bucket, state_key, {"parts": state})
+
+
+def commit(plan: Plan, store: Store, fanout: FanOut) -> dict[str, Any]:
+    """Decide for the whole file (see the module's docstring). Returns ``{"again": FanOut with
+    the round's items}`` for another round, or ``{"output": Output}`` once published. The
+    fan-out's objects are removed once it is over: published, or the file rejected,
+    superseded or replaced (a transient error keeps them for the retry)."""
+    try:
+        return _commit(plan, store, fanout)
+    except (PermanentError, StaleEventError, Replaced):
+        store.delete_prefix(fanout.bucket, keys.fanout_key(fanout.execution, ""))
+        raise
+
+
+def _commit(plan: Plan, store: Store, fanout: FanOut) -> dict[str, Any]:
+    state = store.get_json(fanout.bucket, keys.fanout_key(fanout.execution, "state.json"))
+    if not isinstance(state, dict):
+        raise StorageUnavailable(f"fan-out {fanout.execution}: its state is missing")
+    items: list[dict[str, Any]] = state["parts"]
+    found = [_found(store, fanout, item) for item in items]
+    again = _cut_again(items, found) or _types_again(items, found)
+    if again is not None:
+        state_items, todo = again
+        next_round = FanOut(
+            fanout.bucket, fanout.execution, fanout.data_start, fanout.round + 1, len(todo)
+        )
+        for item in todo:
+            item["round"] = next_round.round
+        _save(store, next_round, state_items)
+        log.info("fan-out converts parts again", round=next_round.round, parts=len(todo))
+        return {"again": {**next_round.to_dict(), "items": todo}}
+    output = _publish(plan, store, fanout, items, found)
+    store.delete_prefix(fanout.bucket, keys.fanout_key(fanout.execution, ""))
+    return {"output": output.to_dict(), "parts": len(items)}
+
+
+def _found(store: Store, fanout: FanOut, item: dict[str, Any]) -> dict[str, Any]:
+    key = keys.fanout_part_key(fanout.execution, int(item["round"]), int(item["index"]), "json")
+    found = store.get_json(fanout.bucket, key)
+    if not isinstance(found, dict):
+        raise StorageUnavailable(f"fan-out {fanout.execution}: part {item['index']} left no result")
+    return found
+
+
+def _cut_again(
+    items: list[dict[str, Any]], found: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The first part in error: a wrong cut joins it to the next (another round); bad content
+    fails the file, its row counted from the file's start."""
+    rows_before = 0
+    for i, result in enumerate(found):
+        error = result.get("error")
+        if error is None:
+            rows_before += int(result["rows"])
+            continue
+        if error.get("endsInQuotes") and i < len(items) - 1:
+            parts = cuts.merge_after([cuts.Part.from_dict(p) for p in items], i)
+            rounds = {int(item["index"]): item["round"] for item in items}
+            merged = [{**p.to_dict(), "round": rounds[p.index], "types": None} for p in parts]
+            return merged, [merged[i]]
+        raise MalformedContent(_file_row(str(error["message"]), rows_before))
+    return None
+
+
+def _file_row(message: str, rows_before: int) -> str:
+    """The part's message with its row numbered from the file's start."""
+    return ROW.sub(lambda m: f"row {int(m.group(1)) + rows_before}", message, count=1)
+
+
+def _kind(mask: int) -> str | None:
+    return chute_native.kind_of(mask)
+
+
+def _types_again(
+    items: list[dict[str, Any]], found: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """Parts whose types differ from the whole file's, to convert again with the file's."""
+    if any(f.get("masks") is None for f in found):
+        return None  # text mode: nothing to decide
+    whole = _whole_masks(found)
+    assert whole is not None
+    kinds = [_kind(m) for m in whole]
+    types = [k or "string" for k in kinds]
+    todo = []
+    for item, f in zip(items, found, strict=True):
+        if [_kind(m) for m in f["masks"]] != kinds:
+            item["types"] = types
+            todo.append(item)
+    return (items, todo) if todo else None
+
+
+def _publish(
+    plan: Plan,
+    store: Store,
+    fanout: FanOut,
+    items: list[dict[str, Any]],
+    found: list[dict[str, Any]],
+) -> Output:
+    source, target = plan.file.ref, plan.target
+    stamp = Stamp.of(source)
+    pending: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
+    try:
+        for output_format in target.formats:
+            parts, sizes[output_format] = _layout(store, fanout, items, found, output_format)
+            pending[target.object_key(output_format)] = store.assemble(
+                target.bucket,
+                target.object_key(output_format),
+                parts,
+                content_type=CONTENT_TYPES[output_format],
+                metadata=stamp.metadata(),
+            )
+        replaced = publish_outputs(store, source, stamp, target, pending)  # type: ignore[arg-type]
+    except BaseException:
+        for copy in pending.values():
+            copy.abort()
+        raise
+    whole = _whole_masks(found)
+    return Output(
+        bucket=target.bucket,
+        keys={f: target.object_key(f) for f in target.formats},
+        rows=sum(int(f["rows"]) for f in found),
+        bytes=sizes,
+        replaced=tuple(replaced_file(other, source) for other in replaced),
+        schema=(
+            dict(zip(found[0]["columns"], [_kind(m) or "string" for m in whole], strict=True))
+            if whole is not None
+            else None
+        ),
+    )
+
+
+def _part_file(store: Store, bucket: str, key: str, size: int) -> parquet_parts.PartFile:
+    ref = ObjectRef(bucket, key, size=size)
+
+    def read(start: int, end: int) -> bytes:
+        return store.read_range(ref, start, end)
+
+    return parquet_parts.PartFile.read(size, read, f"s3://{bucket}/{key}")
+
+
+def _whole_masks(found: list[dict[str, Any]]) -> list[int] | None:
+    """The whole file's type masks: every part's ANDed (None in text mode)."""
+    if any(f.get("masks") is None for f in found):
+        return None
+    whole = list(found[0]["masks"])
+    for f in found[1:]:
+        whole = [a & b for a, b in zip(whole, f["masks"], strict=True)]
+    return whole
+
+
+def _layout(
+    store: Store, fanout: FanOut, items: list[dict[str, Any]], found: list[dict[str, Any]], fmt: str
+) -> tuple[list[Layout], int]:
+    """The multipart parts that join the parts' ``fmt`` objects into one, and its size."""
+    objects = [
+        (
+            keys.fanout_part_key(fanout.execution, int(i["round"]), int(i["index"]), fmt),
+            int(f["bytes"][fmt]),
+        )
+        for i, f in zip(items, found, strict=True)
+    ]
+    tail = b""
+    if fmt == "parquet":
+        files = [_part_file(store, fanout.bucket, key, size) for key, size in objects]
+        ranges, tail = parquet_parts.layout(files)
+        pieces = [Piece(key, a, b) for (key, _), (a, b) in zip(objects, ranges, strict=True)]
+    else:
+        pieces = [Piece(key, 0, size) for key, size in objects]
+    return layout(pieces, tail), sum(p.size for p in pieces) + len(tail)
+
+
+def abandon(store: Store, fanout: FanOut) -> int:
+    """Remove everything the fan-out wrote (its parts are never visible as outputs)."""
+    deleted = store.delete_prefix(fanout.bucket, keys.fanout_key(fanout.execution, ""))
+    log.info("fan-out abandoned", deleted=deleted)
+    return deleted

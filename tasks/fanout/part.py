@@ -1,0 +1,134 @@
+"""Converting one part of a fanned-out file: the header, then the part's byte range, through the
+same engine as a whole file, into the part's own objects (invisible to readers: under the
+fan-out prefix). What it found — rows, each column's type mask, or the error — is left beside
+them for the commit (tasks.fanout.domain), which decides for the whole file."""
+
+from __future__ import annotations
+
+import io
+from contextlib import closing
+from dataclasses import replace
+from typing import Any, BinaryIO, Protocol, cast
+
+from tasks import log
+from tasks.convert.domain import CONTENT_TYPES, Writer, engine_options
+from tasks.convert.engine import EngineOptions, EngineResult, convert_restarting, convert_stream
+from tasks.errors import MalformedContent
+from tasks.fanout.cuts import Part
+from tasks.formats import OutputFormat, keys
+from tasks.models import ObjectRef, Plan
+from tasks.settings import ConvertSettings
+
+ENDS_IN_QUOTES = ("ends inside a quoted field", "unexpected end of data")
+"""The engine's words for input that ends inside a quoted field (the splitter's and the
+parser's): in a part that is not the file's last, its cut was a wrong guess (tasks.fanout.cuts);
+tests/unit/test_fanout.py holds them to what the engine says."""
+
+
+class Store(Protocol):
+    def read_range(self, ref: ObjectRef, start: int, end: int) -> bytes: ...
+
+    def open_range(self, ref: ObjectRef, start: int, end: int) -> BinaryIO: ...
+
+    def writer(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        part_size: int,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Writer: ...
+
+    def put_json(self, bucket: str, key: str, document: Any) -> None: ...
+
+
+class _Chain(io.RawIOBase):
+    """The header's bytes, then the part's stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(target), len(self._head))
+            target[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(target))
+        target[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
+
+
+def convert_part(
+    plan: Plan,
+    store: Store,
+    settings: ConvertSettings,
+    execution: str,
+    data_start: int,
+    item: dict[str, Any],
+) -> dict[str, Any]:
+    """Convert the part ``item`` (``{index, start, end, round, types}``; ``types`` None: infer
+    them) and leave what it found at its ``json`` key; returns ``{index, round, rows}``."""
+    part = Part.from_dict(item)
+    round_ = int(item.get("round", 0))
+    types = item.get("types")
+    source, target = plan.file.ref, plan.target
+    options = replace(
+        engine_options(plan, None, settings.decompression),
+        compression="none",
+        infer=types is None and plan.target.infer,
+        types=tuple(types) if types is not None else None,
+    )
+    header = store.read_range(source, 0, data_start)
+    writers: dict[OutputFormat, Writer] = {}
+
+    def attempt(options: EngineOptions) -> EngineResult:
+        for output_format in target.formats:
+            writers[output_format] = store.writer(
+                target.bucket,
+                keys.fanout_part_key(execution, round_, part.index, output_format),
+                part_size=settings.part_size_bytes,
+                content_type=CONTENT_TYPES[output_format],
+            )
+        try:
+            stream = _Chain(header, store.open_range(source, part.start, part.end))
+            with closing(stream):
+                sinks = {f: w.write for f, w in writers.items()}
+                return convert_stream(cast(BinaryIO, stream), options, sinks)
+        except BaseException:
+            for writer in writers.values():
+                writer.abort()
+            raise
+
+    found: dict[str, Any] = {"index": part.index, "round": round_, "start": part.start}
+    try:
+        result = convert_restarting(attempt, options)
+        for writer in writers.values():
+            writer.complete()
+        found |= {
+            "rows": result.rows,
+            "columns": result.columns,
+            "masks": list(result.masks) if result.masks is not None else None,
+            "bytes": {f: w.bytes_written for f, w in writers.items()},
+        }
+    except MalformedContent as exc:
+        message = str(exc)
+        found["error"] = {
+            "message": message,
+            "endsInQuotes": any(w in message for w in ENDS_IN_QUOTES),
+        }
+    store.put_json(
+        target.bucket, keys.fanout_part_key(execution, round_, part.index, "json"), found
+    )
+    log.info("part converted", part=part.index, round=round_, rows=found.get("rows"))
+    return {"index": part.index, "round": round_, "rows": found.get("rows")}

@@ -1,0 +1,199 @@
+"""A fanned-out conversion equals the single-worker conversion exactly (tasks.fanout): JSON Lines
+byte for byte, Parquet row for row and type for type — over random cut points with quoted
+newlines straddling them, a late value that widens one part's types, a cut guessed wrong, bad
+content in one part (the file's row named), and a newer version uploaded before the commit."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.adapters.s3 import S3Store
+from tasks.convert.domain import convert
+from tasks.errors import MalformedContent, Superseded
+from tasks.fanout import domain
+from tasks.fanout.domain import FanOut
+from tasks.fanout.part import convert_part
+from tasks.formats import keys
+from tasks.models import FileSpec, ObjectRef, Plan, Target
+from tasks.settings import ConvertSettings
+from tests.support.unit import OUTPUT, STAGING
+
+SETTINGS = ConvertSettings()
+FORMATS = ("jsonl", "parquet")
+
+
+def _row(rng: random.Random, i: int) -> str:
+    note = rng.choice(["plain", '"two\nlines"', '"a, b"', '"say ""hi"""', "", "NA"])
+    when = f"2024-0{1 + i % 9}-1{i % 10}"
+    return f"{i},{rng.randint(-500, 500) / 4},{note},{when},{rng.choice(['true', 'false'])}"
+
+
+def csv_body(rows: int, seed: int, tail: list[str] | None = None) -> bytes:
+    rng = random.Random(seed)
+    lines = ["id,amount,note,day,flag", *(_row(rng, i) for i in range(rows)), *(tail or [])]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _stage(s3: Any, key: str, body: bytes, *, infer: bool = True) -> Plan:
+    s3.put_bucket_versioning(Bucket=STAGING, VersioningConfiguration={"Status": "Enabled"})
+    resp = s3.put_object(Bucket=STAGING, Key=key, Body=body)
+    ref = ObjectRef(
+        bucket=STAGING,
+        key=key,
+        size=len(body),
+        etag=resp["ETag"].strip('"'),
+        version_id=resp["VersionId"],
+        sequencer="00AA",
+        uploaded="2026-12-06T00:00:00.000Z",
+    )
+    target = Target(bucket=OUTPUT, key=key, formats=FORMATS, infer=infer)
+    return Plan(file=FileSpec(ref=ref, compression="none", delimiter=","), target=target)
+
+
+def fan_out(
+    store: S3Store, plan: Plan, part_bytes: int, *, before_commit: Any = None
+) -> tuple[dict[str, Any], list[int]]:
+    """The workflow's loop: plan, each round's Map over its items, commit. Returns the output
+    and how many parts each round converted."""
+    planned = domain.plan_parts(plan, store, "ex-1", part_bytes)
+    rounds = []
+    while True:
+        fanout, items = FanOut.from_dict(planned), planned["items"]
+        rounds.append(len(items))
+        for item in items:
+            convert_part(plan, store, SETTINGS, fanout.execution, fanout.data_start, item)
+        if before_commit is not None:
+            before_commit()
+        result = domain.commit(plan, store, fanout)
+        if "output" in result:
+            return result["output"], rounds
+        planned = result["again"]
+
+
+def _outputs(s3: Any, key: str) -> tuple[bytes, Any]:
+    jsonl = s3.get_object(Bucket=OUTPUT, Key=keys.output_key(key, "jsonl"))["Body"].read()
+    parquet = s3.get_object(Bucket=OUTPUT, Key=keys.output_key(key, "parquet"))["Body"].read()
+    return jsonl, pq.read_table(io.BytesIO(parquet))
+
+
+def _single(s3: Any, store: S3Store, body: bytes, *, infer: bool = True) -> tuple[bytes, Any]:
+    plan = _stage(s3, "single/data.csv", body, infer=infer)
+    convert(plan, store, SETTINGS)
+    return _outputs(s3, "single/data.csv")
+
+
+def _left_behind(s3: Any) -> list[str]:
+    listed = s3.list_objects_v2(Bucket=OUTPUT, Prefix=keys.FANOUT_PREFIX)
+    uploads = s3.list_multipart_uploads(Bucket=OUTPUT).get("Uploads", [])
+    return [o["Key"] for o in listed.get("Contents", [])] + [u["Key"] for u in uploads]
+
+
+@pytest.mark.parametrize("infer", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_fanned_out_equals_single_worker(s3: Any, store: S3Store, seed: int, infer: bool) -> None:
+    body = csv_body(3000, seed)
+    part_bytes = random.Random(seed).randint(2_000, 20_000)
+    plan = _stage(s3, "big/data.csv", body, infer=infer)
+    output, rounds = fan_out(store, plan, part_bytes)
+    jsonl, table = _outputs(s3, "big/data.csv")
+    single_jsonl, single_table = _single(s3, store, body, infer=infer)
+    assert rounds[0] > 3, "the file was cut into parts"
+    assert jsonl == single_jsonl
+    assert table.schema == single_table.schema
+    assert table.equals(single_table)
+    assert output["rows"] == 3000
+    assert _left_behind(s3) == []
+
+
+def test_a_late_value_widens_the_whole_file_and_only_the_parts_that_differ_run_again(
+    s3: Any, store: S3Store
+) -> None:
+    body = csv_body(3000, 1, tail=["3000,1.5,x,not a date,maybe"])
+    plan = _stage(s3, "big/late.csv", body)
+    output, rounds = fan_out(store, plan, 8_000)
+    jsonl, table = _outputs(s3, "big/late.csv")
+    single_jsonl, single_table = _single(s3, store, body)
+    assert jsonl == single_jsonl and table.equals(single_table)
+    assert output["schema"] == {
+        "id": "int",
+        "amount": "float",
+        "note": "string",
+        "day": "string",
+        "flag": "string",
+    }
+    assert len(rounds) == 2 and 0 < rounds[1] < rounds[0]
+
+
+def test_a_wrong_cut_is_found_and_the_parts_converted_as_one(s3: Any, store: S3Store) -> None:
+    body = csv_body(2000, 2)
+    plan = _stage(s3, "big/cut.csv", body)
+    planned = domain.plan_parts(plan, store, "ex-1", 10_000)
+    # a guess gone wrong: move the second cut into a quoted field that holds a newline
+    state = store.get_json(OUTPUT, keys.fanout_key("ex-1", "state.json"))
+    inside = body.index(b'"two\nlines"', state["parts"][1]["start"]) + 4
+    state["parts"][0]["end"] = state["parts"][1]["start"] = inside
+    store.put_json(OUTPUT, keys.fanout_key("ex-1", "state.json"), state)
+    planned["items"] = state["parts"]
+    rounds = []
+    while True:
+        fanout, items = FanOut.from_dict(planned), planned["items"]
+        rounds.append(len(items))
+        for item in items:
+            convert_part(plan, store, SETTINGS, "ex-1", fanout.data_start, item)
+        result = domain.commit(plan, store, fanout)
+        if "output" in result:
+            break
+        planned = result["again"]
+    assert rounds[1:] == [1]  # the two parts around the wrong cut, as one
+    assert _outputs(s3, "big/cut.csv")[0] == _single(s3, store, body)[0]
+
+
+def test_bad_content_names_the_files_row(s3: Any, store: S3Store) -> None:
+    body = csv_body(3000, 3)
+    lines = body.split(b"\n")
+    lines[2500] += b",one too many"
+    bad = b"\n".join(lines)
+    plan = _stage(s3, "big/bad.csv", bad)
+    with pytest.raises(MalformedContent) as fanned:
+        fan_out(store, plan, 5_000)
+    assert _left_behind(s3) == []
+    with pytest.raises(MalformedContent) as single:
+        convert(_stage(s3, "single/bad.csv", bad), store, SETTINGS)
+    assert str(fanned.value) == str(single.value)  # the file's row, not the part's
+    assert int(str(fanned.value).split()[1].rstrip(":")) > 2000
+
+
+def test_a_newer_version_uploaded_before_the_commit_wins(s3: Any, store: S3Store) -> None:
+    body = csv_body(1000, 4)
+    plan = _stage(s3, "big/replaced.csv", body)
+
+    def upload_newer() -> None:
+        s3.put_object(Bucket=STAGING, Key="big/replaced.csv", Body=b"id\n1\n")
+
+    with pytest.raises(Superseded):
+        fan_out(store, plan, 5_000, before_commit=upload_newer)
+    assert "Contents" not in s3.list_objects_v2(Bucket=OUTPUT, Prefix="big/")
+    assert _left_behind(s3) == []  # the parts too: the fan-out is over
+
+
+def test_abandon_removes_everything(s3: Any, store: S3Store) -> None:
+    plan = _stage(s3, "big/gone.csv", csv_body(1000, 5))
+    planned = domain.plan_parts(plan, store, "ex-9", 5_000)
+    fanout = FanOut.from_dict(planned)
+    for item in planned["items"]:
+        convert_part(plan, store, SETTINGS, "ex-9", fanout.data_start, item)
+    assert _left_behind(s3)
+    assert domain.abandon(store, fanout) > 0
+    assert _left_behind(s3) == []
+
+
+def test_fanout_round_trips() -> None:
+    fanout = FanOut(OUTPUT, "ex", 10, 2, 7)
+    document = json.loads(json.dumps(fanout.to_dict()))
+    assert FanOut.from_dict(document) == fanout
