@@ -78,7 +78,7 @@ def test_a_part_whose_worker_is_killed_is_retried_alone(
     embedded.faults.add(f"lambda:convert:kill:1:{operation}")
     pipeline.put(key, body)
     ex = pipeline.wait_for(key, timeout=300)
-    assert len(embedded.faults.fired("lambda:convert:kill:")) == 1
+    assert len(embedded.faults.fired(f"lambda:convert:kill:1:{operation}: ")) == 1
     assert ex.status == "SUCCEEDED", ex.cause
     assert ex.route == "fanout"
     leftovers = [k for k in pipeline.keys(pipeline.r.output_bucket) if "_chute/fanout" in k]

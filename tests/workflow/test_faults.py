@@ -41,7 +41,8 @@ def _task_failures(pipeline: Pipeline, arn: str) -> list[str]:
 
 
 def _fired(embedded: EmbeddedAws, rule: str) -> list[str]:
-    return embedded.faults.fired(rule + ":")
+    """What ``rule`` (exactly: not a longer rule it begins) did in this session."""
+    return embedded.faults.fired(rule + ": ")
 
 
 def _uploads(pipeline: Pipeline, prefix: str) -> list[dict[str, Any]]:
