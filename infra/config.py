@@ -58,6 +58,8 @@ class ChuteProps:
     # Concurrency reserved for the grant function: guaranteed to it whatever else runs in the
     # account (0 = none; it shares the unreserved pool).
     grant_reserved_concurrency: int = 0
+    # The completion events' bus (docs/events.md); None: "<stack name>-events".
+    event_bus_name: str | None = None
     # Operations.
     alert_email: str | None = None
     no_success_alarm_hours: int = 6

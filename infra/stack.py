@@ -24,6 +24,7 @@ from infra.components.access import (
     allow_objects,
 )
 from infra.components.conversion import BatchConversion
+from infra.components.events import CompletionEvents
 from infra.components.functions import TaskFunction
 from infra.components.grants import UploadGrants
 from infra.components.ingest import Ingest
@@ -91,6 +92,12 @@ class ChuteStack(Stack):
             display_name="chute: one message per finished file",
             master_key=self.key,
             enforce_ssl=True,
+        )
+        self.events = CompletionEvents(
+            self,
+            "CompletionEvents",
+            bus_name=props.event_bus_name or f"{self.stack_name}-events",
+            log_retention=keep,
         )
         # One image for every function and the Batch job (built by `cdk deploy`, not by synth).
         self.image = ecr_assets.DockerImageAsset(
@@ -175,6 +182,7 @@ class ChuteStack(Stack):
                 actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn]
             )
         )
+        self.events.bus.grant_put_events_to(machine)
         self._allow_batch_sync(machine.role)
         self._allow_map_children(machine)
 
@@ -250,6 +258,7 @@ class ChuteStack(Stack):
             large_file_threshold_bytes=self.props.large_file_threshold_bytes,
             batch_attempt_seconds=self.props.batch_timeout_seconds,
             completion_topic_arn=self.completions.topic_arn,
+            completion_event_bus_arn=self.events.bus.event_bus_arn,
             fanout_threshold_bytes=self.props.fanout_threshold_bytes,
             fanout_max_concurrency=self.props.fanout_max_concurrency,
         )
@@ -395,6 +404,7 @@ class ChuteStack(Stack):
             self.conversion.log_group,
             self.workflow.log_group,
             self.grants.access_logs,
+            self.events.log_group,
         ]
 
     def _outputs(self) -> None:
@@ -408,6 +418,8 @@ class ChuteStack(Stack):
             "QuarantineBucket": s.quarantine.bucket_name,
             "StateMachineArn": machine.state_machine_arn,
             "CompletionTopicArn": self.completions.topic_arn,
+            "EventBusArn": self.events.bus.event_bus_arn,
+            "EventsLogGroup": self.events.log_group.log_group_name,
             "DeadLetterQueueUrl": self.ingest.dlq.queue_url,
             "OperatorsPolicyArn": self.operators.managed_policy_arn,
             "StateMachineConsoleUrl": (

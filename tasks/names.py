@@ -68,6 +68,7 @@ PLACEHOLDERS: Final[tuple[str, ...]] = (
     "LargeFileThresholdBytes",
     "BatchTimeoutSeconds",
     "CompletionTopicArn",
+    "CompletionEventBusArn",
     "FanOutFunctionArn",
     "FanOutThresholdBytes",
     "FanOutMaxConcurrency",
@@ -237,6 +238,7 @@ def workflow_substitutions(
     large_file_threshold_bytes: int,
     batch_attempt_seconds: int,
     completion_topic_arn: str,
+    completion_event_bus_arn: str,
     fanout_threshold_bytes: int = DEFAULT_FANOUT_THRESHOLD_BYTES,
     fanout_max_concurrency: int = DEFAULT_FANOUT_MAX_CONCURRENCY,
 ) -> dict[str, str]:
@@ -252,10 +254,23 @@ def workflow_substitutions(
         "LargeFileThresholdBytes": str(large_file_threshold_bytes),
         "BatchTimeoutSeconds": str(batch_task_timeout_seconds(batch_attempt_seconds)),
         "CompletionTopicArn": completion_topic_arn,
+        "CompletionEventBusArn": completion_event_bus_arn,
         "FanOutFunctionArn": function_arns["fanout"],
         "FanOutThresholdBytes": str(fanout_threshold_bytes),
         "FanOutMaxConcurrency": str(fanout_max_concurrency),
     }
+
+
+# --- completion events (EventBridge; the workflow's Announce* states, docs/events.md) -------------
+EVENT_SOURCE: Final = "chute"
+DEFAULT_EVENT_BUS_NAME: Final = "chute-events"
+EVENT_DETAIL_TYPES: Final[dict[str, str]] = {
+    "converted": "File Converted",
+    "quarantined": "File Quarantined",
+    "stale": "File Stale",
+    "replaced": "File Replaced",
+}
+"""outcome -> the event's detail-type (one event per file outcome)."""
 
 
 # --- custom metrics: CloudWatch Embedded Metric Format, printed by tasks.metrics ----------------

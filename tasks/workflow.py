@@ -50,6 +50,7 @@ class State(StrEnum):
     ARCHIVE_REPLACED = "ArchiveReplaced"
     SUMMARIZE = "Summarize"
     NOTIFY_SUCCEEDED = "NotifySucceeded"
+    ANNOUNCE_CONVERTED = "AnnounceConverted"
     SUCCEEDED = "Succeeded"
     VALIDATE_REJECTED = "ValidateRejected"
     LAMBDA_CONVERT_REJECTED = "LambdaConvertRejected"
@@ -57,8 +58,11 @@ class State(StrEnum):
     QUARANTINE = "Quarantine"
     SUMMARIZE_REJECTION = "SummarizeRejection"
     NOTIFY_REJECTED = "NotifyRejected"
+    ANNOUNCE_QUARANTINED = "AnnounceQuarantined"
     REJECTED = "Rejected"
+    ANNOUNCE_STALE = "AnnounceStale"
     STALE = "Stale"
+    ANNOUNCE_REPLACED = "AnnounceReplaced"
     REPLACED = "Replaced"
 
 

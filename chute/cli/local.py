@@ -104,6 +104,14 @@ def _as_json(results: list[FileResult]) -> str:
     return json.dumps(rows, indent=2, default=str)
 
 
+_IAM_DEFAULT = os.environ.get("CHUTE_LOCAL_IAM", "1").strip().lower() not in (
+    "0",
+    "off",
+    "false",
+    "no",
+)
+
+
 @app.command()
 def run(
     paths: Annotated[list[str], typer.Argument(help="Files or directories to process.")],
@@ -276,6 +284,14 @@ def up(
             "(docs/testing-workflows.md).",
         ),
     ] = None,
+    iam: Annotated[
+        bool,
+        typer.Option(
+            "--iam/--no-iam",
+            help="Each function and the Batch job may do only what the stack's role allows "
+            "(default; CHUTE_LOCAL_IAM=0 also turns it off).",
+        ),
+    ] = _IAM_DEFAULT,
 ) -> None:
     """Serve the embedded local AWS with the pipeline deployed, until Ctrl-C.
 
@@ -300,6 +316,7 @@ def up(
             fresh=fresh,
             faults=tuple(rules),
             mock_config=mock_config,
+            iam=iam,
         )
     )
     try:

@@ -19,6 +19,7 @@ from chute.cli.console import console, err
 from chute.cli.options import TARGET, Exit, Target, fail, serve_until_stopped, with_target
 from chute.ops import operate
 from chute.ops.deployment import Deployment
+from chute.ops.events import CompletionEvent, by_execution, read_events
 from chute.ops.executions import ExecutionView
 from tasks.workflow import Outcome
 
@@ -38,11 +39,17 @@ def _row(e: ExecutionView) -> dict[str, Any]:
     }
 
 
-def _table(views: list[ExecutionView], title: str) -> Table:
+def _table(
+    views: list[ExecutionView], title: str, announced: dict[str, CompletionEvent] | None = None
+) -> Table:
     table = Table(title=title, title_justify="left")
-    for column in ("key", "status", "route", "started", "duration", "error", "execution"):
+    columns = ["key", "status", "route", "started", "duration", "error", "execution"]
+    if announced is not None:
+        columns.append("event")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for e in views:
+        extra = [] if announced is None else [_event_text(announced.get(e.arn))]
         table.add_row(
             e.key or "-",
             e.outcome,
@@ -51,8 +58,13 @@ def _table(views: list[ExecutionView], title: str) -> Table:
             f"{e.duration_seconds:.1f}s" if e.duration_seconds is not None else "",
             e.error or "",
             e.name,
+            *extra,
         )
     return table
+
+
+def _event_text(event: CompletionEvent | None) -> str:
+    return event.detail_type if event is not None else ""
 
 
 def _attempts(state: operate.StateRun) -> str:
@@ -158,14 +170,15 @@ def watch(
         with live or contextlib.nullcontext():
             while True:
                 operate.watch_round(d, seen, since)
+                announced = by_execution(read_events(d, since=since))
                 running = sum(v.status == "RUNNING" for v in seen.values())
                 if live is not None:
                     title = f"watching: {running} running" + (
                         " (--follow: Ctrl-C to stop)" if follow else ""
                     )
-                    live.update(_table(list(seen.values()), title))
+                    live.update(_table(list(seen.values()), title, announced))
                 else:
-                    lines.print_changes(seen.values())
+                    lines.print_changes(seen.values(), announced)
                     lines.once("watching: one line per change (Ctrl-C to stop)")
                 if not follow and seen and not running:
                     break
@@ -183,17 +196,26 @@ class _ChangeLines:
     def __init__(self) -> None:
         self._printed: dict[str, str] = {}
         self._said: set[str] = set()
+        self._events: set[str] = set()
 
-    def print_changes(self, views: Iterable[ExecutionView]) -> None:
+    def print_changes(
+        self, views: Iterable[ExecutionView], announced: dict[str, CompletionEvent] | None = None
+    ) -> None:
         for v in sorted(views, key=lambda x: str(x.started)):
             state = f"{v.outcome}:{v.current_state}"
-            if self._printed.get(v.arn) == state:
-                continue
-            self._printed[v.arn] = state
-            when = datetime.now(UTC).strftime("%H:%M:%S")
-            error = f" ({v.error})" if v.error else ""
-            where = f" at {v.current_state}" if v.status == "RUNNING" and v.current_state else ""
-            print(f"{when} {v.key or v.name} {v.outcome}{where}{error}", flush=True)
+            if self._printed.get(v.arn) != state:
+                self._printed[v.arn] = state
+                when = datetime.now(UTC).strftime("%H:%M:%S")
+                error = f" ({v.error})" if v.error else ""
+                running = v.status == "RUNNING" and v.current_state
+                where = f" at {v.current_state}" if running else ""
+                print(f"{when} {v.key or v.name} {v.outcome}{where}{error}", flush=True)
+            event = (announced or {}).get(v.arn)
+            if event is not None and event.id not in self._events:
+                # its own line: status lines keep their shape (scripts read the outcome last)
+                self._events.add(event.id)
+                when = datetime.now(UTC).strftime("%H:%M:%S")
+                print(f"{when} {v.key or v.name} event: {event.detail_type}", flush=True)
 
     def once(self, line: str) -> None:
         if line not in self._said:

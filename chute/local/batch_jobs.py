@@ -20,7 +20,10 @@ from typing import Any
 
 
 def resolve_command(command: list[str]) -> list[str]:
-    """The container runs ``python``; locally that is this interpreter (the project's venv)."""
+    """The container runs ``python``; locally that is this interpreter (the project's venv),
+    and ``python -m M`` runs M under the job role's policy (chute.local.iam)."""
+    if command[:2] in (["python", "-m"], ["python3", "-m"]):
+        return [sys.executable, "-m", "chute.local.iam", *command[2:]]
     if command and command[0] in ("python", "python3"):
         return [sys.executable, *command[1:]]
     return list(command)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chute import DEFAULT_PORT
+from chute.local import iam
 from chute.local.batch_jobs import LocalBatch
 from chute.local.event_source import SqsEventSource
 from chute.local.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError, batch_access_key
@@ -74,6 +75,9 @@ class LocalSettings:
     """Start one worker of each function on a file's path at start (see WARM_STEPS)."""
     worker_idle_seconds: float = IDLE_SECONDS
     """Workers idle this long are stopped, down to one per function."""
+    iam: bool = field(default_factory=lambda: iam.enabled())
+    """Each function and the Batch job may do only what the stack's role allows it
+    (chute.local.iam; `chute up --no-iam`, CHUTE_LOCAL_IAM=0 turn it off)."""
     fanout_threshold_bytes: int = names.DEFAULT_FANOUT_THRESHOLD_BYTES
     fanout_part_bytes: int = names.DEFAULT_FANOUT_PART_BYTES
     fanout_max_concurrency: int = names.DEFAULT_FANOUT_MAX_CONCURRENCY
@@ -115,6 +119,8 @@ class EmbeddedAws:
         if self.settings.grant_port == 0:
             self.settings.grant_port = free_port(self.settings.host)
         self.resources = Resources(prefix=self.settings.prefix, region=self.settings.region)
+        self.iam_policies: dict[str, list[Any]] = {}
+        self.iam_dir: Path | None = None  # the policies' files (None: IAM not enforced)
         self.endpoint_url = f"http://{self.settings.host}:{self.settings.port}"
         self.log_dir = self.settings.state_dir / "logs"
         self._server: Any = None
@@ -175,12 +181,19 @@ class EmbeddedAws:
         self._workers = LambdaWorkers(
             log_dir=self.log_dir, idle_seconds=self.settings.worker_idle_seconds
         )
+        if self.settings.iam:
+            self.iam_dir = self.settings.state_dir.resolve() / "iam"  # workers' cwd differs
+            for step, statements in iam.load_policies(iam.local_values(self.resources)).items():
+                self.set_policy(step, statements)
         self._batch = LocalBatch(
             base_env={**self._process_env(), "AWS_ACCESS_KEY_ID": BATCH_ACCESS_KEY},
             log_dir=self.log_dir / "batch",
             cwd=REPO_ROOT,
             door=lambda env: self.holds.pass_through("batch", env.get(names.ENV_JOB_FILE, "")),
-            job_env=lambda job_id: {"AWS_ACCESS_KEY_ID": batch_access_key(job_id)},
+            job_env=lambda job_id: {
+                "AWS_ACCESS_KEY_ID": batch_access_key(job_id),
+                **iam.process_environment(self.iam_dir, "batch", self.resources.account),
+            },
         )
         self._bind_faults()
         moto_patches.HOOKS.request_filter = self.faults.wsgi_filter
@@ -281,6 +294,13 @@ class EmbeddedAws:
         resp = self.client("sqs").get_queue_url(QueueName=name or self.resources.queue_name)
         return str(resp["QueueUrl"])
 
+    def set_policy(self, step: str, statements: list[Any]) -> None:
+        """``step``'s role policy from now on (its workers read it again at their next call):
+        what tests use to take a statement away (chute.local.iam)."""
+        assert self.iam_dir is not None, "IAM is not enforced (LocalSettings.iam)"
+        self.iam_policies[step] = statements
+        iam.write_policy(self.iam_dir, step, statements)
+
     def _queue_arn(self, name: str) -> str:
         return queue_arn(self.settings.region, name)
 
@@ -360,6 +380,8 @@ class EmbeddedAws:
             "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
         }
+        step = fn.function_name.removeprefix(f"{self.resources.prefix}-")
+        env.update(iam.process_environment(self.iam_dir, step, self.resources.account))
         return FunctionSpec(
             name=fn.function_name,
             handler=fn.handler,

@@ -60,6 +60,9 @@ def serve(handler_path: str, requests: Any, responses: Any) -> None:
 
 def main() -> None:
     fd = int(os.environ.pop("CHUTE_RUNTIME_FD"))
+    from chute.local import iam  # the function's role, as the stack has it (chute.local.iam)
+
+    iam.install_from_environment()
     with os.fdopen(fd, "w", encoding="utf-8") as responses:
         serve(sys.argv[1], sys.stdin, responses)
 

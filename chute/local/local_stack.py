@@ -1,7 +1,8 @@
 """The local stack: the resources the CDK stack deploys (buckets, queue and dead-letter queue,
 the staging bucket's notification, roles, the user pool, the functions with the settings the
-stack gives them, the Batch queue and job definition, the completion topic, the state machine
-from the same workflow file), created on the embedded endpoint by ``chute up`` / ``chute run``.
+stack gives them, the Batch queue and job definition, the completion topic and event bus, the
+state machine from the same workflow file), created on the embedded endpoint by ``chute up`` /
+``chute run``.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ class LocalStack:
             self._create_function(lam, step, values)
         self._create_batch(values)
         self.client("sns").create_topic(Name=r.completion_topic_name)
+        self._create_event_bus()
         sfn = self.client("stepfunctions")
         sfn.create_state_machine(
             name=r.state_machine_name,
@@ -155,6 +157,30 @@ class LocalStack:
         )
         self._create_function(lam, "trigger", values)
         return created
+
+    def _create_event_bus(self) -> None:
+        """The completion events' bus, and the rule that copies every chute event into a log
+        group (what `chute watch` and the console read), as the stack has them."""
+        r = self.resources
+        self.client("events").create_event_bus(Name=r.event_bus_name)
+        self.client("logs").create_log_group(logGroupName=r.events_log_group)
+        events = self.client("events")
+        events.put_rule(
+            Name=f"{r.prefix}-events-to-logs",
+            EventBusName=r.event_bus_name,
+            EventPattern=json.dumps({"source": [names.EVENT_SOURCE]}),
+        )
+        events.put_targets(
+            Rule=f"{r.prefix}-events-to-logs",
+            EventBusName=r.event_bus_name,
+            Targets=[
+                {
+                    "Id": "log",
+                    "Arn": f"arn:aws:logs:{self.settings.region}:{r.account}:log-group:"
+                    f"{r.events_log_group}",
+                }
+            ],
+        )
 
     def _create_user_pool(self) -> Created:
         """The identity provider of the grant API, as the stack creates it: users carry an

@@ -35,6 +35,19 @@ class Deployment:
     session: Any = None
     """boto3 Session with the operator's credentials (signs upload grants)."""
     endpoint_url: str | None = None
+    events_log_group: str | None = None
+    """The log group of the completion events (chute.ops.events)."""
+    _logs: Any = None
+
+    @property
+    def logs(self) -> Any:
+        """CloudWatch Logs client, made at first use (commands that don't read events don't
+        pay for it)."""
+        if self._logs is None:
+            self._logs = client(
+                "logs", endpoint_url=self.endpoint_url, region=self.region, session=self.session
+            )
+        return self._logs
 
     def signer(self) -> AwsSigner:
         return AwsSigner(session=self.session, endpoint_url=self.endpoint_url)
@@ -102,6 +115,7 @@ def connect(
                 region_name=resources.region,
             ),
             endpoint_url=endpoint_url,
+            events_log_group=resources.events_log_group,
         )
         _check_reachable(deployment, f"the endpoint {endpoint_url}")
         return deployment
@@ -138,6 +152,7 @@ def connect(
         on_aws=True,
         upload_role_arn=outputs.get("UploadRoleArn"),
         session=session,
+        events_log_group=outputs.get("EventsLogGroup"),
     )
 
 

@@ -61,6 +61,20 @@ class Resources:
         return f"arn:aws:sns:{self.region}:{self.account}:{self.completion_topic_name}"
 
     @property
+    def event_bus_name(self) -> str:
+        return f"{self.prefix}-events"
+
+    @property
+    def event_bus_arn(self) -> str:
+        return f"arn:aws:events:{self.region}:{self.account}:event-bus/{self.event_bus_name}"
+
+    @property
+    def events_log_group(self) -> str:
+        """Where a rule of the bus copies every chute event (what `chute watch` and the console
+        read; the stack has the same)."""
+        return f"/chute/{self.prefix}/events"
+
+    @property
     def state_machine_name(self) -> str:
         return f"{self.prefix}-pipeline"
 
@@ -116,6 +130,7 @@ class Resources:
             large_file_threshold_bytes=large_file_threshold_bytes,
             batch_attempt_seconds=batch_timeout_seconds,
             completion_topic_arn=self.completion_topic_arn,
+            completion_event_bus_arn=self.event_bus_arn,
             fanout_threshold_bytes=fanout_threshold_bytes,
             fanout_max_concurrency=fanout_max_concurrency,
         )

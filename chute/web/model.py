@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chute.ops import operate, upload
 from chute.ops.deployment import Deployment
+from chute.ops.events import CompletionEvent, read_events
 from chute.ops.executions import ExecutionView, source_of, view
 from chute.web import graph, metrics, s3_links
 from chute.web.failures import Failure, read_failure
@@ -87,6 +88,8 @@ class Detail:
     batch: dict[str, Any] | None
     failure: Failure | None
     console_url: str | None
+    announced: list[CompletionEvent] = field(default_factory=list)
+    """The completion events of this execution on the bus (docs/events.md)."""
 
 
 class ConsoleData:
@@ -246,6 +249,7 @@ class ConsoleData:
             batch=batch,
             failure=failure,
             console_url=timeline.console_url,
+            announced=read_events(self.d, execution=arn),
         )
 
     # --- actions ---------------------------------------------------------------------------

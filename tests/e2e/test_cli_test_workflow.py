@@ -46,5 +46,6 @@ def test_a_changed_workflow_that_breaks_a_path_fails(tmp_path: Path) -> None:
     assert row["observed"]["path"][-2:] == ["ValidateRejected", "Stale"]
     assert row["problems"] == [
         "path LoadConfig > Validate > ValidateRejected > Stale, expected LoadConfig > Validate"
-        " > ValidateRejected > Quarantine > SummarizeRejection > NotifyRejected > Rejected"
+        " > ValidateRejected > Quarantine > SummarizeRejection > NotifyRejected"
+        " > AnnounceQuarantined > Rejected"
     ]

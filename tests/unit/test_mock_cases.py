@@ -355,7 +355,7 @@ def test_run_cases_creates_the_machine_and_judges_each_case() -> None:
                 "stateEnteredEventDetails": {"name": state},
             }
         )
-        if state == "Validate":
+        if state in ("Validate", "AnnounceStale"):
             events.append({"id": 100 + i, "type": "TaskScheduled", "timestamp": NOW})
     describe = {
         "executionArn": execution,
@@ -477,9 +477,10 @@ def test_test_workflow_on_a_stack_runs_test_state_on_the_deployed_definition(
             },
             {"stateMachineArn": machine},
         )
+        stub.add_response("test_state", {"status": "SUCCEEDED", "nextState": "Stale"})
         stub.add_response(
             "test_state",
-            {"status": "CAUGHT_ERROR", "nextState": "Stale", "error": "SourceMissing"},
+            {"status": "CAUGHT_ERROR", "nextState": "AnnounceStale", "error": "SourceMissing"},
             {
                 "definition": "DEPLOYED",
                 "stateName": "Validate",
@@ -499,5 +500,10 @@ def test_test_workflow_on_a_stack_runs_test_state_on_the_deployed_definition(
         stub.assert_no_pending_responses()
     # THEN the one mocked state was tested through TestState and passed
     assert result.exit_code == 0, result.output
-    (row,) = json.loads(result.output)
-    assert (row["state"], row["ok"], row["observed"]["nextState"]) == ("Validate", True, "Stale")
+    announce, row = json.loads(result.output)
+    assert (announce["state"], announce["ok"]) == ("AnnounceStale", True)
+    assert (row["state"], row["ok"], row["observed"]["nextState"]) == (
+        "Validate",
+        True,
+        "AnnounceStale",
+    )

@@ -87,7 +87,8 @@ def test_work_states_catch_permanent_errors_into_quarantine() -> None:
         (rule,) = [c for c in STATES[name]["Catch"] if set(c["ErrorEquals"]) == permanent]
         assert STATES[rule["Next"]]["Next"] == "Quarantine"
     assert STATES["Quarantine"]["Next"] == "SummarizeRejection"
-    assert STATES["NotifyRejected"]["Next"] == "Rejected"
+    assert STATES["NotifyRejected"]["Next"] == "AnnounceQuarantined"
+    assert STATES["AnnounceQuarantined"]["Next"] == "Rejected"
     assert STATES["Rejected"]["ErrorPath"] == "$.error.Error"
 
 
