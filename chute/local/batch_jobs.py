@@ -195,6 +195,11 @@ class LocalBatch:
                     self._processes.pop(process, None)
         return code, reason
 
+    def running(self) -> int:
+        """How many job processes are running now."""
+        with self._lock:
+            return sum(1 for p in self._processes if p.poll() is None)
+
     def signal_running(self, signum: int, job_id: str | None = None) -> int | None:
         """Send ``signum`` to the running process of job ``job_id`` (None or "": of any job;
         fault injection). Its pid, or None."""

@@ -328,6 +328,11 @@ class EmbeddedAws:
                 [(error_type, message or f"injected {error_type}")] * times
             )
 
+    def batch_jobs_running(self) -> int:
+        """Batch job processes running now (tests arm a job's fault once no other job runs)."""
+        assert self._batch is not None
+        return self._batch.running()
+
     def inject_batch_exit(self, exit_code: int, times: int = 1) -> None:
         """The next ``times`` Batch job attempts end with ``exit_code``."""
         assert self._batch is not None

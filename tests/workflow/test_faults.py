@@ -134,6 +134,8 @@ def test_a_batch_job_killed_mid_upload_fails_rerunnable_and_its_upload_stays_unt
     key = "faults/killed-job.csv"
     body = _large_csv(150_000)
     assert len(body) >= LARGE_THRESHOLD
+    # a signal rule fires on any job's request: arm it once no earlier test's job still runs
+    wait_until(lambda: embedded.batch_jobs_running() == 0, what="earlier Batch jobs ended")
     embedded.faults.add("batch:kill")
     # WHEN it is processed
     pipeline.put(key, body)
@@ -179,6 +181,8 @@ def test_a_batch_job_stopped_with_sigterm_aborts_its_upload_and_batch_retries_it
 ) -> None:
     # GIVEN a large file, and the Batch job gets SIGTERM when it uploads its first output part
     key = "faults/stopped-job.csv"
+    # a signal rule fires on any job's request: arm it once no earlier test's job still runs
+    wait_until(lambda: embedded.batch_jobs_running() == 0, what="earlier Batch jobs ended")
     embedded.faults.add("batch:term")
     # WHEN it is processed
     pipeline.put(key, _large_csv(150_000))
@@ -189,7 +193,11 @@ def test_a_batch_job_stopped_with_sigterm_aborts_its_upload_and_batch_retries_it
     assert ex.output is not None
     job_id = ex.output["convert"]["jobId"]
     (job,) = embedded.client("batch").describe_jobs(jobs=[job_id])["jobs"]
-    assert [a["container"]["exitCode"] for a in job["attempts"]] == [75, 0]
+    log = (pipeline.aws.log_dir / "batch" / f"{job_id}.log").read_text()
+    assert [a["container"]["exitCode"] for a in job["attempts"]] == [75, 0], (
+        _fired(embedded, "batch:term"),
+        log[-3000:],
+    )
     assert _uploads(pipeline, output_base(key)) == []
     assert assert_accounted(pipeline, [key]) == {key: "archived"}
 
