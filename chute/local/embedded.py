@@ -157,18 +157,7 @@ class EmbeddedAws:
 
         from chute.local import moto_patches
 
-        try:
-            parse_faults(self.settings.faults)
-        except FaultSpecError as exc:
-            raise EmbeddedError(str(exc)) from exc
-        check_port_free(self.settings.host, self.settings.port)
-        if self.settings.grant_port is not None:
-            if self.settings.grant_port == self.settings.port:
-                raise EmbeddedError(
-                    "the grant API needs a port of its own, not the endpoint's"
-                    f" ({self.settings.port}): pick another --grant-port"
-                )
-            check_port_free(self.settings.host, self.settings.grant_port, "--grant-port")
+        self._check_settings()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.log_dir / "batch").mkdir(exist_ok=True)
         # The ASL interpreter calls back into the server on localhost:$MOTO_PORT.
@@ -223,20 +212,38 @@ class EmbeddedAws:
         if self._state:
             self._state.announce(self.settings.suffixes)
         if self.settings.grant_port is not None:
-            try:
-                self._grant_api = GrantApi(
-                    host=self.settings.host,
-                    port=self.settings.grant_port,
-                    authorizer=self._authorizer(),
-                    invoke=self._invoke_grant,
-                )
-            except OSError as exc:  # taken since the check above
-                raise PortInUse(
-                    f"port {self.settings.grant_port} on {self.settings.host} is already in use;"
-                    " pick another with --grant-port"
-                ) from exc
-            self._grant_api.start()
+            self._start_grant_api(self.settings.grant_port)
         return self
+
+    def _check_settings(self) -> None:
+        """Fault rules that parse, and free ports (before anything starts)."""
+        try:
+            parse_faults(self.settings.faults)
+        except FaultSpecError as exc:
+            raise EmbeddedError(str(exc)) from exc
+        check_port_free(self.settings.host, self.settings.port)
+        if self.settings.grant_port is not None:
+            if self.settings.grant_port == self.settings.port:
+                raise EmbeddedError(
+                    "the grant API needs a port of its own, not the endpoint's"
+                    f" ({self.settings.port}): pick another --grant-port"
+                )
+            check_port_free(self.settings.host, self.settings.grant_port, "--grant-port")
+
+    def _start_grant_api(self, port: int) -> None:
+        try:
+            self._grant_api = GrantApi(
+                host=self.settings.host,
+                port=port,
+                authorizer=self._authorizer(),
+                invoke=self._invoke_grant,
+            )
+        except OSError as exc:  # taken since the check in start()
+            raise PortInUse(
+                f"port {port} on {self.settings.host} is already in use;"
+                " pick another with --grant-port"
+            ) from exc
+        self._grant_api.start()
 
     def _start_event_source(self) -> None:
         """The staging queue's poller delivering to the trigger (chute.local.event_source)."""

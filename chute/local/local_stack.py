@@ -86,22 +86,7 @@ class LocalStack:
                 Bucket=versioned, VersioningConfiguration={"Status": "Enabled"}
             )
 
-        sqs = self.client("sqs")
-        dlq_url = sqs.create_queue(QueueName=r.dlq_name)["QueueUrl"]
-        dlq_arn = queue_arn(self.settings.region, r.dlq_name)
-        sqs.create_queue(
-            QueueName=r.queue_name,
-            Attributes={
-                "VisibilityTimeout": str(self.settings.visibility_timeout_seconds),
-                "RedrivePolicy": json.dumps(
-                    {
-                        "deadLetterTargetArn": dlq_arn,
-                        "maxReceiveCount": self.settings.max_receive_count,
-                    }
-                ),
-            },
-        )
-        del dlq_url
+        self._create_queues()
         s3.put_bucket_notification_configuration(
             Bucket=r.staging_bucket,
             NotificationConfiguration={
@@ -157,6 +142,23 @@ class LocalStack:
         )
         self._create_function(lam, "trigger", values)
         return created
+
+    def _create_queues(self) -> None:
+        """The staging queue (events of uploads) and its dead-letter queue."""
+        r = self.resources
+        sqs = self.client("sqs")
+        sqs.create_queue(QueueName=r.dlq_name)
+        redrive = {
+            "deadLetterTargetArn": queue_arn(self.settings.region, r.dlq_name),
+            "maxReceiveCount": self.settings.max_receive_count,
+        }
+        sqs.create_queue(
+            QueueName=r.queue_name,
+            Attributes={
+                "VisibilityTimeout": str(self.settings.visibility_timeout_seconds),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )
 
     def _create_event_bus(self) -> None:
         """The completion events' bus, and the rule that copies every chute event into a log

@@ -262,12 +262,11 @@ def check_suite(
 ) -> list[str]:
     """Problems that make the suite meaningless before anything runs: cases without an
     expectation (or the reverse), states the definition lacks, Task states on a case's path
-    that the case doesn't mock (they would call the real service) — a Map's item states
-    included (they are mocked by name, as Step Functions Local does)."""
+    (a Map's item states too: mocked by name) that the case doesn't mock."""
     problems = []
     reader = Definition(definition)
     states = reader.states
-    items = {inner: name for name in states for inner in reader.item_states(name)}
+    items = {inner for name in states for inner in reader.item_states(name)}
     cases = config.cases(expectations.state_machine)
     for name in sorted(set(cases) - set(expectations.cases)):
         problems.append(f"case {name}: no expectation in {EXPECTATIONS_FILE}")
@@ -282,11 +281,9 @@ def check_suite(
                 problems.append(f"case {name}: path names {state}, which the workflow doesn't have")
             elif reader.kind(state) == "Task" and state not in mocked:
                 problems.append(f"case {name}: Task state {state} is on the path but not mocked")
-            for inner, spec in reader.item_states(state).items():
-                if spec.get("Type") == "Task" and inner not in mocked:
-                    problems.append(
-                        f"case {name}: Task state {inner} (an item of {state}) is not mocked"
-                    )
+            inner = reader.item_states(state)
+            unmocked = [i for i in inner if inner[i].get("Type") == "Task" and i not in mocked]
+            problems += [f"case {name}: item Task {i} of {state} not mocked" for i in unmocked]
     return problems
 
 

@@ -197,6 +197,31 @@ def test_a_case_mocking_too_little_is_caught_before_running() -> None:
     ]
 
 
+def test_a_maps_item_tasks_must_be_mocked_and_may_be() -> None:
+    # GIVEN a Map whose items run a Task, and a case mocking the Map's item Task by name
+    config = mc.parse_mock_config(
+        {
+            "StateMachines": {"m": {"TestCases": {"Mocked": {"Part": "Ok"}, "Bare": {}}}},
+            "MockedResponses": GOOD["MockedResponses"],
+        }
+    )
+    expected = mc.parse_expectations(
+        {
+            "stateMachine": "m",
+            "cases": {
+                "Mocked": {"status": "SUCCEEDED", "path": ["Parts"]},
+                "Bare": {"status": "SUCCEEDED", "path": ["Parts"]},
+            },
+        }
+    )
+    item = {"StartAt": "Part", "States": {"Part": {"Type": "Task", "End": True}}}
+    definition = {"States": {"Parts": {"Type": "Map", "ItemProcessor": item, "End": True}}}
+    # THEN the case that mocks it is fine, the other is named
+    assert mc.check_suite(config, expected, definition) == [
+        "case Bare: item Task Part of Parts not mocked"
+    ]
+
+
 def test_a_failed_expectation_names_its_error() -> None:
     with pytest.raises(mc.MockConfigError, match="a FAILED case names its error"):
         mc.parse_expectations(
