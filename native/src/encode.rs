@@ -10,8 +10,8 @@ use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::contract::{Checked, ContractSink};
-use crate::convert::{Config, Typing};
 use crate::json;
+use crate::options::{Config, Typing};
 use crate::parse::{parse, Record, RecordSink, RowError};
 use crate::typed::{self, TypedSink};
 use crate::types::Kind;
