@@ -12,6 +12,7 @@ from typing import Any, BinaryIO, Protocol, cast
 
 from tasks import log
 from tasks.convert.domain import CONTENT_TYPES, Writer, engine_options
+from tasks.convert.domain import Store as ConversionStore
 from tasks.convert.engine import EngineOptions, EngineResult, convert_restarting, convert_stream
 from tasks.errors import MalformedContent
 from tasks.fanout.cuts import Part
@@ -25,20 +26,12 @@ parser's): in a part that is not the file's last, its cut was a wrong guess (tas
 tests/unit/test_fanout.py holds them to what the engine says."""
 
 
-class Store(Protocol):
+class Store(ConversionStore, Protocol):
+    """A conversion's store (tasks.convert.domain), plus byte ranges and JSON documents."""
+
     def read_range(self, ref: ObjectRef, start: int, end: int) -> bytes: ...
 
     def open_range(self, ref: ObjectRef, start: int, end: int) -> BinaryIO: ...
-
-    def writer(
-        self,
-        bucket: str,
-        key: str,
-        *,
-        part_size: int,
-        content_type: str,
-        metadata: dict[str, str] | None = None,
-    ) -> Writer: ...
 
     def put_json(self, bucket: str, key: str, document: Any) -> None: ...
 
