@@ -91,9 +91,13 @@ def _job(environ: Mapping[str, str]) -> tuple[Plan, str, ConvertSettings]:
     return plan, execution, ConvertSettings.from_mapping(environ)
 
 
-class Stopped(Exception):
+class Stopped(BaseException):
     """AWS Batch stopped the job (SIGTERM: the attempt timeout, TerminateJob, a scale-in). The
-    conversion unwinds, which aborts its multipart uploads, within the stop timeout."""
+    conversion unwinds, which aborts its multipart uploads, within the stop timeout.
+
+    A BaseException, as KeyboardInterrupt is: the signal handler raises it wherever the main
+    thread is, often inside an S3 request, and botocore turns any Exception raised there into an
+    HTTPClientError that its retry mode retries -- the stop would be lost and the job run on."""
 
 
 def stop_on_sigterm() -> None:
@@ -106,7 +110,7 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def _exit_code(exc: Exception) -> int:
+def _exit_code(exc: Exception | Stopped) -> int:
     if isinstance(exc, UsageError | ModelError | SettingsError | ContractConfigError):
         return ExitCode.USAGE
     if isinstance(exc, Stopped):
@@ -122,7 +126,7 @@ def _exit_code(exc: Exception) -> int:
     return ExitCode.SOFTWARE
 
 
-def _fail(exc: Exception) -> int:
+def _fail(exc: Exception | Stopped) -> int:
     code = _exit_code(exc)
     name = type(exc).__name__
     if code == ExitCode.SOFTWARE:
@@ -135,7 +139,7 @@ def _fail(exc: Exception) -> int:
 
 
 def _leave_failure(
-    store: S3Store, plan: Plan, execution: str, exc: Exception, code: ExitCode
+    store: S3Store, plan: Plan, execution: str, exc: Exception | Stopped, code: ExitCode
 ) -> None:
     """Leave the error for the workflow (keys.batch_failure_key): the job's exit code says where
     the workflow goes, this says which error and why — the Quarantine step reads it into its
@@ -171,7 +175,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str], *, store: S3Store | No
         store = store or S3Store()
         contracts = load_contracts(settings.contracts_file) if settings.contracts_file else None
         output = convert(plan, store, settings, contracts)
-    except Exception as exc:
+    except (Exception, Stopped) as exc:
         code = _fail(exc)
         if code in NAMED_EXITS and job is not None:
             _leave_failure(store or S3Store(), *job, exc, ExitCode(code))

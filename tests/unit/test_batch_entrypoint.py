@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,8 +16,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import boto3
 import pyarrow.parquet as pq
 import pytest
+from botocore.config import Config
 
 from batch import entrypoint
 from batch.entrypoint import main, stop_on_sigterm
@@ -452,6 +455,55 @@ def test_sigterm_stops_the_job_as_transient_and_leaves_no_upload_behind(
     assert (report["error"], report["cause"]) == ("Stopped", "stopped by signal SIGTERM")
     assert output_keys(s3) == []
     assert seen and uploads() == []  # one was open when the signal came, and was aborted
+
+
+def test_a_stop_inside_an_s3_request_is_not_retried_away_by_botocore() -> None:
+    # GIVEN an S3 endpoint that takes the request and never answers, and the SIGTERM handler
+    # (botocore wraps any Exception raised during a request into a retried HTTPClientError)
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def hold() -> None:
+        while len(held) < 3:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=hold, daemon=True).start()
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"mode": "standard", "max_attempts": 2}, read_timeout=3),
+    )
+
+    def stop_once_waiting() -> None:
+        deadline = time.monotonic() + 10
+        while not held and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # the HEAD is now waiting for its answer
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    stop_on_sigterm()
+    stopper = threading.Thread(target=stop_once_waiting)
+    try:
+        stopper.start()
+        # WHEN Batch stops the job while its main thread waits for an S3 answer
+        with pytest.raises(entrypoint.Stopped):
+            S3Store(client).head(ObjectRef(bucket="b", key="k", size=0))
+    finally:
+        stopper.join()
+        signal.signal(signal.SIGTERM, previous)
+        listener.close()
+        for conn in held:
+            conn.close()
+    # THEN the stop reached the job on the first attempt (not retried, not a timeout later)
+    assert len(held) == 1
 
 
 @pytest.mark.parametrize(
