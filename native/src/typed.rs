@@ -131,7 +131,7 @@ impl<'a> TypedSink<'a> {
     pub fn new(
         kinds: &'a [Kind],
         prefixes: &'a [Vec<u8>],
-        jsonl: bool,
+        jsonl: Option<Vec<u8>>,
         arrays: bool,
         build: bool,
         bytes: usize,
@@ -142,7 +142,7 @@ impl<'a> TypedSink<'a> {
             kinds,
             prefixes,
             build,
-            jsonl: (build && jsonl).then(|| Vec::with_capacity(bytes + bytes / 2)),
+            jsonl: jsonl.filter(|_| build),
             builders: (build && arrays).then(|| {
                 kinds
                     .iter()
