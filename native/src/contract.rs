@@ -179,7 +179,7 @@ impl<'a> ContractSink<'a> {
         header_prefixes: &'a [Vec<u8>],
         jsonl: Option<Vec<u8>>,
         arrays: bool,
-        bytes: usize,
+        (bytes, rows): (usize, usize),
     ) -> Self {
         let share = bytes / contract.columns.len().max(1);
         ContractSink {
@@ -189,7 +189,7 @@ impl<'a> ContractSink<'a> {
             jsonl,
             builders: arrays.then(|| {
                 let builder = |c: &Column| match c.source {
-                    Some(_) => Builder::new(c.kind, 1024, share),
+                    Some(_) => Builder::new(c.kind, rows, share),
                     None => Builder::Nulls(typed::data_type(c.kind), 0),
                 };
                 contract.columns.iter().map(builder).collect()
@@ -363,7 +363,7 @@ mod tests {
             &header,
             Some(Vec::new()),
             true,
-            data.len(),
+            (data.len(), 1024),
         );
         parse(data, b',', b'"', width, &mut sink).unwrap();
         sink.finish()

@@ -79,15 +79,11 @@ pub fn encode(
     let width = config.header.len();
     let arrays = config.outputs.parquet();
     let jsonl = (config.outputs.jsonl() && job.build).then(|| outputs.take(data.len() * 3 / 2));
+    // the arrays' room, so that they are not grown (copied) value by value: the chunk's bytes,
+    // and its lines (at least its records)
+    let size = (data.len(), memchr::memchr_iter(b'\n', data).count() + 1);
     if let Typing::Contract(contract) = &config.typing {
-        let mut sink = ContractSink::new(
-            contract,
-            &keys.output,
-            &keys.header,
-            jsonl,
-            arrays,
-            data.len(),
-        );
+        let mut sink = ContractSink::new(contract, &keys.output, &keys.header, jsonl, arrays, size);
         read(data, config, &mut sink)?;
         let mut checked = sink.finish();
         return Ok(Encoded {
@@ -101,7 +97,7 @@ pub fn encode(
         });
     }
     if let Some(kinds) = &job.kinds {
-        let mut sink = TypedSink::new(kinds, &keys.output, jsonl, arrays, job.build, data.len());
+        let mut sink = TypedSink::new(kinds, &keys.output, jsonl, arrays, job.build, size);
         let rows = read(data, config, &mut sink)?;
         let built = sink.built();
         let masks = std::mem::take(&mut sink.masks);
@@ -118,7 +114,7 @@ pub fn encode(
             checked: None,
         });
     }
-    let mut text = Text::new(&keys.output, jsonl, arrays, width, data.len());
+    let mut text = Text::new(&keys.output, jsonl, arrays, width, size);
     let rows = read(data, config, &mut text)?;
     Ok(Encoded {
         rows,
@@ -232,11 +228,11 @@ impl<'c> Text<'c> {
         jsonl: Option<Vec<u8>>,
         arrays: bool,
         width: usize,
-        bytes: usize,
+        (bytes, rows): (usize, usize),
     ) -> Self {
         let share = bytes / width.max(1);
         let column = || {
-            let mut offsets = Vec::with_capacity(1024);
+            let mut offsets = Vec::with_capacity(rows + 1);
             offsets.push(0);
             TextColumn {
                 offsets,

@@ -134,9 +134,8 @@ impl<'a> TypedSink<'a> {
         jsonl: Option<Vec<u8>>,
         arrays: bool,
         build: bool,
-        bytes: usize,
+        (bytes, rows): (usize, usize),
     ) -> Self {
-        let rows = 1024;
         let share = bytes / kinds.len().max(1);
         TypedSink {
             kinds,
