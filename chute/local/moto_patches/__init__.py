@@ -5,6 +5,8 @@ jobs, and a few behaviours differ from AWS in ways the pipeline depends on. Each
 behaviour, memory, speed, persistence, mock config, redrive):
 
 - seam: ``Fix``, ``Kind``, ``HOOKS`` (what the embedded runtime plugs in)
+- imports: what moto does while it is imported (every region's EC2 offerings, whole service
+  models read for a region list), applied before moto's service modules are imported
 - lambda_and_batch: our Lambda workers and Batch jobs in moto's place; DescribeJobs exit code
 - server: the request filter of injected faults; the dispatcher's service lookup, cached
 - s3: events, conditional writes, the persistence hooks of objects
@@ -20,7 +22,11 @@ test of moto without the fix that fails once the pinned version no longer needs 
 the fix. Hooks have none (``Kind.has_canary``).
 """
 
-from chute.local.moto_patches.registry import FIXES, apply_all, revert_all
-from chute.local.moto_patches.seam import HOOKS, Fix, Kind
+from chute.local.moto_patches.imports import apply_before_moto_imports
+
+apply_before_moto_imports()  # before the modules below import moto's services
+
+from chute.local.moto_patches.registry import FIXES, apply_all, revert_all  # noqa: E402
+from chute.local.moto_patches.seam import HOOKS, Fix, Kind  # noqa: E402
 
 __all__ = ["FIXES", "HOOKS", "Fix", "Kind", "apply_all", "revert_all"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from chute.local.moto_patches import (
     distributed_map,
+    imports,
     lambda_and_batch,
     mock_configs,
     redrive,
@@ -17,6 +18,7 @@ from chute.local.moto_patches import (
 from chute.local.moto_patches.seam import Fix
 
 SERVICES = (
+    imports,
     lambda_and_batch,
     server,
     stepfunctions,

@@ -10,14 +10,15 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from moto.awslambda.models import LambdaFunction
-from moto.batch.models import Job
-from moto.s3.models import S3Backend
+if TYPE_CHECKING:  # moto's service modules are imported after chute.local.moto_patches.imports
+    from moto.awslambda.models import LambdaFunction
+    from moto.batch.models import Job
+    from moto.s3.models import S3Backend
 
-LambdaExecutor = Callable[[LambdaFunction, Any], tuple[str, bool, str]]
-BatchExecutor = Callable[[Job], None]
+LambdaExecutor = Callable[["LambdaFunction", Any], tuple[str, bool, str]]
+BatchExecutor = Callable[["Job"], None]
 RequestFilter = Callable[[dict[str, Any]], tuple[str, list[tuple[str, str]], bytes] | None]
 Factory = TypeVar("Factory", bound=Callable[[Any], Any])
 
