@@ -13,6 +13,8 @@
             - otherwise each output is joined server-side from the parts' objects (JSON Lines:
               the bytes one after the other; Parquet: tasks.fanout.parquet_parts) and the set
               published under the fence (newest version wins), as a whole file's would be
+            the verdict (result or error) is kept beside the state, the rest removed: a retried
+            commit whose answer was lost answers the same
     abandon the fan-out's objects removed (a failed or stopped fan-out leaves nothing)
 
 Rows are counted as in a whole file (the header is row 1), so errors name the file's row.
@@ -39,6 +41,7 @@ from tasks.errors import (
     Replaced,
     StaleEventError,
     StorageUnavailable,
+    concrete_errors,
 )
 from tasks.fanout import cuts, parquet_parts
 from tasks.fence import Stamp
@@ -70,7 +73,7 @@ class Store(Protocol):
         metadata: dict[str, str],
     ) -> Any: ...
 
-    def delete_prefix(self, bucket: str, prefix: str) -> int: ...
+    def delete_prefix(self, bucket: str, prefix: str, *, keep: frozenset[str] = ...) -> int: ...
 
     def delete_stamped(self, bucket: str, key: str, condition: Any) -> None: ...
 
@@ -149,12 +152,53 @@ def commit(plan: Plan, store: Store, fanout: FanOut) -> dict[str, Any]:
     """Decide for the whole file (see the module's docstring). Returns ``{"again": FanOut with
     the round's items}`` for another round, or ``{"output": Output}`` once published. The
     fan-out's objects are removed once it is over: published, or the file rejected,
-    superseded or replaced (a transient error keeps them for the retry)."""
+    superseded or replaced (a transient error keeps them for the retry).
+
+    Idempotent: the verdict (the result, or the error that ended the file) is kept beside the
+    state (keys.FANOUT_OUTCOME) before the rest is removed, so a retry whose answer was lost —
+    the outputs published, the parts gone — answers the same instead of failing."""
+    kept = store.get_json(fanout.bucket, _outcome_key(fanout))
+    if isinstance(kept, dict):
+        log.info("fan-out already committed: its verdict again")
+        _clean_up(store, fanout)  # it may have stopped between the verdict and the clean-up
+        return _verdict(kept)
     try:
-        return _commit(plan, store, fanout)
-    except (PermanentError, StaleEventError, Replaced):
-        store.delete_prefix(fanout.bucket, keys.fanout_key(fanout.execution, ""))
+        result = _commit(plan, store, fanout)
+    except (PermanentError, StaleEventError, Replaced) as exc:
+        _over(store, fanout, {"error": type(exc).__name__, "message": str(exc)})
         raise
+    if "output" in result:
+        _over(store, fanout, {"result": result})
+    return result
+
+
+def _outcome_key(fanout: FanOut) -> str:
+    return keys.fanout_key(fanout.execution, keys.FANOUT_OUTCOME)
+
+
+def _over(store: Store, fanout: FanOut, verdict: dict[str, Any]) -> None:
+    """Keep the verdict, then remove everything else of the fan-out."""
+    store.put_json(fanout.bucket, _outcome_key(fanout), verdict)
+    _clean_up(store, fanout)
+
+
+def _clean_up(store: Store, fanout: FanOut) -> None:
+    prefix = keys.fanout_key(fanout.execution, "")
+    store.delete_prefix(fanout.bucket, prefix, keep=frozenset({_outcome_key(fanout)}))
+
+
+_ERRORS = {error.__name__: error for error in concrete_errors()}
+
+
+def _verdict(kept: dict[str, Any]) -> dict[str, Any]:
+    """A kept verdict: the result again, or the error raised again."""
+    if "result" in kept:
+        result: dict[str, Any] = kept["result"]
+        return result
+    error = _ERRORS.get(str(kept.get("error")))
+    if error is None:
+        raise StorageUnavailable(f"fan-out verdict unreadable: {kept!r}")
+    raise error(str(kept.get("message", "")))
 
 
 def _commit(plan: Plan, store: Store, fanout: FanOut) -> dict[str, Any]:
@@ -175,7 +219,6 @@ def _commit(plan: Plan, store: Store, fanout: FanOut) -> dict[str, Any]:
         log.info("fan-out converts parts again", round=next_round.round, parts=len(todo))
         return {"again": {**next_round.to_dict(), "items": todo}}
     output = _publish(plan, store, fanout, items, found)
-    store.delete_prefix(fanout.bucket, keys.fanout_key(fanout.execution, ""))
     return {"output": output.to_dict(), "parts": len(items)}
 
 

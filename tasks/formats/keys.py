@@ -91,6 +91,11 @@ def fanout_key(execution: str, name: str) -> str:
     return f"{FANOUT_PREFIX}{execution}/{name}"
 
 
+FANOUT_OUTCOME: Final = "outcome.json"
+"""The commit's verdict (its result, or the file's error), kept when the rest is removed: a
+retried commit whose answer was lost answers again from it (tasks.fanout.domain.commit)."""
+
+
 def fanout_part_key(execution: str, round_: int, index: int, suffix: str) -> str:
     """Part ``index``'s object of round ``round_``: ``json`` (what it found) or a format."""
     return fanout_key(execution, f"r{round_}/{index:05d}.{suffix}")

@@ -15,7 +15,7 @@ import pytest
 
 from tasks.adapters.s3 import S3Store
 from tasks.convert.domain import convert
-from tasks.errors import MalformedContent, Superseded
+from tasks.errors import MalformedContent, StorageUnavailable, Superseded
 from tasks.fanout import domain
 from tasks.fanout.domain import FanOut
 from tasks.fanout.part import convert_part
@@ -89,9 +89,12 @@ def _single(s3: Any, store: S3Store, body: bytes, *, infer: bool = True) -> tupl
 
 
 def _left_behind(s3: Any) -> list[str]:
+    """What a fan-out left but its verdict (kept for a retried commit, expired by the stack)."""
     listed = s3.list_objects_v2(Bucket=OUTPUT, Prefix=keys.FANOUT_PREFIX)
     uploads = s3.list_multipart_uploads(Bucket=OUTPUT).get("Uploads", [])
-    return [o["Key"] for o in listed.get("Contents", [])] + [u["Key"] for u in uploads]
+    objects = [o["Key"] for o in listed.get("Contents", [])]
+    verdicts = [k for k in objects if k.endswith("/" + keys.FANOUT_OUTCOME)]
+    return [k for k in objects if k not in verdicts] + [u["Key"] for u in uploads]
 
 
 @pytest.mark.parametrize("infer", [True, False])
@@ -197,3 +200,71 @@ def test_fanout_round_trips() -> None:
     fanout = FanOut(OUTPUT, "ex", 10, 2, 7)
     document = json.loads(json.dumps(fanout.to_dict()))
     assert FanOut.from_dict(document) == fanout
+
+
+class _CleanUpFails:
+    """The store, but the first clean-up of a fan-out's objects fails (as if the commit's
+    function stopped right after it kept its verdict)."""
+
+    def __init__(self, store: S3Store) -> None:
+        self._store = store
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def delete_prefix(self, bucket: str, prefix: str, **kw: Any) -> int:
+        if not self.failed:
+            self.failed = True
+            raise StorageUnavailable("the function stopped")
+        return self._store.delete_prefix(bucket, prefix, **kw)
+
+
+def _converted(s3: Any, store: S3Store, key: str, body: bytes) -> tuple[Plan, FanOut]:
+    """A file planned and its parts converted in one round: ready to commit."""
+    plan = _stage(s3, key, body)
+    planned = domain.plan_parts(plan, store, "ex-2", 5_000)
+    fanout = FanOut.from_dict(planned)
+    for item in planned["items"]:
+        convert_part(plan, store, SETTINGS, "ex-2", fanout.data_start, item)
+    return plan, fanout
+
+
+def test_a_commit_retried_after_its_answer_was_lost_answers_the_same(
+    s3: Any, store: S3Store
+) -> None:
+    # GIVEN a commit that published the outputs and removed the parts
+    plan, fanout = _converted(s3, store, "big/lost.csv", csv_body(1000, 6))
+    first = domain.commit(plan, store, fanout)
+    assert "output" in first and _left_behind(s3) == []
+    published = _outputs(s3, "big/lost.csv")[0]
+    # WHEN Step Functions retries it (the answer was lost)
+    again = domain.commit(plan, store, fanout)
+    # THEN it answers the same, and publishes nothing anew
+    assert again == first
+    assert _outputs(s3, "big/lost.csv")[0] == published
+    assert _left_behind(s3) == []
+
+
+def test_a_commit_stopped_before_its_clean_up_finishes_it_on_the_retry(
+    s3: Any, store: S3Store
+) -> None:
+    plan, fanout = _converted(s3, store, "big/stopped.csv", csv_body(1000, 7))
+    failing = _CleanUpFails(store)
+    with pytest.raises(StorageUnavailable):
+        domain.commit(plan, failing, fanout)  # type: ignore[arg-type]
+    assert _left_behind(s3), "the parts are still there"
+    result = domain.commit(plan, failing, fanout)  # type: ignore[arg-type]
+    assert result["output"]["rows"] == 1000
+    assert _left_behind(s3) == []
+
+
+def test_a_rejecting_commit_retried_rejects_the_same_way(s3: Any, store: S3Store) -> None:
+    lines = csv_body(1000, 8).split(b"\n")
+    lines[700] += b",one too many"
+    plan, fanout = _converted(s3, store, "big/rejected.csv", b"\n".join(lines))
+    with pytest.raises(MalformedContent) as first:
+        domain.commit(plan, store, fanout)
+    with pytest.raises(MalformedContent) as again:
+        domain.commit(plan, store, fanout)
+    assert str(again.value) == str(first.value)

@@ -43,6 +43,12 @@ def _single(tmp_path: Path, body: bytes, fmt: str) -> bytes:
     return dst.read_bytes()
 
 
+def _fanout_objects(pipeline: Pipeline, execution: str) -> list[str]:
+    """What the execution's fan-out left in the output bucket."""
+    prefix = keys.fanout_key(execution, "")
+    return [k for k in pipeline.keys(pipeline.r.output_bucket) if k.startswith(prefix)]
+
+
 def test_a_huge_file_fans_out_and_equals_the_single_worker_conversion(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
@@ -61,8 +67,8 @@ def test_a_huge_file_fans_out_and_equals_the_single_worker_conversion(
     expected = pq.read_table(io.BytesIO(_single(tmp_path, body, "parquet")))
     table = pq.read_table(io.BytesIO(parquet))
     assert table.schema == expected.schema and table.equals(expected)
-    # nothing of the fan-out is left: no part objects, no unfinished upload
-    assert [k for k in pipeline.keys(pipeline.r.output_bucket) if "_chute/fanout" in k] == []
+    # nothing of the fan-out is left but its verdict: no part objects, no unfinished upload
+    assert _fanout_objects(pipeline, ex.name) == [keys.fanout_key(ex.name, keys.FANOUT_OUTCOME)]
     assert (
         pipeline.s3.list_multipart_uploads(Bucket=pipeline.r.output_bucket).get("Uploads", []) == []
     )
@@ -81,6 +87,5 @@ def test_a_part_whose_worker_is_killed_is_retried_alone(
     assert len(embedded.faults.fired(f"lambda:convert:kill:1:{operation}: ")) == 1
     assert ex.status == "SUCCEEDED", ex.cause
     assert ex.route == "fanout"
-    leftovers = [k for k in pipeline.keys(pipeline.r.output_bucket) if "_chute/fanout" in k]
-    assert leftovers == []
+    assert _fanout_objects(pipeline, ex.name) == [keys.fanout_key(ex.name, keys.FANOUT_OUTCOME)]
     assert assert_accounted(pipeline, [key]) == {key: "archived"}
