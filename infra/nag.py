@@ -96,6 +96,13 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
         "IAM5",
         "Resource::*",
     )
+    accept(
+        stack.workflow.state_machine,
+        "the fan-out's Distributed Map reads each round's manifest (ItemReader), written by the "
+        "planner under the fan-out prefix, named after the execution (known at run time)",
+        "IAM5",
+        _objects(s.output, keys.FANOUT_MANIFESTS),
+    )
     machine = stack.workflow.state_machine
     executions = (
         "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"

@@ -183,6 +183,13 @@ class ChuteStack(Stack):
             )
         )
         self.events.bus.grant_put_events_to(machine)
+        # The fan-out's Distributed Map reads each round's manifest (ItemReader, s3:getObject)
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[s.output.arn_for_objects(keys.FANOUT_MANIFESTS)],
+            )
+        )
         self._allow_batch_sync(machine.role)
         self._allow_map_children(machine)
 

@@ -1,7 +1,8 @@
 """One large file converted as many parts at once, published as one file's outputs.
 
     plan    cut the source into record-aligned byte ranges (tasks.fanout.cuts): the state under
-            the fan-out prefix, round 0's items (the Distributed Map's) returned
+            the fan-out prefix, round 0's items in a manifest beside it (a JSON array the
+            Distributed Map reads with its ItemReader: the state payload carries no items)
     parts   each part converted on its own (tasks.fanout.part), types inferred from its values
     commit  decide for the whole file, in file order:
             - a part that ended inside a quoted field: its cut was a wrong guess; it and the next
@@ -110,8 +111,8 @@ class FanOut:
 
 
 def plan_parts(plan: Plan, store: Store, execution: str, part_bytes: int) -> dict[str, Any]:
-    """Cut the file; leave the state; the fan-out to carry on, with round 0's ``items`` (the
-    parts to convert: ``{index, start, end, round, types}``)."""
+    """Cut the file; leave the state and round 0's manifest (the parts to convert: ``{index,
+    start, end, round, types}``); the fan-out to carry on, with its ``manifest``'s key."""
     ref = plan.file.ref
     size = ref.size or 0
     head = store.read_range(ref, 0, min(size, HEADER_WINDOW))
@@ -124,9 +125,8 @@ def plan_parts(plan: Plan, store: Store, execution: str, part_bytes: int) -> dic
     parts = cuts.plan(size, data_start, part_bytes, read, dialect)
     items = [{**p.to_dict(), "round": 0, "types": None} for p in parts]
     fanout = FanOut(plan.target.bucket, execution, data_start, 0, len(items))
-    _save(store, fanout, items)
     log.info("fan-out planned", parts=len(items), part_bytes=part_bytes, size=size)
-    return {**fanout.to_dict(), "items": items}
+    return _start_round(store, fanout, items, items)
 
 
 def _header(head: bytes, delimiter: str) -> tuple[int, int]:
@@ -142,15 +142,21 @@ def _header(head: bytes, delimiter: str) -> tuple[int, int]:
     raise MalformedContent("header (row 1): no end of the header in the first MiB")
 
 
-def _save(store: Store, fanout: FanOut, state: list[dict[str, Any]]) -> None:
-    """The fan-out's parts, each with the round that holds its result."""
+def _start_round(
+    store: Store, fanout: FanOut, state: list[dict[str, Any]], todo: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Leave the fan-out's parts (each with the round that holds its result) and the round's
+    manifest (``todo``: the Map's items); what the workflow carries on with."""
     state_key = keys.fanout_key(fanout.execution, "state.json")
     store.put_json(fanout.bucket, state_key, {"parts": state})
+    manifest = keys.fanout_manifest_key(fanout.execution, fanout.round)
+    store.put_json(fanout.bucket, manifest, todo)
+    return {**fanout.to_dict(), "manifest": manifest}
 
 
 def commit(plan: Plan, store: Store, fanout: FanOut) -> dict[str, Any]:
     """Decide for the whole file (see the module's docstring). Returns ``{"again": FanOut with
-    the round's items}`` for another round, or ``{"output": Output}`` once published. The
+    the round's manifest}`` for another round, or ``{"output": Output}`` once published. The
     fan-out's objects are removed once it is over: published, or the file rejected,
     superseded or replaced (a transient error keeps them for the retry).
 
@@ -215,9 +221,8 @@ def _commit(plan: Plan, store: Store, fanout: FanOut) -> dict[str, Any]:
         )
         for item in todo:
             item["round"] = next_round.round
-        _save(store, next_round, state_items)
         log.info("fan-out converts parts again", round=next_round.round, parts=len(todo))
-        return {"again": {**next_round.to_dict(), "items": todo}}
+        return {"again": _start_round(store, next_round, state_items, todo)}
     output = _publish(plan, store, fanout, items, found)
     return {"output": output.to_dict(), "parts": len(items)}
 

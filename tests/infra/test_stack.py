@@ -334,7 +334,11 @@ def test_state_machine_may_invoke_steps_run_batch_sync_and_publish(synth: Synth)
     actions = _actions(_statements(synth, "StateMachineRole"))
     assert {"lambda:InvokeFunction", "batch:SubmitJob", "batch:DescribeJobs"} <= actions
     assert {"events:PutRule", "events:PutTargets", "events:DescribeRule", "sns:Publish"} <= actions
-    assert not any(a.startswith("s3:") for a in actions)
+    # S3: only the fan-out's manifests, which the Distributed Map's ItemReader reads
+    (s3,) = [st for st in _statements(synth, "StateMachineRole") if "s3:" in dumps(st["Action"])]
+    assert s3["Action"] == "s3:GetObject"
+    assert "StorageOutput" in dumps(s3["Resource"])
+    assert f'"/{keys.FANOUT_MANIFESTS}"' in dumps(s3["Resource"])
 
 
 def _s3_access(synth: Synth, role_fragment: str) -> dict[str, set[str]]:

@@ -56,6 +56,14 @@ def _stage(s3: Any, key: str, body: bytes, *, infer: bool = True) -> Plan:
     return Plan(file=FileSpec(ref=ref, compression="none", delimiter=","), target=target)
 
 
+def _manifest(store: S3Store, planned: dict[str, Any]) -> list[dict[str, Any]]:
+    """The round's items, as the Distributed Map's ItemReader reads them: the state payload
+    carries the manifest's key only."""
+    assert "items" not in planned
+    items: list[dict[str, Any]] = store.get_json(planned["bucket"], planned["manifest"])
+    return items
+
+
 def fan_out(
     store: S3Store, plan: Plan, part_bytes: int, *, before_commit: Any = None
 ) -> tuple[dict[str, Any], list[int]]:
@@ -64,7 +72,7 @@ def fan_out(
     planned = domain.plan_parts(plan, store, "ex-1", part_bytes)
     rounds = []
     while True:
-        fanout, items = FanOut.from_dict(planned), planned["items"]
+        fanout, items = FanOut.from_dict(planned), _manifest(store, planned)
         rounds.append(len(items))
         for item in items:
             convert_part(plan, store, SETTINGS, fanout.execution, fanout.data_start, item)
@@ -142,10 +150,10 @@ def test_a_wrong_cut_is_found_and_the_parts_converted_as_one(s3: Any, store: S3S
     inside = body.index(b'"two\nlines"', state["parts"][1]["start"]) + 4
     state["parts"][0]["end"] = state["parts"][1]["start"] = inside
     store.put_json(OUTPUT, keys.fanout_key("ex-1", "state.json"), state)
-    planned["items"] = state["parts"]
+    store.put_json(OUTPUT, planned["manifest"], state["parts"])
     rounds = []
     while True:
-        fanout, items = FanOut.from_dict(planned), planned["items"]
+        fanout, items = FanOut.from_dict(planned), _manifest(store, planned)
         rounds.append(len(items))
         for item in items:
             convert_part(plan, store, SETTINGS, "ex-1", fanout.data_start, item)
@@ -189,7 +197,7 @@ def test_abandon_removes_everything(s3: Any, store: S3Store) -> None:
     plan = _stage(s3, "big/gone.csv", csv_body(1000, 5))
     planned = domain.plan_parts(plan, store, "ex-9", 5_000)
     fanout = FanOut.from_dict(planned)
-    for item in planned["items"]:
+    for item in _manifest(store, planned):
         convert_part(plan, store, SETTINGS, "ex-9", fanout.data_start, item)
     assert _left_behind(s3)
     assert domain.abandon(store, fanout) > 0
@@ -225,7 +233,7 @@ def _converted(s3: Any, store: S3Store, key: str, body: bytes) -> tuple[Plan, Fa
     plan = _stage(s3, key, body)
     planned = domain.plan_parts(plan, store, "ex-2", 5_000)
     fanout = FanOut.from_dict(planned)
-    for item in planned["items"]:
+    for item in _manifest(store, planned):
         convert_part(plan, store, SETTINGS, "ex-2", fanout.data_start, item)
     return plan, fanout
 
