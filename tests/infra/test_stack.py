@@ -396,6 +396,23 @@ def test_each_function_gets_only_what_it_uses(synth: Synth) -> None:
     }
 
 
+def test_the_fanout_function_works_under_its_prefix_and_publishes_output_keys_only(
+    synth: Synth,
+) -> None:
+    assert _s3_access(synth, "FanoutStep") == {"Staging": READ, "Output": PUBLISH}
+    objects = [
+        dumps(st["Resource"])
+        for st in _statements(synth, "FanoutStep")
+        if "StorageOutput" in dumps(st["Resource"]) and "s3:PutObject" in _actions([st])
+    ]
+    (resources,) = objects
+    # never the whole output bucket: the fan-out prefix, and keys ending in an output suffix
+    assert '"/*"' not in resources
+    assert f'"/{keys.FANOUT_PREFIX}*"' in resources
+    assert '"/*.jsonl"' in resources and '"/*.parquet"' in resources
+    assert keys.rejected_key("x").endswith(".jsonl")  # the rejected rows are under *.jsonl
+
+
 def test_operators_policy_allows_monitoring_and_redrive(synth: Synth) -> None:
     policy = synth.one("AWS::IAM::ManagedPolicy")
     actions = _actions(policy["PolicyDocument"]["Statement"])
