@@ -44,7 +44,7 @@ from tasks.errors import (
     StorageUnavailable,
     concrete_errors,
 )
-from tasks.fanout import cuts, parquet_parts
+from tasks.fanout import cuts, frames, parquet_parts, zstd_parts
 from tasks.fence import Stamp
 from tasks.formats import keys
 from tasks.models import Head, ObjectRef, Output, Plan
@@ -52,6 +52,8 @@ from tasks.multipart_layout import Part as Layout
 from tasks.multipart_layout import Piece, layout
 
 HEADER_WINDOW = 1 << 20
+UNBOUNDED = 1 << 62
+"""The end a frame's window is read to: a frame's end is not the file's (records go on)."""
 ROW = re.compile(r"^row (\d+)")
 
 
@@ -112,21 +114,57 @@ class FanOut:
 
 def plan_parts(plan: Plan, store: Store, execution: str, part_bytes: int) -> dict[str, Any]:
     """Cut the file; leave the state and round 0's manifest (the parts to convert: ``{index,
-    start, end, round, types}``); the fan-out to carry on, with its ``manifest``'s key."""
+    start, end, round, types}``, and ``skip``, ``take``, ``stop`` for a zstd file cut between
+    its frames); the fan-out to carry on, with its ``manifest``'s key. A zstd file that can't
+    be cut between frames (tasks.fanout.frames) gets no parts (``parts`` 0, ``manifest``
+    None): the workflow converts it as one file."""
     ref = plan.file.ref
     size = ref.size or 0
-    head = store.read_range(ref, 0, min(size, HEADER_WINDOW))
-    data_start, columns = _header(head, plan.file.delimiter or ",")
-    dialect = cuts.Dialect((plan.file.delimiter or ",").encode(), b'"', columns)
+    delimiter = plan.file.delimiter or ","
 
     def read(start: int, end: int) -> bytes:
         return store.read_range(ref, start, end)
 
-    parts = cuts.plan(size, data_start, part_bytes, read, dialect)
+    framed = plan.file.compression == "zstd"
+    first = zstd_parts.head(read, size, HEADER_WINDOW) if framed else None
+    head = first.data if first is not None else read(0, min(size, HEADER_WINDOW))
+    data_start, columns = _header(head, delimiter)
+    dialect = cuts.Dialect(delimiter.encode(), b'"', columns)
+    if first is None:
+        parts = cuts.plan(size, data_start, part_bytes, read, dialect)
+    else:
+        try:
+            parts = _frame_parts(first, size, data_start, part_bytes, read, dialect)
+        except frames.NotSplittable as why:
+            log.info("fan-out not possible", reason=str(why), size=size)
+            unsplit = FanOut(plan.target.bucket, execution, data_start, 0, 0)
+            return {**unsplit.to_dict(), "manifest": None}
     items = [{**p.to_dict(), "round": 0, "types": None} for p in parts]
     fanout = FanOut(plan.target.bucket, execution, data_start, 0, len(items))
     log.info("fan-out planned", parts=len(items), part_bytes=part_bytes, size=size)
     return _start_round(store, fanout, items, items)
+
+
+def _frame_parts(
+    first: zstd_parts.Head,
+    size: int,
+    data_start: int,
+    part_bytes: int,
+    read: cuts.Read,
+    dialect: cuts.Dialect,
+) -> list[cuts.Part]:
+    """A zstd file's parts, cut at a record boundary in a frame near each part's share."""
+    found = frames.find_frames(size, read, max_frame=part_bytes)
+
+    def cut_in(frame: frames.Frame) -> int | None:
+        window = zstd_parts.FrameWindow(read, frame)
+        return cuts.find_cut(0, UNBOUNDED, window, dialect, max_window=cuts.MAX_WINDOW)
+
+    header_frame = zstd_parts.frame_of(read, found, data_start)
+    parts = frames.plan(found, size, data_start, header_frame, part_bytes, first.ratio, cut_in)
+    if len(parts) < 2:
+        raise frames.NotSplittable("no record boundary found in its frames")
+    return parts
 
 
 def _header(head: bytes, delimiter: str) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from tasks.convert.domain import CONTENT_TYPES, Writer, engine_options
 from tasks.convert.domain import Store as ConversionStore
 from tasks.convert.engine import EngineOptions, EngineResult, convert_restarting, convert_stream
 from tasks.errors import MalformedContent
+from tasks.fanout import zstd_parts
 from tasks.fanout.cuts import Part
 from tasks.formats import OutputFormat, keys
 from tasks.models import ObjectRef, Plan
@@ -62,6 +63,17 @@ class _Chain(io.RawIOBase):
         super().close()
 
 
+def _header(store: Store, source: ObjectRef, data_start: int, framed: bool) -> bytes:
+    """The file's header record (and anything before it: a byte order mark)."""
+    if not framed:
+        return store.read_range(source, 0, data_start)
+
+    def read(start: int, end: int) -> bytes:
+        return store.read_range(source, start, end)
+
+    return zstd_parts.head(read, source.size or 0, data_start).data
+
+
 def convert_part(
     plan: Plan,
     store: Store,
@@ -82,8 +94,18 @@ def convert_part(
         infer=types is None and plan.target.infer,
         types=tuple(types) if types is not None else None,
     )
-    header = store.read_range(source, 0, data_start)
+    framed = plan.file.compression == "zstd"  # cut between frames: tasks.fanout.frames
+    header = _header(store, source, data_start, framed)
     writers: dict[OutputFormat, Writer] = {}
+
+    def open_part() -> BinaryIO:
+        if not framed:
+            return store.open_range(source, part.start, part.end)
+
+        def open_range(start: int, end: int) -> BinaryIO:
+            return store.open_range(source, start, end)
+
+        return zstd_parts.part_stream(open_range, part, settings.decompression)
 
     def attempt(options: EngineOptions) -> EngineResult:
         for output_format in target.formats:
@@ -94,7 +116,7 @@ def convert_part(
                 content_type=CONTENT_TYPES[output_format],
             )
         try:
-            stream = _Chain(header, store.open_range(source, part.start, part.end))
+            stream = _Chain(header, open_part())
             with closing(stream):
                 sinks = {f: w.write for f, w in writers.items()}
                 return convert_stream(cast(BinaryIO, stream), options, sinks)

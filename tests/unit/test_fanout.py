@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 
 from tasks.adapters.s3 import S3Store
 from tasks.convert.domain import convert
@@ -19,9 +20,10 @@ from tasks.errors import MalformedContent, StorageUnavailable, Superseded
 from tasks.fanout import domain
 from tasks.fanout.domain import FanOut
 from tasks.fanout.part import convert_part
-from tasks.formats import keys
+from tasks.formats import Compression, keys
 from tasks.models import FileSpec, ObjectRef, Plan, Target
 from tasks.settings import ConvertSettings
+from tests.support import zstd_layouts
 from tests.support.unit import OUTPUT, STAGING
 
 SETTINGS = ConvertSettings()
@@ -40,7 +42,9 @@ def csv_body(rows: int, seed: int, tail: list[str] | None = None) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _stage(s3: Any, key: str, body: bytes, *, infer: bool = True) -> Plan:
+def _stage(
+    s3: Any, key: str, body: bytes, *, infer: bool = True, compression: Compression = "none"
+) -> Plan:
     s3.put_bucket_versioning(Bucket=STAGING, VersioningConfiguration={"Status": "Enabled"})
     resp = s3.put_object(Bucket=STAGING, Key=key, Body=body)
     ref = ObjectRef(
@@ -52,8 +56,8 @@ def _stage(s3: Any, key: str, body: bytes, *, infer: bool = True) -> Plan:
         sequencer="00AA",
         uploaded="2026-12-06T00:00:00.000Z",
     )
-    target = Target(bucket=OUTPUT, key=key, formats=FORMATS, infer=infer)
-    return Plan(file=FileSpec(ref=ref, compression="none", delimiter=","), target=target)
+    target = Target(bucket=OUTPUT, key=keys.output_base(key), formats=FORMATS, infer=infer)
+    return Plan(file=FileSpec(ref=ref, compression=compression, delimiter=","), target=target)
 
 
 def _manifest(store: S3Store, planned: dict[str, Any]) -> list[dict[str, Any]]:
@@ -90,8 +94,11 @@ def _outputs(s3: Any, key: str) -> tuple[bytes, Any]:
     return jsonl, pq.read_table(io.BytesIO(parquet))
 
 
-def _single(s3: Any, store: S3Store, body: bytes, *, infer: bool = True) -> tuple[bytes, Any]:
-    plan = _stage(s3, "single/data.csv", body, infer=infer)
+def _single(
+    s3: Any, store: S3Store, body: bytes, *, infer: bool = True, compression: Compression = "none"
+) -> tuple[bytes, Any]:
+    key = "single/data.csv" + (".zst" if compression == "zstd" else "")
+    plan = _stage(s3, key, body, infer=infer, compression=compression)
     convert(plan, store, SETTINGS)
     return _outputs(s3, "single/data.csv")
 
@@ -276,3 +283,66 @@ def test_a_rejecting_commit_retried_rejects_the_same_way(s3: Any, store: S3Store
     with pytest.raises(MalformedContent) as again:
         domain.commit(plan, store, fanout)
     assert str(again.value) == str(first.value)
+
+
+# --- zstd files of many frames, cut between them (tasks.fanout.frames) ------------------------
+@pytest.mark.parametrize("layout", zstd_layouts.LAYOUTS)
+@pytest.mark.parametrize("seed", range(3))
+def test_a_multi_frame_zstd_file_fans_out_and_equals_the_single_worker(
+    s3: Any, store: S3Store, layout: str, seed: int
+) -> None:
+    # GIVEN a file with quoted newlines, compressed as frames cut at arbitrary bytes
+    rng = random.Random(seed)
+    body = csv_body(3000, 20 + seed)
+    compressed = zstd_layouts.multi_frame(body, layout, rng, 1_500, 9_000)
+    plan = _stage(s3, "big/data.csv.zst", compressed, compression="zstd")
+    # WHEN it fans out
+    output, rounds = fan_out(store, plan, rng.randint(1_500, 6_000))
+    # THEN its outputs are the single worker's, byte for byte and type for type
+    jsonl, table = _outputs(s3, "big/data.csv")
+    single_jsonl, single_table = _single(s3, store, compressed, compression="zstd")
+    assert rounds[0] > 3, "the file was cut into parts"
+    assert jsonl == single_jsonl
+    assert table.schema == single_table.schema and table.equals(single_table)
+    assert output["rows"] == 3000
+    assert _left_behind(s3) == []
+
+
+def test_a_single_frame_zstd_file_is_not_fanned_out(s3: Any, store: S3Store) -> None:
+    plan = _stage(
+        s3, "big/one.csv.zst", zstd_layouts.single_frame(csv_body(3000, 30)), compression="zstd"
+    )
+    planned = domain.plan_parts(plan, store, "ex-3", 2_000)
+    assert planned["parts"] == 0 and planned["manifest"] is None
+    assert _left_behind(s3) == []  # nothing written: the workflow converts it as one file
+
+
+def test_a_wrong_cut_in_a_zstd_frame_is_found_and_the_parts_converted_as_one(
+    s3: Any, store: S3Store
+) -> None:
+    body = csv_body(2000, 40)
+    compressed = zstd_layouts.multi_frame(body, "pzstd", random.Random(4), 3_000, 6_000)
+    plan = _stage(s3, "big/framecut.csv.zst", compressed, compression="zstd")
+    planned = domain.plan_parts(plan, store, "ex-4", 4_000)
+    # a guess gone wrong: move the first cut into a quoted field that holds a newline
+    state = store.get_json(OUTPUT, keys.fanout_key("ex-4", "state.json"))
+    first, second = state["parts"][0], state["parts"][1]
+    frame = compressed[first["end"] : first["stop"]]
+    content = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(frame)).read()
+    inside = content.index(b'"two\nlines"', second["skip"]) + 4
+    first["take"] = second["skip"] = inside
+    store.put_json(OUTPUT, keys.fanout_key("ex-4", "state.json"), state)
+    store.put_json(OUTPUT, planned["manifest"], state["parts"])
+    rounds = []
+    while True:
+        fanout, items = FanOut.from_dict(planned), _manifest(store, planned)
+        rounds.append(len(items))
+        for item in items:
+            convert_part(plan, store, SETTINGS, "ex-4", fanout.data_start, item)
+        result = domain.commit(plan, store, fanout)
+        if "output" in result:
+            break
+        planned = result["again"]
+    assert rounds[1:] == [1]  # the two parts around the wrong cut, as one
+    single = _single(s3, store, compressed, compression="zstd")[0]
+    assert _outputs(s3, "big/framecut.csv")[0] == single

@@ -15,6 +15,7 @@ import pytest
 
 from chute.local.embedded import EmbeddedAws
 from tasks.formats import keys
+from tests.support import zstd_layouts
 from tests.support.accounting import assert_accounted
 from tests.support.pipeline import FANOUT_PART_BYTES, FANOUT_THRESHOLD, Pipeline
 
@@ -35,8 +36,8 @@ def _body(seed: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _single(tmp_path: Path, body: bytes, fmt: str) -> bytes:
-    src, dst = tmp_path / "data.csv", tmp_path / f"data.{fmt}"
+def _single(tmp_path: Path, body: bytes, fmt: str, name: str = "data.csv") -> bytes:
+    src, dst = tmp_path / name, tmp_path / f"data.{fmt}"
     src.write_bytes(body)
     chute = Path(sys.executable).parent / "chute"
     subprocess.run([str(chute), "convert", str(src), str(dst), "--to", fmt], check=True)
@@ -88,4 +89,60 @@ def test_a_part_whose_worker_is_killed_is_retried_alone(
     assert ex.status == "SUCCEEDED", ex.cause
     assert ex.route == "fanout"
     assert _fanout_objects(pipeline, ex.name) == [keys.fanout_key(ex.name, keys.FANOUT_OUTCOME)]
+    assert assert_accounted(pipeline, [key]) == {key: "archived"}
+
+
+def _zstd_content(seed: int) -> bytes:
+    """40 MiB that compress to a little more than the fan-out threshold (random tokens), with
+    quoted newlines and delimiters."""
+    rng = random.Random(seed)
+    notes = ['"two\nlines"', '"a, b"', "plain", '"say ""hi"""', "", "NA"]
+    lines = ["id,token,note,code"]
+    size, i = 0, 0
+    while size < 40 << 20:
+        line = f"{i},{rng.getrandbits(64):016x},{rng.choice(notes)},{rng.getrandbits(32):08x}"
+        lines.append(line)
+        size += len(line) + 1
+        i += 1
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_huge_multi_frame_zstd_file_fans_out_and_equals_the_single_worker(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    # GIVEN a zstd file written as pzstd writes them: frames of ~1 MiB, records straddling them
+    content = _zstd_content(3)
+    body = zstd_layouts.multi_frame(content, "pzstd", random.Random(3), 700_000, 1_400_000)
+    assert len(body) >= FANOUT_THRESHOLD
+    key = "huge/frames.csv.zst"
+    pipeline.put(key, body)
+    ex = pipeline.wait_for(key, timeout=300)
+    # THEN it fans out, and its outputs are the single worker's
+    assert ex.status == "SUCCEEDED", ex.cause
+    assert ex.route == "fanout"
+    assert ex.output is not None and ex.output["convert"]["parts"] > 3
+    base = keys.output_base(key)
+    jsonl = pipeline.read(pipeline.r.output_bucket, keys.output_key(base, "jsonl"))
+    assert jsonl == _single(tmp_path, body, "jsonl", name="data.csv.zst")
+    parquet = pipeline.read(pipeline.r.output_bucket, keys.output_key(base, "parquet"))
+    expected = pq.read_table(io.BytesIO(_single(tmp_path, body, "parquet", name="data.csv.zst")))
+    table = pq.read_table(io.BytesIO(parquet))
+    assert table.schema == expected.schema and table.equals(expected)
+    assert _fanout_objects(pipeline, ex.name) == [keys.fanout_key(ex.name, keys.FANOUT_OUTCOME)]
+    assert assert_accounted(pipeline, [key]) == {key: "archived"}
+
+
+def test_a_huge_single_frame_zstd_file_takes_the_batch_job(pipeline: Pipeline) -> None:
+    content = _zstd_content(4)
+    body = zstd_layouts.single_frame(content)
+    assert len(body) >= FANOUT_THRESHOLD
+    key = "huge/one-frame.csv.zst"
+    pipeline.put(key, body)
+    ex = pipeline.wait_for(key, timeout=300)
+    assert ex.status == "SUCCEEDED", ex.cause
+    assert ex.route == "batch"  # planned, found one frame: no parts, one sized Batch job
+    jsonl = pipeline.read(pipeline.r.output_bucket, keys.output_key(keys.output_base(key), "jsonl"))
+    last_id = int(content.rsplit(b"\n", 2)[-2].split(b",")[0])
+    assert jsonl.count(b"\n") == last_id + 1  # every row
+    assert _fanout_objects(pipeline, ex.name) == []
     assert assert_accounted(pipeline, [key]) == {key: "archived"}
