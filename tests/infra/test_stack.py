@@ -487,6 +487,9 @@ def test_the_fan_out_runs_its_parts_as_child_executions_of_the_machine(synth: Sy
     assert subs["FanOutThresholdBytes"] == str(props.fanout_threshold_bytes)
     assert subs["FanOutMaxConcurrency"] == str(props.fanout_max_concurrency)
     fanout = _function(synth, "fanout")["Environment"]["Variables"]
-    assert fanout == {names.ENV_FANOUT_PART_BYTES: str(props.fanout_part_bytes)}
+    assert fanout == {
+        names.ENV_FANOUT_PART_BYTES: str(props.fanout_part_bytes),
+        names.ENV_CONTRACTS_FILE: names.CONTRACTS_FILE_IN_IMAGE,
+    }
     with pytest.raises(ValueError, match="fanout_part_bytes"):
         ChuteProps(fanout_part_bytes=1 << 20)

@@ -16,7 +16,9 @@ import zstandard
 
 from tasks.adapters.s3 import S3Store
 from tasks.convert.domain import convert
-from tasks.errors import MalformedContent, StorageUnavailable, Superseded
+from tasks.data_contracts.config import parse_contracts
+from tasks.data_contracts.model import ContractSet
+from tasks.errors import ContractViolation, MalformedContent, StorageUnavailable, Superseded
 from tasks.fanout import domain
 from tasks.fanout.domain import FanOut
 from tasks.fanout.part import convert_part
@@ -43,7 +45,13 @@ def csv_body(rows: int, seed: int, tail: list[str] | None = None) -> bytes:
 
 
 def _stage(
-    s3: Any, key: str, body: bytes, *, infer: bool = True, compression: Compression = "none"
+    s3: Any,
+    key: str,
+    body: bytes,
+    *,
+    infer: bool = True,
+    compression: Compression = "none",
+    contract: str | None = None,
 ) -> Plan:
     s3.put_bucket_versioning(Bucket=STAGING, VersioningConfiguration={"Status": "Enabled"})
     resp = s3.put_object(Bucket=STAGING, Key=key, Body=body)
@@ -56,7 +64,9 @@ def _stage(
         sequencer="00AA",
         uploaded="2026-12-06T00:00:00.000Z",
     )
-    target = Target(bucket=OUTPUT, key=keys.output_base(key), formats=FORMATS, infer=infer)
+    target = Target(
+        bucket=OUTPUT, key=keys.output_base(key), formats=FORMATS, infer=infer, contract=contract
+    )
     return Plan(file=FileSpec(ref=ref, compression=compression, delimiter=","), target=target)
 
 
@@ -69,20 +79,28 @@ def _manifest(store: S3Store, planned: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def fan_out(
-    store: S3Store, plan: Plan, part_bytes: int, *, before_commit: Any = None
+    store: S3Store,
+    plan: Plan,
+    part_bytes: int,
+    *,
+    before_commit: Any = None,
+    contracts: ContractSet | None = None,
 ) -> tuple[dict[str, Any], list[int]]:
     """The workflow's loop: plan, each round's Map over its items, commit. Returns the output
     and how many parts each round converted."""
-    planned = domain.plan_parts(plan, store, "ex-1", part_bytes)
+    contract = contracts.get(plan.target.contract) if contracts and plan.target.contract else None
+    planned = domain.plan_parts(plan, store, "ex-1", part_bytes, contract)
     rounds = []
     while True:
         fanout, items = FanOut.from_dict(planned), _manifest(store, planned)
         rounds.append(len(items))
         for item in items:
-            convert_part(plan, store, SETTINGS, fanout.execution, fanout.data_start, item)
+            convert_part(
+                plan, store, SETTINGS, fanout.execution, fanout.data_start, item, contracts
+            )
         if before_commit is not None:
             before_commit()
-        result = domain.commit(plan, store, fanout)
+        result = domain.commit(plan, store, fanout, contract)
         if "output" in result:
             return result["output"], rounds
         planned = result["again"]
@@ -346,3 +364,162 @@ def test_a_wrong_cut_in_a_zstd_frame_is_found_and_the_parts_converted_as_one(
     assert rounds[1:] == [1]  # the two parts around the wrong cut, as one
     single = _single(s3, store, compressed, compression="zstd")[0]
     assert _outputs(s3, "big/framecut.csv")[0] == single
+
+
+# --- a data contract's error budget, decided for the whole file -------------------------------
+CONTRACTS = """
+[contracts.orders]
+match = { prefixes = ["big/"] }
+outputs = ["jsonl", "parquet"]
+on_error = { policy = "drop_rows", max_rejected_rows = 40, report_limit = 5 }
+
+[[contracts.orders.columns]]
+name = "id"
+type = "int"
+nullable = false
+
+[[contracts.orders.columns]]
+name = "amount"
+type = "float"
+
+[[contracts.orders.columns]]
+name = "note"
+
+[[contracts.orders.columns]]
+name = "day"
+type = "date"
+
+[[contracts.orders.columns]]
+name = "flag"
+type = "bool"
+
+[contracts.strict]
+match = { prefixes = ["strict/"] }
+outputs = ["jsonl", "parquet"]
+on_error = { policy = "reject", report_limit = 3 }
+
+[[contracts.strict.columns]]
+name = "id"
+type = "int"
+
+[[contracts.strict.columns]]
+name = "amount"
+type = "float"
+
+[[contracts.strict.columns]]
+name = "note"
+
+[[contracts.strict.columns]]
+name = "day"
+type = "date"
+
+[[contracts.strict.columns]]
+name = "flag"
+type = "bool"
+"""
+
+
+def _with_bad_rows(rows: int, seed: int, bad: int) -> bytes:
+    """``rows`` rows, ``bad`` of them (spread over the file) breaking the contract."""
+    rng = random.Random(seed)
+    records = [_row(rng, i) for i in range(rows)]
+    for i in rng.sample(range(rows), bad):
+        before_day = records[i].rsplit(",", 2)[0]  # the note may hold commas, the rest not
+        records[i] = f"{before_day},{rng.choice(['not a date', '2024-13-40'])},maybe"
+    return ("\n".join(["id,amount,note,day,flag", *records]) + "\n").encode()
+
+
+def _contract_run(
+    s3: Any, store: S3Store, name: str, body: bytes, contract: str, part_bytes: int
+) -> tuple[Any, Any]:
+    """(the fanned-out result or error, the single worker's), outputs compared by the caller."""
+    contracts = parse_contracts(CONTRACTS)
+    fanned: Any
+    single: Any
+    try:
+        fanned = fan_out(
+            store,
+            _stage(s3, f"big/{name}", body, contract=contract),
+            part_bytes,
+            contracts=contracts,
+        )[0]
+    except ContractViolation as exc:
+        fanned = exc
+    try:
+        single = convert(
+            _stage(s3, f"single/{name}", body, contract=contract), store, SETTINGS, contracts
+        ).to_dict()
+    except ContractViolation as exc:
+        single = exc
+    return fanned, single
+
+
+def _object(s3: Any, key: str) -> bytes | None:
+    try:
+        body: bytes = s3.get_object(Bucket=OUTPUT, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    return body
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_contract_with_rejected_rows_fans_out_as_the_single_worker(
+    s3: Any, store: S3Store, seed: int
+) -> None:
+    # GIVEN a file with a contract that drops bad rows, 30 of them spread over the file
+    body = _with_bad_rows(3000, 50 + seed, 30)
+    # WHEN it fans out in many parts, and a single worker converts it
+    fanned, single = _contract_run(s3, store, "orders.csv", body, "orders", 5_000 + seed * 997)
+    # THEN the outputs, the rejected rows (file-global row numbers) and the outcome are the same
+    assert _outputs(s3, "big/orders.csv")[0] == _outputs(s3, "single/orders.csv")[0]
+    assert _outputs(s3, "big/orders.csv")[1].equals(_outputs(s3, "single/orders.csv")[1])
+    rejected = _object(s3, keys.rejected_key("big/orders.csv"))
+    assert rejected is not None and rejected.count(b"\n") == 30
+    assert rejected == _object(s3, keys.rejected_key("single/orders.csv"))
+    assert (fanned["rows"], fanned["rejectedRows"]) == (2970, 30)
+    assert (single["rows"], single["rejectedRows"]) == (2970, 30)
+    assert fanned["rejectedKey"] == keys.rejected_key("big/orders.csv")
+    assert _left_behind(s3) == []
+
+
+@pytest.mark.parametrize(("contract", "bad"), [("orders", 60), ("strict", 7)])
+def test_a_file_over_its_contracts_budget_is_rejected_as_the_single_worker_does(
+    s3: Any, store: S3Store, contract: str, bad: int
+) -> None:
+    # GIVEN more bad rows than the contract allows (drop_rows: 40; reject: none)
+    body = _with_bad_rows(3000, 60, bad)
+    fanned, single = _contract_run(s3, store, f"{contract}.csv", body, contract, 6_000)
+    # THEN both reject it, naming the same contract, reason and first problems (file rows)
+    assert isinstance(fanned, ContractViolation) and isinstance(single, ContractViolation)
+    report, alone = json.loads(str(fanned)), json.loads(str(single))
+    assert (report["contract"], report.get("detail")) == (alone["contract"], alone.get("detail"))
+    assert report["problems"][: len(alone["problems"])] == alone["problems"]
+    assert report["problems"][0]["row"] > 2
+    # AND the counts: the whole file's (a single worker's stop at the chunk that broke it)
+    assert (report["badRows"], report["problemCount"]) == (bad, 2 * bad)
+    assert alone["badRows"] <= report["badRows"]
+    # AND nothing is published, nothing of the fan-out is left
+    assert _object(s3, keys.output_key(f"big/{contract}.csv", "jsonl")) is None
+    assert _object(s3, keys.rejected_key(f"big/{contract}.csv")) is None
+    assert _left_behind(s3) == []
+
+
+def test_a_header_the_contract_refuses_is_reported_as_the_single_worker_does(
+    s3: Any, store: S3Store
+) -> None:
+    body = csv_body(2000, 70).replace(b"id,amount", b"ident,amount", 1)
+    fanned, single = _contract_run(s3, store, "header.csv", body, "orders", 5_000)
+    assert isinstance(fanned, ContractViolation) and str(fanned) == str(single)
+
+
+def test_bad_content_after_the_budget_is_spent_reports_the_contract(
+    s3: Any, store: S3Store
+) -> None:
+    # GIVEN a "reject" contract's bad value early, and a ragged row late in the file
+    body = _with_bad_rows(3000, 80, 1)
+    tail = body.rindex(b"\n2990,")
+    bad_first = body[:tail] + b"\n2990,1.5,x,2024-01-01,true,one too many" + body[tail:]
+    fanned, single = _contract_run(s3, store, "both.csv", bad_first, "strict", 5_000)
+    # THEN the contract's verdict comes first, as reading in order finds it first
+    assert isinstance(fanned, ContractViolation) and isinstance(single, ContractViolation)
+    assert json.loads(str(fanned))["problems"] == json.loads(str(single))["problems"]

@@ -5,6 +5,7 @@ and the outputs equal a single-worker conversion of the same file exactly."""
 from __future__ import annotations
 
 import io
+import json
 import random
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from chute.local.embedded import EmbeddedAws
+from chute.local.local_stack import CONTRACTS_FILE
 from tasks.formats import keys
 from tests.support import zstd_layouts
 from tests.support.accounting import assert_accounted
@@ -36,11 +38,16 @@ def _body(seed: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _single(tmp_path: Path, body: bytes, fmt: str, name: str = "data.csv") -> bytes:
+def _single(
+    tmp_path: Path, body: bytes, fmt: str, name: str = "data.csv", *, contract: str | None = None
+) -> bytes:
     src, dst = tmp_path / name, tmp_path / f"data.{fmt}"
     src.write_bytes(body)
     chute = Path(sys.executable).parent / "chute"
-    subprocess.run([str(chute), "convert", str(src), str(dst), "--to", fmt], check=True)
+    command = [str(chute), "convert", str(src), str(dst), "--to", fmt]
+    if contract is not None:
+        command += ["--contract", contract, "--contracts", str(CONTRACTS_FILE)]
+    subprocess.run(command, check=True)
     return dst.read_bytes()
 
 
@@ -146,3 +153,65 @@ def test_a_huge_single_frame_zstd_file_takes_the_batch_job(pipeline: Pipeline) -
     assert jsonl.count(b"\n") == last_id + 1  # every row
     assert _fanout_objects(pipeline, ex.name) == []
     assert assert_accounted(pipeline, [key]) == {key: "archived"}
+
+
+def _orders(seed: int, bad: int) -> bytes:
+    """Orders for contracts.toml's acme-orders (drop_rows, at most 100 rejected), just above the
+    fan-out threshold, ``bad`` of them breaking it (spread over the file), quoted newlines."""
+    rng = random.Random(seed)
+    header = "order_id,customer_email,order_date,placed_at,quantity,unit_price,currency,coupon_code"
+    rows = []
+    size, i = 0, 0
+    while size < FANOUT_THRESHOLD + (1 << 20):
+        coupon = rng.choice(["", "SAVE10", '"two\nlines"', '"a, b"'])
+        row = (
+            f"ORD-{i:08d},c{i}@example.com,2024-03-{1 + i % 28:02d},"
+            f"2024-03-01T10:{i % 60:02d}:00Z,{1 + i % 9},{rng.randint(1, 9999) / 100},"
+            f"{rng.choice(['EUR', 'USD', 'GBP'])},{coupon}"
+        )
+        rows.append(row)
+        size += len(row) + 1
+        i += 1
+    for n in rng.sample(range(len(rows)), bad):
+        rows[n] = (
+            rows[n].replace(",EUR,", ",JPY,").replace(",USD,", ",JPY,").replace(",GBP,", ",JPY,")
+        )
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+def test_a_huge_file_with_a_contract_fans_out_with_its_rejected_rows(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    # GIVEN a huge file under a contract that drops bad rows (60 of at most 100)
+    body = _orders(5, 60)
+    key = "partners/acme/orders/huge.csv"
+    pipeline.put(key, body)
+    ex = pipeline.wait_for(key, timeout=300)
+    # THEN it fans out, the budget decided for the whole file, and equals a single worker's
+    assert ex.status == "SUCCEEDED", ex.cause
+    assert ex.route == "fanout"
+    out = pipeline.r.output_bucket
+    jsonl = pipeline.read(out, keys.output_key(key, "jsonl"))
+    assert jsonl == _single(tmp_path, body, "jsonl", contract="acme-orders")
+    rejected = pipeline.read(out, keys.rejected_key(key))
+    assert rejected == (tmp_path / "data.jsonl.rejected.jsonl").read_bytes()
+    assert rejected.count(b"\n") == 60
+    parquet = pq.read_table(io.BytesIO(pipeline.read(out, keys.output_key(key, "parquet"))))
+    single = _single(tmp_path, body, "parquet", contract="acme-orders")
+    assert parquet.equals(pq.read_table(io.BytesIO(single)))
+    assert assert_accounted(pipeline, [key]) == {key: "archived"}
+
+
+def test_a_huge_file_over_its_contracts_budget_is_quarantined(pipeline: Pipeline) -> None:
+    body = _orders(6, 150)
+    key = "partners/acme/orders/too-many.csv"
+    pipeline.put(key, body)
+    ex = pipeline.wait_for(key, timeout=300)
+    assert ex.status == "FAILED" and ex.route == "fanout"
+    assert ex.error == "ContractViolation"
+    report = json.loads(pipeline.read(pipeline.r.quarantine_bucket, key + ".error.json"))
+    assert report["error"] == "ContractViolation"
+    assert "more than max_rejected_rows=100 rows rejected" in report["message"]
+    assert not [k for k in pipeline.keys(pipeline.r.output_bucket) if k.startswith(key)]
+    assert _fanout_objects(pipeline, ex.name) == [keys.fanout_key(ex.name, keys.FANOUT_OUTCOME)]
+    assert assert_accounted(pipeline, [key]) == {key: "quarantined"}
