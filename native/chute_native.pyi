@@ -2,7 +2,15 @@
 
 from typing import Literal
 
-Chunk = tuple[int, bytes | None, bytes | None, int, bytes | None]
+class Output:
+    """Output bytes lent without a copy (the buffer protocol: a sink writes them as it would
+    ``bytes``); once released, the buffer is taken again for a later chunk."""
+
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __len__(self) -> int: ...
+    def __bytes__(self) -> bytes: ...
+
+Chunk = tuple[int, Output | None, bytes | None, int, bytes | None]
 """One chunk, in file order: (rows written, JSON Lines, Parquet bytes (a row group when the
 chunk filled one), a contract's rejected rows: how many, and as JSON Lines)."""
 

@@ -1,12 +1,16 @@
 //! The Python module `chute_native`.
 
 use std::collections::HashSet;
+use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex};
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::buffers::Buffers;
 
 use crate::contract::{self, Allowed, Policy};
 use crate::convert::{self, Outputs, Typing};
@@ -170,19 +174,81 @@ fn pattern_error(pattern: &str) -> Option<String> {
 #[pyclass(module = "chute_native")]
 struct Converter {
     inner: Mutex<convert::Converter>,
+    /// Where the JSON Lines buffers handed to Python go back (the converter's).
+    outputs: Buffers,
 }
 
 type PyChunks<'py> = Bound<'py, PyList>;
 
-fn to_python<'py>(py: Python<'py>, chunks: Vec<convert::Chunk>) -> PyResult<PyChunks<'py>> {
+/// Output bytes handed to Python without a copy (the buffer protocol: a sink writes them as
+/// it would `bytes`); once Python lets go, the buffer goes back to the converter for a later
+/// chunk (native/src/buffers.rs).
+#[pyclass(module = "chute_native", frozen)]
+struct Output {
+    data: Vec<u8>,
+    home: Buffers,
+}
+
+#[pymethods]
+impl Output {
+    /// # Safety
+    /// `view` is the Py_buffer Python asks to fill; the bytes stay put while the view holds
+    /// this object (PyBuffer_FillInfo takes a reference to it).
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        let data = &slf.get().data;
+        // Safety: a read-only view of `data`, owned by `slf`, which the view keeps alive.
+        let filled = unsafe {
+            ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                data.as_ptr() as *mut c_void,
+                data.len() as ffi::Py_ssize_t,
+                1,
+                flags,
+            )
+        };
+        match filled {
+            0 => Ok(()),
+            _ => Err(PyErr::fetch(slf.py())),
+        }
+    }
+
+    fn __len__(&self) -> usize {
+        self.data.len()
+    }
+
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.data)
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.home.give(std::mem::take(&mut self.data));
+    }
+}
+
+fn to_python<'py>(
+    py: Python<'py>,
+    chunks: Vec<convert::Chunk>,
+    home: &Buffers,
+) -> PyResult<PyChunks<'py>> {
     let list = PyList::empty(py);
     for chunk in chunks {
         let bytes = |data: Option<Vec<u8>>| data.map(|d| PyBytes::new(py, &d));
+        let jsonl = chunk.jsonl.map(|data| Output {
+            data,
+            home: home.clone(),
+        });
         let item = PyTuple::new(
             py,
             [
                 chunk.rows.into_pyobject(py)?.into_any(),
-                bytes(chunk.jsonl).into_pyobject(py)?.into_any(),
+                jsonl.into_pyobject(py)?.into_any(),
                 bytes(chunk.parquet).into_pyobject(py)?.into_any(),
                 chunk.rejected_rows.into_pyobject(py)?.into_any(),
                 bytes(chunk.rejected).into_pyobject(py)?.into_any(),
@@ -238,6 +304,7 @@ impl Converter {
         };
         let inner = convert::Converter::new(config).map_err(to_py_err)?;
         Ok(Converter {
+            outputs: inner.outputs().clone(),
             inner: Mutex::new(inner),
         })
     }
@@ -246,7 +313,7 @@ impl Converter {
     /// tuples, and the error to raise once they are written, if any.
     fn feed<'py>(&self, py: Python<'py>, block: &[u8]) -> PyResult<(PyChunks<'py>, Option<PyErr>)> {
         let (chunks, error) = py.detach(|| self.inner.lock().unwrap().feed(block));
-        Ok((to_python(py, chunks)?, error.map(to_py_err)))
+        Ok((to_python(py, chunks, &self.outputs)?, error.map(to_py_err)))
     }
 
     /// The last chunks, the error if any, and the Parquet file's last bytes (its footer).
@@ -256,7 +323,7 @@ impl Converter {
     ) -> PyResult<(PyChunks<'py>, Option<PyErr>, Bound<'py, PyBytes>)> {
         let (chunks, error, tail) = py.detach(|| self.inner.lock().unwrap().finish());
         Ok((
-            to_python(py, chunks)?,
+            to_python(py, chunks, &self.outputs)?,
             error.map(to_py_err),
             PyBytes::new(py, &tail),
         ))
@@ -334,6 +401,7 @@ fn kind_of(mask: u8) -> Option<&'static str> {
 fn chute_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bound_large_allocations();
     m.add_class::<Converter>()?;
+    m.add_class::<Output>()?;
     m.add_class::<Dialect>()?;
     m.add_class::<Layout>()?;
     m.add_class::<Contract>()?;

@@ -177,19 +177,19 @@ impl<'a> ContractSink<'a> {
         contract: &'a Contract,
         prefixes: &'a [Vec<u8>],
         header_prefixes: &'a [Vec<u8>],
-        outputs: (bool, bool),
-        bytes: usize,
+        jsonl: Option<Vec<u8>>,
+        arrays: bool,
+        (bytes, rows): (usize, usize),
     ) -> Self {
-        let (jsonl, arrays) = outputs;
         let share = bytes / contract.columns.len().max(1);
         ContractSink {
             contract,
             prefixes,
             header_prefixes,
-            jsonl: jsonl.then(|| Vec::with_capacity(bytes + bytes / 2)),
+            jsonl,
             builders: arrays.then(|| {
                 let builder = |c: &Column| match c.source {
-                    Some(_) => Builder::new(c.kind, 1024, share),
+                    Some(_) => Builder::new(c.kind, rows, share),
                     None => Builder::Nulls(typed::data_type(c.kind), 0),
                 };
                 contract.columns.iter().map(builder).collect()
@@ -357,7 +357,14 @@ mod tests {
         let names: Vec<String> = (0..width).map(|i| format!("c{i}")).collect();
         let header = json::key_prefixes(&names);
         let prefixes = json::key_prefixes(&contract.names());
-        let mut sink = ContractSink::new(contract, &prefixes, &header, (true, true), data.len());
+        let mut sink = ContractSink::new(
+            contract,
+            &prefixes,
+            &header,
+            Some(Vec::new()),
+            true,
+            (data.len(), 1024),
+        );
         parse(data, b',', b'"', width, &mut sink).unwrap();
         sink.finish()
     }

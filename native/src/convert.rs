@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::buffers::Buffers;
 use crate::contract::{Checked, Policy};
 use crate::encode::{Encoded, Failure, Job, Reply, Workers};
 use crate::error::{Error, Problem, Result, RowFault, Violation};
@@ -58,6 +59,8 @@ struct Inferred {
 
 pub struct Converter {
     config: Arc<Config>,
+    /// The JSON Lines buffers: the caller gives each chunk's back once written.
+    outputs: Buffers,
     splitter: Splitter,
     workers: Workers,
     pending: VecDeque<Reply>,
@@ -83,9 +86,19 @@ impl Converter {
             Typing::Fixed(kinds) => Some(Arc::new(kinds.clone())),
             _ => None,
         };
+        // as many buffers wait as there are chunks in flight: the workers' and the next ones
+        let (inputs, outputs) = (
+            Buffers::new(config.workers + 2),
+            Buffers::new(config.workers + 2),
+        );
         let mut converter = Converter {
-            splitter: Splitter::new(config.dialect.quote, config.dialect.max_record),
-            workers: Workers::new(&config),
+            splitter: Splitter::new(
+                config.dialect.quote,
+                config.dialect.max_record,
+                inputs.clone(),
+            ),
+            workers: Workers::new(&config, &inputs, &outputs),
+            outputs,
             inferred: Inferred {
                 masks: kinds
                     .as_ref()
@@ -109,6 +122,11 @@ impl Converter {
             Typing::Infer => {} // once the first chunk tells the types
         }
         Ok(converter)
+    }
+
+    /// Where a chunk's JSON Lines buffer goes back once written (taken again for a later chunk).
+    pub fn outputs(&self) -> &Buffers {
+        &self.outputs
     }
 
     /// Starts the Parquet file (if asked for) once the column types are known.

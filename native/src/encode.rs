@@ -9,6 +9,7 @@ use arrow_array::{ArrayRef, LargeStringArray};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
+use crate::buffers::Buffers;
 use crate::contract::{Checked, ContractSink};
 use crate::json;
 use crate::options::{Config, Typing};
@@ -67,12 +68,22 @@ impl Keys {
     }
 }
 
-pub fn encode(job: &Job, config: &Config, keys: &Keys) -> Result<Encoded, Failure> {
+/// Parses and encodes one chunk; its JSON Lines are written into a buffer from `outputs`.
+pub fn encode(
+    job: &Job,
+    config: &Config,
+    keys: &Keys,
+    outputs: &Buffers,
+) -> Result<Encoded, Failure> {
     let data = &job.data;
     let width = config.header.len();
-    let outputs = (config.outputs.jsonl(), config.outputs.parquet());
+    let arrays = config.outputs.parquet();
+    let jsonl = (config.outputs.jsonl() && job.build).then(|| outputs.take(data.len() * 3 / 2));
+    // the arrays' room, so that they are not grown (copied) value by value: the chunk's bytes,
+    // and its lines (at least its records)
+    let size = (data.len(), memchr::memchr_iter(b'\n', data).count() + 1);
     if let Typing::Contract(contract) = &config.typing {
-        let mut sink = ContractSink::new(contract, &keys.output, &keys.header, outputs, data.len());
+        let mut sink = ContractSink::new(contract, &keys.output, &keys.header, jsonl, arrays, size);
         read(data, config, &mut sink)?;
         let mut checked = sink.finish();
         return Ok(Encoded {
@@ -86,8 +97,7 @@ pub fn encode(job: &Job, config: &Config, keys: &Keys) -> Result<Encoded, Failur
         });
     }
     if let Some(kinds) = &job.kinds {
-        let (jsonl, arrays) = outputs;
-        let mut sink = TypedSink::new(kinds, &keys.output, jsonl, arrays, job.build, data.len());
+        let mut sink = TypedSink::new(kinds, &keys.output, jsonl, arrays, job.build, size);
         let rows = read(data, config, &mut sink)?;
         let built = sink.built();
         let masks = std::mem::take(&mut sink.masks);
@@ -104,7 +114,7 @@ pub fn encode(job: &Job, config: &Config, keys: &Keys) -> Result<Encoded, Failur
             checked: None,
         });
     }
-    let mut text = Text::new(&keys.output, outputs, width, data.len());
+    let mut text = Text::new(&keys.output, jsonl, arrays, width, size);
     let rows = read(data, config, &mut text)?;
     Ok(Encoded {
         rows,
@@ -140,21 +150,26 @@ pub struct Workers {
 }
 
 impl Workers {
-    pub fn new(config: &Arc<Config>) -> Workers {
+    /// `inputs`: where a job's chunk goes back once parsed; `outputs`: where its JSON Lines
+    /// buffer comes from.
+    pub fn new(config: &Arc<Config>, inputs: &Buffers, outputs: &Buffers) -> Workers {
         let (jobs, queue) = unbounded::<(Job, Sender<_>)>();
         let keys = Arc::new(Keys::new(config));
         let threads = (0..config.workers.max(1))
             .map(|i| {
                 let (queue, config, keys) = (queue.clone(), Arc::clone(config), Arc::clone(&keys));
+                let (inputs, outputs) = (inputs.clone(), outputs.clone());
                 std::thread::Builder::new()
                     .name(format!("chute-parse-{i}"))
                     .spawn(move || {
                         for (job, reply) in queue {
-                            let encoded =
-                                catch_unwind(AssertUnwindSafe(|| encode(&job, &config, &keys)));
+                            let encoded = catch_unwind(AssertUnwindSafe(|| {
+                                encode(&job, &config, &keys, &outputs)
+                            }));
                             let result = encoded.unwrap_or_else(|panic| {
                                 Err(Failure::Content(panic_message(&panic)))
                             });
+                            inputs.give(job.data);
                             let _ = reply.send(result);
                         }
                     })
@@ -208,10 +223,16 @@ struct Text<'c> {
 }
 
 impl<'c> Text<'c> {
-    fn new(prefixes: &'c [Vec<u8>], outputs: (bool, bool), width: usize, bytes: usize) -> Self {
+    fn new(
+        prefixes: &'c [Vec<u8>],
+        jsonl: Option<Vec<u8>>,
+        arrays: bool,
+        width: usize,
+        (bytes, rows): (usize, usize),
+    ) -> Self {
         let share = bytes / width.max(1);
         let column = || {
-            let mut offsets = Vec::with_capacity(1024);
+            let mut offsets = Vec::with_capacity(rows + 1);
             offsets.push(0);
             TextColumn {
                 offsets,
@@ -220,8 +241,8 @@ impl<'c> Text<'c> {
         };
         Text {
             prefixes,
-            jsonl: outputs.0.then(|| Vec::with_capacity(bytes + bytes / 2)),
-            columns: outputs.1.then(|| (0..width).map(|_| column()).collect()),
+            jsonl,
+            columns: arrays.then(|| (0..width).map(|_| column()).collect()),
         }
     }
 }

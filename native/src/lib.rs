@@ -1,6 +1,7 @@
 //! chute's conversion core: delimited text -> JSON Lines / Parquet, parsed, checked and encoded
 //! on worker threads with the GIL released (see tasks/convert/engine.py, the one caller).
 
+pub mod buffers;
 pub mod contract;
 pub mod convert;
 pub mod encode;

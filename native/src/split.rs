@@ -4,6 +4,8 @@
 //! the parity of the quote characters before it (an escaped quote `""` adds two), which is exact
 //! for RFC 4180 quoting however the stream is cut. Each chunk can then be parsed on its own.
 
+use crate::buffers::Buffers;
+
 /// Why the stream can't be cut into records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SplitError {
@@ -34,31 +36,37 @@ pub struct Splitter {
     quote: u8,
     max_record: usize,
     carry: Vec<u8>,
+    /// Where a chunk's buffer comes from (the workers give it back once parsed).
+    buffers: Buffers,
 }
 
 impl Splitter {
-    pub fn new(quote: u8, max_record: usize) -> Self {
+    pub fn new(quote: u8, max_record: usize, buffers: Buffers) -> Self {
         Splitter {
             quote,
             max_record,
             carry: Vec::new(),
+            buffers,
         }
     }
 
     /// The whole records that `block` completes (at most one chunk: everything up to the last
     /// record boundary), or None while no record is complete.
     pub fn push(&mut self, block: &[u8]) -> Result<Option<Vec<u8>>, SplitError> {
-        let mut data = std::mem::take(&mut self.carry);
+        let mut data = self.buffers.take(self.carry.len() + block.len());
+        data.extend_from_slice(&self.carry);
         data.extend_from_slice(block);
+        self.carry.clear();
         let cut = last_boundary(&data, self.quote);
         if cut == 0 {
             if data.len() > self.max_record {
                 return Err(SplitError::RecordTooLong(self.max_record));
             }
-            self.carry = data;
+            self.carry.extend_from_slice(&data);
+            self.buffers.give(data);
             return Ok(None);
         }
-        self.carry = data[cut..].to_vec();
+        self.carry.extend_from_slice(&data[cut..]);
         data.truncate(cut);
         Ok(Some(data))
     }
@@ -101,7 +109,7 @@ mod tests {
     use super::*;
 
     fn cut_all(data: &[u8], step: usize) -> Result<Vec<Vec<u8>>, SplitError> {
-        let mut splitter = Splitter::new(b'"', 1 << 20);
+        let mut splitter = Splitter::new(b'"', 1 << 20, Buffers::new(2));
         let mut chunks = Vec::new();
         for block in data.chunks(step) {
             chunks.extend(splitter.push(block)?);
@@ -130,7 +138,7 @@ mod tests {
             cut_all(b"a\n\"b\nc\n", 2),
             Err(SplitError::UnterminatedQuote)
         );
-        let mut splitter = Splitter::new(b'"', 8);
+        let mut splitter = Splitter::new(b'"', 8, Buffers::new(2));
         assert_eq!(
             splitter.push(b"\"abcdefgh\n"),
             Err(SplitError::RecordTooLong(8))
@@ -138,7 +146,7 @@ mod tests {
     }
 
     fn cut_with(data: &[u8], step: usize, quote: u8) -> Vec<Vec<u8>> {
-        let mut splitter = Splitter::new(quote, 1 << 20);
+        let mut splitter = Splitter::new(quote, 1 << 20, Buffers::new(2));
         let mut chunks = Vec::new();
         for block in data.chunks(step) {
             chunks.extend(splitter.push(block).unwrap());

@@ -131,18 +131,17 @@ impl<'a> TypedSink<'a> {
     pub fn new(
         kinds: &'a [Kind],
         prefixes: &'a [Vec<u8>],
-        jsonl: bool,
+        jsonl: Option<Vec<u8>>,
         arrays: bool,
         build: bool,
-        bytes: usize,
+        (bytes, rows): (usize, usize),
     ) -> Self {
-        let rows = 1024;
         let share = bytes / kinds.len().max(1);
         TypedSink {
             kinds,
             prefixes,
             build,
-            jsonl: (build && jsonl).then(|| Vec::with_capacity(bytes + bytes / 2)),
+            jsonl: jsonl.filter(|_| build),
             builders: (build && arrays).then(|| {
                 kinds
                     .iter()

@@ -16,6 +16,8 @@ from tasks.adapters.s3_errors import conditions, translate, translate_write
 from tasks.errors import StorageUnavailable
 
 if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
     from tasks.fence import Condition
     from tasks.models import Head
 
@@ -128,11 +130,13 @@ class MultipartWriter:
         self._completed = False
         self.bytes_written = 0
 
-    def write(self, data: bytes) -> None:
-        self._buffer += data
-        self.bytes_written += len(data)
+    def write(self, data: Buffer) -> None:
+        with memoryview(data) as view:
+            self._buffer += view
+            self.bytes_written += view.nbytes
         while len(self._buffer) >= (size := self._next_part_size()):
-            chunk = bytes(self._buffer[:size])
+            with memoryview(self._buffer) as buffered:
+                chunk = bytes(buffered[:size])  # one copy (a slice of the bytearray is another)
             del self._buffer[:size]
             self._upload_part(chunk)
 

@@ -15,6 +15,18 @@ from tasks.formats import MAGIC_BYTES, Compression, from_magic
 from tasks.settings import DecompressionLimits
 
 
+def _read_into(stream: BinaryIO, view: memoryview) -> int:
+    """Read up to ``len(view)`` bytes of ``stream`` straight into ``view`` (no bytes object in
+    between when the stream can: every layer of a decompressed stream used to copy each byte
+    once more); the count read, 0 at the end."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return int(readinto(view) or 0)
+    data = stream.read(len(view))
+    view[: len(data)] = data
+    return len(data)
+
+
 class TruncatedZstd(EOFError):
     """The zstd input ended inside a frame (python-zstandard's reader ends silently there)."""
 
@@ -39,10 +51,9 @@ class _Peekable(io.RawIOBase):
             self._head = self._head[n:]
             self.delivered += n
             return n
-        data = self._rest.read(len(view))
-        view[: len(data)] = data
-        self.delivered += len(data)
-        return len(data)
+        n = _read_into(self._rest, view)
+        self.delivered += n
+        return n
 
 
 def check_expansion(
@@ -82,12 +93,10 @@ class _Limited(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = self._inner.read(len(view))
-        view[: len(data)] = data
-        self.content += len(data)
+        n = _read_into(self._inner, memoryview(buffer).cast("B"))
+        self.content += n
         check_expansion(self.content, self._fed.delivered, self._limits, self._kind)
-        return len(data)
+        return n
 
     def close(self) -> None:
         self._inner.close()
@@ -113,17 +122,16 @@ class _ZstdFrames(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
-        data = self._raw.read(len(view))
-        if not data:
+        n = _read_into(self._raw, view)
+        if not n:
             if not self._lost and (self._skip or self._header or self._state != "magic"):
                 raise TruncatedZstd("zstd data ends inside a frame (truncated file?)")
             return 0
-        view[: len(data)] = data
         if not self._lost:
-            self._follow(data)
-        return len(data)
+            self._follow(view[:n])
+        return n
 
-    def _follow(self, data: bytes) -> None:
+    def _follow(self, data: memoryview) -> None:
         position = 0
         while position < len(data) and not self._lost:
             if self._skip:

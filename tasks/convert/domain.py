@@ -21,6 +21,7 @@ from tasks.convert.engine import (
     convert_stream,
 )
 from tasks.convert.typed import ContractTyping
+from tasks.convert.writes import Sink
 from tasks.data_contracts.model import ContractSet
 from tasks.fence import Condition, Stamp
 from tasks.formats import OutputFormat
@@ -28,6 +29,8 @@ from tasks.models import ObjectRef, Output, Plan, Target
 from tasks.settings import ConvertSettings, DecompressionLimits
 
 if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
     from tasks.models import Head
 
 
@@ -36,7 +39,7 @@ class Writer(Protocol):
 
     bytes_written: int
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: Buffer) -> None: ...
 
     def complete(self, condition: Condition | None = None) -> None: ...
 
@@ -243,7 +246,7 @@ class _Outputs:
                 metadata=self._stamp.metadata(),
             )
 
-    def sinks(self) -> dict[OutputFormat, Callable[[bytes], None]]:
+    def sinks(self) -> dict[OutputFormat, Sink]:
         return {f: w.write for f, w in self.writers.items()}
 
     def published(self) -> dict[str, Writer]:
@@ -272,7 +275,7 @@ class _LazyWriter:
         self._stamp = stamp
         self.writer: Writer | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Buffer) -> None:
         if self.writer is None:
             self.writer = self._store.writer(
                 self._bucket,

@@ -16,7 +16,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,6 +30,9 @@ from tasks.data_contracts.config import parse_contracts
 from tasks.errors import ContractViolation, MalformedContent
 from tasks.formats import Compression, from_magic
 from tasks.formats.keys import from_extension
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 EDGE = Path(__file__).resolve().parents[1] / "fixtures" / "edge"
 EDGE_INPUTS = sorted(p for p in EDGE.iterdir() if p.suffix in (".csv", ".tsv", ".psv"))
@@ -699,6 +702,36 @@ def gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield compressor.flush()
 
 
+def test_json_lines_lent_without_a_copy_stay_intact_while_held() -> None:
+    # GIVEN a file of many chunks, and a sink that keeps every JSON Lines block it is given
+    # (the native core lends its buffers and takes them again only once Python lets go)
+    rows, chunk_bytes = 312 * 64, 64 * 1024  # generated_csv writes rows 64 at a time
+    body = b"".join(generated_csv(rows))
+    held: list[tuple[Buffer, bytes]] = []
+
+    def sink(block: Buffer) -> None:
+        held.append((block, bytes(block)))
+
+    # WHEN converted
+    result = convert_stream(
+        io.BytesIO(body), EngineOptions(chunk_bytes=chunk_bytes, workers=2), {"jsonl": sink}
+    )
+    # THEN no block held was reused for a later chunk: each still reads as when it was written
+    assert result.rows == rows and len(held) > 20
+    assert all(bytes(block) == copy for block, copy in held)
+    assert b"".join(copy for _, copy in held).count(b"\n") == rows
+    # AND once let go, the buffers are taken again: converting again gives the same bytes
+    first = b"".join(copy for _, copy in held)
+    held.clear()
+    again: list[bytes] = []
+    convert_stream(
+        io.BytesIO(body),
+        EngineOptions(chunk_bytes=chunk_bytes, workers=2),
+        {"jsonl": lambda block: again.append(bytes(block))},
+    )
+    assert b"".join(again) == first
+
+
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 def test_memory_is_bounded_the_engine_reads_only_a_few_chunks_ahead(
     compression: Compression,
@@ -714,10 +747,10 @@ def test_memory_is_bounded_the_engine_reads_only_a_few_chunks_ahead(
     written_rows = 0
     largest_lead = 0
 
-    def sink(block: bytes) -> None:
+    def sink(block: Buffer) -> None:  # JSON Lines come lent, not as bytes
         nonlocal written_rows, largest_lead
         largest_lead = max(largest_lead, source.bytes_read - written_rows * ROW_BYTES)
-        written_rows += block.count(b"\n")
+        written_rows += bytes(block).count(b"\n")
 
     # WHEN converted
     result = convert_stream(
