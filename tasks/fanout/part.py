@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from contextlib import closing
 from dataclasses import replace
-from typing import Any, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 from tasks import log
 from tasks.convert.domain import CONTENT_TYPES, Writer, engine_options
@@ -22,6 +22,9 @@ from tasks.fanout.cuts import Part
 from tasks.formats import OutputFormat, keys
 from tasks.models import ObjectRef, Plan
 from tasks.settings import ConvertSettings
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 ENDS_IN_QUOTES = ("ends inside a quoted field", "unexpected end of data")
 """The engine's words for input that ends inside a quoted field (the splitter's and the
@@ -201,7 +204,7 @@ class _Rejected:
     def bytes_written(self) -> int:
         return self._writer.bytes_written if self._writer is not None else 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Buffer) -> None:
         if self._writer is None:
             self._writer = self._store.writer(
                 self._bucket,
