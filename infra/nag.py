@@ -14,7 +14,7 @@ from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
-from tasks.formats import keys
+from tasks.formats import OUTPUT_FORMATS, keys
 
 if TYPE_CHECKING:
     from infra.stack import ChuteStack
@@ -53,7 +53,6 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
         "convert": (s.staging, s.output),
         "archive": (s.staging, s.archive),
         "quarantine": (s.staging, s.quarantine),
-        "fanout": (s.staging, s.output),
     }
     for step, task in stack.steps.items():
         accept(task.role, XRAY, "IAM5", "Resource::*")
@@ -71,6 +70,18 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
         "(known at run time): the quarantine step reads it into the report and deletes it",
         "IAM5",
         _objects(s.output, f"{keys.BATCH_FAILURES_PREFIX}*"),
+    )
+    prefix = stack.props.key_prefix
+    accept(
+        stack.steps["fanout"].role,
+        "the fan-out function reads the staged file (any uploaded key under the key prefix), "
+        "works under the fan-out prefix (state, manifests, the parts' objects, named after the "
+        "execution) and publishes the file's outputs, whose keys are the uploaded file's plus an "
+        "output format's suffix; exact actions only",
+        "IAM5",
+        _objects(s.staging, f"{prefix}*"),
+        _objects(s.output, f"{keys.FANOUT_PREFIX}*"),
+        *[_objects(s.output, f"{prefix}*.{f}") for f in OUTPUT_FORMATS],
     )
     accept(
         stack.conversion.job_role,
@@ -95,6 +106,13 @@ def suppress_reviewed_findings(stack: ChuteStack) -> None:
         "DescribeLogGroups) must use '*'; " + XRAY,
         "IAM5",
         "Resource::*",
+    )
+    accept(
+        stack.workflow.state_machine,
+        "the fan-out's Distributed Map reads each round's manifest (ItemReader), written by the "
+        "planner under the fan-out prefix, named after the execution (known at run time)",
+        "IAM5",
+        _objects(s.output, keys.FANOUT_MANIFESTS),
     )
     machine = stack.workflow.state_machine
     executions = (

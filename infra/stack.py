@@ -34,7 +34,7 @@ from infra.components.storage import Storage
 from infra.components.workflow import Workflow
 from infra.config import ChuteProps
 from tasks import names
-from tasks.formats import keys
+from tasks.formats import OUTPUT_FORMATS, keys
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,9 +138,7 @@ class ChuteStack(Stack):
         fn = self.functions
         allow_objects(fn["validate"], s.staging, READ)
         self._allow_conversion(fn["convert"])
-        # The fan-out: plans from the staged file, joins the parts' objects (under
-        # keys.FANOUT_PREFIX, written by the convert function) and publishes like a conversion.
-        self._allow_conversion(fn["fanout"])
+        self._allow_fanout(fn["fanout"])
         # The move: a conditional multipart copy of the staged version into the destination,
         # then a conditional delete of the staged key (If-Match) and of the version by id.
         for step, bucket in (("archive", s.archive), ("quarantine", s.quarantine)):
@@ -183,6 +181,13 @@ class ChuteStack(Stack):
             )
         )
         self.events.bus.grant_put_events_to(machine)
+        # The fan-out's Distributed Map reads each round's manifest (ItemReader, s3:getObject)
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[s.output.arn_for_objects(keys.FANOUT_MANIFESTS)],
+            )
+        )
         self._allow_batch_sync(machine.role)
         self._allow_map_children(machine)
 
@@ -293,6 +298,23 @@ class ChuteStack(Stack):
         s = self.storage
         allow_objects(grantee, s.staging, READ)
         allow_objects(grantee, s.output, CHECK, WRITE, DELETE_CURRENT)
+
+    def _allow_fanout(self, grantee: iam.IGrantable) -> None:
+        """The fan-out function: reads the staged file (under the key prefix), keeps its state,
+        manifests and verdict and joins the parts' objects under keys.FANOUT_PREFIX (written by
+        the convert function), and publishes the joined outputs like a conversion: only keys
+        ending in an output format's suffix (``<base>.jsonl`` also covers the rejected rows'
+        ``<base>.rejected.jsonl``), never another object of the output bucket."""
+        s = self.storage
+        prefix = self.props.key_prefix
+        allow_objects(grantee, s.staging, READ, keys=f"{prefix}*")
+        allow_objects(
+            grantee, s.output, CHECK, WRITE, DELETE_CURRENT, keys=f"{keys.FANOUT_PREFIX}*"
+        )
+        for output_format in OUTPUT_FORMATS:
+            allow_objects(
+                grantee, s.output, CHECK, WRITE, DELETE_CURRENT, keys=f"{prefix}*.{output_format}"
+            )
 
     def _allow_map_children(self, machine: sfn.StateMachine) -> None:
         """The fan-out's Distributed Map runs its items as child executions of this machine. A

@@ -152,7 +152,7 @@ FUNCTION_SETTINGS: Final[dict[str, tuple[str, ...]]] = {
         ENV_MAX_DECOMPRESSION_RATIO,
     ),
     "archive": (ENV_ARCHIVE_BUCKET,),
-    "fanout": (ENV_FANOUT_PART_BYTES,),
+    "fanout": (ENV_FANOUT_PART_BYTES, ENV_CONTRACTS_FILE),
     "quarantine": (ENV_QUARANTINE_BUCKET, ENV_OUTPUT_BUCKET),
     "grant": (
         ENV_STAGING_BUCKET,

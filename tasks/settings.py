@@ -194,11 +194,15 @@ class ConvertSettings:
 class FanOutSettings:
     part_bytes: int = names.DEFAULT_FANOUT_PART_BYTES
     """Source bytes per part (cuts move to the next record boundary)."""
+    contracts_file: Path | None = None
+    """The data contracts: a contract's quote character (for the cuts) and error policy (the
+    commit decides it for the whole file)."""
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> FanOutSettings:
         return cls(
-            part_bytes=_int(env, names.ENV_FANOUT_PART_BYTES, names.DEFAULT_FANOUT_PART_BYTES)
+            part_bytes=_int(env, names.ENV_FANOUT_PART_BYTES, names.DEFAULT_FANOUT_PART_BYTES),
+            contracts_file=_contracts_file(env),
         )
 
 

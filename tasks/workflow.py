@@ -37,6 +37,7 @@ class State(StrEnum):
     NAME_BATCH_FAILURE = "NameBatchFailure"
     BATCH_FAILED = "BatchFailed"
     PLAN_PARTS = "PlanParts"
+    SPLITTABLE = "Splittable"
     CONVERT_PARTS = "ConvertParts"
     COMMIT_PARTS = "CommitParts"
     ANOTHER_ROUND = "AnotherRound"

@@ -207,6 +207,10 @@ class Expectations:
     """TestState: the input of any single state (holds every field a state's paths read)"""
     state_context: Mapping[str, Any] = field(default_factory=dict)
     """TestState: the context object ($$) a state sees"""
+    objects: Mapping[tuple[str, str], Any] = field(default_factory=dict)
+    """(bucket, key) -> JSON document: S3 objects the cases read though no Task does (a
+    Distributed Map's ItemReader is not a Task: a MockConfigFile can't mock it), put there
+    before the cases start"""
 
 
 def expectations_path(mock_config: Path) -> Path:
@@ -241,7 +245,7 @@ def parse_expectations(data: Any, origin: str = EXPECTATIONS_FILE) -> Expectatio
         if status == "FAILED" and not error:
             raise MockConfigError(f"{where}: a FAILED case names its error")
         cases[name] = Expectation(status, tuple(path), error, str(body.get("description", "")))
-    for key in ("input", "stateInput", "stateContext"):
+    for key in ("input", "stateInput", "stateContext", "objects"):
         if not isinstance(data.get(key, {}), dict):
             raise MockConfigError(f"{origin}: {key} must be an object")
     return Expectations(
@@ -250,7 +254,19 @@ def parse_expectations(data: Any, origin: str = EXPECTATIONS_FILE) -> Expectatio
         cases=cases,
         state_input=data.get("stateInput", {}),
         state_context=data.get("stateContext", {}),
+        objects=_objects(data.get("objects", {}), origin),
     )
+
+
+def _objects(data: Mapping[str, Any], origin: str) -> dict[tuple[str, str], Any]:
+    """``{"s3://bucket/key": document}`` -> ``{(bucket, key): document}``."""
+    objects = {}
+    for url, document in data.items():
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        if not url.startswith("s3://") or not bucket or not key:
+            raise MockConfigError(f"{origin}: objects.{url}: name an object as s3://bucket/key")
+        objects[(bucket, key)] = document
+    return objects
 
 
 def load_expectations(path: Path) -> Expectations:

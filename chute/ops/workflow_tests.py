@@ -111,6 +111,18 @@ class Suite:
         return names
 
 
+def put_objects(s3: Any, expectations: Expectations) -> None:
+    """The S3 objects the cases read without a Task (expectations' ``objects``: a Distributed
+    Map's manifest), each bucket created if it isn't there. Only where the suite's runner owns
+    S3: the embedded engine (Step Functions Local reads them from its own endpoint)."""
+    for (bucket, key), document in expectations.objects.items():
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except ClientError:
+            s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(document).encode())
+
+
 def default_substitutions() -> dict[str, str]:
     """The embedded runtime's values for the workflow's placeholders (the same ARNs Step
     Functions Local's default account and region give)."""

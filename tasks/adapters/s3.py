@@ -315,8 +315,9 @@ class S3Store:
         except Exception as exc:
             raise translate(exc, what=f"delete s3://{ref.bucket}/{ref.key}") from exc
 
-    def delete_prefix(self, bucket: str, prefix: str) -> int:
-        """Delete every object under ``prefix`` (chute's own working objects); how many."""
+    def delete_prefix(self, bucket: str, prefix: str, *, keep: frozenset[str] = frozenset()) -> int:
+        """Delete every object under ``prefix`` (chute's own working objects) but the keys in
+        ``keep``; how many."""
         if not prefix:
             raise ValueError("refusing to delete a whole bucket")
         deleted = 0
@@ -324,7 +325,8 @@ class S3Store:
             for page in self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=prefix
             ):
-                batch = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                listed = (o["Key"] for o in page.get("Contents", []))
+                batch = [{"Key": key} for key in listed if key not in keep]
                 if batch:
                     self._client.delete_objects(
                         Bucket=bucket, Delete={"Objects": batch, "Quiet": True}

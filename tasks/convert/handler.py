@@ -41,6 +41,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "part" in event:
         fanout = FanOut.from_dict(event.get("fanout") or {})
         return convert_part(
-            plan, store(), settings(), fanout.execution, fanout.data_start, event["part"]
+            plan,
+            store(),
+            settings(),
+            fanout.execution,
+            fanout.data_start,
+            event["part"],
+            contracts(),
         )
     return convert(plan, store(), settings(), contracts()).to_dict()

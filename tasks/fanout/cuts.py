@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 WINDOW_BYTES = 64 * 1024
 """Bytes read at each cut to start with; doubled (up to ``max_window``) when no record ends."""
+MAX_WINDOW = 16 * 1024 * 1024
+"""Bytes read at a cut at most: no record ends there, the cut is skipped."""
 CHECK_RECORDS = 4
 """Records after a candidate cut that must parse with the header's field count, at least (every
 complete record of the window is checked)."""
@@ -28,18 +30,35 @@ complete record of the window is checked)."""
 
 @dataclass(frozen=True)
 class Part:
-    """Bytes ``[start, end)`` of the source: whole records (the header is not in any part)."""
+    """Bytes ``[start, end)`` of the source: whole records (the header is not in any part).
+
+    A compressed source cut between its frames (tasks.fanout.frames): what ``[start, end)``
+    decompress to less their first ``skip`` bytes, then the first ``take`` bytes of what
+    ``[end, stop)`` (the frame the next part starts in) decompress to."""
 
     index: int
     start: int
     end: int
+    skip: int = 0
+    take: int = 0
+    stop: int = 0
 
     def to_dict(self) -> dict[str, int]:
-        return {"index": self.index, "start": self.start, "end": self.end}
+        plain = {"index": self.index, "start": self.start, "end": self.end}
+        if not (self.skip or self.take or self.stop):  # a part of an uncompressed source
+            return plain
+        return {**plain, "skip": self.skip, "take": self.take, "stop": self.stop}
 
     @classmethod
     def from_dict(cls, data: dict[str, int]) -> Part:
-        return cls(index=int(data["index"]), start=int(data["start"]), end=int(data["end"]))
+        return cls(
+            index=int(data["index"]),
+            start=int(data["start"]),
+            end=int(data["end"]),
+            skip=int(data.get("skip", 0)),
+            take=int(data.get("take", 0)),
+            stop=int(data.get("stop", 0)),
+        )
 
 
 Read = Callable[[int, int], bytes]
@@ -60,7 +79,7 @@ def plan(
     read: Read,
     dialect: Dialect,
     *,
-    max_window: int = 16 * 1024 * 1024,
+    max_window: int = MAX_WINDOW,
 ) -> list[Part]:
     """Record-aligned parts of about ``part_bytes`` covering ``[data_start, size)``. A nominal
     cut where no record boundary can be found (no newline within ``max_window``, or records
@@ -181,5 +200,8 @@ def merge_after(parts: list[Part], index: int) -> list[Part]:
     joined one keeps the first's. The last part can't be joined to anything."""
     if not 0 <= index < len(parts) - 1:
         raise ValueError(f"part {index} has no part after it to join")
-    joined = Part(parts[index].index, parts[index].start, parts[index + 1].end)
+    first, second = parts[index], parts[index + 1]
+    joined = Part(
+        first.index, first.start, second.end, skip=first.skip, take=second.take, stop=second.stop
+    )
     return [*parts[:index], joined, *parts[index + 2 :]]

@@ -91,6 +91,21 @@ def fanout_key(execution: str, name: str) -> str:
     return f"{FANOUT_PREFIX}{execution}/{name}"
 
 
+FANOUT_OUTCOME: Final = "outcome.json"
+"""The commit's verdict (its result, or the file's error), kept when the rest is removed: a
+retried commit whose answer was lost answers again from it (tasks.fanout.domain.commit)."""
+
+
+FANOUT_MANIFEST: Final = "items.json"
+FANOUT_MANIFESTS: Final = f"{FANOUT_PREFIX}*/{FANOUT_MANIFEST}"
+"""Every fan-out's manifests, as an IAM resource pattern (what the state machine reads)."""
+
+
+def fanout_manifest_key(execution: str, round_: int) -> str:
+    """Round ``round_``'s parts to convert: a JSON array the Distributed Map reads (ItemReader)."""
+    return fanout_key(execution, f"r{round_}/{FANOUT_MANIFEST}")
+
+
 def fanout_part_key(execution: str, round_: int, index: int, suffix: str) -> str:
     """Part ``index``'s object of round ``round_``: ``json`` (what it found) or a format."""
     return fanout_key(execution, f"r{round_}/{index:05d}.{suffix}")

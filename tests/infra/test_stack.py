@@ -334,7 +334,11 @@ def test_state_machine_may_invoke_steps_run_batch_sync_and_publish(synth: Synth)
     actions = _actions(_statements(synth, "StateMachineRole"))
     assert {"lambda:InvokeFunction", "batch:SubmitJob", "batch:DescribeJobs"} <= actions
     assert {"events:PutRule", "events:PutTargets", "events:DescribeRule", "sns:Publish"} <= actions
-    assert not any(a.startswith("s3:") for a in actions)
+    # S3: only the fan-out's manifests, which the Distributed Map's ItemReader reads
+    (s3,) = [st for st in _statements(synth, "StateMachineRole") if "s3:" in dumps(st["Action"])]
+    assert s3["Action"] == "s3:GetObject"
+    assert "StorageOutput" in dumps(s3["Resource"])
+    assert f'"/{keys.FANOUT_MANIFESTS}"' in dumps(s3["Resource"])
 
 
 def _s3_access(synth: Synth, role_fragment: str) -> dict[str, set[str]]:
@@ -390,6 +394,23 @@ def test_each_function_gets_only_what_it_uses(synth: Synth) -> None:
     assert _s3_access(synth, "UploadRole") == {
         "Staging": {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
     }
+
+
+def test_the_fanout_function_works_under_its_prefix_and_publishes_output_keys_only(
+    synth: Synth,
+) -> None:
+    assert _s3_access(synth, "FanoutStep") == {"Staging": READ, "Output": PUBLISH}
+    objects = [
+        dumps(st["Resource"])
+        for st in _statements(synth, "FanoutStep")
+        if "StorageOutput" in dumps(st["Resource"]) and "s3:PutObject" in _actions([st])
+    ]
+    (resources,) = objects
+    # never the whole output bucket: the fan-out prefix, and keys ending in an output suffix
+    assert '"/*"' not in resources
+    assert f'"/{keys.FANOUT_PREFIX}*"' in resources
+    assert '"/*.jsonl"' in resources and '"/*.parquet"' in resources
+    assert keys.rejected_key("x").endswith(".jsonl")  # the rejected rows are under *.jsonl
 
 
 def test_operators_policy_allows_monitoring_and_redrive(synth: Synth) -> None:
@@ -466,6 +487,9 @@ def test_the_fan_out_runs_its_parts_as_child_executions_of_the_machine(synth: Sy
     assert subs["FanOutThresholdBytes"] == str(props.fanout_threshold_bytes)
     assert subs["FanOutMaxConcurrency"] == str(props.fanout_max_concurrency)
     fanout = _function(synth, "fanout")["Environment"]["Variables"]
-    assert fanout == {names.ENV_FANOUT_PART_BYTES: str(props.fanout_part_bytes)}
+    assert fanout == {
+        names.ENV_FANOUT_PART_BYTES: str(props.fanout_part_bytes),
+        names.ENV_CONTRACTS_FILE: names.CONTRACTS_FILE_IN_IMAGE,
+    }
     with pytest.raises(ValueError, match="fanout_part_bytes"):
         ChuteProps(fanout_part_bytes=1 << 20)

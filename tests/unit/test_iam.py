@@ -148,6 +148,26 @@ def test_the_shipped_policies_resolve_to_the_local_stack() -> None:
     assert "${" not in json.dumps(policies["convert"]).replace("${unresolved:", "")
 
 
+def test_the_fanout_function_may_write_under_its_prefix_and_the_output_keys_only() -> None:
+    fanout = iam.load_policies(iam.local_values(Resources(prefix="chute", region="us-east-1")))[
+        "fanout"
+    ]
+    out = "arn:aws:s3:::chute-output"
+    for key in (
+        "_chute/fanout/ex/r0/00001.parquet",
+        "_chute/fanout/ex/outcome.json",
+        "in/x.csv.jsonl",
+        "in/x.csv.parquet",
+        "in/x.csv.rejected.jsonl",
+    ):
+        assert iam.evaluate(fanout, "s3:PutObject", f"{out}/{key}") == "Allow", key
+    for key in ("in/x.csv", "_chute/batch-failures/ex.json", "other/report.json"):
+        assert iam.evaluate(fanout, "s3:PutObject", f"{out}/{key}") == "ImplicitDeny", key
+        assert iam.evaluate(fanout, "s3:DeleteObject", f"{out}/{key}") == "ImplicitDeny", key
+    assert iam.evaluate(fanout, "s3:GetObject", "arn:aws:s3:::chute-staging/in/x.csv") == "Allow"
+    assert iam.evaluate(fanout, "s3:PutObject", "arn:aws:s3:::chute-staging/x") == "ImplicitDeny"
+
+
 @mock_aws
 def test_a_call_the_policy_does_not_allow_fails_as_on_aws(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path

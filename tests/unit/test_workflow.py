@@ -201,9 +201,9 @@ def test_no_exit_code_in_a_cause_without_one(cause: str | None) -> None:
     assert batch_exit_code(cause) is None
 
 
-def test_only_uncompressed_files_without_a_contract_fan_out() -> None:
-    # a gzip/bz2/zstd stream is read from its start; a contract's error budget is the whole
-    # file's: both take the sized Batch job, whatever their size
+def test_only_uncompressed_and_zstd_files_fan_out() -> None:
+    # a gzip/bz2 stream is read from its start (the sized Batch job); a zstd file may be cut
+    # between its frames (the planner decides); a contract's budget is decided by the commit
     first = STATES[State.ROUTE_BY_SIZE]["Choices"][0]
     assert first["Next"] == State.PLAN_PARTS
     assert first["And"] == [
@@ -211,6 +211,19 @@ def test_only_uncompressed_files_without_a_contract_fan_out() -> None:
             "Variable": "$.plan.file.size",
             "NumericGreaterThanEqualsPath": "$.config.fanOutThresholdBytes",
         },
-        {"Variable": "$.plan.file.compression", "StringEquals": "none"},
-        {"Variable": "$.plan.target.contract", "IsNull": True},
+        {
+            "Or": [
+                {"Variable": "$.plan.file.compression", "StringEquals": "none"},
+                {"Variable": "$.plan.file.compression", "StringEquals": "zstd"},
+            ]
+        },
     ]
+
+
+def test_a_file_the_planner_cannot_cut_takes_the_sized_batch_job() -> None:
+    assert STATES[State.PLAN_PARTS]["Next"] == State.SPLITTABLE
+    splittable = STATES[State.SPLITTABLE]
+    assert splittable["Choices"] == [
+        {"Variable": "$.fanout.parts", "NumericEquals": 0, "Next": State.CONVERT_IN_BATCH}
+    ]
+    assert splittable["Default"] == State.CONVERT_PARTS

@@ -10,7 +10,7 @@ import pytest
 
 from chute.local.embedded import EmbeddedAws
 from chute.ops.mock_cases import CaseResult, load_mock_config
-from chute.ops.workflow_tests import DEFAULT_MOCK_CONFIG, Suite, run_cases
+from chute.ops.workflow_tests import DEFAULT_MOCK_CONFIG, Suite, put_objects, run_cases
 
 CASES = list(load_mock_config(DEFAULT_MOCK_CONFIG).cases("chute-pipeline"))
 
@@ -19,6 +19,7 @@ CASES = list(load_mock_config(DEFAULT_MOCK_CONFIG).cases("chute-pipeline"))
 def results(embedded: EmbeddedAws) -> dict[str, CaseResult]:
     """All cases at once (they are independent executions); each test reads its own."""
     suite = Suite.load(substitutions=embedded.substitutions())
+    put_objects(embedded.client("s3"), suite.expectations)
     sfn = embedded.client("stepfunctions")
     return {r.name: r for r in run_cases(sfn, embedded.resources.state_machine_arn, suite)}
 

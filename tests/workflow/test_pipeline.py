@@ -12,6 +12,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from tasks.formats import keys
 from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 
 SMALL_CSV = b'id,name,city\n1,Ann,Oslo\n2,"Smith, Bob",Z\xc3\xbcrich\n'
@@ -211,7 +212,8 @@ def test_batch_permanent_exit_quarantines(pipeline: Pipeline) -> None:
     assert summary["jobId"] == job["JobId"]
     assert (summary["exitCode"], summary["attemptExitCodes"]) == (65, [65])
     assert "Environment" not in report["cause"] and "Traceback" not in json.dumps(report)
-    assert not [k for k in pipeline.keys(pipeline.r.output_bucket) if k.startswith("_chute/")]
+    left = pipeline.keys(pipeline.r.output_bucket)
+    assert not [k for k in left if k.startswith(keys.BATCH_FAILURES_PREFIX)]
 
 
 def test_duplicate_event_delivery_starts_one_execution(pipeline: Pipeline, embedded) -> None:
