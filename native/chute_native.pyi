@@ -2,6 +2,8 @@
 
 from typing import Literal
 
+from typing_extensions import Buffer
+
 class Output:
     """Output bytes lent without a copy (the buffer protocol: a sink writes them as it would
     ``bytes``); once released, the buffer is taken again for a later chunk."""
@@ -79,8 +81,9 @@ class Converter:
         layout: Layout,
     ) -> None:
         """``outputs``: "jsonl" and/or "parquet" (none: values read and typed only)."""
-    def feed(self, block: bytes) -> tuple[list[Chunk], BadContent | ContractFailed | None]:
-        """The chunks ``block`` completed, and the error to raise once they are written."""
+    def feed(self, block: Buffer) -> tuple[list[Chunk], BadContent | ContractFailed | None]:
+        """The chunks ``block`` (any contiguous bytes, copied) completed, and the error to raise
+        once they are written."""
     def finish(self) -> tuple[list[Chunk], BadContent | ContractFailed | None, bytes]:
         """The last chunks, the error if any, and the Parquet file's last bytes."""
     def schema(self) -> list[str] | None:

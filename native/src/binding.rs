@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex};
 
+use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
@@ -311,8 +312,20 @@ impl Converter {
 
     /// The chunks that `block` completed, as (rows, jsonl, parquet, rejected rows, rejected)
     /// tuples, and the error to raise once they are written, if any.
-    fn feed<'py>(&self, py: Python<'py>, block: &[u8]) -> PyResult<(PyChunks<'py>, Option<PyErr>)> {
-        let (chunks, error) = py.detach(|| self.inner.lock().unwrap().feed(block));
+    fn feed<'py>(
+        &self,
+        py: Python<'py>,
+        block: PyBuffer<u8>,
+    ) -> PyResult<(PyChunks<'py>, Option<PyErr>)> {
+        if !block.is_c_contiguous() {
+            return Err(PyValueError::new_err("a block must be contiguous bytes"));
+        }
+        // Safety: a contiguous buffer of `len_bytes` bytes, held (not released) for this call;
+        // the caller doesn't write to it until feed returns (engine.py reads the next block
+        // into it only then), and feed copies what it keeps.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(block.buf_ptr() as *const u8, block.len_bytes()) };
+        let (chunks, error) = py.detach(|| self.inner.lock().unwrap().feed(bytes));
         Ok((to_python(py, chunks, &self.outputs)?, error.map(to_py_err)))
     }
 

@@ -15,7 +15,7 @@ from tasks.formats import MAGIC_BYTES, Compression, from_magic
 from tasks.settings import DecompressionLimits
 
 
-def _read_into(stream: BinaryIO, view: memoryview) -> int:
+def read_into(stream: BinaryIO, view: memoryview) -> int:
     """Read up to ``len(view)`` bytes of ``stream`` straight into ``view`` (no bytes object in
     between when the stream can: every layer of a decompressed stream used to copy each byte
     once more); the count read, 0 at the end."""
@@ -51,7 +51,7 @@ class _Peekable(io.RawIOBase):
             self._head = self._head[n:]
             self.delivered += n
             return n
-        n = _read_into(self._rest, view)
+        n = read_into(self._rest, view)
         self.delivered += n
         return n
 
@@ -93,7 +93,7 @@ class _Limited(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        n = _read_into(self._inner, memoryview(buffer).cast("B"))
+        n = read_into(self._inner, memoryview(buffer).cast("B"))
         self.content += n
         check_expansion(self.content, self._fed.delivered, self._limits, self._kind)
         return n
@@ -122,7 +122,7 @@ class _ZstdFrames(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
-        n = _read_into(self._raw, view)
+        n = read_into(self._raw, view)
         if not n:
             if not self._lost and (self._skip or self._header or self._state != "magic"):
                 raise TruncatedZstd("zstd data ends inside a frame (truncated file?)")

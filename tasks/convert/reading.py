@@ -16,7 +16,7 @@ from isal.igzip_lib import IsalError
 from zstandard import ZstdError
 
 from tasks.convert import chunker, dialect
-from tasks.convert.compression import open_decompressed
+from tasks.convert.compression import open_decompressed, read_into
 from tasks.errors import MalformedContent
 from tasks.formats import Compression
 from tasks.settings import DecompressionLimits
@@ -57,17 +57,32 @@ def open_source(
     return Opened(stream, found, header, delimiter, rest)
 
 
-def blocks(opened: Opened, size: int) -> Iterator[bytes]:
-    """The data in blocks of ``size`` bytes (what was read with the header first, cut so)."""
+def blocks(opened: Opened, size: int) -> Iterator[memoryview | bytes]:
+    """The data in blocks of ``size`` bytes (what was read with the header first, cut so). The
+    blocks after it are read into one buffer, used again for the next block: use a block before
+    taking the next (the engine's feed copies what it keeps)."""
     rest = opened.rest
     for start in range(0, len(rest), size):
         yield rest[start : start + size]
+    buffer = memoryview(bytearray(size))
     while True:
         with content_errors("the data"):
-            block = opened.stream.read(size)
-        if not block:
+            filled = _fill(opened.stream, buffer)
+        if not filled:
             return
-        yield block
+        yield buffer[:filled]
+
+
+def _fill(stream: BinaryIO, buffer: memoryview) -> int:
+    """Read into ``buffer`` until it is full or the stream ends (a stream may give less than
+    asked: small blocks would make small chunks); the bytes read."""
+    filled = 0
+    while filled < len(buffer):
+        n = read_into(stream, buffer[filled:])
+        if not n:
+            break
+        filled += n
+    return filled
 
 
 def parse_header(raw: bytes, delimiter: str, quote: str) -> list[str]:
