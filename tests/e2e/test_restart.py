@@ -45,7 +45,8 @@ def _start(work: Path, port: int, grant_port: int) -> subprocess.Popen[str]:
 
 def _kill(process: subprocess.Popen[str], sig: int = signal.SIGKILL) -> str:
     if sig == signal.SIGKILL:
-        os.killpg(process.pid, signal.SIGKILL)  # the whole tree, as a crash would
+        with contextlib.suppress(ProcessLookupError):  # already gone: nothing left to kill
+            os.killpg(process.pid, signal.SIGKILL)  # the whole tree, as a crash would
     else:
         process.send_signal(sig)
     out, _ = process.communicate(timeout=30)
