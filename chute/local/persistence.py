@@ -268,46 +268,62 @@ class StateStore:
 
     def restore_objects(self, backend: Any) -> dict[str, int]:
         """Put every object stored when the store was prepared back into the (freshly created)
-        buckets, except where a client already wrote the key since (the newer write wins)."""
-        from chute.local.moto_patches.s3_bodies import SMALL_BODY_BYTES, FileBody
-
+        buckets, except where a client already wrote or deleted the key since (the newer write
+        wins). The server already answers while this runs: a Lambda worker of the previous run,
+        still finishing its invocation after a crash, may write a key now, and its write-through
+        replaces the stored body -- each key is restored under its lock, and a body gone since
+        the store was prepared is a newer write's doing, not an error."""
         counts: dict[str, int] = {}
         for bucket in sorted(self.buckets):
             folder = self._bucket_dir(bucket)
             counts[bucket] = 0
             for record in self._found.pop(bucket, []):
-                if record["key"] in backend.get_bucket(bucket).keys:
-                    continue
-                body_path = folder / record["body"]
-                size = body_path.stat().st_size
-                value: bytes | FileBody
-                if size <= SMALL_BODY_BYTES:
-                    value = body_path.read_bytes()
-                else:  # the key reads its bytes from the stored file (opened read-only)
-                    value = FileBody(body_path.open("rb"), size)
-                key = backend.put_object(
-                    bucket,
-                    record["key"],
-                    value,
-                    storage=record.get("storageClass"),
-                    etag=record["eTag"].strip('"'),
-                    disable_notification=True,
-                )
-                if record["versionId"] != "null":
-                    key._version_id = record["versionId"]
-                key.last_modified = record["lastModified"]
-                key.set_metadata(dict(record["metadata"]), replace=True)
-                checksum = record.get("checksum") or {}
-                key.checksum_algorithm = checksum.get("algorithm")
-                key.checksum_value = checksum.get("value")
-                key.checksum_type = checksum.get("type")
-                key.checksum_parts = checksum.get("parts")
-                self._index[(bucket, record["key"])] = _Current(
-                    key.version_id, key.etag, key.last_modified.isoformat(), record["body"]
-                )
-                self.restored.setdefault(bucket, set()).add(record["key"])
-                counts[bucket] += 1
+                with self._lock(bucket, record["key"]):
+                    if self._restore_object(backend, bucket, folder, record):
+                        counts[bucket] += 1
         return counts
+
+    def _restore_object(
+        self, backend: Any, bucket: str, folder: Path, record: dict[str, Any]
+    ) -> bool:
+        """One stored object back into its bucket; False when a newer write or delete came
+        first."""
+        from chute.local.moto_patches.s3_bodies import SMALL_BODY_BYTES, FileBody
+
+        if record["key"] in backend.get_bucket(bucket).keys:
+            return False
+        body_path = folder / record["body"]
+        try:
+            size = body_path.stat().st_size
+        except FileNotFoundError:  # removed by the write-through of a newer write or delete
+            return False
+        value: bytes | FileBody
+        if size <= SMALL_BODY_BYTES:
+            value = body_path.read_bytes()
+        else:  # the key reads its bytes from the stored file (opened read-only)
+            value = FileBody(body_path.open("rb"), size)
+        key = backend.put_object(
+            bucket,
+            record["key"],
+            value,
+            storage=record.get("storageClass"),
+            etag=record["eTag"].strip('"'),
+            disable_notification=True,
+        )
+        if record["versionId"] != "null":
+            key._version_id = record["versionId"]
+        key.last_modified = record["lastModified"]
+        key.set_metadata(dict(record["metadata"]), replace=True)
+        checksum = record.get("checksum") or {}
+        key.checksum_algorithm = checksum.get("algorithm")
+        key.checksum_value = checksum.get("value")
+        key.checksum_type = checksum.get("type")
+        key.checksum_parts = checksum.get("parts")
+        self._index[(bucket, record["key"])] = _Current(
+            key.version_id, key.etag, key.last_modified.isoformat(), record["body"]
+        )
+        self.restored.setdefault(bucket, set()).add(record["key"])
+        return True
 
     # --- executions ---------------------------------------------------------------------------
     def _execution_path(self, name: str) -> Path:

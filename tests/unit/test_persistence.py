@@ -69,6 +69,34 @@ def test_objects_written_through_are_restored_with_version_metadata_and_bytes(
         assert "Contents" not in s3.list_objects_v2(Bucket="chute-output")
 
 
+def test_a_delete_landing_during_the_restore_wins_and_the_restore_goes_on(
+    tmp_path: Path,
+) -> None:
+    # GIVEN two stored objects, and a new process whose server already answers (a Lambda
+    # worker of the crashed run, still finishing, deletes one of them after the store was
+    # prepared and before its restore)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        _buckets(s3)
+        store = StateStore(tmp_path, BUCKETS)
+        store.prepare()
+        for key in ("done.jsonl", "kept.jsonl"):
+            s3.put_object(Bucket="chute-output", Key=key, Body=b"{}")
+            store.object_written(_backend(), "chute-output", key)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        _buckets(s3)
+        again = StateStore(tmp_path, BUCKETS)
+        again.prepare()
+        again.object_written(_backend(), "chute-output", "done.jsonl")  # the late delete
+        # WHEN the objects are restored
+        counts = again.restore_objects(_backend())
+        # THEN the deleted one stays deleted, the other is back (no crash on the body gone)
+        listed = s3.list_objects_v2(Bucket="chute-output").get("Contents", [])
+        assert [o["Key"] for o in listed] == ["kept.jsonl"]
+        assert counts == {"chute-staging": 0, "chute-output": 1}
+
+
 def test_prepare_removes_what_an_interrupted_write_left(tmp_path: Path) -> None:
     # GIVEN a temporary file and a body no record names (a SIGKILL between the two renames)
     store = StateStore(tmp_path, BUCKETS)
