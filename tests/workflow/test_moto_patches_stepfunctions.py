@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -165,6 +167,30 @@ def test_executions_reuse_the_parsed_definition_and_keep_their_own_state(
     # THEN none parsed the definition again, and each computed its own result
     assert parses[0] == 0
     assert results == [{"n": n, "pair": 2} for n in range(1, 6)]
+
+
+def test_executions_starting_together_parse_a_new_definition_once() -> None:
+    from chute.local.moto_patches.stepfunctions import program_of
+
+    # GIVEN a definition no execution has run yet
+    definition = json.dumps({**SHAPING_PASS, "Comment": f"probe {uuid.uuid4()}"})
+    start = threading.Barrier(8)
+    programs: list[Any] = []
+
+    def first_state() -> None:
+        start.wait()
+        programs.append(program_of(definition))
+
+    # WHEN eight executions ask for its program at the same moment (a backlog's first burst)
+    with _count_parses() as parses:
+        threads = [threading.Thread(target=first_state) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    # THEN one parsed it and the others waited for its program
+    assert parses[0] == 1
+    assert len(programs) == 8 and all(p is programs[0] for p in programs)
 
 
 @pytest.mark.canary

@@ -13,6 +13,7 @@ behaviour, memory, speed, persistence, mock config, redrive):
 - s3_bodies: object bodies in files, streamed in chunks (bounded memory)
 - stepfunctions: the interpreter's behaviour, speed and execution hooks
 - distributed_map: a failed item of a Distributed Map fails the Map
+- events: EventBridge's input template paths parsed once
 - mock_configs: Step Functions Local's MockConfigFile
 - redrive: RedriveExecution, and the record of an execution of an earlier run
 - registry: ``FIXES`` by name, ``apply_all`` / ``revert_all``

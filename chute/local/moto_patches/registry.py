@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from chute.local.moto_patches import (
     distributed_map,
+    events,
     imports,
     lambda_and_batch,
     mock_configs,
@@ -26,6 +27,7 @@ SERVICES = (
     s3,
     s3_bodies,
     sqs,
+    events,
     mock_configs,
     redrive,
 )
