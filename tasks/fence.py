@@ -157,9 +157,18 @@ def publish(
     write: Callable[[Condition], T],
     stamp: Stamp,
     where: str,
+    *,
+    expect_absent: bool = False,
 ) -> T:
     """Write with :func:`decide`'s condition, looking again whenever another writer won the race.
-    ``write`` raises WriteConflict on a 412/409."""
+    ``write`` raises WriteConflict on a 412/409. With ``expect_absent`` the first write goes
+    without a look, on the condition :func:`decide` gives when nothing is there (If-None-Match):
+    a new object costs no look, and one that is there makes it fail and look as before."""
+    if expect_absent:
+        try:
+            return write(Condition(if_none_match=True))
+        except WriteConflict:
+            pass
     for _ in range(ATTEMPTS):
         condition = decide(look(), stamp, where)
         try:
@@ -203,11 +212,14 @@ def publish_all(slots: Sequence[Slot], stamp: Stamp) -> list[Stamp]:
     """Publish one file's objects so that, however many files race for the same slots, the
     slots end up holding exactly one file's objects: the newest's (:meth:`Stamp.newer_than`).
 
-    Every racer goes through the slots in the same order, writing its objects and removing older
-    ones from the slots it has nothing for, then looks at every slot again. A file that meets a
-    newer one's object anywhere removes what it wrote (only while it is still its own) and raises
-    Superseded or Replaced; the newest file's second look removes anything an older racer wrote
-    after the first. Returns the stamps of other files whose objects were replaced or removed.
+    Every racer goes through the slots in the same order writing its objects (a new object
+    without a look first: :func:`publish`'s ``expect_absent``), then looks at every slot,
+    removing older files' objects from the slots it has nothing for. A file that meets a newer
+    one's object anywhere removes what it wrote (only while it is still its own) and raises
+    Superseded or Replaced; an older racer can't replace an object written after its look (the
+    write's condition fails), and the newest file's look at the other slots removes whatever an
+    older racer left there. Returns the stamps of other files whose objects were replaced or
+    removed.
     """
     replaced: dict[tuple[str | None, str], Stamp] = {}
 
@@ -231,10 +243,8 @@ def publish_all(slots: Sequence[Slot], stamp: Stamp) -> list[Stamp]:
                     note(condition)
                     return result
 
-                publish(slot.look, written, stamp, slot.where)
-            else:
-                _retract(slot, stamp, note)
-        for slot in slots:  # the second look
+                publish(slot.look, written, stamp, slot.where, expect_absent=True)
+        for slot in slots:  # the second look (the first at the slots it has nothing for)
             existing = slot.look()
             if existing is None:
                 continue

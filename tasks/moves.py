@@ -141,7 +141,7 @@ def _copy(source: ObjectRef, dst_bucket: str, store: Store) -> MoveResult:
         return pending.complete(condition)
 
     try:
-        copied = fence.publish(look, write, stamp, where)
+        copied = fence.publish(look, write, stamp, where, expect_absent=True)
     except SourceChanged:
         return MoveResult("changed")
     except SourceMissing:

@@ -23,6 +23,7 @@ from tasks.convert.engine import (
 from tasks.convert.typed import ContractTyping
 from tasks.convert.writes import Sink
 from tasks.data_contracts.model import ContractSet
+from tasks.errors import SourceMissing, Superseded
 from tasks.fence import Condition, Stamp
 from tasks.formats import OutputFormat
 from tasks.models import ObjectRef, Output, Plan, Target
@@ -189,13 +190,24 @@ def publish_outputs(
 ) -> list[Stamp]:
     """Make this file's outputs visible as one set (:func:`tasks.fence.publish_all`): every key
     of the target's slots holds this file's object or, where it has none, no older one. Nothing
-    is published from a file that is no longer staging's current object (deleted or replaced)."""
+    is published from a file that is no longer staging's current object (deleted or replaced):
+    staging is looked at right before the first object is made visible."""
     bucket = target.bucket
+    looked = False
 
-    def completes(writer: Writer) -> Callable[[Condition], None]:
+    def completes(writer: Writer, key: str) -> Callable[[Condition], None]:
         def write(condition: Condition) -> None:
-            # after the look: a newer version's output in place says Superseded first
-            fence.current_version(source, store.exists(source.bucket, source.key), _where(source))
+            nonlocal looked
+            if not looked:
+                try:
+                    fence.current_version(
+                        source, store.exists(source.bucket, source.key), _where(source)
+                    )
+                except (SourceMissing, Superseded):
+                    # a newer version's output in place says so first (it archived this key)
+                    fence.decide(store.exists(bucket, key), stamp, f"s3://{bucket}/{key}")
+                    raise
+                looked = True
             writer.complete(condition)
 
         return write
@@ -206,7 +218,7 @@ def publish_outputs(
             where=f"s3://{bucket}/{key}",
             look=lambda: store.exists(bucket, key),
             delete=lambda condition: store.delete_stamped(bucket, key, condition),
-            write=completes(writer) if writer is not None else None,
+            write=completes(writer, key) if writer is not None else None,
         )
 
     return fence.publish_all([slot(key) for key in target.slot_keys()], stamp)

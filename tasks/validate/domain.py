@@ -100,8 +100,15 @@ def validate(
     """The plan for converting ``source``, or the error that says what is wrong with it."""
     where = f"s3://{source.bucket}/{source.key}"
     # Deleted or replaced since the event: nothing is read from a version the uploader removed.
-    fence.current_version(source, store.exists(source.bucket, source.key), where)
-    head = store.head(source)  # SourceMissing when gone
+    staged = store.exists(source.bucket, source.key)
+    fence.current_version(source, staged, where)
+    # staging's current object is the announced version (checked just now): its HEAD is that
+    # version's; else the version itself (SourceMissing when gone)
+    head = (
+        staged
+        if staged is not None and staged.version_id == source.version_id
+        else store.head(source)
+    )
     announced = (source.etag or "").strip('"')
     if announced and announced != head.etag:
         raise SourceChanged(f"{where}: eTag is now {head.etag}, the event announced {announced}")

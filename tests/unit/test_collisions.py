@@ -198,11 +198,20 @@ def run(f: File, plan: Plan, store: S3Store, result: Result) -> None:
         result.error = exc
 
 
-def race(s3: Any, a: File, b: File, schedule: Callable[[set[str]], str]) -> dict[str, Result]:
+def race(
+    s3: Any,
+    a: File,
+    b: File,
+    schedule: Callable[[set[str]], str],
+    trace: list[str] | None = None,
+) -> dict[str, Result]:
     """Both files' publications, interleaved one gated step at a time as ``schedule`` picks
-    (it gets the runners waiting at a gate and returns one of them)."""
+    (it gets the runners waiting at a gate and returns one of them); ``trace`` receives the
+    steps taken (``who:what``)."""
     plans = {f.who: stage(s3, f) for f in (a, b)}
     turnstile = Turnstile()
+    if trace is not None:
+        turnstile.trace = trace
     results = {f.who: Result() for f in (a, b)}
     threads = []
     for f in (a, b):
@@ -348,12 +357,17 @@ def test_a_losers_undo_between_the_winners_look_and_write_makes_the_winner_look_
     # one looks at that slot, and the earlier one undoes it (having met the later one's JSON
     # Lines) before the later one's conditional write: S3 answers that write NoSuchKey
     a, b = files(("jsonl", "parquet"), ("jsonl", "parquet"))
-    # a: start, look+write jsonl | b: start, look+write jsonl | a: look+write parquet |
-    # b: look parquet | a: the rest (meets b's jsonl, undoes its parquet) | b: the rest
-    results = race(s3, a, b, scripted("aaabbbaab" + "a" * 12))
+    # a: start, write jsonl (nothing there: no look) | b: start, write jsonl (412), look, write
+    # | a: write parquet | b: write parquet (412), look parquet | a: the rest (meets b's jsonl,
+    # undoes its parquet) | b: the rest
+    trace: list[str] = []
+    results = race(s3, a, b, scripted("aabbbbabb" + "a" * 12), trace)
     # THEN the later upload looked again and published (not Stale: the source never went)
     assert_only_the_later_upload(s3, a, b, results)
     assert isinstance(results["a"].error, Replaced)
+    # (the race went as scripted: b's write on what it saw of a's Parquet came after a undid it)
+    undone = trace.index("a:delete x.csv.parquet")
+    assert trace[undone + 1 :].count("b:write x.csv.parquet") == 2, trace
 
 
 def test_the_earlier_upload_finishing_first_is_named_by_the_later(s3: Any) -> None:

@@ -33,13 +33,13 @@ def test_a_missing_statement_fails_the_workflow_on_that_call(pipeline: Pipeline)
         key = "iam/orders.csv"
         pipeline.put(key, b"id,name\n1,Ann\n")
         ex = pipeline.wait_for(key, timeout=120)
-    # THEN it converts, then fails in Archive on the first call AWS would refuse: a HEAD of the
-    # archive copy, which S3 refuses with a bare 403 (no body); a ClientError is not retried
+    # THEN it converts, then fails in Archive on the first call AWS would refuse: starting the
+    # copy (a new archive key is written without a look first); a ClientError is not retried
     assert ex.status == "FAILED"
     assert ex.current_state == "Archive"
-    assert "An error occurred (403) when calling the HeadObject operation: Forbidden" in (
-        ex.cause or ""
-    )
+    cause = ex.cause or ""
+    assert "(AccessDenied) when calling the CreateMultipartUpload operation" in cause
+    assert "not authorized to perform: s3:PutObject" in cause
     # AND the file is still in staging (nothing was lost; a rerun redrives it)
     assert key in pipeline.keys(aws.resources.staging_bucket)
 
@@ -60,4 +60,7 @@ def test_the_batch_job_runs_with_its_roles_policy(pipeline: Pipeline) -> None:
     assert '"ExitCode":70' in (ex.cause or "").replace(" ", "")
     assert key in pipeline.keys(aws.resources.staging_bucket)
     logs = "".join(p.read_text() for p in (aws.log_dir / "batch").glob("*.log"))
-    assert "(403) when calling the HeadObject operation: Forbidden" in logs
+    assert (
+        "(AccessDenied) when calling the PutObject operation: User: arn:aws:sts::"
+        f"{aws.resources.account}:assumed-role/chute-batch/local is not authorized" in logs
+    )

@@ -6,6 +6,8 @@ How these tests go: tests/support/moto_patches.py.
 
 from __future__ import annotations
 
+import http.client
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from chute.local.embedded import EmbeddedAws
+from chute.local.embedded import EmbeddedAws, free_port
 from tests.support.moto_patches import without
 
 
@@ -76,3 +78,80 @@ def test_canary_every_request_still_scans_moto(probe: dict[str, Any]) -> None:
     with without("server-dispatch-cache"), _count_module_scans() as scans:
         probe["s3"].head_bucket(Bucket="probe-bucket")
     assert scans[0] > 0
+
+
+# --- server-keep-alive, server-stop-closes-kept-connections -----------------------------------
+@contextmanager
+def _server() -> Iterator[int]:
+    """A moto server of its own (built with the fixes in force now) on a free port."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop()
+
+
+def _request(
+    connection: http.client.HTTPConnection, method: str, path: str, body: bytes = b""
+) -> Any:
+    headers = {"Host": f"localhost:{connection.port}", "Content-Length": str(len(body))}
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    return response
+
+
+def test_a_connection_serves_request_after_request(embedded: EmbeddedAws) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", embedded.settings.port, timeout=10)
+    try:
+        # a body nobody reads (moto's health check ignores it), then more requests
+        first = _request(connection, "POST", "/moto-api/", body=b"x" * 70_000)
+        sock = connection.sock
+        second = _request(connection, "GET", "/moto-api/")
+        third = _request(connection, "GET", "/moto-api/")
+        # THEN the same connection served all three, none told to close
+        assert connection.sock is sock is not None
+        for response in (first, second, third):
+            assert response.getheader("Connection") != "close"
+        assert second.status == third.status == 200
+    finally:
+        connection.close()
+
+
+def test_kept_connections_are_sent_without_delay(embedded: EmbeddedAws) -> None:
+    from chute.local.moto_patches.server import _connections
+
+    connection = http.client.HTTPConnection("127.0.0.1", embedded.settings.port, timeout=10)
+    try:
+        _request(connection, "GET", "/moto-api/")
+        local = connection.sock.getsockname()
+        kept = [c for c in _connections(embedded._server._server) if c.getpeername() == local]
+        assert len(kept) == 1
+        assert kept[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        connection.close()
+
+
+def test_a_stopped_server_serves_no_kept_connection() -> None:
+    with _server() as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        assert _request(connection, "GET", "/moto-api/").status == 200
+    # the server has stopped: the connection it kept is closed, not served on
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        _request(connection, "GET", "/moto-api/")
+    connection.close()
+
+
+@pytest.mark.canary
+def test_canary_moto_server_still_closes_every_connection() -> None:
+    with without("server-keep-alive"), _server() as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            response = _request(connection, "GET", "/moto-api/")
+        finally:
+            connection.close()
+    assert response.getheader("Connection") == "close"
