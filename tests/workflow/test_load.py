@@ -11,7 +11,7 @@ from moto.sqs import models as sqs_models
 
 from bench.load import run_load
 from chute.local.embedded import WARM_STEPS, EmbeddedAws
-from tests.support.pipeline import LARGE_THRESHOLD
+from tests.support.pipeline import LARGE_THRESHOLD, Pipeline
 
 
 def test_sixty_small_and_one_large_file_at_once_each_end_exactly_once(
@@ -91,3 +91,31 @@ def test_a_backlog_is_processed_once_each_at_a_cost_per_file_that_does_not_grow(
     # event source's limit (plus the one batch of 10 it may start at the limit)
     assert 0 < peak[0] <= embedded.settings.max_running_executions + 10, peak[0]
     assert result.first_files_per_second > 0 and result.last_files_per_second > 0
+
+
+def test_an_ended_execution_keeps_only_its_record(pipeline: Pipeline) -> None:
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    from chute.local.moto_patches.redrive import RestoredExecution
+
+    aws = pipeline.aws
+    # GIVEN a file the pipeline has finished with
+    key = "retire/orders.csv"
+    pipeline.put(key, b"id,name\n1,Ann\n")
+    ended = pipeline.wait_for(key, timeout=60)
+    assert ended.status == "SUCCEEDED"
+    sfn = aws.client("stepfunctions")
+    # THEN moto's list holds the record of the execution, not the interpreter's state of it
+    backend = stepfunctions_parser_backends[aws.resources.account][aws.settings.region]
+    machine = backend.describe_state_machine(aws.resources.state_machine_arn)
+    kept = next(e for e in machine.executions if e.execution_arn == ended.arn)
+    assert isinstance(kept, RestoredExecution)
+    # AND the APIs answer from it as from the live execution
+    described = sfn.describe_execution(executionArn=ended.arn)
+    assert (described["status"], described["redriveCount"]) == ("SUCCEEDED", 0)
+    assert key in described["output"]
+    events = sfn.get_execution_history(executionArn=ended.arn, maxResults=1000)["events"]
+    assert events[0]["type"] == "ExecutionStarted"
+    assert events[-1]["type"] == "ExecutionSucceeded"
+    listed = sfn.list_executions(stateMachineArn=aws.resources.state_machine_arn)["executions"]
+    assert [e["status"] for e in listed if e["executionArn"] == ended.arn] == ["SUCCEEDED"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,11 +46,17 @@ class _NoCallbacks:
 
 
 class RestoredExecution:
-    """An execution of an earlier run of the runtime, answering the read APIs from its record.
-    A redrive revives it from the record (``redrive`` below), unless it was interrupted by the
-    stop (its file was announced again)."""
+    """An ended execution answering the read APIs from its record: one of an earlier run of the
+    runtime, or one of this run once it ended (chute.local.persistence keeps only the record,
+    not the interpreter's state). Its history is read when asked for, from ``history`` when
+    that is a loader. A redrive revives it from the record (``redrive`` below), unless it was
+    interrupted by the stop (its file was announced again)."""
 
-    def __init__(self, describe: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        describe: dict[str, Any],
+        history: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]],
+    ) -> None:
         self.execution_arn = self.exec_arn = describe["executionArn"]
         self.name = describe["name"]
         self.state_machine_arn = describe["stateMachineArn"]
@@ -62,14 +69,19 @@ class RestoredExecution:
         self.output_details = describe.get("outputDetails") or {"included": True}
         self.error = describe.get("error")
         self.cause = describe.get("cause")
-        self.history = history
+        self._history = history
         self.chute_redrive_count = int(describe.get("redriveCount") or 0)
+        self.chute_redrive_date = describe.get("redriveDate")
         self.exec_worker = SimpleNamespace(
             env=SimpleNamespace(callback_pool_manager=_NoCallbacks())
         )
 
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return list(self._history() if callable(self._history) else self._history)
+
     def to_history_output(self) -> dict[str, Any]:
-        return {"events": list(self.history)}
+        return {"events": self.history}
 
     def stop(self, stop_date: Any, error: Any, cause: Any) -> None:
         """Already over: nothing to stop."""
