@@ -106,11 +106,19 @@ def find_cut(
         data = read(nominal, min(size, nominal + window))
         at_end = nominal + len(data) >= size
         found = [_candidate(data, inside, dialect, at_end) for inside in (False, True)]
-        viable = [c for c in found if c is not None and c >= 0]
-        if viable:
-            return nominal + min(viable)
+        viable = {c for c in found if c is not None and c >= 0}
         undecided = any(c is not None and c < 0 for c in found)
-        if not undecided or at_end or window >= max_window:
+        if at_end and undecided:
+            # the guess that meets no boundary before the file's end reads the rest as one
+            # record, which nothing after it can rule out: no cut rather than a guess
+            return None
+        if len(viable) == 1:
+            return nominal + viable.pop()
+        if not viable and not undecided:
+            return None  # both guesses ruled out
+        # unsettled, or both guesses fit with different cuts: more bytes decide; at the
+        # window's limit, no cut here rather than a guess
+        if at_end or window >= max_window:
             return None
         window *= 2
 

@@ -88,6 +88,19 @@ def test_any_part_size(seed: int, part_bytes: int) -> None:
     assert sum(p.end - p.start for p in parts) == len(data) - (data.index(b"\n") + 1)
 
 
+@pytest.mark.parametrize(("seed", "part_bytes"), [(2151, 15), (595, 5), (805, 1)])
+def test_no_cut_is_guessed_where_the_file_ends_before_the_guesses_part(
+    seed: int, part_bytes: int
+) -> None:
+    # GIVEN files whose last bytes read as whole records from outside quotes and as the rest
+    # of a quoted field from inside (hypothesis found them: each cut there split a field)
+    data = csv_file(60, seed)
+    # THEN no cut is put where the file ends before the two readings can be told apart
+    parts = _plan(data, part_bytes)
+    assert {p.start for p in parts[1:]} <= boundaries(data)
+    assert sum(p.end - p.start for p in parts) == len(data) - (data.index(b"\n") + 1)
+
+
 def test_reads_only_windows_near_the_cuts() -> None:
     data = csv_file(100_000, 1)
     read: list[tuple[int, int]] = []
