@@ -122,14 +122,23 @@ def test_a_connection_serves_request_after_request(embedded: EmbeddedAws) -> Non
         connection.close()
 
 
+def _peer(connection: socket.socket) -> Any:
+    try:
+        return connection.getpeername()
+    except OSError:  # another client's, closing meanwhile
+        return None
+
+
 def test_kept_connections_are_sent_without_delay(embedded: EmbeddedAws) -> None:
-    from chute.local.moto_patches.server import _connections
+    from chute.local.moto_patches.server import _CONNECTIONS_LOCK, _connections
 
     connection = http.client.HTTPConnection("127.0.0.1", embedded.settings.port, timeout=10)
     try:
         _request(connection, "GET", "/moto-api/")
         local = connection.sock.getsockname()
-        kept = [c for c in _connections(embedded._server._server) if c.getpeername() == local]
+        with _CONNECTIONS_LOCK:  # other clients' connections come and go meanwhile
+            open_now = list(_connections(embedded._server._server))
+        kept = [c for c in open_now if _peer(c) == local]
         assert len(kept) == 1
         assert kept[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     finally:
