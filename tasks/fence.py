@@ -23,6 +23,7 @@ Pure: the store calls are passed in.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -165,10 +166,8 @@ def publish(
     without a look, on the condition :func:`decide` gives when nothing is there (If-None-Match):
     a new object costs no look, and one that is there makes it fail and look as before."""
     if expect_absent:
-        try:
+        with contextlib.suppress(WriteConflict):  # something is there: look and decide below
             return write(Condition(if_none_match=True))
-        except WriteConflict:
-            pass
     for _ in range(ATTEMPTS):
         condition = decide(look(), stamp, where)
         try:

@@ -164,3 +164,18 @@ def test_canary_moto_server_still_closes_every_connection() -> None:
         finally:
             connection.close()
     assert response.getheader("Connection") == "close"
+
+
+def test_a_request_whose_body_length_cannot_be_read_is_answered_and_closed(
+    embedded: EmbeddedAws,
+) -> None:
+    with socket.create_connection(("127.0.0.1", embedded.settings.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /moto-api/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: ten\r\n\r\nxxxxxxxxxx"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):  # ends: the server closes the connection
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    assert head.startswith("HTTP/1.1 ")
+    assert "Connection: close" in head

@@ -9,24 +9,18 @@ parsed expressions are kept by their text, as the interpreter's are (``sfn-jsonp
 
 from __future__ import annotations
 
-import functools
-from typing import Any
-
 import jsonpath_ng.ext
 
 from chute.local.moto_patches.seam import Fixes, Kind
+from chute.local.moto_patches.stepfunctions import cached_jsonpath
 
 FIXES = Fixes()
 
 
-@FIXES.declare(
+FIXES.declare(
     "events-jsonpath-cache",
     Kind.SPEED,
     jsonpath_ng.ext,
     "parse",
     why="EventBridge parses its input template's ten paths for every event it delivers",
-)
-def _cached_jsonpath(original: Any) -> Any:
-    """moto.events imports ``parse`` from jsonpath_ng.ext at each delivery: this is the one it
-    finds."""
-    return functools.lru_cache(maxsize=1024)(original)
+)(cached_jsonpath)  # moto.events imports ``parse`` from jsonpath_ng.ext at each delivery

@@ -106,9 +106,10 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         body: LimitedStream | None = None
         if "wsgi.input_terminated" in environ:  # chunked: its end is only known once read
             self.close_connection = True
+        elif not (length := environ.get("CONTENT_LENGTH") or "0").isdigit():
+            self.close_connection = True  # no telling where the body ends: not kept
         else:
-            length = environ.get("CONTENT_LENGTH") or "0"
-            body = LimitedStream(self.rfile, int(length) if length.isdigit() else 0)  # type: ignore[arg-type]
+            body = LimitedStream(self.rfile, int(length))  # type: ignore[arg-type]
             environ["wsgi.input"] = body
         response = _Response(self, environ["REQUEST_METHOD"])
         try:

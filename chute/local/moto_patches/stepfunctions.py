@@ -286,7 +286,7 @@ def _sfn_client_reuse(original: Any) -> Any:
     "parse",
     why="every JSONPath evaluation builds a new parser",
 )
-def _cached_jsonpath(original: Any) -> Any:
+def cached_jsonpath(original: Any) -> Any:
     """``parse`` of jsonpath_ng, remembered per path (parsed expressions are only read)."""
     return functools.lru_cache(maxsize=1024)(original)
 
@@ -297,7 +297,7 @@ FIXES.declare(
     result_path,
     "parse",
     why="every ResultPath evaluation builds a new JSONPath parser",
-)(_cached_jsonpath)
+)(cached_jsonpath)
 
 
 # --- persistence hooks (chute.local.persistence) ----------------------------------------------
