@@ -3,7 +3,8 @@
 -> completion message), measured from outside, as a user's client sees it.
 
     .venv/bin/python bench/throughput.py [--files 1000] [--latency-runs 20] [--settle 40]
-                                         [--make-run] [--json] [--markdown bench/results.md]
+                                         [--cold-runs 2] [--make-run] [--json]
+                                         [--markdown bench/results.md]
 
 Starts `chute up --fresh` as a subprocess in a temporary folder (its own ports), then prints:
 - start: seconds until the banner; idle RSS of its whole process tree (endpoint + workers)
@@ -12,6 +13,9 @@ Starts `chute up --fresh` as a subprocess in a temporary folder (its own ports),
   where the time goes (upload -> execution start; each state's duration, from the histories)
 - load: ``--files`` small files uploaded at once (16 threads): files/s from the first upload
   to the last completion message, peak tree RSS during the load and after ``--settle`` s
+  (past the 30 s after which idle Lambda workers are stopped, by default)
+- latency after idle: ``--cold-runs`` files, each after the runtime stopped its idle workers
+  (every step of the file starts a worker from the runtime's template)
 - state transitions per file (StateEntered events of the execution histories)
 - with ``--make-run``: wall time of `chute run samples ...` (what `make run` runs)
 
@@ -48,6 +52,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from bench.load import small_csv  # noqa: E402
 from bench.load_watch import PeakRss, tree_rss_bytes  # noqa: E402
 from chute.local.embedded import free_port  # noqa: E402
+from chute.local.lambda_workers import IDLE_SECONDS  # noqa: E402
 from chute.ops.resources import Resources  # noqa: E402
 
 SECTION = "## Throughput, latency, footprint (issue 12)"
@@ -70,6 +75,7 @@ class Figures:
     make_run_seconds: float | None = None
     cpu_seconds_per_file: float = 0.0
     max_loadavg: float = 0.0
+    cold_latencies: list[float] = field(default_factory=list)
 
 
 def _mib(n: int) -> float:
@@ -265,21 +271,29 @@ def _state_durations(events: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def one_file(
+    up: ChuteUp, completions: Completions, resources: Resources, key: str, seed: int
+) -> float:
+    """Upload one small file; seconds until its completion message."""
+    s3 = _client(up.endpoint, "s3")
+    began = time.monotonic()
+    s3.put_object(Bucket=resources.staging_bucket, Key=key, Body=small_csv(seed))
+    if not completions.wait([key], timeout=120):
+        raise SystemExit(f"no completion for {key}")
+    return completions.at[key] - began
+
+
 def measure_latency(
     up: ChuteUp, completions: Completions, resources: Resources, runs: int, figures: Figures
 ) -> None:
-    s3, sfn = _client(up.endpoint, "s3"), _client(up.endpoint, "stepfunctions")
+    sfn = _client(up.endpoint, "stepfunctions")
     prefix = f"latency/{uuid.uuid4().hex[:8]}/"
     latencies: list[float] = []
     uploaded_at: dict[str, float] = {}
     for i in range(runs):
         key = f"{prefix}{i:03d}.csv"
         uploaded_at[key] = time.time()
-        began = time.monotonic()
-        s3.put_object(Bucket=resources.staging_bucket, Key=key, Body=small_csv(i))
-        if not completions.wait([key], timeout=120):
-            raise SystemExit(f"no completion for {key}")
-        latencies.append(completions.at[key] - began)
+        latencies.append(one_file(up, completions, resources, key, i))
         time.sleep(0.2)  # idle between files
     figures.latency = {
         "runs": runs,
@@ -378,6 +392,9 @@ def render(f: Figures) -> str:
         f"CPU per file (tree)      {f.cpu_seconds_per_file * 1000:.0f} ms",
         f"peak RSS under load      {f.load_rss_mib:.0f} MiB (tree)",
         f"RSS after the load       {f.after_rss_mib:.0f} MiB (tree)",
+        "latency after idle       "
+        + (", ".join(f"{x:.3f} s" for x in f.cold_latencies) or "-")
+        + " (workers stopped: every step a cold start)",
         f"transitions per file     mean {f.transitions_per_file.get('mean', 0)},"
         f" max {f.transitions_per_file.get('max', 0)}"
         f" ({f.transitions_per_file.get('sampled', 0):.0f} histories)",
@@ -417,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--latency-runs", type=int, default=20)
     parser.add_argument("--settle", type=float, default=40.0, help="seconds before 'after' RSS")
+    parser.add_argument("--cold-runs", type=int, default=2)
     parser.add_argument("--make-run", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path)
@@ -429,12 +447,17 @@ def main(argv: list[str] | None = None) -> int:
         figures.start_seconds = round(up.start(), 1)
         resources = Resources(prefix="chute", region="us-east-1")
         completions = Completions(up.endpoint, resources)
-        time.sleep(5)  # the warm workers finish their imports
+        time.sleep(5)  # the Lambda runtime's template finishes its imports
         figures.idle_rss_mib = _mib(tree_rss_bytes(up.pid))
         measure_latency(up, completions, resources, args.latency_runs, figures)
         measure_load(up, completions, resources, args.files, figures)
         time.sleep(args.settle)
         figures.after_rss_mib = _mib(tree_rss_bytes(up.pid))
+        for i in range(args.cold_runs):
+            time.sleep(IDLE_SECONDS + 6)  # the reaper looks every 5 s
+            figures.cold_latencies.append(
+                round(one_file(up, completions, resources, f"cold/{i:03d}.csv", i), 3)
+            )
         completions.stop()
     finally:
         up.stop()

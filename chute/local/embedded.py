@@ -35,8 +35,6 @@ from chute.ops.resources import ACCOUNT_ID, DEFAULT_REGION, Resources
 from tasks import names
 from tasks.batch_sizing import BatchSizing
 
-WARM_STEPS = ("trigger", "validate", "convert", "archive")
-
 
 class EmbeddedError(RuntimeError):
     """The embedded runtime could not start."""
@@ -71,10 +69,9 @@ class LocalSettings:
     mock_config: Path | None = None
     """Step Functions Local's MockConfigFile: StartExecution on ``<arn>#<TestCase>`` runs with
     its mocked answers (`chute up --mock-config`, SFN_MOCK_CONFIG; docs/testing-workflows.md)."""
-    warm_workers: bool = True
-    """Start one worker of each function on a file's path at start (see WARM_STEPS)."""
     worker_idle_seconds: float = IDLE_SECONDS
-    """Workers idle this long are stopped, down to one per function."""
+    """Workers idle this long are stopped (a new one is forked from the runtime's template in
+    ~0.1 s: chute.local.lambda_runtime)."""
     iam: bool = field(default_factory=lambda: iam.enabled())
     """Each function and the Batch job may do only what the stack's role allows it
     (chute.local.iam; `chute up --no-iam`, CHUTE_LOCAL_IAM=0 turn it off)."""
@@ -133,7 +130,6 @@ class EmbeddedAws:
         self._faults: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._faults_lock = threading.Lock()
         self.holds = Holds()
-        self.warmed: list[str] = []
         """The functions whose first worker was started with the runtime."""
         self._state: Persistence | None = None
         self._settled = 0
@@ -170,6 +166,7 @@ class EmbeddedAws:
         self._workers = LambdaWorkers(
             log_dir=self.log_dir, idle_seconds=self.settings.worker_idle_seconds
         )
+        self._workers.start()  # its imports run while the endpoint starts
         if self.settings.iam:
             self.iam_dir = self.settings.state_dir.resolve() / "iam"  # workers' cwd differs
             for step, statements in iam.load_policies(iam.local_values(self.resources)).items():
@@ -207,8 +204,6 @@ class EmbeddedAws:
             self.recovery = self._state.restore()
         self.faults.add(self.settings.faults)
         self._start_event_source()
-        if self.settings.warm_workers:
-            self._warm_workers()
         if self._state:
             self._state.announce(self.settings.suffixes)
         if self.settings.grant_port is not None:
@@ -415,18 +410,6 @@ class EmbeddedAws:
     def worker_processes(self, step: str) -> int:
         """Live worker processes of a function (``validate``, ``convert``...)."""
         return self._workers.workers(self.resources.function_name(step)) if self._workers else 0
-
-    def _warm_workers(self) -> None:
-        """One worker of each function a file passes through starts now, so the first file
-        doesn't wait for their cold starts (quarantine and grant start on first use)."""
-        from moto.awslambda.models import lambda_backends
-
-        assert self._workers is not None
-        backend = lambda_backends[ACCOUNT_ID][self.settings.region]
-        for step in WARM_STEPS:
-            fn = backend.get_function(self.resources.function_name(step))
-            self._workers.warm(self._spec(fn))
-            self.warmed.append(step)
 
     # --- the grant API's twin -----------------------------------------------------------------
     def _authorizer(self) -> Authorizer:

@@ -4,14 +4,19 @@ Like real Lambda: each invocation runs in a process of its own function (so func
 share ``os.environ`` or module state), processes stay warm between invocations, the function's
 timeout is enforced by killing the process, and an exception is reported as
 ``{"errorType": <class name>, "errorMessage": ...}`` so the state machine's Retry/Catch match it
-exactly as on AWS.
+exactly as on AWS. Workers are forked from one template process that has done the imports
+every worker needs (chute.local.lambda_runtime), so a cold start costs ~0.1 s and an idle
+runtime keeps no worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -31,7 +36,13 @@ def default_pool_size() -> int:
 
 IDLE_SECONDS = 30.0
 """A worker idle this long is stopped (as Lambda reclaims idle sandboxes), down to
-``keep_warm`` per function, so memory returns after a burst."""
+``keep_warm`` per function (none by default: a worker forked from the template starts in
+~0.1 s), so memory returns after a burst."""
+
+TEMPLATE_COMMAND = (sys.executable, "-m", "chute.local.lambda_runtime", "--template")
+
+SPAWN_TIMEOUT_SECONDS = 60.0
+"""How long starting a worker may take (the template's own start included)."""
 
 
 @dataclass(frozen=True)
@@ -49,40 +60,130 @@ class InvokeResult:
     logs: str = ""
 
 
-class _Worker:
-    """One warm runtime process (``python -m chute.local.lambda_runtime``)."""
+class _Template:
+    """The template process workers are forked from (``python -m chute.local.lambda_runtime
+    --template``), started on first use and again if it died."""
 
-    def __init__(self, spec: FunctionSpec, log_path: Path | None) -> None:
-        read_fd, write_fd = os.pipe()
-        env = {**spec.environment, "CHUTE_RUNTIME_FD": str(write_fd)}
-        log: IO[bytes] | int = log_path.open("ab") if log_path else subprocess.DEVNULL
+    def __init__(self, log_path: Path | None) -> None:
+        self._log_path = log_path
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+
+    def start(self) -> None:
+        """Start it now, so the first worker doesn't wait for its imports."""
+        with self._lock:
+            self._ensure()
+
+    def _ensure(self) -> socket.socket:
+        if self._process is not None and self._process.poll() is None and self._control:
+            return self._control
+        self._stop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        log: IO[bytes] | int = self._log_path.open("ab") if self._log_path else subprocess.DEVNULL
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "chute.local.lambda_runtime", spec.handler],
-                stdin=subprocess.PIPE,
+            self._process = subprocess.Popen(
+                [*TEMPLATE_COMMAND, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
-                pass_fds=(write_fd,),
-                # its own process group: a Ctrl-C at the terminal stops chute, which stops its
-                # workers, instead of raising KeyboardInterrupt in every one of them
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                pass_fds=(theirs.fileno(),),
+                # its own process group (and its workers'): a Ctrl-C at the terminal stops
+                # chute, which stops them, instead of raising KeyboardInterrupt in every one
                 process_group=0,
             )
         finally:
-            os.close(write_fd)
+            theirs.close()
             if not isinstance(log, int):
                 log.close()
-        self._responses = os.fdopen(read_fd, "rb")
+        ours.settimeout(SPAWN_TIMEOUT_SECONDS)
+        self._control = ours
+        return ours
+
+    def spawn(self, spec: FunctionSpec, log_path: Path | None) -> _Worker:
+        message = json.dumps(
+            {
+                "handler": spec.handler,
+                "environment": spec.environment,
+                "log": str(log_path) if log_path else None,
+            }
+        ).encode()
+        with self._lock:
+            for attempt in (1, 2):  # a template that died is started again, once
+                requests_r, requests_w = os.pipe()
+                responses_r, responses_w = os.pipe()
+                try:
+                    control = self._ensure()
+                    socket.send_fds(control, [message], [requests_r, responses_w])
+                    reply = control.recv(65536)
+                    if not reply:
+                        raise ConnectionError("the Lambda runtime's template process exited")
+                except OSError:
+                    for fd in (requests_w, responses_r):
+                        os.close(fd)
+                    self._stop()
+                    if attempt == 2:
+                        raise
+                    continue
+                finally:
+                    os.close(requests_r)
+                    os.close(responses_w)
+                answer = json.loads(reply)
+                if "error" in answer:
+                    os.close(requests_w)
+                    os.close(responses_r)
+                    raise RuntimeError(f"could not start a worker: {answer['error']}")
+                return _Worker(int(answer["pid"]), requests_w, responses_r)
+        raise AssertionError("unreachable")
+
+    def _stop(self) -> None:
+        if self._control is not None:
+            self._control.close()  # the template returns when it reads the end of its socket
+            self._control = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+            self._process = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+class _Worker:
+    """One warm worker process, forked from the template: its pid and its two pipes. It has
+    ended when its response pipe reads end-of-file (only it holds the other end)."""
+
+    def __init__(self, pid: int, requests: int, responses: int) -> None:
+        self.pid = pid
+        self._requests = os.fdopen(requests, "wb")
+        self._responses = os.fdopen(responses, "rb")
         self._buffer = b""
+        self.ended = False
         self.idle_since = time.monotonic()
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        """For an idle worker (one in an invocation is read by its invocation alone)."""
+        if self.ended:
+            return False
+        ready, _, _ = select.select([self._responses], [], [], 0)
+        if ready and not self._buffer:  # an idle worker has nothing to say but its end
+            try:
+                chunk = os.read(self._responses.fileno(), 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.ended = True
+            self._buffer += chunk
+        return not self.ended
 
     def send(self, request: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(request).encode() + b"\n")
-        self.process.stdin.flush()
+        self._requests.write(json.dumps(request).encode() + b"\n")
+        self._requests.flush()
 
     def receive(self, timeout: float) -> dict[str, Any] | None:
         """The next response, or None if the deadline passed first. EOFError if it died."""
@@ -96,18 +197,29 @@ class _Worker:
                 return None
             chunk = os.read(self._responses.fileno(), 65536)
             if not chunk:
+                self.ended = True
                 raise EOFError("runtime process exited")
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         response: dict[str, Any] = json.loads(line)
         return response
 
+    def signal(self, signum: int) -> None:
+        if not self.ended:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
     def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
+        """Stop it and wait (bounded) until it has ended."""
+        self.signal(signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not self.ended and time.monotonic() < deadline:
+            ready, _, _ = select.select([self._responses], [], [], deadline - time.monotonic())
+            if ready and not os.read(self._responses.fileno(), 65536):
+                self.ended = True
         self._responses.close()
-        if self.process.stdin:
-            self.process.stdin.close()
+        with contextlib.suppress(OSError):
+            self._requests.close()
 
 
 @dataclass(eq=False)
@@ -144,11 +256,12 @@ class LambdaWorkers:
         max_workers: int | None = None,
         *,
         idle_seconds: float = IDLE_SECONDS,
-        keep_warm: int = 1,
+        keep_warm: int = 0,
     ) -> None:
         self._pools: dict[str, _Pool] = {}
         self._lock = threading.Lock()
         self._log_dir = log_dir
+        self._template = _Template(log_dir / "lambda-template.log" if log_dir else None)
         self._max_workers = max_workers or default_pool_size()
         self._idle_seconds = idle_seconds
         self._keep_warm = keep_warm
@@ -161,23 +274,10 @@ class LambdaWorkers:
     def max_workers(self) -> int:
         return self._max_workers
 
-    def warm(self, spec: FunctionSpec) -> None:
-        """Start one worker of ``spec`` now (its cold start runs while nothing waits for it),
-        unless the function already has one."""
-        pool = self._pool(spec)
-        with pool.cond:
-            if self._closed or pool.idle or pool.busy:
-                return
-            pool.busy += 1
-        try:
-            worker = self._spawn(spec)
-        except BaseException:
-            self._release(pool, None, None)
-            raise
-        if self._closed:
-            worker.kill()
-            worker = None
-        self._release(pool, worker, None)  # to an invocation already waiting, or idle
+    def start(self) -> None:
+        """Start the template workers are forked from now (its imports take ~0.5 s), so the
+        first invocation doesn't wait for it."""
+        self._template.start()
 
     def workers(self, function_name: str) -> int:
         """Live worker processes of a function (idle and busy)."""
@@ -225,7 +325,9 @@ class LambdaWorkers:
             return pool
 
     def _spawn(self, spec: FunctionSpec) -> _Worker:
-        return _Worker(spec, self._log_dir / f"{spec.name}.log" if self._log_dir else None)
+        return self._template.spawn(
+            spec, self._log_dir / f"{spec.name}.log" if self._log_dir else None
+        )
 
     def _acquire(self, pool: _Pool) -> _Worker:
         with pool.cond:
@@ -276,6 +378,7 @@ class LambdaWorkers:
             if used is not None:
                 pool.running.discard(used)
             if worker is not None and self._closed:
+                worker.kill()
                 worker = None
             if pool.waiting:
                 waiter = pool.waiting.popleft()
@@ -325,11 +428,11 @@ class LambdaWorkers:
         if pool is None:
             return None
         with pool.cond:
-            workers = [w for w in pool.running if w.alive()]
+            workers = [w for w in pool.running if not w.ended]
         if not workers:
             return None
-        workers[0].process.send_signal(signum)
-        return int(workers[0].process.pid)
+        workers[0].signal(signum)
+        return workers[0].pid
 
     def close(self) -> None:
         self._closed = True
@@ -345,6 +448,7 @@ class LambdaWorkers:
                     waiter.handed.set()
                 pool.waiting.clear()
                 pool.cond.notify_all()
+        self._template.close()
 
 
 def _error(error_type: str, message: str) -> InvokeResult:

@@ -81,27 +81,40 @@ def test_pool_size_follows_the_cores() -> None:
         pool.close()
 
 
-def test_a_warmed_function_serves_its_first_invocation_from_the_started_process(
+def test_workers_are_forked_from_the_template_with_boto3_and_its_data_already_loaded(
     workers: LambdaWorkers,
 ) -> None:
-    # GIVEN a function warmed before any invocation
-    workers.warm(spec("echo"))
-    assert workers.workers("fn") == 1
-    # WHEN it is invoked twice (and warmed again)
-    workers.warm(spec("echo"))
-    first = workers.invoke(spec("echo"), {})
-    second = workers.invoke(spec("echo"), {})
-    # THEN one process served both: warming didn't add a second one
-    assert workers.workers("fn") == 1
-    assert json.loads(first.payload)["pid"] == json.loads(second.payload)["pid"]
+    # GIVEN a started runtime: its template, no worker yet
+    workers.start()
+    assert workers.workers("fn") == 0
+    # WHEN two functions are invoked
+    echo = json.loads(workers.invoke(spec("echo"), {}).payload)
+    files = json.loads(workers.invoke(spec("botocore_files", name="s3"), {}).payload)
+    # THEN each ran in a child of the template (not of this process), where an S3 client
+    # parsed no botocore data file: the template had
+    assert echo["parent"] != os.getpid()
+    assert files["before"] > 0
+    assert files["after"] == files["before"]
 
 
-def test_idle_workers_are_stopped_down_to_the_warm_one(tmp_path: Path) -> None:
+def test_a_template_that_died_is_started_again(workers: LambdaWorkers) -> None:
+    # GIVEN a worker's template killed after the worker started
+    first = json.loads(workers.invoke(spec("echo", name="a"), {}).payload)
+    os.kill(first["parent"], 9)
+    # WHEN another function needs a new worker THEN it is forked from a new template
+    second = json.loads(workers.invoke(spec("echo", name="b"), {}).payload)
+    assert second["parent"] != first["parent"]
+    # and the first worker, orphaned, still serves its function
+    assert json.loads(workers.invoke(spec("echo", name="a"), {}).payload)["pid"] == first["pid"]
+
+
+def test_idle_workers_are_stopped_down_to_the_ones_kept_warm(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from tests.support.pipeline import wait_until
 
     pool = LambdaWorkers(log_dir=tmp_path, max_workers=3, idle_seconds=0.3, keep_warm=1)
+    default = LambdaWorkers(log_dir=tmp_path, idle_seconds=0.3)
     try:
         # GIVEN a burst that needed three workers of one function
         with ThreadPoolExecutor(3) as burst:
@@ -111,8 +124,13 @@ def test_idle_workers_are_stopped_down_to_the_warm_one(tmp_path: Path) -> None:
         wait_until(lambda: pool.workers("fn") == 1, timeout=10, what="idle workers stopped")
         result = pool.invoke(spec("slow"), {"seconds": 0})
         assert not result.errored
+        # and by default none is kept: the next invocation forks a new one
+        first = json.loads(default.invoke(spec("echo"), {}).payload)["pid"]
+        wait_until(lambda: default.workers("fn") == 0, timeout=10, what="the idle worker stopped")
+        assert json.loads(default.invoke(spec("echo"), {}).payload)["pid"] != first
     finally:
         pool.close()
+        default.close()
 
 
 def test_workers_are_out_of_reach_of_a_terminal_ctrl_c(workers: LambdaWorkers) -> None:

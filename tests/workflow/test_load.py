@@ -3,14 +3,13 @@ exactly one terminal outcome, none lost, none published twice."""
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
 from moto.sqs import models as sqs_models
 
 from bench.load import run_load
-from chute.local.embedded import WARM_STEPS, EmbeddedAws
+from chute.local.embedded import EmbeddedAws
 from tests.support.pipeline import LARGE_THRESHOLD, Pipeline
 
 
@@ -35,17 +34,6 @@ def test_sixty_small_and_one_large_file_at_once_each_end_exactly_once(
     assert result.outcomes == {"archived": 61}
     assert result.executions == 61
     assert result.routes == {"lambda": 60, "batch": 1}
-
-
-def test_the_runtime_starts_with_a_warm_worker_for_each_step_of_a_file(
-    embedded: EmbeddedAws,
-) -> None:
-    # GIVEN the embedded runtime has started (and may have served other tests since)
-    # THEN it started a worker of each function a file passes through, and each still has one
-    # (idle ones are stopped down to one), never more than the cores
-    assert embedded.warmed == list(WARM_STEPS)
-    for step in WARM_STEPS:
-        assert 1 <= embedded.worker_processes(step) <= max(2, os.cpu_count() or 2)
 
 
 def test_a_backlog_is_processed_once_each_at_a_cost_per_file_that_does_not_grow(
