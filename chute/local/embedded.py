@@ -164,7 +164,10 @@ class EmbeddedAws:
         state_manager.set_transition("batch::job", {"progression": "manual", "times": 10**9})
 
         self._workers = LambdaWorkers(
-            log_dir=self.log_dir, idle_seconds=self.settings.worker_idle_seconds
+            log_dir=self.log_dir,
+            idle_seconds=self.settings.worker_idle_seconds,
+            preload=tuple(sorted({h.rpartition(".")[0] for h in names.HANDLERS.values()})),
+            environment=self._process_env(),
         )
         self._workers.start()  # its imports run while the endpoint starts
         if self.settings.iam:

@@ -1,9 +1,10 @@
 """The local Lambda runtime's processes.
 
-``python -m chute.local.lambda_runtime --template FD`` is the template (a fork server): it
-imports what every worker needs (boto3, botocore's data files, powertools) once, then forks a
-worker for each request on the socket FD. A worker takes its function's environment, imports the
-handler (the cold start: ~0.1 s instead of ~0.5 s for a fresh interpreter) and serves
+``python -m chute.local.lambda_runtime --template FD [MODULE ...]`` is the template (a fork
+server): it imports what every worker needs (boto3, botocore's data files, powertools, the
+handler modules) once, then forks a worker for each request on the socket FD. A worker takes its function's environment, imports the
+handler (already imported: the cold start is its first clients, ~0.05 s instead of ~0.5 s
+for a fresh interpreter) and serves
 invocations one at a time, like Lambda's runtime interface: requests are JSON lines on its
 request pipe, each response one JSON line on its response pipe (stdout/stderr stay free for the
 handler's logs, appended to its function's log file). An exception is reported as
@@ -25,6 +26,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 PRELOAD_MODULES = (
@@ -105,9 +107,17 @@ def _share_botocore_data() -> None:
     loaders.Loader.FILE_LOADER_CLASS = SharedDataFiles
 
 
-def preload() -> None:
+def preload(handler_modules: Sequence[str] = ()) -> None:
+    """The imports every worker makes, and ``handler_modules`` (chute's handlers read nothing
+    of their environment at import: tests/unit/test_handler_imports.py). A module that fails
+    to import here is left to the worker, whose cold start reports it."""
     for name in PRELOAD_MODULES:
         importlib.import_module(name)
+    for name in handler_modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            traceback.print_exc()
     _share_botocore_data()
     import boto3
 
@@ -118,11 +128,11 @@ def preload() -> None:
         session.client(service, endpoint_url="http://127.0.0.1:9")
 
 
-def template(control: socket.socket) -> None:
+def template(control: socket.socket, handler_modules: Sequence[str] = ()) -> None:
     """Fork a worker for each request on ``control`` (its function's handler, environment and
     log file, with its request and response pipes attached), answering with its pid; return
     when the runtime closes the socket."""
-    preload()
+    preload(handler_modules)
     gc.collect()
     gc.freeze()  # the collector leaves the template's objects alone: their pages stay shared
     signal.signal(signal.SIGCHLD, _reap)
@@ -198,10 +208,10 @@ def _worker(request: dict[str, Any], requests_fd: int, responses_fd: int) -> Non
 
 
 def main() -> None:
-    if sys.argv[1:2] != ["--template"] or len(sys.argv) != 3:
-        sys.exit("usage: python -m chute.local.lambda_runtime --template FD")
+    if sys.argv[1:2] != ["--template"] or len(sys.argv) < 3:
+        sys.exit("usage: python -m chute.local.lambda_runtime --template FD [MODULE ...]")
     with socket.socket(fileno=int(sys.argv[2])) as control:
-        template(control)
+        template(control, sys.argv[3:])
 
 
 if __name__ == "__main__":

@@ -64,8 +64,12 @@ class _Template:
     """The template process workers are forked from (``python -m chute.local.lambda_runtime
     --template``), started on first use and again if it died."""
 
-    def __init__(self, log_path: Path | None) -> None:
+    def __init__(
+        self, log_path: Path | None, preload: tuple[str, ...], environment: dict[str, str]
+    ) -> None:
         self._log_path = log_path
+        self._preload = preload
+        self._environment = environment
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
@@ -83,11 +87,11 @@ class _Template:
         log: IO[bytes] | int = self._log_path.open("ab") if self._log_path else subprocess.DEVNULL
         try:
             self._process = subprocess.Popen(
-                [*TEMPLATE_COMMAND, str(theirs.fileno())],
+                [*TEMPLATE_COMMAND, str(theirs.fileno()), *self._preload],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**self._environment, "PYTHONUNBUFFERED": "1"},
                 pass_fds=(theirs.fileno(),),
                 # its own process group (and its workers'): a Ctrl-C at the terminal stops
                 # chute, which stops them, instead of raising KeyboardInterrupt in every one
@@ -248,7 +252,9 @@ class _Pool:
 class LambdaWorkers:
     """Pools of warm worker processes keyed by function name: at most ``max_workers`` per
     function; a worker idle for ``idle_seconds`` is stopped unless it is one of the
-    ``keep_warm`` last of its function."""
+    ``keep_warm`` last of its function. The template imports ``preload`` (handler modules that
+    read nothing of their environment at import) in ``environment`` (what every function's
+    has in common; a worker's is replaced by its function's whole)."""
 
     def __init__(
         self,
@@ -257,11 +263,17 @@ class LambdaWorkers:
         *,
         idle_seconds: float = IDLE_SECONDS,
         keep_warm: int = 0,
+        preload: tuple[str, ...] = (),
+        environment: dict[str, str] | None = None,
     ) -> None:
         self._pools: dict[str, _Pool] = {}
         self._lock = threading.Lock()
         self._log_dir = log_dir
-        self._template = _Template(log_dir / "lambda-template.log" if log_dir else None)
+        self._template = _Template(
+            log_dir / "lambda-template.log" if log_dir else None,
+            preload,
+            environment if environment is not None else _base_environment(),
+        )
         self._max_workers = max_workers or default_pool_size()
         self._idle_seconds = idle_seconds
         self._keep_warm = keep_warm
@@ -449,6 +461,10 @@ class LambdaWorkers:
                 pool.waiting.clear()
                 pool.cond.notify_all()
         self._template.close()
+
+
+def _base_environment() -> dict[str, str]:
+    return {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
 
 
 def _error(error_type: str, message: str) -> InvokeResult:

@@ -97,6 +97,23 @@ def test_workers_are_forked_from_the_template_with_boto3_and_its_data_already_lo
     assert files["after"] == files["before"]
 
 
+def test_a_preloaded_handler_module_is_imported_once_by_the_template(tmp_path: Path) -> None:
+    # GIVEN a runtime whose template preloads the handlers' module, and one that doesn't
+    preloaded = LambdaWorkers(log_dir=tmp_path, preload=("tests.fixtures.handlers",))
+    plain = LambdaWorkers(log_dir=tmp_path)
+    try:
+        # WHEN two functions of each are invoked
+        a = json.loads(preloaded.invoke(spec("echo", name="a"), {}).payload)
+        b = json.loads(preloaded.invoke(spec("echo", name="b"), {}).payload)
+        c = json.loads(plain.invoke(spec("echo"), {}).payload)
+        # THEN the first two found it imported by their template; the other imported it itself
+        assert a["imported_by"] == b["imported_by"] == a["parent"] != a["pid"]
+        assert c["imported_by"] == c["pid"]
+    finally:
+        preloaded.close()
+        plain.close()
+
+
 def test_a_template_that_died_is_started_again(workers: LambdaWorkers) -> None:
     # GIVEN a worker's template killed after the worker started
     first = json.loads(workers.invoke(spec("echo", name="a"), {}).payload)
