@@ -2,12 +2,12 @@
 
 ``python -m chute.local.lambda_runtime --template FD [MODULE ...]`` is the template (a fork
 server): it imports what every worker needs (boto3, botocore's data files, powertools, the
-handler modules) once, then forks a worker for each request on the socket FD. A worker takes its function's environment, imports the
-handler (already imported: the cold start is its first clients, ~0.05 s instead of ~0.5 s
-for a fresh interpreter) and serves
-invocations one at a time, like Lambda's runtime interface: requests are JSON lines on its
-request pipe, each response one JSON line on its response pipe (stdout/stderr stay free for the
-handler's logs, appended to its function's log file). An exception is reported as
+handler modules) once, then forks a worker for each request on the socket FD. A worker takes
+its function's environment, finds its handler already imported (its cold start is its first
+clients: ~0.05 s, against ~0.5 s for a fresh interpreter) and serves invocations one at a
+time, like Lambda's runtime interface: requests are JSON lines on its request pipe, each
+response one JSON line on its response pipe (stdout/stderr stay free for the handler's logs,
+appended to its function's log file). An exception is reported as
 ``{"errorType": <class name>, "errorMessage": ...}``.
 
 Workers share the template's pages until they write them, so an idle runtime keeps no warm
