@@ -47,6 +47,21 @@ def tree_rss_bytes(root: int) -> int:
     return total
 
 
+def tree_pss_bytes(root: int) -> int:
+    """Proportional memory of ``root`` and its descendants: each shared page counted once
+    across them (summed RSS counts it in every process mapping it; Linux /proc)."""
+    tree = _children(root)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        with suppress(OSError, IndexError, ValueError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+        todo.extend(tree.get(pid, []))
+    return total
+
+
 def tree_cpu_seconds(root: int) -> float:
     """CPU time (user + system) of ``root`` and its descendants, with what their finished
     children (stopped workers, Batch jobs) used (Linux /proc)."""

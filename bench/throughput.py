@@ -7,7 +7,8 @@
                                          [--markdown bench/results.md]
 
 Starts `chute up --fresh` as a subprocess in a temporary folder (its own ports), then prints:
-- start: seconds until the banner; idle RSS of its whole process tree (endpoint + workers)
+- start: seconds until the banner; idle RSS and PSS of its whole process tree (endpoint, the
+  Lambda runtime's template, workers) 5 s after start and once idle workers are stopped
 - latency: one small file at a time on the idle runtime, upload -> completion message (sent by
   the last state, after the output is written and the original archived): p50/p95/max, and
   where the time goes (upload -> execution start; each state's duration, from the histories)
@@ -50,7 +51,7 @@ from botocore.config import Config  # noqa: E402
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from bench.load import small_csv  # noqa: E402
-from bench.load_watch import PeakRss, tree_rss_bytes  # noqa: E402
+from bench.load_watch import PeakRss, tree_pss_bytes, tree_rss_bytes  # noqa: E402
 from chute.local.embedded import free_port  # noqa: E402
 from chute.local.lambda_workers import IDLE_SECONDS  # noqa: E402
 from chute.ops.resources import Resources  # noqa: E402
@@ -63,6 +64,9 @@ CHUTE = Path(sys.executable).with_name("chute")
 class Figures:
     start_seconds: float = 0.0
     idle_rss_mib: float = 0.0
+    idle_pss_mib: float = 0.0
+    idle_later_rss_mib: float = 0.0
+    idle_later_pss_mib: float = 0.0
     latency: dict[str, float] = field(default_factory=dict)
     breakdown_ms: dict[str, float] = field(default_factory=dict)
     files: int = 0
@@ -380,7 +384,9 @@ def measure_make_run() -> float:
 def render(f: Figures) -> str:
     lines = [
         f"start (to banner)        {f.start_seconds:.1f} s",
-        f"idle RSS (tree)          {f.idle_rss_mib:.0f} MiB",
+        f"idle RSS (tree)          {f.idle_rss_mib:.0f} MiB 5 s after start,"
+        f" {f.idle_later_rss_mib:.0f} MiB {IDLE_SECONDS + 6:.0f} s after"
+        f" (PSS {f.idle_pss_mib:.0f} / {f.idle_later_pss_mib:.0f} MiB)",
         f"latency, one small file  p50 {f.latency.get('p50', 0):.3f} s, p95"
         f" {f.latency.get('p95', 0):.3f} s, max {f.latency.get('max', 0):.3f} s"
         f" ({f.latency.get('runs', 0):.0f} runs)",
@@ -449,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         completions = Completions(up.endpoint, resources)
         time.sleep(5)  # the Lambda runtime's template finishes its imports
         figures.idle_rss_mib = _mib(tree_rss_bytes(up.pid))
+        figures.idle_pss_mib = _mib(tree_pss_bytes(up.pid))
+        time.sleep(IDLE_SECONDS + 1)  # workers started at start (S3's test event) are stopped
+        figures.idle_later_rss_mib = _mib(tree_rss_bytes(up.pid))
+        figures.idle_later_pss_mib = _mib(tree_pss_bytes(up.pid))
         measure_latency(up, completions, resources, args.latency_runs, figures)
         measure_load(up, completions, resources, args.files, figures)
         time.sleep(args.settle)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chute import DEFAULT_PORT
-from chute.local import iam
+from chute.local import heap, iam
 from chute.local.batch_jobs import LocalBatch
 from chute.local.event_source import SqsEventSource
 from chute.local.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError, batch_access_key
@@ -211,6 +211,7 @@ class EmbeddedAws:
             self._state.announce(self.settings.suffixes)
         if self.settings.grant_port is not None:
             self._start_grant_api(self.settings.grant_port)
+        heap.trim()  # what the start-up parsed and dropped goes back to the system
         return self
 
     def _check_settings(self) -> None:

@@ -29,6 +29,8 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from chute.local import heap
+
 PRELOAD_MODULES = (
     "boto3",
     "botocore.client",
@@ -133,7 +135,7 @@ def template(control: socket.socket, handler_modules: Sequence[str] = ()) -> Non
     log file, with its request and response pipes attached), answering with its pid; return
     when the runtime closes the socket."""
     preload(handler_modules)
-    gc.collect()
+    heap.trim()
     gc.freeze()  # the collector leaves the template's objects alone: their pages stay shared
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
