@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from chute.local import moto_patches
 from chute.local.embedded import EmbeddedAws
 from tests.support.moto_patches import PASS, finish, machine, without
 from tests.support.pipeline import wait_until
@@ -299,3 +300,94 @@ def test_canary_the_interpreter_still_keeps_every_thread(embedded: EmbeddedAws) 
             finish(embedded, arn)
         # ... which keeps the program's, the worker's and the Task's thread of each execution
         assert len(utils.TMP_THREADS) - before >= 15
+
+
+# --- sfn-json-clone-* (speed) -----------------------------------------------------------------
+NESTED_DATA = {
+    "StartAt": "Plan",
+    "States": {
+        "Plan": {
+            "Type": "Pass",
+            "Parameters": {"columns.$": "$.columns", "source": {"bucket": "b", "key.$": "$.key"}},
+            "ResultPath": "$.plan",
+            "Next": "Count",
+        },
+        "Count": {
+            "Type": "Pass",
+            "Parameters": {"n.$": "States.ArrayLength($.plan.columns)", "first.$": "$.columns[0]"},
+            "ResultPath": "$.count",
+            "End": True,
+        },
+    },
+}
+
+
+@contextmanager
+def _count_container_deepcopies() -> Iterator[list[int]]:
+    """``copy.deepcopy`` calls on a dict or list (state data), wherever they come from."""
+    import copy
+
+    real = copy.deepcopy
+    calls = [0]
+
+    def counting(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if type(value) in (dict, list):
+            calls[0] += 1
+        return real(value, *args, **kwargs)
+
+    copy.deepcopy = counting
+    try:
+        yield calls
+    finally:
+        copy.deepcopy = real
+
+
+def _run_nested(embedded: EmbeddedAws, name: str) -> dict[str, Any]:
+    arn = machine(embedded, name, NESTED_DATA)
+    columns = [{"name": f"c{i}", "type": "int64", "nullable": i % 2 == 0} for i in range(3)]
+    described = finish(embedded, arn, input=json.dumps({"columns": columns, "key": "k.csv"}))
+    assert described["status"] == "SUCCEEDED", described
+    output: dict[str, Any] = json.loads(described["output"])
+    return output
+
+
+def test_state_data_is_copied_as_json_with_the_same_results(embedded: EmbeddedAws) -> None:
+    # GIVEN nested state data passed through Parameters, paths and intrinsics
+    with _count_container_deepcopies() as deepcopies:
+        output = _run_nested(embedded, "probe-json-clone")
+    # THEN the interpreter copied none of it with copy.deepcopy, and computed the same values
+    assert deepcopies[0] == 0
+    columns = [{"name": f"c{i}", "type": "int64", "nullable": i % 2 == 0} for i in range(3)]
+    assert output == {
+        "columns": columns,
+        "key": "k.csv",
+        "plan": {"columns": columns, "source": {"bucket": "b", "key": "k.csv"}},
+        "count": {"n": 3, "first": columns[0]},
+    }
+
+
+def test_a_json_clone_is_deep_and_leaves_other_values_to_deepcopy() -> None:
+    from datetime import UTC, datetime
+
+    from chute.local.moto_patches.stepfunctions import json_clone
+
+    when = datetime(2026, 12, 7, tzinfo=UTC)
+    original = {"a": [1, {"b": "x"}], "n": None, "t": (1, [2]), "when": when}
+    clone = json_clone(original)
+    assert clone == original
+    clone["a"][1]["b"] = "changed"
+    clone["t"][1].append(3)
+    assert original["a"][1]["b"] == "x"  # nested dicts and lists are new
+    assert original["t"] == (1, [2])  # a tuple is deep-copied too (by copy.deepcopy)
+
+
+@pytest.mark.canary
+def test_canary_the_interpreter_still_copies_state_data_with_deepcopy(
+    embedded: EmbeddedAws,
+) -> None:
+    with contextlib.ExitStack() as reverted:
+        for name in [n for n in moto_patches.FIXES if n.startswith("sfn-json-clone-")]:
+            reverted.enter_context(without(name))
+        with _count_container_deepcopies() as deepcopies:
+            _run_nested(embedded, "probe-json-clone-canary")
+    assert deepcopies[0] > 0

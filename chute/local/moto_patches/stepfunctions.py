@@ -12,11 +12,14 @@ execution lexes, parses and preprocesses the whole definition (ANTLR; ~70 % of t
 CPU per small file), so the program is now built once per definition and shared (its components
 are stateless: each execution's values live in its own Environment); every Task state creates a
 new boto3 client to call back into the endpoint, now one per (service, region, endpoint) is
-reused; every path evaluation builds a new JSONPath parser (PLY tables), now remembered.
+reused; every path evaluation builds a new JSONPath parser (PLY tables), now remembered;
+state data (inputs, results, parameters, history events) is copied as JSON rather than by
+``copy.deepcopy``.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import re
@@ -377,3 +380,58 @@ for _name, _module in _THREAD_KEEPERS.items():
         "TMP_THREADS",
         why="the interpreter keeps every thread it ever started (TMP_THREADS)",
     )(_live_threads)
+
+
+# --- sfn-json-clone-* (speed): state data copied as JSON, not by copy.deepcopy ----------------
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def json_clone(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, strings, numbers, booleans, null) without
+    ``copy.deepcopy``'s memo and per-type dispatch (~5x faster); anything else inside is
+    deep-copied as before. JSON data has no cycles, and a value that appears twice comes back
+    as two equal values: what the interpreter copies is state data, whose identity no one
+    reads."""
+    kind = type(value)
+    if kind is dict:
+        return {key: json_clone(item) for key, item in value.items()}
+    if kind is list:
+        return [json_clone(item) for item in value]
+    if kind in _JSON_SCALARS:
+        return value
+    return copy.deepcopy(value)
+
+
+class _JsonCopy:
+    """What the interpreter's modules below see as their ``copy`` module."""
+
+    deepcopy = staticmethod(json_clone)
+    copy = staticmethod(copy.copy)
+
+
+_STATE_DATA_COPIERS = {
+    "states": "asl.eval.states",
+    "string": "asl.component.common.string.string_expression",
+    "result-path": "asl.component.common.path.result_path",
+    "execute-state": "asl.component.state.exec.execute_state",
+    "environment": "asl.eval.environment",
+    "events": "asl.eval.event.event_manager",
+    "task-parameters": "asl.component.state.exec.state_task.service.state_task_service",
+}
+"""The interpreter's modules that copy state data (each input, result, parameter set, frame
+stack and history event): ~1,100 copy.deepcopy calls per state of the pipeline, a third of
+the endpoint's CPU in a profile (bench/profile_endpoint.py, 2026-12-07)."""
+
+
+def _json_copy(original: Any) -> Any:
+    return _JsonCopy
+
+
+for _name, _module in _STATE_DATA_COPIERS.items():
+    FIXES.declare(
+        f"sfn-json-clone-{_name}",
+        Kind.SPEED,
+        importlib.import_module(f"moto.stepfunctions.parser.{_module}"),
+        "copy",
+        why="the interpreter copies JSON state data with copy.deepcopy (memo, dispatch per value)",
+    )(_json_copy)
