@@ -80,6 +80,48 @@ def test_canary_every_request_still_scans_moto(probe: dict[str, Any]) -> None:
     assert scans[0] > 0
 
 
+# --- server-flask-debug (speed) ---------------------------------------------------------------
+@contextmanager
+def _count_debug_helpers() -> Iterator[list[int]]:
+    """Flask's debug-mode helper runs (each builds a class for the request)."""
+    from flask import debughelpers
+
+    real = debughelpers.attach_enctype_error_multidict
+    calls = [0]
+
+    def counting(request: Any) -> None:
+        calls[0] += 1
+        real(request)
+
+    debughelpers.attach_enctype_error_multidict = counting
+    try:
+        yield calls
+    finally:
+        debughelpers.attach_enctype_error_multidict = real
+
+
+def test_service_apps_run_out_of_debug_mode_and_still_propagate_errors(
+    probe: dict[str, Any],
+) -> None:
+    from moto.moto_server import threaded_moto_server
+
+    with _count_debug_helpers() as helpers:
+        probe["s3"].put_object(Bucket="probe-bucket", Key="debug/one", Body=b"x" * 100)
+        probe["s3"].get_object(Bucket="probe-bucket", Key="debug/one")["Body"].read()
+    assert helpers[0] == 0
+    app = threaded_moto_server.create_backend_app("s3")
+    assert app.debug is False
+    assert app.config["PROPAGATE_EXCEPTIONS"] is True  # as in debug mode
+
+
+@pytest.mark.canary
+def test_canary_moto_still_runs_its_apps_in_debug_mode() -> None:
+    from moto.moto_server import threaded_moto_server
+
+    with without("server-flask-debug"):
+        assert threaded_moto_server.create_backend_app("s3").debug is True
+
+
 # --- server-keep-alive, server-stop-closes-kept-connections -----------------------------------
 @contextmanager
 def _server() -> Iterator[int]:
