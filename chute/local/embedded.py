@@ -211,7 +211,7 @@ class EmbeddedAws:
             self._state.announce(self.settings.suffixes)
         if self.settings.grant_port is not None:
             self._start_grant_api(self.settings.grant_port)
-        heap.trim()  # what the start-up parsed and dropped goes back to the system
+        heap.settle()  # what the start-up dropped goes back to the system, the rest is frozen
         return self
 
     def _check_settings(self) -> None:

@@ -17,7 +17,6 @@ worker and a busy one pays for each worker's own state only (docs/decisions.md, 
 from __future__ import annotations
 
 import array
-import gc
 import importlib
 import json
 import os
@@ -135,8 +134,7 @@ def template(control: socket.socket, handler_modules: Sequence[str] = ()) -> Non
     log file, with its request and response pipes attached), answering with its pid; return
     when the runtime closes the socket."""
     preload(handler_modules)
-    heap.trim()
-    gc.freeze()  # the collector leaves the template's objects alone: their pages stay shared
+    heap.settle()  # the collector leaves the template's objects alone: their pages stay shared
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:

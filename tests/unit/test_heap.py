@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 PROBE = """
+import gc
+
 from chute.local import heap
 
 def anon():
@@ -18,16 +20,17 @@ blocks = [bytearray(4096) for _ in range(20000)]  # ~80 MiB of C heap in small b
 keep = [bytearray(4096) for _ in range(10)]  # the heap's top stays in use
 del blocks
 before = anon()
-heap.trim()
-print(before, anon())
+heap.settle()
+print(before, anon(), gc.get_freeze_count() > 0)
 """
 
 
-def test_trimming_returns_the_heaps_free_pages() -> None:
+def test_settling_returns_the_heaps_free_pages_and_freezes_the_rest() -> None:
     # GIVEN a process that freed ~80 MiB of small blocks below blocks still in use
     done = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60
     )
-    before, after = map(int, done.stdout.split())
-    # THEN trimming gave most of them back
-    assert before - after > 40, (before, after)
+    before, after, frozen = done.stdout.split()
+    # THEN settling gave most of them back, and froze what is left
+    assert int(before) - int(after) > 40, (before, after)
+    assert frozen == "True"

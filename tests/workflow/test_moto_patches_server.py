@@ -6,7 +6,9 @@ How these tests go: tests/support/moto_patches.py.
 
 from __future__ import annotations
 
+import email.feedparser
 import http.client
+import io
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,6 +80,79 @@ def test_canary_every_request_still_scans_moto(probe: dict[str, Any]) -> None:
     with without("server-dispatch-cache"), _count_module_scans() as scans:
         probe["s3"].head_bucket(Bucket="probe-bucket")
     assert scans[0] > 0
+
+
+# --- http-headers-fast-parse (speed) ----------------------------------------------------------
+HEADER_BLOCKS = [
+    b"Host: 127.0.0.1:4566\r\nAccept-Encoding: identity\r\nUser-Agent: Boto3/1.40 md/x\r\n"
+    b"X-Amz-Date: 20261207T031500Z\r\nContent-Length: 12\r\n\r\n",
+    b"Content-Type: application/xml\r\nx-amz-meta-a:tight\r\nx-amz-meta-b:   padded  \r\n"
+    b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nEmpty:\r\n\r\n",
+    b"Weird: value: with: colons\r\nLatin: caf\xe9\r\n\r\n",
+    b"Bare-LF: yes\nOther: too\n\n",
+    b"Folded: first\r\n  second line\r\nAfter: x\r\n\r\n",  # to the email parser
+    b"No colon here\r\nHost: x\r\n\r\n",  # to the email parser
+    b"Stray: a\rb\r\n\r\n",  # to the email parser
+    b":nameless\r\n\r\n",  # to the email parser
+    b"Content-Type: multipart/form-data; boundary=x\r\n\r\n",  # to the email parser
+    b"Host: eof-without-blank-line\r\n",
+    b"",
+]
+
+
+def _parsed(block: bytes) -> tuple[Any, ...]:
+    stream = io.BytesIO(block + b"BODY")
+    message = http.client.parse_headers(stream)
+    defects = [type(d).__name__ for d in message.defects]
+    return message.items(), str(message.get_payload()), defects, stream.read()
+
+
+def test_headers_parse_to_the_same_message_as_the_email_parser(embedded: EmbeddedAws) -> None:
+    fast = [_parsed(block) for block in HEADER_BLOCKS]
+    with without("http-headers-fast-parse"):
+        slow = [_parsed(block) for block in HEADER_BLOCKS]
+    assert fast == slow
+    assert fast[1][0][2] == ("x-amz-meta-b", "padded  ")  # compat32 keeps trailing blanks
+
+
+def test_header_limits_hold(embedded: EmbeddedAws) -> None:
+    with pytest.raises(http.client.LineTooLong):
+        http.client.parse_headers(io.BytesIO(b"A: " + b"x" * 70000 + b"\r\n\r\n"))
+    with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
+        http.client.parse_headers(io.BytesIO(b"A: x\r\n" * 101 + b"\r\n"))
+
+
+@contextmanager
+def _count_feed_parsers() -> Iterator[list[int]]:
+    real = email.feedparser.FeedParser.__init__
+    calls = [0]
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        calls[0] += 1
+        real(self, *args, **kwargs)
+
+    email.feedparser.FeedParser.__init__ = counting  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        email.feedparser.FeedParser.__init__ = real  # type: ignore[method-assign]
+
+
+def test_requests_and_responses_are_parsed_without_the_email_parser(
+    probe: dict[str, Any],
+) -> None:
+    with _count_feed_parsers() as parsers:
+        probe["s3"].head_bucket(Bucket="probe-bucket")
+    assert parsers[0] == 0
+
+
+@pytest.mark.canary
+def test_canary_http_client_still_parses_headers_with_the_email_parser(
+    probe: dict[str, Any],
+) -> None:
+    with without("http-headers-fast-parse"), _count_feed_parsers() as parsers:
+        probe["s3"].head_bucket(Bucket="probe-bucket")
+    assert parsers[0] > 0
 
 
 # --- server-flask-debug (speed) ---------------------------------------------------------------
