@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from chute.local import moto_patches
 from chute.local.embedded import EmbeddedAws
 from tests.support.moto_patches import PASS, finish, machine, without
 from tests.support.pipeline import wait_until
@@ -386,7 +385,15 @@ def test_canary_the_interpreter_still_copies_state_data_with_deepcopy(
     embedded: EmbeddedAws,
 ) -> None:
     with contextlib.ExitStack() as reverted:
-        for name in [n for n in moto_patches.FIXES if n.startswith("sfn-json-clone-")]:
+        for name in (
+            "sfn-json-clone-states",
+            "sfn-json-clone-string",
+            "sfn-json-clone-result-path",
+            "sfn-json-clone-execute-state",
+            "sfn-json-clone-environment",
+            "sfn-json-clone-events",
+            "sfn-json-clone-task-parameters",
+        ):
             reverted.enter_context(without(name))
         with _count_container_deepcopies() as deepcopies:
             _run_nested(embedded, "probe-json-clone-canary")
