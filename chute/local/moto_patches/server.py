@@ -59,7 +59,7 @@ the headers or continues one: left to it)."""
     http.client,
     "parse_headers",
     why="the standard library parses every request's and response's headers with the email "
-    "package's feed parser (~12 % of the endpoint's time in a profile)",
+    "package's feed parser (23.6 µs for a botocore request's headers; 7.2 µs here)",
 )
 def _fast_parse_headers(original: Any) -> Any:
     """The same message the email parser builds (compat32: the name as written, the value
