@@ -54,6 +54,7 @@ from bench.load_watch import (  # noqa: E402
     Executions,
     PeakRss,
     completions_queue,
+    process_cpu_seconds,
     rates,
     tree_cpu_seconds,
     wait_all,
@@ -91,9 +92,13 @@ class LoadResult:
     """The last ``window`` completions over the time between the completion before them and the
     last one: flat throughput gives about the same figure as the first window."""
     latency_seconds: dict[str, float] = field(default_factory=dict)
+    """Upload (its PutObject answered) to completion message, per file: p50, p95, max."""
     cpu_ms_per_file: float | None = None
     """CPU time of the measured process tree per file: what a busy machine inflates least."""
-    """Upload (its PutObject answered) to completion message, per file: p50, p95, max."""
+    root_cpu_ms_per_file: float | None = None
+    """CPU time of the tree's root alone per file: with ``--endpoint-url --pid``, the endpoint
+    process (one interpreter lock: it caps files/s at 1000 / this figure); in process, the
+    endpoint and this harness together."""
 
     @property
     def ok(self) -> bool:
@@ -221,6 +226,7 @@ def run_load(
 
     completions = Completions(sqs, completions_url, prefix)
     cpu_before = tree_cpu_seconds(rss_root) if rss_root is not None else 0.0
+    root_before = process_cpu_seconds(rss_root) if rss_root is not None else 0.0
     with PeakRss(rss_root) as rss:
         started = time.monotonic()
         uploaded_at = _upload(s3, resources.staging_bucket, bodies, large_bodies, uploaders, rate)
@@ -230,6 +236,7 @@ def run_load(
         )
         peak, loadavg = rss.peak, rss.loadavg
     cpu = tree_cpu_seconds(rss_root) - cpu_before if rss_root is not None else None
+    root_cpu = process_cpu_seconds(rss_root) - root_before if rss_root is not None else None
     wall = finished_at - started
     time.sleep(1)  # a completion message of a key that also ended otherwise (duplicates)
     completions.stop()
@@ -263,6 +270,9 @@ def run_load(
         last_files_per_second=last,
         latency_seconds=latency,
         cpu_ms_per_file=round(cpu * 1000 / len(keys), 0) if cpu is not None else None,
+        root_cpu_ms_per_file=round(root_cpu * 1000 / len(keys), 0)
+        if root_cpu is not None
+        else None,
     )
 
 
@@ -296,7 +306,8 @@ def render(result: LoadResult) -> str:
         "latency            upload -> completion message: "
         + ", ".join(f"{k} {v:.1f} s" for k, v in result.latency_seconds.items()),
         f"peak RSS (tree)    {rss}",
-        f"CPU per file       {result.cpu_ms_per_file or 0:.0f} ms (tree)",
+        f"CPU per file       {result.cpu_ms_per_file or 0:.0f} ms (tree),"
+        f" {result.root_cpu_ms_per_file or 0:.0f} ms its root process",
         f"max load average   {result.max_loadavg:.1f} (1 min, whole machine)",
     ]
     lines += [f"  {p}" for p in result.problems[:20]]

@@ -202,21 +202,70 @@ def test_canary_every_execution_still_parses_the_definition(embedded: EmbeddedAw
     assert parses[0] == 2
 
 
-def test_task_states_reuse_one_client_per_service(embedded: EmbeddedAws) -> None:
+@contextmanager
+def _requests_served() -> Iterator[list[str]]:
+    """What reaches the endpoint's HTTP server meanwhile: each request's X-Amz-Target or path."""
+    from chute.local.moto_patches import HOOKS
+
+    seen: list[str] = []
+    before = HOOKS.request_filter
+
+    def record(environ: dict[str, Any]) -> Any:
+        seen.append(environ.get("HTTP_X_AMZ_TARGET") or environ.get("PATH_INFO", ""))
+        return before(environ) if before else None
+
+    HOOKS.request_filter = record
+    try:
+        yield seen
+    finally:
+        HOOKS.request_filter = before
+
+
+def test_task_states_call_in_process_with_one_client_per_service(embedded: EmbeddedAws) -> None:
     from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
+    # GIVEN the interpreter's client for a service: one per service and region
     first = boto_client_for(region="us-east-1", service="sns")
     assert boto_client_for(region="us-east-1", service="sns") is first
     assert boto_client_for(region="us-east-1", service="sqs") is not first
+    # WHEN a machine's Task state sends a message
+    arn = _task_machine(embedded, "probe-in-process")
+    with _requests_served() as served:
+        assert finish(embedded, arn)["status"] == "SUCCEEDED"
+    # THEN the call was answered in process: the server saw the test's own calls only
+    assert "AmazonSQS.SendMessage" not in served
+    assert "AWSStepFunctions.StartExecution" in served
+    # ... by the same backends the endpoint serves
+    sqs = embedded.client("sqs")
+    url = sqs.get_queue_url(QueueName="probe-in-process-sink")["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+    assert [m["Body"] for m in messages] == ["x"]
+    assert "probe-in-process-sink" in str(
+        boto_client_for(region="us-east-1", service="sqs").list_queues()
+    )
+
+
+def test_a_request_no_backend_answers_fails_without_leaving() -> None:
+    import botocore.exceptions
+    from botocore.awsrequest import AWSPreparedRequest
+
+    from chute.local.moto_patches.stepfunctions import _InProcess
+
+    request = AWSPreparedRequest("GET", "https://example.invalid/x", {}, None, False)
+    with pytest.raises(botocore.exceptions.EndpointConnectionError, match=r"example\.invalid"):
+        _InProcess()(request)
 
 
 @pytest.mark.canary
-def test_canary_task_states_still_create_a_client_each(embedded: EmbeddedAws) -> None:
+def test_canary_task_states_still_call_the_endpoint_over_http(embedded: EmbeddedAws) -> None:
     from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
-    with without("sfn-client-reuse"):
+    arn = _task_machine(embedded, "probe-in-process-canary")
+    with without("sfn-clients-in-process"), _requests_served() as served:
         first = boto_client_for(region="us-east-1", service="sns")
         assert boto_client_for(region="us-east-1", service="sns") is not first
+        assert finish(embedded, arn)["status"] == "SUCCEEDED"
+    assert "AmazonSQS.SendMessage" in served
 
 
 def test_jsonpath_expressions_are_parsed_once(embedded: EmbeddedAws) -> None:

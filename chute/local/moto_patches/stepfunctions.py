@@ -11,10 +11,10 @@ Speed (the embedded runtime's own CPU per file; bench/throughput.py, docs/decisi
 execution lexes, parses and preprocesses the whole definition (ANTLR; ~70 % of the endpoint's
 CPU per small file), so the program is now built once per definition and shared (its components
 are stateless: each execution's values live in its own Environment); every Task state creates a
-new boto3 client to call back into the endpoint, now one per (service, region, endpoint) is
-reused; every path evaluation builds a new JSONPath parser (PLY tables), now remembered;
-state data (inputs, results, parameters, history events) is copied as JSON rather than by
-``copy.deepcopy``.
+new boto3 client to call back into the endpoint over HTTP, now one per (service, region) is
+reused and answered by moto's backends in this process; every path evaluation builds a new
+JSONPath parser (PLY tables), now remembered; state data (inputs, results, parameters, history
+events) is copied as JSON rather than by ``copy.deepcopy``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ import time
 import uuid
 from typing import Any
 
-import botocore.config
+import botocore.exceptions
 import botocore.session
+from botocore.awsrequest import AWSResponse
+from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
     StatesErrorName,
@@ -244,15 +246,37 @@ def _sfn_parse_once(original: Any) -> Any:
     return _get_evaluation_entrypoint
 
 
-class _ReusedClients:
+class _InProcess:
+    """A botocore ``before-send`` handler: the request is answered by moto's backends in this
+    process (moto's own stubber: the same URL routes and response classes the server
+    dispatches to), never sent. A body served in chunks (S3 objects,
+    chute.local.moto_patches.s3_bodies) is read whole, as the interpreter reads it. A request
+    no backend routes fails here rather than leaving."""
+
+    def __init__(self) -> None:
+        self._stubber = BotocoreStubber()
+
+    def __call__(self, request: Any, **kwargs: Any) -> Any:
+        answer = self._stubber.process_request(request)
+        if answer is None:
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url=request.url)
+        status, headers, body = answer
+        if not isinstance(body, (bytes, str)):
+            body = b"".join(body)
+        return AWSResponse(request.url, status, headers, MockRawResponse(body))
+
+
+class _InProcessClients:
     """Stands in for the ``boto3`` module inside moto's ``boto_client_for``: ``client`` returns
-    one client per (service, region, endpoint), created with the first caller's settings.
-    boto3 clients are thread-safe; their connection pool is sized for many executions."""
+    one client per (service, region), created with the first caller's settings, whose requests
+    are answered in this process (:class:`_InProcess`) instead of going out to the endpoint and
+    back through its HTTP server, werkzeug and Flask. boto3 clients are thread-safe."""
 
     def __init__(self, boto3_module: Any) -> None:
         self._boto3 = boto3_module
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
+        self._answer = _InProcess()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._boto3, name)
@@ -260,26 +284,26 @@ class _ReusedClients:
     def client(self, *args: Any, **kwargs: Any) -> Any:
         if args:  # not how boto_client_for calls it: don't guess
             return self._boto3.client(*args, **kwargs)
-        key = (kwargs.get("service_name"), kwargs.get("region_name"), kwargs.get("endpoint_url"))
+        key = (kwargs.get("service_name"), kwargs.get("region_name"))
         with self._lock:
             found = self._clients.get(key)
             if found is None:
-                config = kwargs.get("config")
-                pool = botocore.config.Config(max_pool_connections=64)
-                kwargs["config"] = config.merge(pool) if config is not None else pool
-                found = self._clients[key] = self._boto3.client(**kwargs)
+                kwargs.pop("endpoint_url", None)  # AWS's own URL: moto's routes match it
+                found = self._boto3.client(**kwargs)
+                found.meta.events.register_first("before-send", self._answer)
+                self._clients[key] = found
             return found
 
 
 @FIXES.declare(
-    "sfn-client-reuse",
+    "sfn-clients-in-process",
     Kind.SPEED,
     sfn_boto_client,
     "boto3",
-    why="every Task state creates a new boto3 client to call the endpoint",
+    why="every Task state creates a new boto3 client and calls back into the endpoint over HTTP",
 )
-def _sfn_client_reuse(original: Any) -> Any:
-    return _ReusedClients(original)
+def _sfn_clients_in_process(original: Any) -> Any:
+    return _InProcessClients(original)
 
 
 @FIXES.declare(
