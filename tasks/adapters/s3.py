@@ -194,11 +194,13 @@ class S3Store:
         metadata: dict[str, str] | None = None,
         content_type: str | None = None,
     ) -> PendingCopy:
-        """Server-side copy of ``src`` (that version) to ``dst_key`` for any size: a multipart
-        copy with parts of up to :data:`COPY_PART_BYTES`, :data:`COPY_THREADS` at a time, each
+        """Server-side copy of ``src`` (that version) to ``dst_key`` for any size. Nothing is
+        visible until the returned copy is completed, which can be conditional on the
+        destination; abort it otherwise. A source that fits one part (up to
+        :data:`COPY_PART_BYTES`, most files) is copied by one CopyObject when completed; a larger
+        one is a multipart copy whose parts are copied now, :data:`COPY_THREADS` at a time, each
         retried by the client's standard retry mode (a failed part never restarts the finished
-        ones). Nothing is visible until the returned copy is completed, which can be conditional
-        on the destination; abort it otherwise.
+        ones).
 
         ``if_match``: copy only while the source still has this eTag (else SourceChanged).
         """
@@ -206,8 +208,8 @@ class S3Store:
         extra: dict[str, Any] = {"Metadata": metadata or {}}
         if content_type:
             extra["ContentType"] = content_type
-        if src.size == 0:
-            return PendingCopy(self, dst_bucket, dst_key, None, [], extra, what)
+        if src.size <= COPY_PART_BYTES:
+            return PendingCopy(self, dst_bucket, dst_key, None, [], extra, what, src, if_match)
         try:
             upload_id = str(
                 self._client.create_multipart_upload(Bucket=dst_bucket, Key=dst_key, **extra)[

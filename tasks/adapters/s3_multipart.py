@@ -1,6 +1,7 @@
-"""Multipart objects on S3: a server-side copy waiting to be completed, and a streaming writer
-whose parts grow with the stream (tasks.s3_limits). Both become visible only when completed,
-conditionally (tasks.fence), and leave nothing behind when aborted."""
+"""Objects on S3 made visible in one step: a server-side copy waiting to be completed (one
+CopyObject, or a multipart copy's parts), and a streaming writer whose parts grow with the
+stream (tasks.s3_limits). Both become visible only when completed, conditionally
+(tasks.fence), and leave nothing behind when aborted."""
 
 from __future__ import annotations
 
@@ -12,14 +13,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks import s3_limits
-from tasks.adapters.s3_errors import conditions, translate, translate_write
-from tasks.errors import StorageUnavailable
+from tasks.adapters.s3_errors import (
+    CONFLICT,
+    GONE,
+    code,
+    conditions,
+    strip_etag,
+    translate,
+    translate_write,
+    version_args,
+)
+from tasks.errors import SourceChanged, StorageUnavailable, WriteConflict
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from tasks.fence import Condition
-    from tasks.models import Head
+    from tasks.models import Head, ObjectRef
 
 
 class CopyStore(Protocol):
@@ -28,21 +38,15 @@ class CopyStore(Protocol):
     @property
     def client(self) -> Any: ...
 
-    def exists(self, bucket: str, key: str) -> Head | None: ...
+    def head(self, ref: ObjectRef) -> Head: ...
 
-    def put_bytes(
-        self,
-        bucket: str,
-        key: str,
-        body: bytes,
-        extra: dict[str, Any],
-        condition: Condition | None,
-        what: str,
-    ) -> None: ...
+    def exists(self, bucket: str, key: str) -> Head | None: ...
 
 
 class PendingCopy:
-    """A copy whose parts are in place, waiting for :meth:`complete` (or :meth:`abort`)."""
+    """A copy waiting for :meth:`complete` (or :meth:`abort`): the parts of a multipart copy in
+    place (``upload_id``), or, for a ``source`` that fits one part, nothing yet: completing it
+    is then one CopyObject, conditional on the destination and (``if_match``) on the source."""
 
     def __init__(
         self,
@@ -53,6 +57,8 @@ class PendingCopy:
         parts: list[dict[str, Any]],
         extra: dict[str, Any],
         what: str,
+        source: ObjectRef | None = None,
+        if_match: str | None = None,
     ) -> None:
         self._store = store
         self._bucket = bucket
@@ -61,17 +67,18 @@ class PendingCopy:
         self.parts = parts
         self._extra = extra
         self._what = what
-        self._empty = upload_id is None  # a 0-byte source: one conditional PUT
+        self._source = source
+        self._if_match = if_match
 
     def complete(self, condition: Condition | None = None) -> Head:
-        """Make the copy visible; WriteConflict when ``condition`` fails (the parts stay: complete
-        again with another condition). Returns the copy's HEAD."""
-        client = self._store.client
-        if self._empty:
-            self._store.put_bytes(self._bucket, self._key, b"", self._extra, condition, self._what)
+        """Make the copy visible; WriteConflict when ``condition`` fails (complete again with
+        another condition: a multipart copy's parts stay), SourceChanged when the source no
+        longer has the eTag the copy was started for. Returns the copy's HEAD."""
+        if self._source is not None:
+            self._copy_object(self._source, condition)
         else:
             try:
-                client.complete_multipart_upload(
+                self._store.client.complete_multipart_upload(
                     Bucket=self._bucket,
                     Key=self._key,
                     UploadId=self._upload_id,
@@ -85,6 +92,35 @@ class PendingCopy:
         if copied is None:
             raise StorageUnavailable(f"{self._what}: the copy is not visible at {self._key}")
         return copied
+
+    def _copy_object(self, source: ObjectRef, condition: Condition | None) -> None:
+        request: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": self._key,
+            "CopySource": {"Bucket": source.bucket, "Key": source.key, **version_args(source)},
+            "MetadataDirective": "REPLACE",
+            **self._extra,
+            **conditions(condition),
+        }
+        if self._if_match:
+            request["CopySourceIfMatch"] = f'"{strip_etag(self._if_match)}"'
+        try:
+            self._store.client.copy_object(**request)
+        except ClientError as exc:
+            if code(exc) not in CONFLICT | GONE:
+                raise translate(exc, what=self._what) from exc
+            # a 412/409/404 answers for either side: the source says which
+            raise self._refused(source, exc) from exc
+        except Exception as exc:
+            raise translate(exc, what=self._what) from exc
+
+    def _refused(self, source: ObjectRef, exc: ClientError) -> Exception:
+        """SourceChanged when the source has another eTag than the copy's (SourceMissing, from
+        the HEAD, when it is gone); otherwise the destination's condition failed: WriteConflict."""
+        staged = self._store.head(source)
+        if self._if_match and staged.etag != strip_etag(self._if_match):
+            return SourceChanged(f"{self._what}: object changed since the event ({code(exc)})")
+        return WriteConflict(f"{self._what}: another writer changed the object ({code(exc)})")
 
     def abort(self) -> None:
         if self._upload_id is None:

@@ -29,13 +29,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     # S3 conditional writes as AWS has them (chute's newest-version-wins publication needs them)
-    fix = moto_patches.FIXES["s3-complete-if-match"]
-    fix.apply()
+    fixes = [moto_patches.FIXES[n] for n in ("s3-complete-if-match", "s3-copy-object-conditions")]
+    for fix in fixes:
+        fix.apply()
     try:
         with mock_aws():
             yield
     finally:
-        fix.revert()
+        for fix in reversed(fixes):
+            fix.revert()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from tasks.adapters import s3 as s3_adapter
 from tasks.adapters.s3 import S3Store
 from tasks.archive import handler as archive_handler
 from tasks.archive.domain import archive
-from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable
+from tasks.errors import SourceChanged, SourceMissing, StorageUnavailable, WriteConflict
 from tasks.fence import Condition
 from tasks.models import FileSpec, Head, ObjectRef
 from tasks.settings import ArchiveSettings
@@ -178,6 +178,82 @@ def test_archive_copies_in_parts(s3: Any, store: S3Store, monkeypatch: pytest.Mo
         "chute-key": "incoming/big.csv",
         "chute-uploaded": file.ref.uploaded,
     }
+
+
+def _operations(store: S3Store) -> list[str]:
+    """The S3 operations ``store`` makes from now on, in order."""
+    made: list[str] = []
+    store.client.meta.events.register("before-call.s3", lambda model, **_: made.append(model.name))
+    return made
+
+
+@pytest.mark.parametrize("body", [b"id,name\n1,alice\n", b""], ids=["small", "empty"])
+def test_an_original_of_one_part_is_copied_by_one_request(
+    s3: Any, store: S3Store, body: bytes
+) -> None:
+    # GIVEN a staged original that fits one copy part, with a content type
+    file = stage(s3, "incoming/one.csv", body)
+    s3.copy_object(
+        Bucket=STAGING,
+        Key="incoming/one.csv",
+        CopySource={"Bucket": STAGING, "Key": "incoming/one.csv"},
+        MetadataDirective="REPLACE",
+        ContentType="text/csv",
+    )
+    file = stage_again(s3, file)
+    made = _operations(store)
+
+    # WHEN archived
+    archived = archive(file, store, SETTINGS)
+
+    # THEN one CopyObject made the copy (no multipart upload), stamped, of the same type
+    assert made.count("CopyObject") == 1
+    assert not {"CreateMultipartUpload", "UploadPartCopy", "CompleteMultipartUpload"} & set(made)
+    head = s3.head_object(Bucket=ARCHIVE, Key="incoming/one.csv")
+    assert archived.size == len(body) == head["ContentLength"]
+    assert head["ContentType"] == "text/csv"
+    assert head["Metadata"]["chute-version"] == file.ref.etag
+    assert keys(s3, STAGING) == []
+
+
+def stage_again(s3: Any, file: FileSpec) -> FileSpec:
+    """``file`` as staging now holds it (after an in-place copy changed its metadata)."""
+    head = s3.head_object(Bucket=STAGING, Key=file.ref.key)
+    ref = ObjectRef(
+        bucket=STAGING,
+        key=file.ref.key,
+        size=head["ContentLength"],
+        etag=head["ETag"].strip('"'),
+        sequencer=file.ref.sequencer,
+        uploaded=file.ref.uploaded,
+    )
+    return FileSpec(ref=ref, compression="none")
+
+
+def test_a_copy_the_source_refuses_is_source_changed(s3: Any, store: S3Store) -> None:
+    # GIVEN a copy started for an eTag the original no longer has
+    file = stage(s3, "incoming/x.csv")
+    pending = store.copy(file.ref, ARCHIVE, "incoming/x.csv", if_match="0" * 32)
+
+    # WHEN completed  THEN the source's answer says so, and nothing was copied
+    with pytest.raises(SourceChanged):
+        pending.complete(Condition(if_none_match=True))
+    assert keys(s3, ARCHIVE) == []
+
+
+def test_a_copy_the_destination_refuses_is_a_write_conflict(s3: Any, store: S3Store) -> None:
+    # GIVEN an object already at the destination
+    file = stage(s3, "incoming/x.csv")
+    s3.put_object(Bucket=ARCHIVE, Key="incoming/x.csv", Body=b"other\n")
+    pending = store.copy(file.ref, ARCHIVE, "incoming/x.csv", if_match=file.ref.etag)
+
+    # WHEN completed as a new object  THEN a conflict to look at again; the object in place stays
+    with pytest.raises(WriteConflict):
+        pending.complete(Condition(if_none_match=True))
+    assert s3.get_object(Bucket=ARCHIVE, Key="incoming/x.csv")["Body"].read() == b"other\n"
+    # AND completing on the eTag in place copies
+    in_place = s3.head_object(Bucket=ARCHIVE, Key="incoming/x.csv")["ETag"]
+    assert pending.complete(Condition(if_match=in_place)).size == file.ref.size
 
 
 # --- handler ------------------------------------------------------------------------------------

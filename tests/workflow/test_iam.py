@@ -33,12 +33,13 @@ def test_a_missing_statement_fails_the_workflow_on_that_call(pipeline: Pipeline)
         key = "iam/orders.csv"
         pipeline.put(key, b"id,name\n1,Ann\n")
         ex = pipeline.wait_for(key, timeout=120)
-    # THEN it converts, then fails in Archive on the first call AWS would refuse: starting the
-    # copy (a new archive key is written without a look first); a ClientError is not retried
+    # THEN it converts, then fails in Archive on the first call AWS would refuse: the copy (one
+    # CopyObject; a new archive key is written without a look first); a ClientError is not
+    # retried
     assert ex.status == "FAILED"
     assert ex.current_state == "Archive"
     cause = ex.cause or ""
-    assert "(AccessDenied) when calling the CreateMultipartUpload operation" in cause
+    assert "(AccessDenied) when calling the CopyObject operation" in cause
     assert "not authorized to perform: s3:PutObject" in cause
     # AND the file is still in staging (nothing was lost; a rerun redrives it)
     assert key in pipeline.keys(aws.resources.staging_bucket)

@@ -123,3 +123,53 @@ def test_canary_complete_multipart_upload_still_ignores_if_match(probe: dict[str
         _complete_if_match(s3, "cas/canary", '"0123456789abcdef0123456789abcdef"')
     assert s3.get_object(Bucket="probe-bucket", Key="cas/canary")["Body"].read() == b"new\n"
     drain(probe)
+
+
+# --- s3-copy-object-conditions ----------------------------------------------------------------
+def _refused(s3: Any, **request: Any) -> str:
+    with pytest.raises(s3.exceptions.ClientError) as caught:
+        s3.copy_object(Bucket="probe-bucket", **request)
+    return str(caught.value.response["Error"]["Code"])
+
+
+def test_copy_object_honours_its_conditions(probe: dict[str, Any]) -> None:
+    # GIVEN a source and a destination in place
+    s3 = probe["s3"]
+    source = {"Bucket": "probe-bucket", "Key": "cp/src"}
+    src_etag = s3.put_object(**source, Body=b"src\n")["ETag"]
+    dst_etag = s3.put_object(Bucket="probe-bucket", Key="cp/dst", Body=b"old\n")["ETag"]
+    other = '"0123456789abcdef0123456789abcdef"'
+    # WHEN a copy's condition does not hold THEN S3 refuses it and the destination is unchanged
+    assert _refused(s3, Key="cp/dst", CopySource=source, IfNoneMatch="*") == "PreconditionFailed"
+    assert _refused(s3, Key="cp/dst", CopySource=source, IfMatch=other) == "PreconditionFailed"
+    assert _refused(s3, Key="cp/none", CopySource=source, IfMatch=dst_etag) == "NoSuchKey"
+    assert (
+        _refused(s3, Key="cp/new", CopySource=source, CopySourceIfMatch=other)
+        == "PreconditionFailed"
+    )
+    assert s3.get_object(Bucket="probe-bucket", Key="cp/dst")["Body"].read() == b"old\n"
+    assert "Contents" not in s3.list_objects_v2(Bucket="probe-bucket", Prefix="cp/n")
+    # AND copies whose conditions hold are made
+    s3.copy_object(Bucket="probe-bucket", Key="cp/new", CopySource=source, IfNoneMatch="*")
+    s3.copy_object(
+        Bucket="probe-bucket",
+        Key="cp/dst",
+        CopySource=source,
+        IfMatch=dst_etag,
+        CopySourceIfMatch=src_etag,
+    )
+    for key in ("cp/new", "cp/dst"):
+        assert s3.get_object(Bucket="probe-bucket", Key=key)["Body"].read() == b"src\n"
+    drain(probe)
+
+
+@pytest.mark.canary
+def test_canary_copy_object_still_ignores_its_conditions(probe: dict[str, Any]) -> None:
+    s3 = probe["s3"]
+    source = {"Bucket": "probe-bucket", "Key": "cp/canary-src"}
+    s3.put_object(**source, Body=b"src\n")
+    s3.put_object(Bucket="probe-bucket", Key="cp/canary", Body=b"old\n")
+    with without("s3-copy-object-conditions"):
+        s3.copy_object(Bucket="probe-bucket", Key="cp/canary", CopySource=source, IfNoneMatch="*")
+    assert s3.get_object(Bucket="probe-bucket", Key="cp/canary")["Body"].read() == b"src\n"
+    drain(probe)

@@ -3,8 +3,9 @@ object to chute.local.persistence before the response is sent. (Object bodies: s
 
 CompleteMultipartUpload also emits ObjectCreated:Put; events lack sequencer/versionId and encode
 '/' in keys as %2F; CompleteMultipartUpload ignores If-Match (AWS: 412 when the current object
-has another ETag, 404 when there is none), which chute's newest-version-wins publication relies
-on.
+has another ETag, 404 when there is none), and CopyObject ignores If-Match and If-None-Match on
+its destination and x-amz-copy-source-if-match on its source (AWS: 412), which chute's
+newest-version-wins publication relies on.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import itertools
 import threading
 import time
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import parse_qs, quote_plus, unquote, urlparse
 
 from moto.s3 import notifications as s3_notifications
 from moto.s3.exceptions import MissingKey, PreconditionFailed
@@ -175,3 +176,43 @@ def _s3_complete_if_match(original: Any) -> Any:
         return original(self, request, body, bucket_name, query, key_name)
 
     return _key_response_post
+
+
+@FIXES.declare(
+    "s3-copy-object-conditions",
+    Kind.BEHAVIOUR,
+    S3Response,
+    "copy_object",
+    why="CopyObject ignores If-Match, If-None-Match and x-amz-copy-source-if-match",
+)
+def _s3_copy_object_conditions(original: Any) -> Any:
+    """As AWS answers a conditional CopyObject: 412 when the destination exists under
+    ``If-None-Match: *`` or has another ETag under ``If-Match`` (404 when there is none), and
+    when the source (that version) has another ETag than ``x-amz-copy-source-if-match``."""
+
+    def copy_object(self: S3Response) -> Any:
+        key_name = self.parse_key_name()
+        if_none_match = self.headers.get("If-None-Match")
+        if_match = self.headers.get("If-Match")
+        if if_none_match == "*" or if_match:
+            existing = self.backend.get_object(self.bucket_name, key_name)
+            if if_none_match == "*" and existing is not None:
+                raise PreconditionFailed("If-None-Match")
+            if if_match:
+                if existing is None:
+                    raise MissingKey(key=key_name)
+                if if_match.replace('"', "") != existing.etag.replace('"', ""):
+                    raise PreconditionFailed("If-Match")
+        source_if_match = self.headers.get("x-amz-copy-source-if-match")
+        if source_if_match:
+            parsed = urlparse(str(self.headers.get("x-amz-copy-source", "")))
+            bucket, _, key = unquote(parsed.path).lstrip("/").partition("/")
+            version = parse_qs(parsed.query).get("versionId", [None])[0]
+            source = self.backend.get_object(bucket, key, version_id=version)
+            if source is not None and source_if_match.replace('"', "") != source.etag.replace(
+                '"', ""
+            ):
+                raise PreconditionFailed("x-amz-copy-source-If-Match")
+        return original(self)
+
+    return copy_object
