@@ -3,10 +3,12 @@ and the record of every execution, kept under ``<state_dir>/state/``.
 
 Write-through: an S3 request that changes an object is on disk before its response is sent
 (hooks in chute.local.moto_patches), an execution is recorded when it starts and when it ends.
-Every file is written to a temporary name, fsynced, then renamed over its final name (and the
+Every record is written to a temporary name, fsynced, then renamed over its final name (and the
 folder fsynced), so a SIGKILL at any moment leaves either the old or the new record, never a
-torn one; bodies are streamed in chunks, never held whole in memory. moto's stand-in for a
-restored execution is chute.local.moto_patches.redrive.RestoredExecution (a redrive revives it).
+torn one; an object's body goes to a new name of its own, fsynced before the record that names
+it is renamed in (the folder's fsync after that rename covers both names). Bodies are streamed
+in chunks, never held whole in memory. moto's stand-in for a restored execution is
+chute.local.moto_patches.redrive.RestoredExecution (a redrive revives it).
 
 Layout::
 
@@ -52,6 +54,26 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_new(path: Path, chunks: Iterable[bytes]) -> int:
+    """Write ``chunks`` to ``path``, a name nothing refers to yet, and fsync it. Not atomic:
+    whatever names the file is written after this returns (a crash before leaves a file no
+    record names, swept at start)."""
+    size = 0
+    file = path.open("xb")  # a name already taken fails here, before anything is removed
+    try:
+        with file:
+            for chunk in chunks:
+                file.write(chunk)
+                size += len(chunk)
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+    return size
 
 
 def _write_atomic(path: Path, chunks: Iterable[bytes]) -> int:
@@ -233,7 +255,7 @@ class StateStore:
         folder = self._bucket_dir(bucket)
         sha = _sha(key)
         body = f"{sha}.{uuid.uuid4().hex[:12]}.body"
-        _write_atomic(folder / body, key_chunks(current))
+        _write_new(folder / body, key_chunks(current))
         record = {
             "key": key,
             "versionId": current.version_id,

@@ -10,9 +10,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import boto3
+import pytest
 from moto import mock_aws
 from moto.s3.models import s3_backends
 
+from chute.local import persistence
 from chute.local.moto_patches.redrive import INTERRUPTED_ERROR, RestoredExecution
 from chute.local.persistence import StateStore, pending
 
@@ -108,6 +110,41 @@ def test_prepare_removes_what_an_interrupted_write_left(tmp_path: Path) -> None:
     StateStore(tmp_path, BUCKETS).prepare()
     # THEN neither is left, and nothing is restored from them
     assert list(folder.iterdir()) == []
+
+
+def test_a_write_cut_before_its_record_keeps_the_old_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an object written through, then a new version whose record is never written (a
+    # SIGKILL after its body reached the disk, before the record's rename)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        _buckets(s3)
+        store = StateStore(tmp_path, BUCKETS)
+        store.prepare()
+        s3.put_object(Bucket="chute-output", Key="k.jsonl", Body=b"old")
+        store.object_written(_backend(), "chute-output", "k.jsonl")
+        s3.put_object(Bucket="chute-output", Key="k.jsonl", Body=b"new")
+
+        def killed(path: Path, chunks: Any) -> int:
+            raise KeyboardInterrupt  # the process goes here, the body already written
+
+        monkeypatch.setattr(persistence, "_write_atomic", killed)
+        with pytest.raises(KeyboardInterrupt):
+            store.object_written(_backend(), "chute-output", "k.jsonl")
+        monkeypatch.undo()
+        folder = tmp_path / "s3" / "chute-output"
+        assert len(list(folder.glob("*.body"))) == 2  # the new body is on disk, unnamed
+    # WHEN the next start restores
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        _buckets(s3)
+        again = StateStore(tmp_path, BUCKETS)
+        again.prepare()
+        again.restore_objects(_backend())
+        # THEN the old object is back whole, and the unnamed body is swept
+        assert s3.get_object(Bucket="chute-output", Key="k.jsonl")["Body"].read() == b"old"
+        assert len(list(folder.glob("*.body"))) == 1
 
 
 def test_fresh_starts_empty(tmp_path: Path) -> None:
