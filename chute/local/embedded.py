@@ -27,7 +27,13 @@ from chute.local.faults import BATCH_ACCESS_KEY, Faults, FaultSpecError, batch_a
 from chute.local.faults import parse as parse_faults
 from chute.local.grant_api import Authorizer, GrantApi
 from chute.local.holds import Hold, Holds
-from chute.local.lambda_workers import IDLE_SECONDS, FunctionSpec, InvokeResult, LambdaWorkers
+from chute.local.lambda_workers import (
+    IDLE_SECONDS,
+    FunctionSpec,
+    InvokeResult,
+    LambdaWorkers,
+    WorkerStartFailed,
+)
 from chute.local.local_stack import REPO_ROOT, LocalStack, queue_arn
 from chute.local.persistence import Persistence, Recovery
 from chute.ops import deployment
@@ -379,7 +385,12 @@ class EmbeddedAws:
         if fault is not None:
             error = {"errorType": fault[0], "errorMessage": fault[1]}
             return json.dumps(error), True, ""
-        result: InvokeResult = self._workers.invoke(self._spec(fn), event)
+        try:
+            result: InvokeResult = self._workers.invoke(self._spec(fn), event)
+        except WorkerStartFailed as exc:
+            from chute.local.moto_patches.seam import ServiceFailure
+
+            raise ServiceFailure(str(exc)) from exc
         return result.payload, result.errored, result.logs
 
     def _spec(self, fn: Any) -> FunctionSpec:

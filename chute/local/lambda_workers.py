@@ -45,6 +45,10 @@ SPAWN_TIMEOUT_SECONDS = 60.0
 """How long starting a worker may take (the template's own start included)."""
 
 
+class WorkerStartFailed(RuntimeError):
+    """No worker process could be started for an invocation (fork or template failure)."""
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str
@@ -366,6 +370,10 @@ class LambdaWorkers:
                 raise RuntimeError("embedded runtime is shutting down")
         try:
             worker = self._spawn(pool.spec)
+        except (OSError, RuntimeError) as exc:  # the template could not fork one
+            self._release(pool, None, None)
+            what = f"could not start a worker for {pool.spec.name}: {exc}"
+            raise WorkerStartFailed(what) from exc
         except BaseException:
             self._release(pool, None, None)
             raise
@@ -405,7 +413,9 @@ class LambdaWorkers:
                 pool.idle.append(worker)
 
     def invoke(self, spec: FunctionSpec, event: Any) -> InvokeResult:
-        """Run one invocation; never raises for handler failures (they come back as payload)."""
+        """Run one invocation; never raises for handler failures (they come back as payload).
+        Raises WorkerStartFailed when no worker could be started for it (the service's fault,
+        not the function's: nothing of the invocation ran)."""
         pool = self._pool(spec)
         request_id = str(uuid.uuid4())
         event_obj = json.loads(event) if isinstance(event, str) else event

@@ -8,10 +8,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from chute.local.lambda_workers import FunctionSpec, LambdaWorkers
+from chute.local.lambda_workers import FunctionSpec, LambdaWorkers, WorkerStartFailed
 
 BASE_ENV = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(Path(__file__).parents[2])}
 
@@ -123,6 +124,27 @@ def test_a_template_that_died_is_started_again(workers: LambdaWorkers) -> None:
     assert second["parent"] != first["parent"]
     # and the first worker, orphaned, still serves its function
     assert json.loads(workers.invoke(spec("echo", name="a"), {}).payload)["pid"] == first["pid"]
+
+
+def test_a_worker_that_cannot_be_started_is_the_services_failure(
+    workers: LambdaWorkers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a template that can't fork a worker, more times than the pool has slots
+    real, failures = workers._template.spawn, [workers._max_workers + 1]
+
+    def spawn(*args: Any) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            raise RuntimeError("could not start a worker: [Errno 11] Resource unavailable")
+        return real(*args)
+
+    monkeypatch.setattr(workers._template, "spawn", spawn)
+    # WHEN invoked  THEN each invocation fails as the service's, saying why
+    for _ in range(workers._max_workers + 1):
+        with pytest.raises(WorkerStartFailed, match=r"fn: could not start a worker: \[Errno 11\]"):
+            workers.invoke(spec("echo"), {})
+    # AND no slot was kept by a failure: the next invocation runs
+    assert "pid" in json.loads(workers.invoke(spec("echo"), {}).payload)
 
 
 def test_idle_workers_are_stopped_down_to_the_ones_kept_warm(tmp_path: Path) -> None:

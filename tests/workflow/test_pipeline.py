@@ -8,10 +8,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from chute.local.embedded import EmbeddedAws
 from tasks.formats import keys
 from tests.support.pipeline import LARGE_THRESHOLD, Pipeline, wait_until
 
@@ -154,6 +156,32 @@ def test_transient_error_is_retried_then_succeeds(pipeline: Pipeline, embedded) 
         and "chute-convert" in e["taskScheduledEventDetails"]["parameters"]
     ]
     assert len(convert_calls) == 2
+
+
+def test_a_lambda_worker_that_cannot_be_started_is_retried_as_lambdas_failure(
+    pipeline: Pipeline, embedded: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the Validate step's next worker can't be started (no idle one to take)
+    workers = embedded._workers
+    assert workers is not None
+    real, failures = workers._spawn, [1]
+
+    def spawn(spec: Any) -> Any:
+        if failures[0] and spec.name.endswith("-validate"):
+            failures[0] -= 1
+            raise OSError(11, "Resource temporarily unavailable")
+        return real(spec)
+
+    monkeypatch.setattr(workers, "_spawn", spawn)
+    monkeypatch.setattr(workers, "_take_idle", lambda pool: None)
+    key = "retry/no-worker.csv"
+    # WHEN a file is processed
+    pipeline.put(key, SMALL_CSV)
+    ex = pipeline.wait_for(key)
+    # THEN Lambda's own failure is in the history, retried, and the file went through
+    assert ex.status == "SUCCEEDED", ex.cause
+    assert _task_failures(pipeline.history(ex.arn)) == ["Lambda.ServiceException"]
+    assert failures == [0]
 
 
 def test_transient_errors_exhausted_leave_the_file_in_staging(pipeline: Pipeline, embedded) -> None:

@@ -1,6 +1,7 @@
 """Lambda and Batch: moto runs neither our functions nor our jobs without Docker, so chute's own
 runners take their place (chute.local.lambda_workers, chute.local.batch_jobs, plugged into
-``HOOKS`` by the embedded runtime), and DescribeJobs reports the exit code as AWS does.
+``HOOKS`` by the embedded runtime; a worker that can't be started is Lambda's own 500), and
+DescribeJobs reports the exit code as AWS does.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction
 from moto.batch.models import Job
 from moto.batch_simple.models import BatchSimpleBackend
+from moto.core.exceptions import JsonRESTError
 
-from chute.local.moto_patches.seam import HOOKS, Fixes, Kind
+from chute.local.moto_patches.seam import HOOKS, Fixes, Kind, ServiceFailure
 
 FIXES = Fixes()
 
@@ -27,9 +29,22 @@ def _lambda_executor(original: Any) -> Any:
     def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
         if HOOKS.lambda_executor is None:
             return original(self, event)  # type: ignore[no-any-return]
-        return HOOKS.lambda_executor(self, event)
+        try:
+            return HOOKS.lambda_executor(self, event)
+        except ServiceFailure as exc:
+            raise LambdaServiceException(str(exc)) from exc
 
     return _invoke_lambda
+
+
+class LambdaServiceException(JsonRESTError):
+    """Lambda's answer when the service failed (HTTP 500 ``ServiceException``): Step Functions
+    reports it as ``Lambda.ServiceException``, which the workflow retries."""
+
+    code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ServiceException", message)
 
 
 @FIXES.declare(

@@ -23,6 +23,11 @@ RequestFilter = Callable[[dict[str, Any]], tuple[str, list[tuple[str, str]], byt
 Factory = TypeVar("Factory", bound=Callable[[Any], Any])
 
 
+class ServiceFailure(Exception):
+    """Raised by a hook when the service itself failed, not the caller's request or code (a
+    Lambda worker that could not be started): moto answers it as the service's 500."""
+
+
 MISSING: Any = object()
 """The original of a fix that adds what moto lacks (an API operation): reverting removes it."""
 
