@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,15 +33,23 @@ def _buckets(s3: Any) -> None:
     s3.put_bucket_versioning(Bucket="chute-staging", VersioningConfiguration={"Status": "Enabled"})
 
 
+@contextmanager
+def _process(root: Path) -> Iterator[tuple[Any, StateStore]]:
+    """A run of the runtime: moto's backends fresh, chute's buckets created, the store under
+    ``root`` prepared (what the last run left restored from it by the caller)."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        _buckets(s3)
+        store = StateStore(root, BUCKETS)
+        store.prepare()
+        yield s3, store
+
+
 def test_objects_written_through_are_restored_with_version_metadata_and_bytes(
     tmp_path: Path,
 ) -> None:
     # GIVEN objects written (and one deleted) while the store is attached
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        _buckets(s3)
-        store = StateStore(tmp_path, BUCKETS)
-        store.prepare()
+    with _process(tmp_path) as (s3, store):
         s3.put_object(Bucket="chute-staging", Key="a/x.csv", Body=b"v1")
         put = s3.put_object(
             Bucket="chute-staging",
@@ -54,11 +64,7 @@ def test_objects_written_through_are_restored_with_version_metadata_and_bytes(
         s3.delete_object(Bucket="chute-output", Key="gone.jsonl")
         store.object_written(_backend(), "chute-output", "gone.jsonl")
     # WHEN a new process restores them into empty buckets
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        _buckets(s3)
-        again = StateStore(tmp_path, BUCKETS)
-        again.prepare()
+    with _process(tmp_path) as (s3, again):
         counts = again.restore_objects(_backend())
         # THEN the current version is back, bytes, version id, metadata and type included
         got = s3.get_object(Bucket="chute-staging", Key="a/x.csv")
@@ -77,19 +83,11 @@ def test_a_delete_landing_during_the_restore_wins_and_the_restore_goes_on(
     # GIVEN two stored objects, and a new process whose server already answers (a Lambda
     # worker of the crashed run, still finishing, deletes one of them after the store was
     # prepared and before its restore)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        _buckets(s3)
-        store = StateStore(tmp_path, BUCKETS)
-        store.prepare()
+    with _process(tmp_path) as (s3, store):
         for key in ("done.jsonl", "kept.jsonl"):
             s3.put_object(Bucket="chute-output", Key=key, Body=b"{}")
             store.object_written(_backend(), "chute-output", key)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        _buckets(s3)
-        again = StateStore(tmp_path, BUCKETS)
-        again.prepare()
+    with _process(tmp_path) as (s3, again):
         again.object_written(_backend(), "chute-output", "done.jsonl")  # the late delete
         # WHEN the objects are restored
         counts = again.restore_objects(_backend())
@@ -117,11 +115,7 @@ def test_a_write_cut_before_its_record_keeps_the_old_object(
 ) -> None:
     # GIVEN an object written through, then a new version whose record is never written (a
     # SIGKILL after its body reached the disk, before the record's rename)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        _buckets(s3)
-        store = StateStore(tmp_path, BUCKETS)
-        store.prepare()
+    with _process(tmp_path) as (s3, store):
         s3.put_object(Bucket="chute-output", Key="k.jsonl", Body=b"old")
         store.object_written(_backend(), "chute-output", "k.jsonl")
         s3.put_object(Bucket="chute-output", Key="k.jsonl", Body=b"new")
@@ -136,11 +130,7 @@ def test_a_write_cut_before_its_record_keeps_the_old_object(
         folder = tmp_path / "s3" / "chute-output"
         assert len(list(folder.glob("*.body"))) == 2  # the new body is on disk, unnamed
     # WHEN the next start restores
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        _buckets(s3)
-        again = StateStore(tmp_path, BUCKETS)
-        again.prepare()
+    with _process(tmp_path) as (s3, again):
         again.restore_objects(_backend())
         # THEN the old object is back whole, and the unnamed body is swept
         assert s3.get_object(Bucket="chute-output", Key="k.jsonl")["Body"].read() == b"old"
