@@ -69,14 +69,27 @@ class S3Store:
             resp = self._client.head_object(Bucket=ref.bucket, Key=ref.key, **version_args(ref))
         except Exception as exc:
             raise translate(exc, what=f"s3://{ref.bucket}/{ref.key}") from exc
-        return Head(
-            size=int(resp["ContentLength"]),
-            etag=strip_etag(resp.get("ETag", "")),
-            version_id=resp.get("VersionId"),
-            metadata={str(k).lower(): str(v) for k, v in (resp.get("Metadata") or {}).items()},
-            content_type=resp.get("ContentType"),
-            last_modified=upload_time(resp.get("LastModified")),
-        )
+        return _head(resp, int(resp["ContentLength"]))
+
+    def read_current(self, bucket: str, key: str, length: int) -> tuple[Head, bytes] | None:
+        """The current object under ``key`` and its first ``length`` bytes, from one ranged GET
+        (a HEAD and a read of that version in one request); None when there is none (never
+        written, deleted, or a delete marker on top). An empty object has no byte to range
+        over (S3 answers 416): its HEAD, and no bytes."""
+        what = f"s3://{bucket}/{key}"
+        try:
+            resp = self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}")
+            data: bytes = resp["Body"].read()
+        except ClientError as exc:
+            if code(exc) == "InvalidRange":
+                empty = self.exists(bucket, key)
+                return None if empty is None else (empty, b"")
+            if code(exc) in MISSING:
+                return None
+            raise translate(exc, what=what) from exc
+        except Exception as exc:
+            raise translate(exc, what=what) from exc
+        return _head(resp, _total_size(resp.get("ContentRange"), len(data))), data
 
     def exists(self, bucket: str, key: str) -> Head | None:
         """The current object under ``key`` (a HEAD without VersionId); None when there is none
@@ -398,3 +411,25 @@ class _TranslatedBody(io.RawIOBase):
         with suppress(Exception):
             self._body.close()
         super().close()
+
+
+def _head(resp: dict[str, Any], size: int) -> Head:
+    """What a HeadObject (or GetObject) response says of the object, given its ``size``."""
+    return Head(
+        size=size,
+        etag=strip_etag(resp.get("ETag", "")),
+        version_id=resp.get("VersionId"),
+        metadata={str(k).lower(): str(v) for k, v in (resp.get("Metadata") or {}).items()},
+        content_type=resp.get("ContentType"),
+        last_modified=upload_time(resp.get("LastModified")),
+    )
+
+
+def _total_size(content_range: str | None, received: int) -> int:
+    """The object's size from a ranged GET's ``Content-Range`` (``bytes 0-99/1234``); without
+    one the whole object came back (``received`` bytes)."""
+    if content_range and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1]
+        if total.isdigit():
+            return int(total)
+    return received

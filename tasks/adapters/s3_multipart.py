@@ -24,12 +24,13 @@ from tasks.adapters.s3_errors import (
     version_args,
 )
 from tasks.errors import SourceChanged, StorageUnavailable, WriteConflict
+from tasks.models import Head, upload_time
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from tasks.fence import Condition
-    from tasks.models import Head, ObjectRef
+    from tasks.models import ObjectRef
 
 
 class CopyStore(Protocol):
@@ -73,9 +74,13 @@ class PendingCopy:
     def complete(self, condition: Condition | None = None) -> Head:
         """Make the copy visible; WriteConflict when ``condition`` fails (complete again with
         another condition: a multipart copy's parts stay), SourceChanged when the source no
-        longer has the eTag the copy was started for. Returns the copy's HEAD."""
+        longer has the eTag the copy was started for. Returns the copy's HEAD: for one
+        CopyObject whose copy has the source's eTag (the same bytes, S3 says), the head its
+        answer gives; otherwise the copy is looked at (HEAD)."""
         if self._source is not None:
-            self._copy_object(self._source, condition)
+            copied = self._copy_object(self._source, condition)
+            if copied is not None:
+                return copied
         else:
             try:
                 self._store.client.complete_multipart_upload(
@@ -93,7 +98,8 @@ class PendingCopy:
             raise StorageUnavailable(f"{self._what}: the copy is not visible at {self._key}")
         return copied
 
-    def _copy_object(self, source: ObjectRef, condition: Condition | None) -> None:
+    def _copy_object(self, source: ObjectRef, condition: Condition | None) -> Head | None:
+        """The copy's head when its eTag is the source's (else None: look at it)."""
         request: dict[str, Any] = {
             "Bucket": self._bucket,
             "Key": self._key,
@@ -105,7 +111,7 @@ class PendingCopy:
         if self._if_match:
             request["CopySourceIfMatch"] = f'"{strip_etag(self._if_match)}"'
         try:
-            self._store.client.copy_object(**request)
+            resp = self._store.client.copy_object(**request)
         except ClientError as exc:
             if code(exc) not in CONFLICT | GONE:
                 raise translate(exc, what=self._what) from exc
@@ -113,6 +119,19 @@ class PendingCopy:
             raise self._refused(source, exc) from exc
         except Exception as exc:
             raise translate(exc, what=self._what) from exc
+        result = resp.get("CopyObjectResult") or {}
+        etag = strip_etag(result.get("ETag", ""))
+        if not self._if_match or etag != strip_etag(self._if_match):
+            return None
+        metadata = self._extra.get("Metadata") or {}
+        return Head(
+            size=source.size,
+            etag=etag,
+            version_id=resp.get("VersionId"),
+            metadata={str(k).lower(): str(v) for k, v in metadata.items()},
+            content_type=self._extra.get("ContentType"),
+            last_modified=upload_time(result.get("LastModified")),
+        )
 
     def _refused(self, source: ObjectRef, exc: ClientError) -> Exception:
         """SourceChanged when the source has another eTag than the copy's (SourceMissing, from

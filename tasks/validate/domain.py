@@ -86,9 +86,18 @@ _QUOTE = '"'
 class Store(Protocol):
     def head(self, ref: ObjectRef) -> Head: ...
 
-    def exists(self, bucket: str, key: str) -> Head | None: ...
+    def read_current(self, bucket: str, key: str, length: int) -> tuple[Head, bytes] | None: ...
 
     def read_prefix(self, ref: ObjectRef, length: int) -> bytes: ...
+
+
+def _read_bytes(key: str) -> int:
+    """How much of the object the key's compression needs read (an unsupported key's error is
+    raised after staging's check, as for any other file)."""
+    try:
+        return READ_BYTES[keys.detect(key)[0]]
+    except UnsupportedFormat:
+        return PREFIX_BYTES
 
 
 def validate(
@@ -99,16 +108,18 @@ def validate(
 ) -> Plan:
     """The plan for converting ``source``, or the error that says what is wrong with it."""
     where = f"s3://{source.bucket}/{source.key}"
-    # Deleted or replaced since the event: nothing is read from a version the uploader removed.
-    staged = store.exists(source.bucket, source.key)
+    # Staging's current object and its first bytes, in one request. Deleted or replaced since
+    # the event: that's the outcome, whatever was read.
+    current_read = store.read_current(source.bucket, source.key, _read_bytes(source.key))
+    staged = current_read[0] if current_read is not None else None
     fence.current_version(source, staged, where)
-    # staging's current object is the announced version (checked just now): its HEAD is that
-    # version's; else the version itself (SourceMissing when gone)
-    head = (
-        staged
-        if staged is not None and staged.version_id == source.version_id
-        else store.head(source)
-    )
+    # staging's current object is the announced version (checked just now): what was read is
+    # that version's; else the version itself is looked at (SourceMissing when gone) and read
+    prefix: bytes | None = None
+    if current_read is not None and current_read[0].version_id == source.version_id:
+        head, prefix = current_read
+    else:
+        head = store.head(source)
     announced = (source.etag or "").strip('"')
     if announced and announced != head.etag:
         raise SourceChanged(f"{where}: eTag is now {head.etag}, the event announced {announced}")
@@ -134,8 +145,8 @@ def validate(
         sequencer=source.sequencer,
         uploaded=source.uploaded or head.last_modified,
     )
-    # If-Match: SourceChanged if the object is replaced between the HEAD and this read.
-    prefix = store.read_prefix(current, READ_BYTES[compression])
+    if prefix is None:  # If-Match: SourceChanged if the object is replaced since the HEAD
+        prefix = store.read_prefix(current, READ_BYTES[compression])
     text, complete = decompress_prefix(
         prefix,
         compression,

@@ -216,6 +216,47 @@ def test_an_original_of_one_part_is_copied_by_one_request(
     assert keys(s3, STAGING) == []
 
 
+def test_a_copy_with_the_originals_etag_is_not_looked_at_again(s3: Any, store: S3Store) -> None:
+    # GIVEN a staged original of one part
+    file = stage(s3, "incoming/same.csv")
+    made = _operations(store)
+
+    # WHEN archived
+    archived = archive(file, store, SETTINGS)
+
+    # THEN the copy's answer (the original's eTag: the same bytes) is its check: no HEAD after it
+    assert "HeadObject" not in made[made.index("CopyObject") :]
+    assert made[-1] == "DeleteObject"
+    head = s3.head_object(Bucket=ARCHIVE, Key="incoming/same.csv")
+    assert (archived.size, archived.etag, archived.version_id) == (
+        head["ContentLength"],
+        head["ETag"].strip('"'),
+        head.get("VersionId"),
+    )
+
+
+def test_a_copy_with_another_etag_is_looked_at(s3: Any, store: S3Store) -> None:
+    # GIVEN a copy whose answer names another eTag than the original's (as SSE-KMS objects do)
+    file = stage(s3, "incoming/kms.csv")
+
+    def other_etag(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["CopyObjectResult"]["ETag"] = '"0123456789abcdef0123456789abcdef"'
+
+    store.client.meta.events.register("after-call.s3.CopyObject", other_etag)
+    made = _operations(store)
+
+    # WHEN archived
+    archived = archive(file, store, SETTINGS)
+
+    # THEN the copy was looked at (its size checked) before the original was deleted
+    assert made[made.index("CopyObject") + 1 : made.index("CopyObject") + 3] == [
+        "HeadObject",
+        "DeleteObject",
+    ]
+    assert archived.size == file.ref.size
+    assert keys(s3, STAGING) == []
+
+
 def stage_again(s3: Any, file: FileSpec) -> FileSpec:
     """``file`` as staging now holds it (after an in-place copy changed its metadata)."""
     head = s3.head_object(Bucket=STAGING, Key=file.ref.key)

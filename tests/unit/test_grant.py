@@ -328,8 +328,10 @@ class OneObject:
     def head(self, ref: ObjectRef) -> Head:
         return Head(size=self.size, etag="e", version_id=None)
 
-    def exists(self, bucket: str, key: str) -> Head | None:
-        return Head(size=self.size, etag="e", version_id=None)
+    def read_current(self, bucket: str, key: str, length: int) -> tuple[Head, bytes] | None:
+        return self.head(ObjectRef(bucket=bucket, key=key, size=0)), self.read_prefix(
+            ObjectRef(bucket=bucket, key=key, size=0), length
+        )
 
     def read_prefix(self, ref: ObjectRef, length: int) -> bytes:
         return b"id,name\n1,Ann\n"[:length]

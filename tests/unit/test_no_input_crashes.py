@@ -50,8 +50,8 @@ class Staged:
     def head(self, ref: ObjectRef) -> Head:
         return Head(size=len(self.data), etag="etag", version_id=None)
 
-    def exists(self, bucket: str, key: str) -> Head | None:
-        return self.head(ObjectRef(bucket=bucket, key=key, size=0))
+    def read_current(self, bucket: str, key: str, length: int) -> tuple[Head, bytes] | None:
+        return self.head(ObjectRef(bucket=bucket, key=key, size=0)), self.data[:length]
 
     def read_prefix(self, ref: ObjectRef, length: int) -> bytes:
         return self.data[:length]

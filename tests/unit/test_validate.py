@@ -25,7 +25,7 @@ from tasks.errors import (
     Superseded,
     UnsupportedFormat,
 )
-from tasks.models import FileSpec, ObjectRef, Plan, Target, upload_time
+from tasks.models import FileSpec, Head, ObjectRef, Plan, Target, upload_time
 from tasks.settings import SettingsError, ValidateSettings
 from tasks.validate import handler as validate_handler
 from tasks.validate.domain import PREFIX_BYTES, READ_BYTES, validate
@@ -40,6 +40,10 @@ class SpyStore(S3Store):
     def __init__(self) -> None:
         super().__init__()
         self.reads: list[int] = []
+
+    def read_current(self, bucket: str, key: str, length: int) -> tuple[Head, bytes] | None:
+        self.reads.append(length)
+        return super().read_current(bucket, key, length)
 
     def read_prefix(self, ref: ObjectRef, length: int) -> bytes:
         self.reads.append(length)
@@ -100,6 +104,55 @@ def test_valid_csv_gets_a_plan_with_the_current_object(s3: Any, store: SpyStore,
         resources={"vcpu": "2", "memory": "4096"},  # the smallest Batch job: a small file
     )
     assert plan.target.object_key("jsonl") == f"{key}.jsonl"
+
+
+def test_a_current_file_is_checked_and_read_in_one_request(s3: Any, store: SpyStore) -> None:
+    # GIVEN a staged file that is staging's current object
+    source = put(s3, "incoming/one.csv", b"id,name\n1,alice\n")
+    calls: list[str] = []
+    store.client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+
+    # WHEN validated
+    plan = validate(source, store, SETTINGS)
+
+    # THEN one ranged GET of the current object said which version it is and gave the header
+    assert calls == ["GetObject"]
+    assert plan.file.ref == source
+
+
+def test_read_current_gives_the_current_objects_head_and_prefix(s3: Any, store: SpyStore) -> None:
+    # GIVEN two versions of a key, the second current
+    put(s3, "incoming/two.csv", b"old\n")
+    newer = put(s3, "incoming/two.csv", b"id,name\n1,alice\n")
+
+    # WHEN its current object is read, fewer bytes than it holds
+    found = store.read_current(STAGING, "incoming/two.csv", 4)
+
+    # THEN the newer version's head (its whole size, from Content-Range) and its first bytes
+    assert found is not None
+    head, prefix = found
+    assert (head.size, head.etag, head.version_id) == (16, newer.etag, newer.version_id)
+    assert prefix == b"id,n"
+
+
+def test_read_current_of_an_empty_object_is_its_head_and_no_bytes(s3: Any, store: SpyStore) -> None:
+    # GIVEN an empty object (S3 answers a ranged GET of it with 416 InvalidRange)
+    source = put(s3, "incoming/empty.csv", b"")
+
+    # WHEN its current object is read  THEN its head, and no bytes
+    found = store.read_current(STAGING, "incoming/empty.csv", 1024)
+    assert found is not None
+    assert (found[0].size, found[0].version_id, found[1]) == (0, source.version_id, b"")
+
+
+def test_read_current_of_a_deleted_key_is_none(s3: Any, store: SpyStore) -> None:
+    # GIVEN a key never written, and one whose object was deleted (a delete marker on top)
+    put(s3, "incoming/gone.csv", b"a\n")
+    s3.delete_object(Bucket=STAGING, Key="incoming/gone.csv")
+
+    # WHEN their current objects are read  THEN there is none
+    assert store.read_current(STAGING, "incoming/gone.csv", 10) is None
+    assert store.read_current(STAGING, "incoming/never.csv", 10) is None
 
 
 def test_a_ref_without_an_event_time_gets_the_objects_last_modified(
@@ -412,7 +465,7 @@ def test_too_large_file(s3: Any, store: SpyStore) -> None:
     assert invalid(store, source, small).endswith(
         "the file has 8 bytes, more than the limit of 5 bytes"
     )
-    assert store.reads == [], "the size is checked before reading"
+    assert store.reads == [PREFIX_BYTES], "no more than the prefix, with staging's check"
 
 
 @pytest.mark.parametrize(
@@ -751,14 +804,14 @@ def test_an_unmatched_file_is_rejected_when_unmatched_is_reject(
     strict = load_contracts(contracts_file(tmp_path, unmatched="reject"))
     source = put(s3, "incoming/déjà vu.csv", b"a,b\n")
 
-    # WHEN validated  THEN ContractViolation naming the key, before the file is even read
+    # WHEN validated  THEN ContractViolation naming the key (no more than the prefix read)
     document = violation(store, source, strict)
 
     assert document["contract"] is None
     assert f"s3://{STAGING}/incoming/déjà vu.csv" in document["detail"]
     assert "matches no data contract" in document["detail"]
     assert document["problems"] == []
-    assert store.reads == []
+    assert store.reads == [PREFIX_BYTES], "no more than the prefix, with staging's check"
 
 
 def test_a_matched_file_is_accepted_when_unmatched_is_reject(
