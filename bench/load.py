@@ -2,16 +2,20 @@
 exactly one terminal outcome, none lost, none published twice.
 
     .venv/bin/python bench/load.py [--small 1000] [--large 3] [--large-mib 16]
-                                   [--threshold-bytes 1048576] [--endpoint-url URL [--pid PID]]
+                                   [--threshold-bytes 1048576] [--chute-up]
+                                   [--endpoint-url URL [--pid PID]]
                                    [--uploaders 16] [--timeout 3600] [--json] [--markdown FILE]
                                    [--rate FILES_PER_S] [--without FIX]...
 
 Without ``--endpoint-url`` it starts the embedded runtime in this process (chute.local.embedded, the
 Batch route lowered to ``--threshold-bytes`` so the large files take it) and measures the peak
 RSS of this process tree (the endpoint, its Lambda workers and Batch jobs). With
-``--endpoint-url`` it loads a running ``chute up`` (large files must reach its
-``--large-threshold``: the threshold is read from its state machine); ``--pid`` names the
-process whose tree to measure.
+``--chute-up`` it starts ``chute up --fresh`` in a temporary folder (``--large-threshold`` at
+``--threshold-bytes``) and loads it from this process, as a user's uploads reach it: the
+harness's own work (uploads, completion messages) is not on the endpoint's interpreter lock;
+the tree measured is ``chute up``'s. With ``--endpoint-url`` it loads a running ``chute up``
+(large files must reach its ``--large-threshold``: the threshold is read from its state
+machine); ``--pid`` names the process whose tree to measure.
 
 Printed: files, terminal outcomes by status, lost (no terminal outcome, or an outcome the
 buckets don't back: see tests/support/accounting.py), duplicated (a key with more than one
@@ -354,6 +358,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--large", type=int, default=3)
     parser.add_argument("--large-mib", type=float, default=16.0)
     parser.add_argument("--threshold-bytes", type=int, default=1024 * 1024)
+    parser.add_argument(
+        "--chute-up",
+        action="store_true",
+        help="start `chute up --fresh` in a temporary folder and load it from outside",
+    )
     parser.add_argument("--endpoint-url")
     parser.add_argument("--pid", type=int, help="process whose tree's RSS to measure")
     parser.add_argument("--uploaders", type=int, default=16)
@@ -414,7 +423,20 @@ def main(argv: list[str] | None = None) -> int:
 
         return client
 
-    if args.endpoint_url:
+    if args.chute_up and (args.endpoint_url or args.without):
+        parser.error("--chute-up starts its own runtime: not with --endpoint-url or --without")
+    if args.chute_up:
+        from bench.throughput import ChuteUp
+
+        up = ChuteUp(f"--large-threshold={args.threshold_bytes}")
+        try:
+            up.start()
+            say(f"chute up on {up.endpoint} (pid {up.pid}, folder {up.folder})")
+            resources = Resources(prefix="chute", region="us-east-1")
+            result = go(clients(up.endpoint), resources, up.pid)
+        finally:
+            up.stop()
+    elif args.endpoint_url:
         resources = Resources(prefix="chute", region="us-east-1")
         result = go(clients(args.endpoint_url), resources, args.pid)
     else:

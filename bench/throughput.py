@@ -105,10 +105,11 @@ def _tree_cpu_seconds(root: int) -> float:
 class ChuteUp:
     """`chute up --fresh` in a temporary folder, until stopped."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="chute-throughput-"))
         self.port, self.grant_port = free_port(), free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.options = options
         self.process: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 120) -> float:
@@ -121,6 +122,7 @@ class ChuteUp:
                 f"--port={self.port}",
                 f"--grant-port={self.grant_port}",
                 f"--console-port={free_port()}",
+                *self.options,
             ],
             cwd=self.folder,
             stdout=subprocess.PIPE,
