@@ -75,15 +75,25 @@ class S3Store:
         """The current object under ``key`` and its first ``length`` bytes, from one ranged GET
         (a HEAD and a read of that version in one request); None when there is none (never
         written, deleted, or a delete marker on top). An empty object has no byte to range
-        over (S3 answers 416): its HEAD, and no bytes."""
+        over (S3 answers 416): its HEAD, and no bytes; when the HEAD finds a newer object with
+        bytes (written since), that object is read (If-Match: the bytes are the HEAD's)."""
         what = f"s3://{bucket}/{key}"
         try:
             resp = self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}")
             data: bytes = resp["Body"].read()
         except ClientError as exc:
             if code(exc) == "InvalidRange":
-                empty = self.exists(bucket, key)
-                return None if empty is None else (empty, b"")
+                found = self.exists(bucket, key)
+                if found is None or found.size == 0:
+                    return None if found is None else (found, b"")
+                ref = ObjectRef(
+                    bucket=bucket,
+                    key=key,
+                    size=found.size,
+                    etag=found.etag,
+                    version_id=found.version_id,
+                )
+                return found, self.read_prefix(ref, length)
             if code(exc) in MISSING:
                 return None
             raise translate(exc, what=what) from exc

@@ -145,6 +145,31 @@ def test_read_current_of_an_empty_object_is_its_head_and_no_bytes(s3: Any, store
     assert (found[0].size, found[0].version_id, found[1]) == (0, source.version_id, b"")
 
 
+def test_read_current_reads_an_object_written_after_the_empty_one_it_met(
+    s3: Any, store: SpyStore
+) -> None:
+    # GIVEN an empty object replaced by one with bytes between S3's 416 for the empty one and
+    # the HEAD that follows it
+    put(s3, "incoming/raced.csv", b"")
+    raced = False
+
+    def replace_after_416(parsed: dict[str, Any], **_: Any) -> None:
+        nonlocal raced
+        if not raced and parsed.get("Error", {}).get("Code") == "InvalidRange":
+            raced = True
+            s3.put_object(Bucket=STAGING, Key="incoming/raced.csv", Body=b"id,name\n1,alice\n")
+
+    store.client.meta.events.register("after-call.s3.GetObject", replace_after_416)
+
+    # WHEN its current object is read
+    found = store.read_current(STAGING, "incoming/raced.csv", 1024)
+
+    # THEN the newer object's head and its bytes, never its head with the empty one's bytes
+    assert raced
+    assert found is not None
+    assert (found[0].size, found[1]) == (16, b"id,name\n1,alice\n")
+
+
 def test_read_current_of_a_deleted_key_is_none(s3: Any, store: SpyStore) -> None:
     # GIVEN a key never written, and one whose object was deleted (a delete marker on top)
     put(s3, "incoming/gone.csv", b"a\n")
