@@ -186,6 +186,12 @@ def _worker(request: dict[str, Any], requests_fd: int, responses_fd: int) -> Non
         os.dup2(out, 1)
         os.dup2(out, 2)
         os.close(out)
+        # Every worker of a function appends to its one log file: each line is written whole,
+        # in one write on O_APPEND. The template runs unbuffered (PYTHONUNBUFFERED), where
+        # print() writes a line's text and its newline apart and another worker's line could
+        # land between them; the streams are reconfigured in place (loggers keep them).
+        for stream in (sys.stdout, sys.stderr):
+            stream.reconfigure(line_buffering=True, write_through=False)  # type: ignore[union-attr]
         requests = os.fdopen(requests_fd, "r", encoding="utf-8")
         responses = os.fdopen(responses_fd, "w", encoding="utf-8")
         environment: dict[str, str] = request["environment"]

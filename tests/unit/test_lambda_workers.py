@@ -214,3 +214,29 @@ def test_invocations_waiting_for_a_worker_are_served_first_come_first_served(
         assert workers.workers(fn.name) == 1
     finally:
         workers.close()
+
+
+def test_workers_of_one_function_never_mix_their_log_lines(tmp_path: Path) -> None:
+    # GIVEN two workers of one function, both printing long JSON lines into its one log file
+    pool = LambdaWorkers(log_dir=tmp_path, max_workers=2)
+    try:
+        event = {"lines": 200, "width": 3000}
+
+        def invoke() -> None:
+            for _ in range(3):
+                assert not pool.invoke(spec("chatty"), event).errored
+
+        # WHEN they print at the same time
+        threads = [threading.Thread(target=invoke) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        pool.close()
+
+    # THEN every line of the log is one whole line of one worker (each line written at once)
+    lines = (tmp_path / "fn.log").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2 * 3 * 200
+    assert {json.loads(line)["line"] for line in lines} == set(range(200))
+    assert len({json.loads(line)["pid"] for line in lines}) == 2
